@@ -1,0 +1,122 @@
+//! The SFU's public, thread-safe handle: what the gateway calls.
+//!
+//! Every method sends one command over a bounded `mpsc` channel to the shard that owns the
+//! session and awaits a `oneshot` reply (actors, not locks). Nothing here touches HTTP.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// A room, as numbered by the gateway's store. `Copy` newtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(pub u64);
+
+/// A publishing participant (for Venue: the streamer id from the store). Stage slots refer to
+/// publishers by this id. `Copy` newtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+/// One WebRTC session (a WHIP publisher or a WHEP subscriber), unique for the life of the
+/// process. The low 8 bits name the shard that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// Index of the shard that owns this session.
+    pub fn shard(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(SessionId)
+    }
+}
+
+/// What a subscriber (WHEP viewer) receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeTarget {
+    /// The room's stage: the i-th video and i-th audio m-line carry stage slot i.
+    Stage,
+    /// One publisher directly (admin preview): the first video/audio pair carries it.
+    Participant(ParticipantId),
+}
+
+/// The answer to an accepted offer.
+#[derive(Debug, Clone)]
+pub struct SessionAnswer {
+    /// The new session.
+    pub session: SessionId,
+    /// SDP answer (RFC 8866) holding every server host candidate (ICE-lite, RFC 8445 §2.5).
+    pub answer_sdp: String,
+    /// The ICE username fragment of our side, for the WHIP/WHEP ETag.
+    pub ice_ufrag: String,
+}
+
+/// Result of a trickle-ICE PATCH (RFC 9725 §4.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// Candidates were added (or there were none); answer 204.
+    Trickled,
+}
+
+/// Something that happened in the media plane, for the control plane.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SfuEvent {
+    /// A publisher's ICE+DTLS connected and it is sending media.
+    PublisherUp { room: RoomId, participant: ParticipantId, session: SessionId },
+    /// A publisher session ended (closed, replaced, timed out).
+    PublisherDown { room: RoomId, participant: ParticipantId, session: SessionId },
+    /// A subscriber connected.
+    SubscriberUp { room: RoomId, session: SessionId },
+    /// A subscriber session ended.
+    SubscriberDown { room: RoomId, session: SessionId },
+    /// A message a subscriber sent on its `venue` data channel (raw protobuf bytes).
+    ChannelMessage { room: RoomId, session: SessionId, data: Bytes },
+}
+
+/// Errors of the SFU handle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SfuError {
+    /// The SDP offer could not be parsed or accepted; the string says why (→ HTTP 400).
+    #[error("bad SDP offer: {0}")]
+    BadOffer(String),
+    /// The offer is valid SDP but asks for something we do not do (→ HTTP 400/422).
+    #[error("unsupported offer: {0}")]
+    Unsupported(String),
+    /// The trickle-ICE fragment is malformed (→ HTTP 400).
+    #[error("bad SDP fragment: {0}")]
+    BadFragment(String),
+    /// The fragment asks for an ICE restart, which Venue does not support (→ HTTP 422).
+    #[error("ICE restart is not supported; start a new session")]
+    IceRestartUnsupported,
+    /// No such session (→ HTTP 404).
+    #[error("unknown session")]
+    UnknownSession,
+    /// A shard's command queue is full (→ HTTP 503).
+    #[error("media plane overloaded")]
+    Overloaded,
+    /// The media plane has stopped (→ HTTP 503).
+    #[error("media plane stopped")]
+    Stopped,
+    /// Binding sockets or starting threads failed at start-up.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Addresses the media plane listens on, one UDP socket per shard.
+#[derive(Debug, Clone)]
+pub struct MediaAddrs {
+    /// Local socket address of each shard, in shard order.
+    pub shards: Vec<SocketAddr>,
+}
