@@ -1,0 +1,536 @@
+// Admin console (`/admin`): token sign-in, streamers with live state and a small live
+// preview each (admin WHEP), the stage editor (click a streamer, then a slot; × to clear;
+// layout 1..9; every change is saved with PUT at once), create/delete streamers.
+import "./style.css";
+import {
+  $,
+  HttpError,
+  copyText,
+  deleteSession,
+  errorMessage,
+  h,
+  httpError,
+  postOffer,
+  type SdpSession,
+} from "./common";
+
+type Id = number | string;
+
+interface Streamer {
+  id: Id;
+  name: string;
+  live: boolean;
+  created_at?: string | number;
+}
+
+interface Stage {
+  layout: number;
+  slots: (Id | null)[];
+}
+
+interface RoomSummary {
+  name: string;
+  title?: string;
+  max_slots?: number;
+}
+
+interface Created {
+  id: Id;
+  name: string;
+  stream_key: string;
+  whip_url: string;
+  rtmp_url: string;
+}
+
+const TOKEN_STORAGE = "venue.adminToken";
+const ROOM_STORAGE = "venue.adminRoom";
+const POLL_MS = 2000;
+
+const loginForm = $<HTMLFormElement>("#login");
+const tokenInput = $<HTMLInputElement>("#token");
+const loginError = $("#loginerror");
+const consoleEl = $("#console");
+const sessionEl = $("#session");
+const roomSel = $<HTMLSelectElement>("#room");
+const viewLink = $<HTMLAnchorElement>("#viewlink");
+const layoutsEl = $("#layouts");
+const slotsEl = $("#slots");
+const streamersEl = $("#streamers");
+const noStreamersEl = $("#nostreamers");
+const keyBox = $("#keybox");
+const createForm = $<HTMLFormElement>("#create");
+const newName = $<HTMLInputElement>("#newname");
+
+let token = localStorage.getItem(TOKEN_STORAGE) ?? "";
+let room = new URLSearchParams(location.search).get("room") ?? localStorage.getItem(ROOM_STORAGE) ?? "main";
+let maxSlots = 4;
+let stage: Stage = { layout: 1, slots: [] };
+let streamers: Streamer[] = [];
+let selected: string | null = null;
+let pollTimer: ReturnType<typeof setInterval> | null = null;
+let epoch = 0; // bumps on room change / logout; stale responses are dropped
+
+const sameId = (a: Id | null | undefined, b: Id | null | undefined) =>
+  a !== null && a !== undefined && b !== null && b !== undefined && String(a) === String(b);
+
+// ---------- HTTP ----------
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 401) {
+    logout("Token rejected (401). Sign in again.");
+    throw new HttpError(401, "unauthorized");
+  }
+  if (!res.ok) throw await httpError(res);
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+const roomPath = () => `/api/admin/rooms/${encodeURIComponent(room)}`;
+
+let toastTimer: ReturnType<typeof setTimeout> | null = null;
+function toast(text: string, err = false) {
+  document.querySelector(".toast")?.remove();
+  const el = h("div", { class: `toast${err ? " err" : ""}`, role: "status", text });
+  document.body.append(el);
+  if (toastTimer) clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.remove(), err ? 6000 : 2500);
+}
+
+// ---------- sign-in ----------
+
+function showLogin(message = "") {
+  consoleEl.hidden = true;
+  sessionEl.hidden = true;
+  loginForm.hidden = false;
+  loginError.textContent = message;
+  tokenInput.focus();
+}
+
+function logout(message = "") {
+  epoch++;
+  token = "";
+  localStorage.removeItem(TOKEN_STORAGE);
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = null;
+  stopAllPreviews();
+  streamerCards.forEach((c) => c.root.remove());
+  streamerCards.clear();
+  showLogin(message);
+}
+
+loginForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = tokenInput.value.trim();
+  if (!token) return;
+  void enter();
+});
+$("#logout").addEventListener("click", () => logout());
+
+async function enter() {
+  loginError.textContent = "";
+  let rooms: RoomSummary[];
+  try {
+    rooms = await api<RoomSummary[]>("GET", "/api/admin/rooms");
+  } catch (e) {
+    if (!(e instanceof HttpError && e.status === 401)) showLogin(errorMessage(e));
+    return;
+  }
+  localStorage.setItem(TOKEN_STORAGE, token);
+  tokenInput.value = "";
+  loginForm.hidden = true;
+  consoleEl.hidden = false;
+  sessionEl.hidden = false;
+  const names = rooms.map((r) => r.name);
+  if (!names.includes(room)) room = names.includes("main") ? "main" : (names[0] ?? "main");
+  roomSel.replaceChildren(
+    ...rooms.map((r) => h("option", { value: r.name, text: r.title ? `${r.name} — ${r.title}` : r.name })),
+  );
+  roomSel.value = room;
+  await openRoom();
+}
+
+roomSel.addEventListener("change", () => {
+  room = roomSel.value;
+  void openRoom();
+});
+
+async function openRoom() {
+  const my = ++epoch;
+  localStorage.setItem(ROOM_STORAGE, room);
+  viewLink.href = room === "main" ? "/" : `/r/${encodeURIComponent(room)}`;
+  stopAllPreviews();
+  streamerCards.forEach((c) => c.root.remove());
+  streamerCards.clear();
+  selected = null;
+  keyBox.hidden = true;
+  try {
+    const info = await fetch(`/api/rooms/${encodeURIComponent(room)}`).then((r) => (r.ok ? r.json() : null));
+    if (info && typeof info.max_slots === "number") maxSlots = Math.max(1, Math.min(9, info.max_slots));
+  } catch {
+    // keep the last known slot count
+  }
+  if (my !== epoch) return;
+  await refresh(my);
+  if (pollTimer) clearInterval(pollTimer);
+  pollTimer = setInterval(() => void refresh(epoch), POLL_MS);
+}
+
+async function refresh(my: number) {
+  try {
+    const [list, st] = await Promise.all([
+      api<Streamer[]>("GET", `${roomPath()}/streamers`),
+      api<Stage>("GET", `${roomPath()}/stage`),
+    ]);
+    if (my !== epoch) return;
+    streamers = list;
+    if (!saving) setStage(st);
+    renderStreamers();
+  } catch (e) {
+    if (my === epoch && !(e instanceof HttpError && e.status === 401)) toast(`Refresh failed: ${errorMessage(e)}`, true);
+  }
+}
+
+// ---------- stage editor ----------
+
+let saving = false;
+
+function setStage(st: Stage) {
+  const n = Math.max(maxSlots, st.slots?.length ?? 0);
+  maxSlots = Math.min(9, n);
+  const slots = Array.from({ length: maxSlots }, (_, i) => st.slots?.[i] ?? null);
+  stage = { layout: st.layout || 1, slots };
+  renderStage();
+}
+
+function renderStage() {
+  layoutsEl.replaceChildren(
+    ...Array.from({ length: 9 }, (_, i) => i + 1).map((n) =>
+      h("button", {
+        class: `small${n === stage.layout ? " active" : ""}`,
+        "data-layout": n,
+        title: n > maxSlots ? `this room has ${maxSlots} slots` : `${n} tile${n > 1 ? "s" : ""} side by side`,
+        disabled: n > maxSlots,
+        text: String(n),
+        onclick: () => void save({ ...stage, layout: n }),
+      }),
+    ),
+  );
+  slotsEl.replaceChildren(
+    ...stage.slots.map((id, i) => {
+      const s = streamers.find((x) => sameId(x.id, id));
+      const filled = id !== null;
+      const el = h(
+        "div",
+        {
+          class: `slot${filled ? " filled" : ""}${i >= stage.layout ? " hidden-by-layout" : ""}${selected !== null ? " target" : ""}`,
+          "data-slot": i,
+          title: i >= stage.layout ? "not shown with this layout" : "",
+          onclick: () => onSlotClick(i),
+        },
+        h("div", { class: "idx", text: `slot ${i + 1}${i >= stage.layout ? " · hidden" : ""}` }),
+        h(
+          "div",
+          { class: "who" },
+          filled ? (s?.name ?? `#${id}`) : h("span", { class: "muted", text: "empty" }),
+        ),
+        filled ? h("span", { class: `badge${s?.live ? " live" : ""}`, text: s?.live ? "live" : "offline" }) : null,
+        filled
+          ? h("button", {
+              class: "small danger x",
+              title: "take off stage",
+              text: "×",
+              onclick: (ev: Event) => {
+                ev.stopPropagation();
+                const slots = [...stage.slots];
+                slots[i] = null;
+                void save({ ...stage, slots });
+              },
+            })
+          : null,
+      );
+      return el;
+    }),
+  );
+}
+
+function onSlotClick(i: number) {
+  if (selected === null) {
+    toast("Click a streamer first, then the slot.");
+    return;
+  }
+  const id = streamers.find((s) => String(s.id) === selected)?.id ?? selected;
+  // Moving a streamer: take them off any other slot.
+  const slots = stage.slots.map((x) => (sameId(x, id) ? null : x));
+  slots[i] = id;
+  selected = null;
+  renderStreamers();
+  void save({ ...stage, slots });
+}
+
+async function save(next: Stage) {
+  const my = epoch;
+  const prev = stage;
+  stage = next;
+  renderStage();
+  saving = true;
+  try {
+    const res = await api<Stage>("PUT", `${roomPath()}/stage`, { layout: next.layout, slots: next.slots });
+    if (my === epoch && res) setStage(res);
+  } catch (e) {
+    if (my === epoch) {
+      stage = prev;
+      renderStage();
+      toast(`Stage not saved: ${errorMessage(e)}`, true);
+    }
+  } finally {
+    saving = false;
+  }
+}
+
+// ---------- streamers ----------
+
+interface Card {
+  root: HTMLDivElement;
+  name: HTMLSpanElement;
+  badge: HTMLSpanElement;
+  thumb: HTMLDivElement;
+  meta: HTMLDivElement;
+}
+
+const streamerCards = new Map<string, Card>();
+
+function renderStreamers() {
+  const seen = new Set<string>();
+  for (const s of streamers) {
+    const key = String(s.id);
+    seen.add(key);
+    let card = streamerCards.get(key);
+    if (!card) {
+      card = makeCard(s);
+      streamerCards.set(key, card);
+    }
+    streamersEl.append(card.root); // keeps server order
+    card.name.textContent = s.name;
+    card.badge.textContent = s.live ? "live" : "offline";
+    card.badge.className = `badge${s.live ? " live" : ""}`;
+    const slotIdx = stage.slots.findIndex((x) => sameId(x, s.id));
+    card.meta.textContent = `#${s.id}${slotIdx >= 0 ? ` · on slot ${slotIdx + 1}` : ""}`;
+    card.root.classList.toggle("selected", selected === key);
+    if (s.live) startPreview(s.id, card);
+    else stopPreview(key, card);
+  }
+  for (const [key, card] of streamerCards) {
+    if (!seen.has(key)) {
+      stopPreview(key, card);
+      card.root.remove();
+      streamerCards.delete(key);
+    }
+  }
+  if (selected !== null && !seen.has(selected)) selected = null;
+  noStreamersEl.hidden = streamers.length > 0;
+  renderStage();
+}
+
+function makeCard(s: Streamer): Card {
+  const key = String(s.id);
+  const name = h("span", { class: "name" });
+  const badge = h("span", { class: "badge" });
+  const thumb = h("div", { class: "thumb", text: "offline" });
+  const meta = h("div", { class: "muted", style: "font-size:12px" });
+  const del = h("button", {
+    class: "small danger",
+    text: "Delete",
+    title: "delete this streamer and its key",
+    onclick: (ev: Event) => {
+      ev.stopPropagation();
+      void remove(s.id, name.textContent ?? "");
+    },
+  });
+  const root = h(
+    "div",
+    {
+      class: "streamer",
+      "data-streamer": key,
+      title: "click, then click a stage slot",
+      onclick: () => {
+        selected = selected === key ? null : key;
+        renderStreamers();
+      },
+    },
+    h("div", { class: "top" }, name, badge),
+    thumb,
+    h("div", { class: "row" }, h("div", { class: "grow" }, meta), del),
+  );
+  return { root, name, badge, thumb, meta };
+}
+
+async function remove(id: Id, name: string) {
+  if (!confirm(`Delete streamer “${name}”? Their stream key stops working.`)) return;
+  try {
+    await api<void>("DELETE", `${roomPath()}/streamers/${encodeURIComponent(String(id))}`);
+    toast(`Deleted ${name}`);
+  } catch (e) {
+    toast(`Delete failed: ${errorMessage(e)}`, true);
+  }
+  await refresh(epoch);
+}
+
+createForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = newName.value.trim();
+  if (!name) return;
+  try {
+    const c = await api<Created>("POST", `${roomPath()}/streamers`, { name });
+    newName.value = "";
+    showKey(c);
+  } catch (e) {
+    toast(`Could not create: ${errorMessage(e)}`, true);
+  }
+  await refresh(epoch);
+});
+
+function absolute(url: string): string {
+  try {
+    return new URL(url, location.href).href;
+  } catch {
+    return url;
+  }
+}
+
+function showKey(c: Created) {
+  const row = (label: string, value: string) =>
+    h(
+      "div",
+      { class: "kv" },
+      h("span", { class: "muted", text: label }),
+      h("code", { text: value }),
+      h("button", {
+        class: "small",
+        text: "Copy",
+        onclick: async (ev: Event) => {
+          await copyText(value);
+          (ev.target as HTMLButtonElement).textContent = "Copied";
+        },
+      }),
+    );
+  keyBox.replaceChildren(
+    h("strong", { text: `Streamer “${c.name}” created` }),
+    h("div", {
+      class: "error",
+      text: "Copy the stream key now: it is stored hashed and will not be shown again.",
+    }),
+    row("Stream key", c.stream_key),
+    row("WHIP URL", absolute(c.whip_url)),
+    row("RTMP URL", c.rtmp_url),
+    h(
+      "div",
+      { class: "muted", style: "font-size:13px" },
+      "In the browser: ",
+      h("a", { href: `/publish?key=${encodeURIComponent(c.stream_key)}`, target: "_blank", text: "/publish" }),
+      " · OBS: Service WHIP, server = WHIP URL, Bearer token = stream key.",
+    ),
+    h("div", {}, h("button", { class: "small", text: "I saved it — hide", onclick: () => (keyBox.hidden = true) })),
+  );
+  keyBox.hidden = false;
+}
+
+// ---------- live previews (admin WHEP: one video + one audio of one streamer) ----------
+
+interface Preview {
+  pc: RTCPeerConnection;
+  session: SdpSession | null;
+  video: HTMLVideoElement;
+}
+
+const previews = new Map<string, Preview>();
+const previewRetryAt = new Map<string, number>();
+
+function startPreview(id: Id, card: Card) {
+  const key = String(id);
+  if (previews.has(key)) return;
+  if ((previewRetryAt.get(key) ?? 0) > Date.now()) return;
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  const v = pc.addTransceiver("video", { direction: "recvonly" });
+  const a = pc.addTransceiver("audio", { direction: "recvonly" });
+  const video = h("video", { autoplay: true, playsinline: true, "data-preview": key });
+  video.muted = true;
+  video.srcObject = new MediaStream([v.receiver.track, a.receiver.track]);
+  const p: Preview = { pc, session: null, video };
+  previews.set(key, p);
+  card.thumb.replaceChildren(video);
+  video.play().catch(() => {});
+  const fail = (why: string) => {
+    if (previews.get(key) !== p) return;
+    stopPreview(key, card, why);
+    previewRetryAt.set(key, Date.now() + 5000);
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed") fail("preview failed");
+  };
+  void (async () => {
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const s = await postOffer(
+        `${roomPath()}/streamers/${encodeURIComponent(key)}/whep`,
+        pc.localDescription?.sdp ?? "",
+        { Authorization: `Bearer ${token}` },
+      );
+      if (previews.get(key) !== p) {
+        deleteSession(s);
+        return;
+      }
+      p.session = s;
+      await pc.setRemoteDescription({ type: "answer", sdp: s.answer });
+    } catch (e) {
+      fail(`preview unavailable (${errorMessage(e)})`);
+    }
+  })();
+}
+
+function stopPreview(key: string, card?: Card, text = "offline") {
+  const p = previews.get(key);
+  if (p) {
+    previews.delete(key);
+    deleteSession(p.session);
+    p.pc.onconnectionstatechange = null;
+    p.pc.close();
+    p.video.srcObject = null;
+  }
+  if (card && (p || card.thumb.textContent !== text)) {
+    card.thumb.replaceChildren(text);
+  }
+}
+
+function stopAllPreviews() {
+  for (const key of [...previews.keys()]) stopPreview(key, streamerCards.get(key));
+}
+
+window.addEventListener("pagehide", () => {
+  for (const p of previews.values()) deleteSession(p.session);
+});
+
+// Exposed for tests and the console.
+(window as unknown as { venue: unknown }).venue = {
+  get previews() {
+    return previews;
+  },
+  get stage() {
+    return stage;
+  },
+  get streamers() {
+    return streamers;
+  },
+};
+
+if (token) void enter();
+else showLogin();
