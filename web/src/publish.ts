@@ -305,7 +305,7 @@ async function goLive() {
     const msg = errorMessage(e);
     if (e instanceof HttpError && e.status >= 400 && e.status < 500) {
       closePc();
-      const hint = e.status === 401 ? " Check your stream key." : "";
+      const hint = e.status === 401 ? " — check your stream key." : "";
       setState("error", "error", `${msg}${hint}`);
     } else {
       retry(msg);
