@@ -28,6 +28,13 @@ interface Stage {
   slots: (Id | null)[];
 }
 
+/** What GET/PUT stage answer: the room view (`slots: [{index, streamer_id, name, live}]`) or plain ids. */
+interface StageAnswer {
+  layout: number;
+  max_slots?: number;
+  slots?: (Id | null | { index?: number; streamer_id: Id | null })[];
+}
+
 interface RoomSummary {
   name: string;
   title?: string;
@@ -188,7 +195,7 @@ async function refresh(my: number) {
   try {
     const [list, st] = await Promise.all([
       api<Streamer[]>("GET", `${roomPath()}/streamers`),
-      api<Stage>("GET", `${roomPath()}/stage`),
+      api<StageAnswer>("GET", `${roomPath()}/stage`),
     ]);
     if (my !== epoch) return;
     streamers = list;
@@ -203,11 +210,19 @@ async function refresh(my: number) {
 
 let saving = false;
 
-function setStage(st: Stage) {
-  const n = Math.max(maxSlots, st.slots?.length ?? 0);
-  maxSlots = Math.min(9, n);
-  const slots = Array.from({ length: maxSlots }, (_, i) => st.slots?.[i] ?? null);
-  stage = { layout: st.layout || 1, slots };
+function setStage(st: StageAnswer) {
+  const n = st.max_slots ?? Math.max(maxSlots, st.slots?.length ?? 0);
+  maxSlots = Math.max(1, Math.min(9, n));
+  const ids: (Id | null)[] = Array.from({ length: maxSlots }, () => null);
+  (st.slots ?? []).forEach((x, i) => {
+    if (x !== null && typeof x === "object") {
+      const idx = typeof x.index === "number" ? x.index : i;
+      if (idx >= 0 && idx < maxSlots) ids[idx] = x.streamer_id ?? null;
+    } else if (i < maxSlots) {
+      ids[i] = x ?? null;
+    }
+  });
+  stage = { layout: st.layout || 1, slots: ids };
   renderStage();
 }
 
@@ -283,7 +298,7 @@ async function save(next: Stage) {
   renderStage();
   saving = true;
   try {
-    const res = await api<Stage>("PUT", `${roomPath()}/stage`, { layout: next.layout, slots: next.slots });
+    const res = await api<StageAnswer>("PUT", `${roomPath()}/stage`, { layout: next.layout, slots: next.slots });
     if (my === epoch && res) setStage(res);
   } catch (e) {
     if (my === epoch) {
