@@ -73,15 +73,27 @@ pub enum PatchOutcome {
 #[non_exhaustive]
 pub enum SfuEvent {
     /// A publisher's ICE+DTLS connected and it is sending media.
-    PublisherUp { room: RoomId, participant: ParticipantId, session: SessionId },
+    PublisherUp {
+        room: RoomId,
+        participant: ParticipantId,
+        session: SessionId,
+    },
     /// A publisher session ended (closed, replaced, timed out).
-    PublisherDown { room: RoomId, participant: ParticipantId, session: SessionId },
+    PublisherDown {
+        room: RoomId,
+        participant: ParticipantId,
+        session: SessionId,
+    },
     /// A subscriber connected.
     SubscriberUp { room: RoomId, session: SessionId },
     /// A subscriber session ended.
     SubscriberDown { room: RoomId, session: SessionId },
     /// A message a subscriber sent on its `venue` data channel (raw protobuf bytes).
-    ChannelMessage { room: RoomId, session: SessionId, data: Bytes },
+    ChannelMessage {
+        room: RoomId,
+        session: SessionId,
+        data: Bytes,
+    },
 }
 
 /// Errors of the SFU handle.

@@ -7,84 +7,332 @@
 
 pub mod api;
 pub mod config;
+pub mod forward;
+pub mod keyframe;
+pub mod shard;
+pub mod shell;
 
 pub use api::*;
 pub use config::SfuConfig;
 
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use bytes::Bytes;
+use str0m::Candidate;
+use str0m::change::SdpOffer;
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+
+use crate::shard::{MidLayout, ShardCommand, ShardCore, candidate_addrs};
+use crate::shell::{REMOTE_QUEUE, ShardIo};
+
+/// Depth of each shard's command queue.
+const COMMAND_QUEUE: usize = 1024;
+/// Depth of the event queue towards the control plane.
+const EVENT_QUEUE: usize = 65536;
 
 /// Thread-safe, cloneable handle to the running media plane.
 #[derive(Clone, Debug)]
 pub struct SfuHandle {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: Vec<mpsc::Sender<ShardCommand>>,
+    addrs: MediaAddrs,
+    max_slots: usize,
+    next_shard: AtomicUsize,
 }
 
 impl SfuHandle {
-    /// Binds one UDP socket per shard and starts the shard threads.
-    /// Returns the handle and the event stream. Errors: [`SfuError::Io`] when binding fails.
-    pub fn start(
-        config: SfuConfig,
-    ) -> Result<(SfuHandle, tokio::sync::mpsc::Receiver<SfuEvent>), SfuError> {
-        let _ = config;
-        Err(SfuError::Stopped)
+    /// Binds one UDP socket per shard (`base_port + i`, or ephemeral when `base_port` is 0)
+    /// and starts the shard threads. Returns the handle and the event stream.
+    /// Errors: [`SfuError::Io`] when binding or spawning fails.
+    pub fn start(config: SfuConfig) -> Result<(SfuHandle, mpsc::Receiver<SfuEvent>), SfuError> {
+        let n = match config.shards {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+        .min(64);
+        let interfaces: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .map(|v| v.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_else(|_| vec![IpAddr::from([127, 0, 0, 1])]);
+        let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let mut sockets = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = if config.base_port == 0 {
+                0
+            } else {
+                config.base_port.saturating_add(i as u16)
+            };
+            sockets.push(UdpSocket::bind(SocketAddr::new(config.bind_ip, port))?);
+        }
+        let mut remote_tx = Vec::with_capacity(n);
+        let mut remote_rx = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
+            remote_tx.push(tx);
+            remote_rx.push(rx);
+        }
+        let mut shard_tx = Vec::with_capacity(n);
+        let mut addrs = Vec::with_capacity(n);
+        let now = Instant::now();
+        for (i, (socket, remote)) in sockets.into_iter().zip(remote_rx).enumerate() {
+            let local = socket.local_addr()?;
+            addrs.push(local);
+            let candidates = candidate_addrs(&config, local.port(), &interfaces);
+            info!(shard = i, %local, ?candidates, "media shard listening");
+            let core = ShardCore::new(i, n, config.clone(), candidates, now);
+            let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+            shard_tx.push(tx);
+            let others = remote_tx
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, t)| t.clone())
+                .collect();
+            let io = ShardIo {
+                socket,
+                commands: rx,
+                remote,
+                others,
+                events: event_tx.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("venue-shard-{i}"))
+                .spawn(move || {
+                    if let Err(e) = shell::run(core, io) {
+                        tracing::error!(shard = i, error = %e, "media shard stopped");
+                    }
+                })?;
+        }
+        let inner = Inner {
+            shards: shard_tx,
+            addrs: MediaAddrs { shards: addrs },
+            max_slots: config.max_slots,
+            next_shard: AtomicUsize::new(0),
+        };
+        Ok((
+            SfuHandle {
+                inner: Arc::new(inner),
+            },
+            event_rx,
+        ))
+    }
+
+    fn pick_shard(&self) -> usize {
+        self.inner.next_shard.fetch_add(1, Ordering::Relaxed) % self.inner.shards.len().max(1)
+    }
+
+    fn new_session(shard: usize) -> SessionId {
+        SessionId((rand::random::<u64>() & !0xff) | (shard as u64 & 0xff))
+    }
+
+    async fn send(&self, shard: usize, cmd: ShardCommand) -> Result<(), SfuError> {
+        let tx = self
+            .inner
+            .shards
+            .get(shard)
+            .ok_or(SfuError::UnknownSession)?;
+        tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SfuError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SfuError::Stopped,
+        })
+    }
+
+    async fn call<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> ShardCommand,
+    ) -> Result<T, SfuError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(shard, make(tx)).await?;
+        rx.await.map_err(|_| SfuError::Stopped)?
     }
 
     /// Accepts a WHIP publisher's offer (RFC 9725 §4.2) for `participant` in `room`. An
     /// existing session of the same participant is closed first (reconnect replaces).
+    /// Errors: [`SfuError::BadOffer`] (unparseable SDP), [`SfuError::Unsupported`] (nothing to
+    /// publish), [`SfuError::Overloaded`], [`SfuError::Stopped`].
     pub async fn publish(
         &self,
         room: RoomId,
         participant: ParticipantId,
         offer_sdp: &str,
     ) -> Result<SessionAnswer, SfuError> {
-        let _ = (room, participant, offer_sdp);
-        Err(SfuError::Stopped)
+        let offer = parse_offer(offer_sdp)?;
+        let layout = MidLayout::from_sdp(offer_sdp);
+        if layout.video.is_empty() && layout.audio.is_empty() {
+            return Err(SfuError::Unsupported(
+                "the offer has no audio or video m-line".into(),
+            ));
+        }
+        if offer_sdp.lines().any(|l| l.trim_end() == "a=recvonly")
+            && !offer_sdp
+                .lines()
+                .any(|l| matches!(l.trim_end(), "a=sendonly" | "a=sendrecv"))
+        {
+            return Err(SfuError::Unsupported(
+                "a WHIP offer must send media (sendonly)".into(),
+            ));
+        }
+        for i in 0..self.inner.shards.len() {
+            self.send(i, ShardCommand::DropParticipant { participant })
+                .await?;
+        }
+        let shard = self.pick_shard();
+        let session = Self::new_session(shard);
+        self.call(shard, |reply| ShardCommand::Publish {
+            session,
+            room,
+            participant,
+            offer,
+            reply,
+        })
+        .await
     }
 
-    /// Accepts a WHEP viewer's recvonly offer.
+    /// Accepts a WHEP viewer's recvonly offer (WHEP draft §4). For [`SubscribeTarget::Stage`]
+    /// the i-th video and i-th audio m-line carry stage slot i (up to `max_slots`); an SCTP
+    /// m-line opens the `venue` data channel. Errors as for [`SfuHandle::publish`].
     pub async fn subscribe(
         &self,
         room: RoomId,
         target: SubscribeTarget,
         offer_sdp: &str,
     ) -> Result<SessionAnswer, SfuError> {
-        let _ = (room, target, offer_sdp);
-        Err(SfuError::Stopped)
+        let offer = parse_offer(offer_sdp)?;
+        let layout = MidLayout::from_sdp(offer_sdp);
+        let has_sctp = offer_sdp.lines().any(|l| l.starts_with("m=application"));
+        if layout.video.is_empty() && layout.audio.is_empty() && !has_sctp {
+            return Err(SfuError::Unsupported(
+                "the offer has no audio, video or data m-line".into(),
+            ));
+        }
+        let shard = self.pick_shard();
+        let session = Self::new_session(shard);
+        self.call(shard, |reply| ShardCommand::Subscribe {
+            session,
+            room,
+            target,
+            offer,
+            layout,
+            reply,
+        })
+        .await
     }
 
-    /// Applies a trickle-ICE SDP fragment (RFC 8840 / RFC 9725 §4.3.1).
-    pub async fn patch(&self, session: SessionId, fragment: &str) -> Result<PatchOutcome, SfuError> {
-        let _ = (session, fragment);
-        Err(SfuError::Stopped)
+    /// Applies a trickle-ICE SDP fragment (RFC 8840 §4.4, RFC 9725 §4.3.1): adds its
+    /// `a=candidate` lines. A fragment whose `a=ice-ufrag` differs from the session's is an ICE
+    /// restart, which Venue answers with [`SfuError::IceRestartUnsupported`] (RFC 9725 §4.3.2
+    /// allows 422). Errors: [`SfuError::BadFragment`], [`SfuError::UnknownSession`].
+    pub async fn patch(
+        &self,
+        session: SessionId,
+        fragment: &str,
+    ) -> Result<PatchOutcome, SfuError> {
+        let mut candidates = Vec::new();
+        let mut ufrag = None;
+        for line in fragment
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+        {
+            if let Some(c) = line
+                .strip_prefix("a=candidate:")
+                .or_else(|| line.strip_prefix("a=candidate"))
+            {
+                let full = format!("candidate:{}", c.trim_start_matches(':'));
+                let cand = Candidate::from_sdp_string(&full)
+                    .map_err(|e| SfuError::BadFragment(format!("bad candidate: {e}")))?;
+                candidates.push(cand);
+            } else if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(u.to_string());
+            } else if line.starts_with("a=") || line.starts_with("m=") || line.starts_with("c=") {
+                // a=ice-pwd, a=mid, a=end-of-candidates, m= and c= lines: allowed, nothing to do.
+            } else {
+                return Err(SfuError::BadFragment(format!(
+                    "unexpected line {:?}",
+                    line.chars().take(60).collect::<String>()
+                )));
+            }
+        }
+        self.call(session.shard(), |reply| ShardCommand::Patch {
+            session,
+            ufrag,
+            candidates,
+            reply,
+        })
+        .await
     }
 
     /// Ends a session. Errors: [`SfuError::UnknownSession`].
     pub async fn close(&self, session: SessionId) -> Result<(), SfuError> {
-        let _ = session;
-        Err(SfuError::Stopped)
+        self.call(session.shard(), |reply| ShardCommand::Close {
+            session,
+            reply,
+        })
+        .await
     }
 
     /// Routes publishers to a room's stage slots: `slots[i]` is shown on slot i
-    /// (`slots.len() <= max_slots`, missing entries are empty).
-    pub async fn set_stage(&self, room: RoomId, slots: Vec<Option<ParticipantId>>) -> Result<(), SfuError> {
-        let _ = (room, slots);
-        Err(SfuError::Stopped)
+    /// (`slots.len() <= max_slots`, missing entries are empty). Viewers switch without
+    /// renegotiation on the new source's next keyframe.
+    pub async fn set_stage(
+        &self,
+        room: RoomId,
+        slots: Vec<Option<ParticipantId>>,
+    ) -> Result<(), SfuError> {
+        for i in 0..self.inner.shards.len() {
+            self.send(
+                i,
+                ShardCommand::SetStage {
+                    room,
+                    slots: slots.clone(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Sets the room's state frame (an encoded `venue.v1.ServerMessage`): sent now to every
     /// subscriber's open `venue` channel in the room, and to each new one when it opens.
     pub async fn set_room_state(&self, room: RoomId, frame: Bytes) -> Result<(), SfuError> {
-        let _ = (room, frame);
-        Err(SfuError::Stopped)
+        for i in 0..self.inner.shards.len() {
+            self.send(
+                i,
+                ShardCommand::SetRoomState {
+                    room,
+                    frame: frame.clone(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Local addresses of the shards.
     pub fn addrs(&self) -> MediaAddrs {
-        MediaAddrs { shards: Vec::new() }
+        self.inner.addrs.clone()
     }
 
     /// Stage slots per room (K).
     pub fn max_slots(&self) -> usize {
-        4
+        self.inner.max_slots
     }
+}
+
+/// Parses an SDP offer. Errors: [`SfuError::BadOffer`] with the parser's reason.
+fn parse_offer(sdp: &str) -> Result<SdpOffer, SfuError> {
+    if !sdp.starts_with("v=0") {
+        return Err(SfuError::BadOffer("an SDP body starts with \"v=0\"".into()));
+    }
+    SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadOffer(e.to_string()))
 }

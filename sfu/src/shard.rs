@@ -1,0 +1,1476 @@
+//! The sans-IO core of one media shard: the str0m peers it owns, stage routing, forwarding.
+//!
+//! A shard never reads the clock, spawns, or touches sockets. Input comes in through
+//! `handle_*` methods with the current time; everything to do comes out of
+//! [`ShardCore::poll_output`]: datagrams to send, messages for other shards, events for the
+//! control plane, and when to call [`ShardCore::handle_timeout`] next.
+//!
+//! Media flow: a publisher's RTP packet (str0m RTP mode) becomes one [`MediaPacket`] whose
+//! payload is shared (`Arc<[u8]>`). It is dispatched to the local subscribers that show its
+//! source and, when there are other shards, broadcast to them as the same `Arc`. Each
+//! subscriber track runs a [`Forwarder`] that picks its source/layer and rewrites
+//! sequence numbers and timestamps.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpOffer;
+use str0m::channel::ChannelId;
+use str0m::format::{Codec, CodecConfig, FormatParams};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::sync::oneshot;
+use tracing::{debug, info, trace};
+
+use crate::api::{
+    ParticipantId, PatchOutcome, RoomId, SessionAnswer, SessionId, SfuError, SfuEvent,
+    SubscribeTarget,
+};
+use crate::config::SfuConfig;
+use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
+use crate::keyframe::is_keyframe_start;
+
+/// How long a session may take to connect before it is dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Period of housekeeping: simulcast layer choice, layer expiry, deferred keyframe requests.
+const TICK: Duration = Duration::from_millis(250);
+/// A simulcast layer not seen for this long is considered gone.
+const LAYER_EXPIRY: Duration = Duration::from_secs(2);
+/// Largest data-channel message passed to the control plane, bytes.
+const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
+
+/// The codec identity of a packet, used to find the subscriber's payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecKey {
+    /// The codec.
+    pub codec: Codec,
+    /// H.264 `profile-level-id` (RFC 6184 §8.1), when known.
+    pub profile: Option<u32>,
+}
+
+/// One publisher RTP packet, shared between all shards and subscribers.
+#[derive(Debug, Clone)]
+pub struct MediaPacket {
+    /// Room of the publisher.
+    pub room: RoomId,
+    /// Publisher and simulcast layer.
+    pub source: SourceKey,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec of the payload.
+    pub codec: CodecKey,
+    /// Extended sequence number of the publisher's stream.
+    pub seq: u64,
+    /// RTP timestamp, clock-rate ticks.
+    pub rtp_time: u32,
+    /// RTP marker bit (end of frame for video).
+    pub marker: bool,
+    /// First packet of a keyframe (video) — true for all audio.
+    pub switch_point: bool,
+    /// RTP payload, shared.
+    pub payload: Arc<[u8]>,
+    /// When the SFU received it.
+    pub arrival: Instant,
+}
+
+/// Messages between shards.
+#[derive(Debug, Clone)]
+pub enum ShardMsg {
+    /// A publisher's packet for subscribers on other shards.
+    Media(Arc<MediaPacket>),
+    /// A subscriber on another shard wants a keyframe from a publisher.
+    KeyframeRequest {
+        /// Which publisher.
+        participant: ParticipantId,
+        /// Which simulcast layer.
+        rid: Option<Rid>,
+        /// PLI or FIR.
+        kind: KeyframeRequestKind,
+    },
+}
+
+/// Where the i-th video and i-th audio m-line of an offer sit (by mid), in SDP order.
+#[derive(Debug, Clone, Default)]
+pub struct MidLayout {
+    /// Video m-line mids in order.
+    pub video: Vec<Mid>,
+    /// Audio m-line mids in order.
+    pub audio: Vec<Mid>,
+}
+
+impl MidLayout {
+    /// Reads m-line kinds and mids from SDP text (RFC 8866 §5.14, RFC 9143 `a=mid`).
+    pub fn from_sdp(sdp: &str) -> MidLayout {
+        let mut layout = MidLayout::default();
+        let mut kind: Option<MediaKind> = None;
+        for line in sdp.lines() {
+            let line = line.trim_end();
+            if let Some(rest) = line.strip_prefix("m=") {
+                kind = if rest.starts_with("video") {
+                    Some(MediaKind::Video)
+                } else if rest.starts_with("audio") {
+                    Some(MediaKind::Audio)
+                } else {
+                    None
+                };
+            } else if let Some(mid) = line.strip_prefix("a=mid:") {
+                match kind.take() {
+                    Some(MediaKind::Video) => layout.video.push(Mid::from(mid)),
+                    Some(MediaKind::Audio) => layout.audio.push(Mid::from(mid)),
+                    None => {}
+                }
+            }
+        }
+        layout
+    }
+}
+
+/// A command from the control plane.
+#[derive(Debug)]
+pub enum ShardCommand {
+    /// Accept a WHIP offer.
+    Publish {
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: SdpOffer,
+        reply: oneshot::Sender<Result<SessionAnswer, SfuError>>,
+    },
+    /// Accept a WHEP offer.
+    Subscribe {
+        session: SessionId,
+        room: RoomId,
+        target: SubscribeTarget,
+        offer: SdpOffer,
+        layout: MidLayout,
+        reply: oneshot::Sender<Result<SessionAnswer, SfuError>>,
+    },
+    /// Trickled remote candidates.
+    Patch {
+        session: SessionId,
+        /// `a=ice-ufrag` of the fragment, if any.
+        ufrag: Option<String>,
+        candidates: Vec<Candidate>,
+        reply: oneshot::Sender<Result<PatchOutcome, SfuError>>,
+    },
+    /// End a session.
+    Close {
+        session: SessionId,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    /// End any publisher session of this participant (a new one replaces it).
+    DropParticipant { participant: ParticipantId },
+    /// Route publishers to stage slots.
+    SetStage {
+        room: RoomId,
+        slots: Vec<Option<ParticipantId>>,
+    },
+    /// The room's state frame for `venue` data channels.
+    SetRoomState { room: RoomId, frame: Bytes },
+}
+
+/// What the shard wants done.
+#[derive(Debug)]
+pub enum ShardOutput {
+    /// Send a datagram.
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
+    /// Send a message to every other shard.
+    Broadcast(ShardMsg),
+    /// Tell the control plane.
+    Event(SfuEvent),
+    /// Nothing more to do before this instant (call `handle_timeout` then).
+    Timeout(Instant),
+}
+
+/// Counters of a shard, for metrics and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets written to subscriber tracks.
+    pub rtp_forwarded: u64,
+    /// Datagrams dropped: unparseable or from an unknown address and not STUN.
+    pub datagrams_dropped: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+    /// Peers dropped because str0m returned an error or panicked.
+    pub peers_failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct RoomState {
+    stage: Vec<Option<ParticipantId>>,
+    frame: Option<Bytes>,
+    subscribers: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    session: SessionId,
+    room: RoomId,
+    rtc: Rtc,
+    created: Instant,
+    next_timeout: Instant,
+    connected: bool,
+    addrs: Vec<SocketAddr>,
+    /// The remote `a=ice-ufrag` from the offer, to tell trickle from ICE restart.
+    remote_ufrag: Option<String>,
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Role {
+    Publisher(Publisher),
+    Subscriber(Subscriber),
+}
+
+#[derive(Debug)]
+struct Publisher {
+    participant: ParticipantId,
+    /// ssrc → (kind, rid) for incoming streams, learnt from str0m.
+    streams: Vec<(Ssrc, MediaKind, Mid, Option<Rid>)>,
+    /// Payload type → codec, from the negotiated parameters.
+    codecs: Vec<(Pt, CodecKey, u32)>,
+    /// Last keyframe request sent per layer.
+    last_keyframe_request: Vec<(Option<Rid>, Instant)>,
+    /// Requests held back by the throttle, sent when it allows.
+    deferred_keyframe_requests: Vec<(Option<Rid>, KeyframeRequestKind)>,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    target: SubscribeTarget,
+    tracks: Vec<TrackOut>,
+    channel: Option<ChannelId>,
+    bwe: Bitrate,
+}
+
+#[derive(Debug)]
+struct TrackOut {
+    slot: usize,
+    kind: MediaKind,
+    mid: Mid,
+    ssrc: Option<Ssrc>,
+    fwd: Forwarder,
+    /// CodecKey → our payload type on this m-line.
+    pts: Vec<(CodecKey, Pt)>,
+}
+
+#[derive(Debug)]
+struct LayerSeen {
+    participant: ParticipantId,
+    rid: Option<Rid>,
+    last_seen: Instant,
+    window_start: Instant,
+    window_bytes: u64,
+    bitrate_bps: u64,
+}
+
+/// One shard's state. See the module docs.
+pub struct ShardCore {
+    index: usize,
+    config: SfuConfig,
+    candidates: Vec<SocketAddr>,
+    peers: Vec<Option<Peer>>,
+    free: Vec<usize>,
+    by_addr: HashMap<SocketAddr, usize>,
+    by_session: HashMap<SessionId, usize>,
+    publishers: HashMap<ParticipantId, usize>,
+    rooms: HashMap<RoomId, RoomState>,
+    layers: Vec<LayerSeen>,
+    out: VecDeque<ShardOutput>,
+    dirty: Vec<usize>,
+    events_scratch: Vec<Event>,
+    media_scratch: Vec<MediaPacket>,
+    next_tick: Instant,
+    stats: ShardStats,
+    multi_shard: bool,
+}
+
+impl std::fmt::Debug for ShardCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardCore")
+            .field("index", &self.index)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// The codecs Venue negotiates: H.264 (packetization-mode 1: constrained baseline, baseline,
+/// main, high), VP8, and Opus stereo at music bitrates (RFC 7587 §6.1 `stereo=1;
+/// sprop-stereo=1`, no DTX, in-band FEC).
+pub fn codec_config() -> CodecConfig {
+    let mut c = CodecConfig::new_with_defaults();
+    c.clear();
+    c.add_h264(108.into(), Some(109.into()), true, 0x42e01f);
+    c.add_h264(127.into(), Some(121.into()), true, 0x42001f);
+    c.add_h264(123.into(), Some(119.into()), true, 0x4d001f);
+    c.add_h264(114.into(), Some(115.into()), true, 0x64001f);
+    c.add_config(
+        96.into(),
+        Some(97.into()),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    c.add_config(
+        111.into(),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        FormatParams {
+            min_p_time: Some(10),
+            use_inband_fec: Some(true),
+            stereo: Some(true),
+            sprop_stereo: Some(true),
+            use_dtx: Some(false),
+            ..Default::default()
+        },
+    );
+    c
+}
+
+fn rtc_config(config: &SfuConfig, subscriber: bool) -> RtcConfig {
+    let mut rc = RtcConfig::new().set_ice_lite(true).set_rtp_mode(true);
+    *rc.codec_config() = codec_config();
+    if subscriber {
+        rc = rc.enable_bwe(Some(Bitrate::bps(config.initial_bitrate_bps)));
+    }
+    rc
+}
+
+impl ShardCore {
+    /// A shard numbered `index` (`< shard_count`) whose socket is reached at each of
+    /// `candidates` (the host candidates it advertises).
+    pub fn new(
+        index: usize,
+        shard_count: usize,
+        config: SfuConfig,
+        candidates: Vec<SocketAddr>,
+        now: Instant,
+    ) -> ShardCore {
+        ShardCore {
+            index,
+            config,
+            candidates,
+            peers: Vec::new(),
+            free: Vec::new(),
+            by_addr: HashMap::new(),
+            by_session: HashMap::new(),
+            publishers: HashMap::new(),
+            rooms: HashMap::new(),
+            layers: Vec::new(),
+            out: VecDeque::new(),
+            dirty: Vec::new(),
+            events_scratch: Vec::new(),
+            media_scratch: Vec::new(),
+            next_tick: now + TICK,
+            stats: ShardStats::default(),
+            multi_shard: shard_count > 1,
+        }
+    }
+
+    /// This shard's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    /// Number of live peers.
+    pub fn peer_count(&self) -> usize {
+        self.by_session.len()
+    }
+
+    /// Next thing to do. Call until it returns `Timeout`.
+    pub fn poll_output(&mut self) -> ShardOutput {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        let mut t = self.next_tick;
+        for p in self.peers.iter().flatten() {
+            t = t.min(p.next_timeout);
+        }
+        ShardOutput::Timeout(t)
+    }
+
+    /// The local address a datagram from `source` arrived at, for str0m's candidate matching.
+    /// The socket is bound to a wildcard address, so this picks the advertised candidate of
+    /// the same IP family and scope as the sender (loopback for loopback).
+    fn local_addr_for(&self, source: SocketAddr) -> Option<SocketAddr> {
+        let same = self.candidates.iter().find(|c| c.ip() == source.ip());
+        let scoped = self.candidates.iter().find(|c| {
+            c.is_ipv4() == source.is_ipv4() && c.ip().is_loopback() == source.ip().is_loopback()
+        });
+        let family = self
+            .candidates
+            .iter()
+            .find(|c| c.is_ipv4() == source.is_ipv4());
+        same.or(scoped).or(family).copied()
+    }
+
+    /// One datagram from the shard's socket. Unknown senders are only matched by STUN
+    /// (`Rtc::accepts`); anything else from them is dropped and counted.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let Some(destination) = self.local_addr_for(source) else {
+            self.stats.datagrams_dropped += 1;
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            self.stats.datagrams_dropped += 1;
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let idx = match self.by_addr.get(&source) {
+            Some(&idx) => Some(idx),
+            None => {
+                // RFC 7983 §7: STUN is first byte 0..=3. Only STUN may introduce a new address.
+                let is_stun = contents.first().is_some_and(|b| *b <= 3);
+                if !is_stun {
+                    None
+                } else {
+                    let found = self
+                        .peers
+                        .iter()
+                        .enumerate()
+                        .find(|(_, p)| p.as_ref().is_some_and(|p| p.rtc.accepts(&input)))
+                        .map(|(i, _)| i);
+                    if let Some(i) = found {
+                        self.by_addr.insert(source, i);
+                        if let Some(Some(p)) = self.peers.get_mut(i) {
+                            p.addrs.push(source);
+                        }
+                    }
+                    found
+                }
+            }
+        };
+        let Some(idx) = idx else {
+            self.stats.datagrams_dropped += 1;
+            trace!(%source, "datagram from unknown address dropped");
+            return;
+        };
+        let ok = match self.peers.get_mut(idx) {
+            Some(Some(p)) => {
+                let r = catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(input)));
+                matches!(r, Ok(Ok(())))
+            }
+            _ => false,
+        };
+        if !ok {
+            self.stats.peers_failed += 1;
+            self.remove_peer(idx, "input error");
+            return;
+        }
+        self.drive(idx, now);
+        self.drain_dirty(now);
+    }
+
+    /// A message from another shard.
+    pub fn handle_remote(&mut self, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Media(pkt) => {
+                self.dispatch(&pkt, now);
+                self.drain_dirty(now);
+            }
+            ShardMsg::KeyframeRequest {
+                participant,
+                rid,
+                kind,
+            } => {
+                if let Some(&idx) = self.publishers.get(&participant) {
+                    self.request_keyframe_local(idx, rid, kind, now);
+                    self.drive(idx, now);
+                }
+            }
+        }
+    }
+
+    /// Time has passed: drive every peer whose timeout is due, and housekeeping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for idx in 0..self.peers.len() {
+            let due = match &self.peers[idx] {
+                Some(p) => p.next_timeout <= now,
+                None => false,
+            };
+            if due {
+                let ok = match self.peers.get_mut(idx) {
+                    Some(Some(p)) => {
+                        let r = catch_unwind(AssertUnwindSafe(|| {
+                            p.rtc.handle_input(Input::Timeout(now))
+                        }));
+                        matches!(r, Ok(Ok(())))
+                    }
+                    _ => true,
+                };
+                if !ok {
+                    self.stats.peers_failed += 1;
+                    self.remove_peer(idx, "timeout error");
+                    continue;
+                }
+                self.drive(idx, now);
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.housekeeping(now);
+        }
+        self.drain_dirty(now);
+    }
+
+    /// A command from the control plane.
+    pub fn handle_command(&mut self, now: Instant, cmd: ShardCommand) {
+        match cmd {
+            ShardCommand::Publish {
+                session,
+                room,
+                participant,
+                offer,
+                reply,
+            } => {
+                let r = self.add_publisher(now, session, room, participant, offer);
+                let _ = reply.send(r);
+            }
+            ShardCommand::Subscribe {
+                session,
+                room,
+                target,
+                offer,
+                layout,
+                reply,
+            } => {
+                let r = self.add_subscriber(now, session, room, target, offer, layout);
+                let _ = reply.send(r);
+            }
+            ShardCommand::Patch {
+                session,
+                ufrag,
+                candidates,
+                reply,
+            } => {
+                let r = match self.by_session.get(&session).copied() {
+                    Some(idx) => {
+                        let restart = match (&ufrag, self.peers.get(idx)) {
+                            (Some(u), Some(Some(p))) => {
+                                p.remote_ufrag.as_deref() != Some(u.as_str())
+                            }
+                            _ => false,
+                        };
+                        if restart {
+                            let _ = reply.send(Err(SfuError::IceRestartUnsupported));
+                            return;
+                        }
+                        if let Some(Some(p)) = self.peers.get_mut(idx) {
+                            for c in candidates {
+                                p.rtc.add_remote_candidate(c);
+                            }
+                        }
+                        self.drive(idx, now);
+                        Ok(PatchOutcome::Trickled)
+                    }
+                    None => Err(SfuError::UnknownSession),
+                };
+                let _ = reply.send(r);
+            }
+            ShardCommand::Close { session, reply } => {
+                let r = match self.by_session.get(&session).copied() {
+                    Some(idx) => {
+                        self.remove_peer(idx, "closed by request");
+                        Ok(())
+                    }
+                    None => Err(SfuError::UnknownSession),
+                };
+                let _ = reply.send(r);
+            }
+            ShardCommand::DropParticipant { participant } => {
+                if let Some(idx) = self.publishers.get(&participant).copied() {
+                    self.remove_peer(idx, "replaced by a new session");
+                }
+            }
+            ShardCommand::SetStage { room, slots } => {
+                let r = self.rooms.entry(room).or_default();
+                r.stage = slots;
+                let subs = r.subscribers.clone();
+                for idx in subs {
+                    self.refresh_targets(idx, now);
+                }
+            }
+            ShardCommand::SetRoomState { room, frame } => {
+                let r = self.rooms.entry(room).or_default();
+                r.frame = Some(frame.clone());
+                let subs = r.subscribers.clone();
+                for idx in subs {
+                    self.send_frame(idx, &frame);
+                    self.dirty.push(idx);
+                }
+            }
+        }
+        self.drain_dirty(now);
+    }
+
+    fn new_rtc(&self, now: Instant, subscriber: bool) -> Rtc {
+        let mut rtc = rtc_config(&self.config, subscriber).build(now);
+        for addr in &self.candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        rtc
+    }
+
+    fn insert_peer(&mut self, peer: Peer) -> usize {
+        let session = peer.session;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.peers[i] = Some(peer);
+                i
+            }
+            None => {
+                self.peers.push(Some(peer));
+                self.peers.len() - 1
+            }
+        };
+        self.by_session.insert(session, idx);
+        idx
+    }
+
+    fn answer(rtc: &mut Rtc, offer: SdpOffer) -> Result<(String, String), SfuError> {
+        let r = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)));
+        match r {
+            Ok(Ok(answer)) => {
+                let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+                Ok((answer.to_sdp_string(), ufrag))
+            }
+            Ok(Err(e)) => Err(SfuError::BadOffer(e.to_string())),
+            Err(_) => Err(SfuError::BadOffer("offer could not be processed".into())),
+        }
+    }
+
+    fn add_publisher(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: SdpOffer,
+    ) -> Result<SessionAnswer, SfuError> {
+        if let Some(old) = self.publishers.get(&participant).copied() {
+            self.remove_peer(old, "replaced by a new session");
+        }
+        let remote_ufrag = offer_ufrag(&offer);
+        let mut rtc = self.new_rtc(now, false);
+        let (answer_sdp, ice_ufrag) = Self::answer(&mut rtc, offer)?;
+        let codecs = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .map(|p| {
+                let spec = p.spec();
+                (
+                    p.pt(),
+                    CodecKey {
+                        codec: spec.codec,
+                        profile: spec.format.profile_level_id,
+                    },
+                    spec.clock_rate.get(),
+                )
+            })
+            .collect();
+        let peer = Peer {
+            session,
+            room,
+            rtc,
+            created: now,
+            next_timeout: now,
+            connected: false,
+            addrs: Vec::new(),
+            remote_ufrag,
+            role: Role::Publisher(Publisher {
+                participant,
+                streams: Vec::new(),
+                codecs,
+                last_keyframe_request: Vec::new(),
+                deferred_keyframe_requests: Vec::new(),
+            }),
+        };
+        let idx = self.insert_peer(peer);
+        self.publishers.insert(participant, idx);
+        info!(shard = self.index, %session, room = room.0, participant = participant.0, "publisher session created");
+        self.drive(idx, now);
+        Ok(SessionAnswer {
+            session,
+            answer_sdp,
+            ice_ufrag,
+        })
+    }
+
+    fn add_subscriber(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        target: SubscribeTarget,
+        offer: SdpOffer,
+        layout: MidLayout,
+    ) -> Result<SessionAnswer, SfuError> {
+        let remote_ufrag = offer_ufrag(&offer);
+        let mut rtc = self.new_rtc(now, true);
+        let (answer_sdp, ice_ufrag) = Self::answer(&mut rtc, offer)?;
+        let slots = match target {
+            SubscribeTarget::Stage => self.config.max_slots,
+            SubscribeTarget::Participant(_) => 1,
+        };
+        let mut tracks = Vec::new();
+        for (kind, mids, clock) in [
+            (MediaKind::Video, &layout.video, 90_000),
+            (MediaKind::Audio, &layout.audio, 48_000),
+        ] {
+            for (slot, mid) in mids.iter().take(slots).enumerate() {
+                let ssrc = rtc
+                    .direct_api()
+                    .stream_tx_by_mid(*mid, None)
+                    .map(|s| s.ssrc());
+                tracks.push(TrackOut {
+                    slot,
+                    kind,
+                    mid: *mid,
+                    ssrc,
+                    fwd: Forwarder::new(clock),
+                    pts: Vec::new(),
+                });
+            }
+        }
+        let peer = Peer {
+            session,
+            room,
+            rtc,
+            created: now,
+            next_timeout: now,
+            connected: false,
+            addrs: Vec::new(),
+            remote_ufrag,
+            role: Role::Subscriber(Subscriber {
+                target,
+                tracks,
+                channel: None,
+                bwe: Bitrate::bps(self.config.initial_bitrate_bps),
+            }),
+        };
+        let idx = self.insert_peer(peer);
+        self.rooms.entry(room).or_default().subscribers.push(idx);
+        debug!(shard = self.index, %session, room = room.0, "subscriber session created");
+        self.drive(idx, now);
+        Ok(SessionAnswer {
+            session,
+            answer_sdp,
+            ice_ufrag,
+        })
+    }
+
+    fn remove_peer(&mut self, idx: usize, why: &str) {
+        let Some(mut peer) = self.peers.get_mut(idx).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(idx);
+        self.by_session.remove(&peer.session);
+        for a in &peer.addrs {
+            self.by_addr.remove(a);
+        }
+        peer.rtc.disconnect();
+        match &peer.role {
+            Role::Publisher(p) => {
+                if self.publishers.get(&p.participant) == Some(&idx) {
+                    self.publishers.remove(&p.participant);
+                }
+                info!(shard = self.index, session = %peer.session, participant = p.participant.0, why, "publisher session ended");
+                self.out
+                    .push_back(ShardOutput::Event(SfuEvent::PublisherDown {
+                        room: peer.room,
+                        participant: p.participant,
+                        session: peer.session,
+                    }));
+            }
+            Role::Subscriber(_) => {
+                if let Some(r) = self.rooms.get_mut(&peer.room) {
+                    r.subscribers.retain(|&i| i != idx);
+                }
+                debug!(shard = self.index, session = %peer.session, why, "subscriber session ended");
+                self.out
+                    .push_back(ShardOutput::Event(SfuEvent::SubscriberDown {
+                        room: peer.room,
+                        session: peer.session,
+                    }));
+            }
+        }
+        self.dirty.retain(|&i| i != idx);
+    }
+
+    /// Polls one peer until it has nothing more, handling its events.
+    fn drive(&mut self, idx: usize, now: Instant) {
+        let mut events = std::mem::take(&mut self.events_scratch);
+        let Self { peers, out, .. } = self;
+        let Some(Some(peer)) = peers.get_mut(idx) else {
+            self.events_scratch = events;
+            return;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            loop {
+                match peer.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => out.push_back(ShardOutput::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    }),
+                    Ok(Output::Event(e)) => events.push(e),
+                    Ok(Output::Timeout(t)) => {
+                        peer.next_timeout = t;
+                        return true;
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "peer failed");
+                        return false;
+                    }
+                }
+            }
+        }));
+        let alive = matches!(result, Ok(true)) && peer.rtc.is_alive();
+        for e in events.drain(..) {
+            self.on_event(idx, e, now);
+        }
+        self.events_scratch = events;
+        if !alive {
+            if result.is_err() {
+                self.stats.peers_failed += 1;
+            }
+            self.remove_peer(idx, "connection closed");
+            return;
+        }
+        // Media collected from a publisher goes out after the poll loop.
+        if !self.media_scratch.is_empty() {
+            let mut media = std::mem::take(&mut self.media_scratch);
+            for pkt in media.drain(..) {
+                if self.multi_shard {
+                    let shared = Arc::new(pkt);
+                    self.dispatch(&shared, now);
+                    self.out
+                        .push_back(ShardOutput::Broadcast(ShardMsg::Media(shared)));
+                } else {
+                    self.dispatch(&pkt, now);
+                }
+            }
+            self.media_scratch = media;
+        }
+    }
+
+    fn drain_dirty(&mut self, now: Instant) {
+        while let Some(idx) = self.dirty.pop() {
+            self.dirty.retain(|&i| i != idx);
+            self.drive(idx, now);
+        }
+    }
+
+    fn on_event(&mut self, idx: usize, event: Event, now: Instant) {
+        let Some(Some(peer)) = self.peers.get_mut(idx) else {
+            return;
+        };
+        match event {
+            Event::Connected => {
+                peer.connected = true;
+                let (room, session) = (peer.room, peer.session);
+                match &peer.role {
+                    Role::Publisher(p) => {
+                        info!(shard = self.index, %session, participant = p.participant.0, "publisher connected");
+                        let participant = p.participant;
+                        self.out
+                            .push_back(ShardOutput::Event(SfuEvent::PublisherUp {
+                                room,
+                                participant,
+                                session,
+                            }));
+                        // Subscribers waiting for this publisher need a keyframe now.
+                        self.refresh_room(room, now);
+                    }
+                    Role::Subscriber(_) => {
+                        self.out
+                            .push_back(ShardOutput::Event(SfuEvent::SubscriberUp {
+                                room,
+                                session,
+                            }));
+                        self.refresh_targets(idx, now);
+                    }
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                peer.rtc.disconnect();
+            }
+            Event::RtpPacket(pkt) => {
+                if let Role::Publisher(_) = peer.role {
+                    self.stats.rtp_in += 1;
+                    if let Some(m) = Self::media_packet(peer, pkt, now) {
+                        self.media_scratch.push(m);
+                    }
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                if let Role::Subscriber(s) = &peer.role {
+                    let source = s
+                        .tracks
+                        .iter()
+                        .find(|t| t.mid == req.mid)
+                        .and_then(|t| t.fwd.target());
+                    if let Some(src) = source {
+                        self.request_keyframe(src, req.kind, now);
+                    }
+                }
+            }
+            Event::ChannelOpen(id, label) => {
+                if let Role::Subscriber(s) = &mut peer.role {
+                    if label == "venue" {
+                        s.channel = Some(id);
+                        let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
+                        if let Some(f) = frame {
+                            self.send_frame(idx, &f);
+                            self.dirty.push(idx);
+                        }
+                    }
+                }
+            }
+            Event::ChannelData(d) => {
+                if let Role::Subscriber(s) = &peer.role {
+                    if s.channel == Some(d.id) && d.data.len() <= MAX_CHANNEL_MESSAGE {
+                        self.out
+                            .push_back(ShardOutput::Event(SfuEvent::ChannelMessage {
+                                room: peer.room,
+                                session: peer.session,
+                                data: Bytes::from(d.data),
+                            }));
+                    } else {
+                        self.stats.datagrams_dropped += 1;
+                    }
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Role::Subscriber(s) = &mut peer.role {
+                    s.bwe = estimate;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Turns a publisher's RTP packet into a [`MediaPacket`], learning stream identities.
+    fn media_packet(peer: &mut Peer, pkt: RtpPacket, now: Instant) -> Option<MediaPacket> {
+        let Role::Publisher(p) = &mut peer.role else {
+            return None;
+        };
+        let ssrc = pkt.header.ssrc;
+        let known = p
+            .streams
+            .iter()
+            .find(|s| s.0 == ssrc)
+            .map(|s| (s.1, s.2, s.3.clone()));
+        let (kind, mid, rid) = match known {
+            Some(k) => k,
+            None => {
+                let (mid, rid) = {
+                    let mut api = peer.rtc.direct_api();
+                    let s = api.stream_rx(&ssrc)?;
+                    (s.mid(), s.rid())
+                };
+                let kind = peer.rtc.media(mid)?.kind();
+                p.streams.push((ssrc, kind, mid, rid));
+                (kind, mid, rid)
+            }
+        };
+        // Only the first m-line of each kind is the publisher's track.
+        let first_of_kind = p.streams.iter().find(|s| s.1 == kind).map(|s| s.2);
+        if first_of_kind != Some(mid) {
+            return None;
+        }
+        let (codec, _clock) = p
+            .codecs
+            .iter()
+            .find(|c| c.0 == pkt.header.payload_type)
+            .map(|c| (c.1, c.2))?;
+        let switch_point = match kind {
+            MediaKind::Audio => true,
+            MediaKind::Video => is_keyframe_start(codec.codec, &pkt.payload),
+        };
+        Some(MediaPacket {
+            room: peer.room,
+            source: SourceKey {
+                participant: p.participant,
+                rid,
+            },
+            kind,
+            codec,
+            seq: *pkt.seq_no,
+            rtp_time: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            switch_point,
+            payload: pkt.payload,
+            arrival: now,
+        })
+    }
+
+    /// Sends one publisher packet to every local subscriber track that shows its source.
+    fn dispatch(&mut self, pkt: &MediaPacket, now: Instant) {
+        if pkt.kind == MediaKind::Video {
+            self.note_layer(pkt, now);
+        }
+        let Some(room) = self.rooms.get(&pkt.room) else {
+            return;
+        };
+        let meta = PacketMeta {
+            source: pkt.source.clone(),
+            seq: pkt.seq,
+            rtp_time: pkt.rtp_time,
+            switch_point: pkt.switch_point,
+            arrival: pkt.arrival,
+        };
+        for &idx in &room.subscribers {
+            let Some(Some(peer)) = self.peers.get_mut(idx) else {
+                continue;
+            };
+            if !peer.connected {
+                continue;
+            }
+            let Role::Subscriber(sub) = &mut peer.role else {
+                continue;
+            };
+            let mut wrote = false;
+            for t in sub.tracks.iter_mut().filter(|t| t.kind == pkt.kind) {
+                let rw = match t.fwd.on_packet(&meta) {
+                    Verdict::Drop => continue,
+                    Verdict::Forward(rw) | Verdict::Switched(rw) => rw,
+                };
+                let pt = match t.pts.iter().find(|(k, _)| *k == pkt.codec) {
+                    Some((_, pt)) => *pt,
+                    None => match out_pt(&peer.rtc, t.mid, pkt.codec) {
+                        Some(pt) => {
+                            t.pts.push((pkt.codec, pt));
+                            pt
+                        }
+                        None => continue,
+                    },
+                };
+                let Some(ssrc) = t.ssrc else { continue };
+                let mut api = peer.rtc.direct_api();
+                let Some(tx) = api.stream_tx(&ssrc) else {
+                    continue;
+                };
+                let write = RtpWrite::new(
+                    pt,
+                    SeqNo::from(rw.seq),
+                    rw.rtp_time,
+                    pkt.arrival,
+                    pkt.payload.clone(),
+                )
+                .marker(pkt.marker)
+                .nackable(pkt.kind == MediaKind::Video);
+                tx.write_rtp(write);
+                wrote = true;
+                self.stats.rtp_forwarded += 1;
+            }
+            if wrote {
+                self.dirty.push(idx);
+            }
+        }
+        let _ = now;
+    }
+
+    fn note_layer(&mut self, pkt: &MediaPacket, now: Instant) {
+        let len = pkt.payload.len() as u64 + 12;
+        let known = self
+            .layers
+            .iter_mut()
+            .find(|l| l.participant == pkt.source.participant && l.rid == pkt.source.rid);
+        match known {
+            Some(l) => {
+                l.last_seen = now;
+                l.window_bytes += len;
+                let span = now.saturating_duration_since(l.window_start);
+                if span >= Duration::from_millis(500) {
+                    l.bitrate_bps = l.window_bytes * 8 * 1000 / (span.as_millis().max(1) as u64);
+                    l.window_start = now;
+                    l.window_bytes = 0;
+                }
+            }
+            None => {
+                self.layers.push(LayerSeen {
+                    participant: pkt.source.participant,
+                    rid: pkt.source.rid,
+                    last_seen: now,
+                    window_start: now,
+                    window_bytes: len,
+                    bitrate_bps: 0,
+                });
+                // A new layer changes the choice for everyone watching this publisher.
+                self.refresh_room(pkt.room, now);
+            }
+        }
+    }
+
+    fn refresh_room(&mut self, room: RoomId, now: Instant) {
+        let subs = match self.rooms.get(&room) {
+            Some(r) => r.subscribers.clone(),
+            None => return,
+        };
+        for idx in subs {
+            self.refresh_targets(idx, now);
+        }
+    }
+
+    /// Chooses the simulcast layer of `participant` for a budget in bit/s: the highest layer
+    /// whose measured bitrate fits, else the lowest. `None` when no video was seen yet.
+    fn choose_layer(&self, participant: ParticipantId, budget_bps: u64) -> Option<Option<Rid>> {
+        let mut layers: Vec<&LayerSeen> = self
+            .layers
+            .iter()
+            .filter(|l| l.participant == participant)
+            .collect();
+        if layers.is_empty() {
+            return None;
+        }
+        layers.sort_by_key(|l| l.bitrate_bps);
+        let fitting = layers.iter().rev().find(|l| l.bitrate_bps <= budget_bps);
+        Some(fitting.or(layers.first()).map(|l| l.rid).unwrap_or(None))
+    }
+
+    /// Recomputes what each of a subscriber's tracks should show (stage + layer choice), and
+    /// requests keyframes for new targets.
+    fn refresh_targets(&mut self, idx: usize, now: Instant) {
+        let (room, target, bwe, n_video) = match self.peers.get(idx) {
+            Some(Some(Peer {
+                room,
+                connected: true,
+                role: Role::Subscriber(s),
+                ..
+            })) => (
+                *room,
+                s.target,
+                s.bwe,
+                s.tracks
+                    .iter()
+                    .filter(|t| t.kind == MediaKind::Video)
+                    .count(),
+            ),
+            _ => return,
+        };
+        let stage: Vec<Option<ParticipantId>> = match target {
+            SubscribeTarget::Stage => self
+                .rooms
+                .get(&room)
+                .map(|r| r.stage.clone())
+                .unwrap_or_default(),
+            SubscribeTarget::Participant(p) => vec![Some(p)],
+        };
+        let active = stage
+            .iter()
+            .take(n_video)
+            .filter(|s| s.is_some())
+            .count()
+            .max(1) as u64;
+        let budget = bwe.as_u64() * 9 / 10 / active;
+        let mut wanted: Vec<(usize, Option<SourceKey>)> = Vec::new();
+        if let Some(Some(Peer {
+            role: Role::Subscriber(s),
+            ..
+        })) = self.peers.get(idx)
+        {
+            for (ti, t) in s.tracks.iter().enumerate() {
+                let src = stage.get(t.slot).copied().flatten();
+                let key = match (src, t.kind) {
+                    (None, _) => None,
+                    (Some(p), MediaKind::Audio) => Some(SourceKey {
+                        participant: p,
+                        rid: None,
+                    }),
+                    (Some(p), MediaKind::Video) => match self.choose_layer(p, budget) {
+                        Some(rid) => Some(SourceKey {
+                            participant: p,
+                            rid,
+                        }),
+                        // Nothing seen yet: keep what we have (or wait).
+                        None => Some(SourceKey {
+                            participant: p,
+                            rid: t.fwd.target().and_then(|k| k.rid),
+                        }),
+                    },
+                };
+                wanted.push((ti, key));
+            }
+        }
+        let mut requests = Vec::new();
+        if let Some(Some(Peer {
+            role: Role::Subscriber(s),
+            ..
+        })) = self.peers.get_mut(idx)
+        {
+            for (ti, key) in wanted {
+                let Some(t) = s.tracks.get_mut(ti) else {
+                    continue;
+                };
+                if t.fwd.target() == key && t.fwd.current().is_some() {
+                    continue;
+                }
+                let pending = t.fwd.set_target(key);
+                if (pending || t.fwd.current().is_none()) && t.kind == MediaKind::Video {
+                    if let Some(k) = key {
+                        requests.push(k);
+                    }
+                }
+            }
+        }
+        for k in requests {
+            self.request_keyframe(k, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    fn request_keyframe(&mut self, src: SourceKey, kind: KeyframeRequestKind, now: Instant) {
+        match self.publishers.get(&src.participant).copied() {
+            Some(idx) => {
+                self.request_keyframe_local(idx, src.rid, kind, now);
+                self.dirty.push(idx);
+            }
+            None if self.multi_shard => {
+                self.out
+                    .push_back(ShardOutput::Broadcast(ShardMsg::KeyframeRequest {
+                        participant: src.participant,
+                        rid: src.rid,
+                        kind,
+                    }));
+            }
+            None => {}
+        }
+    }
+
+    /// Sends a PLI/FIR to a local publisher's layer, throttled per layer
+    /// (`keyframe_request_interval_ms`); a throttled request is deferred, not lost.
+    fn request_keyframe_local(
+        &mut self,
+        idx: usize,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let interval = self.config.keyframe_request_interval();
+        let Some(Some(peer)) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let Role::Publisher(p) = &mut peer.role else {
+            return;
+        };
+        let last = p.last_keyframe_request.iter_mut().find(|(r, _)| *r == rid);
+        let allowed = match &last {
+            Some((_, at)) => now.saturating_duration_since(*at) >= interval,
+            None => true,
+        };
+        if !allowed {
+            if !p.deferred_keyframe_requests.iter().any(|(r, _)| *r == rid) {
+                p.deferred_keyframe_requests.push((rid, kind));
+            }
+            return;
+        }
+        match last {
+            Some(l) => l.1 = now,
+            None => p.last_keyframe_request.push((rid, now)),
+        }
+        let mid = p
+            .streams
+            .iter()
+            .find(|s| s.1 == MediaKind::Video)
+            .map(|s| s.2);
+        let mid = mid.or_else(|| {
+            peer.rtc
+                .direct_api()
+                .stream_rx_by_mid(Mid::from("0"), None)
+                .map(|s| s.mid())
+        });
+        let Some(mid) = mid else { return };
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(kind);
+            self.stats.keyframe_requests += 1;
+            trace!(participant = p.participant.0, ?rid, "keyframe requested");
+        }
+    }
+
+    fn send_frame(&mut self, idx: usize, frame: &[u8]) {
+        let Some(Some(peer)) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let Role::Subscriber(s) = &peer.role else {
+            return;
+        };
+        let Some(id) = s.channel else { return };
+        if let Some(mut ch) = peer.rtc.channel(id) {
+            if let Err(e) = ch.write(true, frame) {
+                debug!(error = %e, "data channel write failed");
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        // Connect timeout.
+        let stale: Vec<usize> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.as_ref()
+                    .filter(|p| {
+                        !p.connected && now.saturating_duration_since(p.created) > CONNECT_TIMEOUT
+                    })
+                    .map(|_| i)
+            })
+            .collect();
+        for idx in stale {
+            self.remove_peer(idx, "did not connect in time");
+        }
+        // Deferred keyframe requests.
+        let pubs: Vec<usize> = self.publishers.values().copied().collect();
+        for idx in pubs {
+            let deferred = match self.peers.get_mut(idx) {
+                Some(Some(Peer {
+                    role: Role::Publisher(p),
+                    ..
+                })) => std::mem::take(&mut p.deferred_keyframe_requests),
+                _ => continue,
+            };
+            if deferred.is_empty() {
+                continue;
+            }
+            for (rid, kind) in deferred {
+                self.request_keyframe_local(idx, rid, kind, now);
+            }
+            self.dirty.push(idx);
+        }
+        // Layers gone quiet.
+        let before = self.layers.len();
+        self.layers
+            .retain(|l| now.saturating_duration_since(l.last_seen) < LAYER_EXPIRY);
+        let layers_changed = self.layers.len() != before;
+        // Re-choose simulcast layers against fresh bandwidth estimates.
+        let subs: Vec<usize> = self
+            .rooms
+            .values()
+            .flat_map(|r| r.subscribers.iter().copied())
+            .collect();
+        for idx in subs {
+            let _ = layers_changed;
+            self.refresh_targets(idx, now);
+        }
+    }
+}
+
+fn offer_ufrag(offer: &SdpOffer) -> Option<String> {
+    offer.to_sdp_string().lines().find_map(|l| {
+        l.trim_end()
+            .strip_prefix("a=ice-ufrag:")
+            .map(str::to_string)
+    })
+}
+
+/// Finds the payload type on a subscriber's m-line for a codec: same codec, and for H.264 the
+/// same `profile-level-id` when the subscriber offered it, else any H.264 with
+/// packetization-mode 1.
+fn out_pt(rtc: &Rtc, mid: Mid, key: CodecKey) -> Option<Pt> {
+    let media = rtc.media(mid)?;
+    let remote = media.remote_pts();
+    let params = rtc.codec_config().params();
+    let candidates = params
+        .iter()
+        .filter(|p| remote.contains(&p.pt()) && p.spec().codec == key.codec);
+    let mut best: Option<Pt> = None;
+    for p in candidates {
+        let spec = p.spec();
+        if key.codec == Codec::H264 && spec.format.packetization_mode != Some(1) {
+            continue;
+        }
+        if spec.format.profile_level_id == key.profile {
+            return Some(p.pt());
+        }
+        best.get_or_insert(p.pt());
+    }
+    best
+}
+
+/// Host candidate addresses for a shard socket on `port`: the configured IPs, else the bind IP
+/// when specific, else every local interface address.
+pub fn candidate_addrs(config: &SfuConfig, port: u16, interfaces: &[IpAddr]) -> Vec<SocketAddr> {
+    let ips: Vec<IpAddr> = if !config.candidate_ips.is_empty() {
+        config.candidate_ips.clone()
+    } else if !config.bind_ip.is_unspecified() {
+        vec![config.bind_ip]
+    } else {
+        interfaces
+            .iter()
+            .copied()
+            .filter(|ip| ip.is_ipv4())
+            .collect()
+    };
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mid_layout_follows_sdp_order() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\nm=audio 9 x 111\r\na=mid:4\r\n";
+        let l = MidLayout::from_sdp(sdp);
+        assert_eq!(l.video, vec![Mid::from("0"), Mid::from("2")]);
+        assert_eq!(l.audio, vec![Mid::from("1"), Mid::from("4")]);
+    }
+
+    #[test]
+    fn candidate_addrs_prefers_config() {
+        let mut c = SfuConfig::default();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let eth: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(candidate_addrs(&c, 5000, &[lo, eth]).len(), 2);
+        c.candidate_ips = vec![eth];
+        assert_eq!(
+            candidate_addrs(&c, 5000, &[lo]),
+            vec![SocketAddr::new(eth, 5000)]
+        );
+    }
+
+    #[test]
+    fn garbage_datagrams_are_counted_not_fatal() {
+        let now = Instant::now();
+        let cfg = SfuConfig::default();
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mut shard = ShardCore::new(0, 1, cfg, vec![addr], now);
+        let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        for d in [
+            &[][..],
+            &[0u8, 1, 2][..],
+            &[0x80, 0, 0, 0][..],
+            &[22u8; 40][..],
+            &[0xffu8; 1500][..],
+        ] {
+            shard.handle_datagram(now, src, d);
+        }
+        assert_eq!(shard.stats().datagrams_dropped, 5);
+    }
+}

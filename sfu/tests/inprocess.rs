@@ -1,0 +1,538 @@
+//! In-process, virtual-time tests: real str0m client peers publish and subscribe through one
+//! `ShardCore`. No sockets, no sleeps: datagrams are handed across in memory and the clock is
+//! a variable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::sync::oneshot;
+use venue_sfu::shard::{MidLayout, ShardCommand, ShardCore, ShardOutput};
+use venue_sfu::{ParticipantId, RoomId, SessionId, SfuConfig, SfuEvent, SubscribeTarget};
+
+const ROOM: RoomId = RoomId(1);
+const SERVER: &str = "10.0.0.1:5000";
+
+/// A synthetic H.264 + Opus publisher: sends a keyframe on start and whenever asked.
+struct PubClient {
+    id: u8,
+    rtc: Rtc,
+    addr: SocketAddr,
+    video: Mid,
+    audio: Mid,
+    frame: u64,
+    next_video: Instant,
+    next_audio: Instant,
+    want_keyframe: bool,
+    keyframes_sent: u32,
+}
+
+/// A WHEP-like subscriber in RTP mode: records what arrives per mid.
+struct SubClient {
+    rtc: Rtc,
+    addr: SocketAddr,
+    layout: MidLayout,
+    /// (mid, seq, first two payload bytes, arrival)
+    rtp: Vec<(Mid, u16, [u8; 3], Instant)>,
+    channel_frames: Vec<Vec<u8>>,
+}
+
+struct Net {
+    now: Instant,
+    shard: ShardCore,
+    pubs: Vec<PubClient>,
+    subs: Vec<SubClient>,
+    events: Vec<SfuEvent>,
+    next_port: u16,
+}
+
+fn server() -> SocketAddr {
+    SERVER.parse().unwrap()
+}
+
+impl Net {
+    fn new(max_slots: usize) -> Net {
+        let now = Instant::now();
+        let config = SfuConfig {
+            max_slots,
+            keyframe_request_interval_ms: 100,
+            ..SfuConfig::default()
+        };
+        Net {
+            now,
+            shard: ShardCore::new(0, 1, config, vec![server()], now),
+            pubs: vec![],
+            subs: vec![],
+            events: vec![],
+            next_port: 40000,
+        }
+    }
+
+    fn client_rtc(&mut self, rtp_mode: bool) -> (Rtc, SocketAddr) {
+        self.next_port += 1;
+        let addr: SocketAddr = format!("10.0.0.2:{}", self.next_port).parse().unwrap();
+        let mut rtc = Rtc::builder().set_rtp_mode(rtp_mode).build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        (rtc, addr)
+    }
+
+    fn answer(
+        &mut self,
+        rtc: &mut Rtc,
+        pending: SdpPendingOffer,
+        rx: oneshot::Receiver<Result<venue_sfu::SessionAnswer, venue_sfu::SfuError>>,
+    ) -> SessionId {
+        let ans = rx.blocking_recv().unwrap().expect("offer accepted");
+        assert!(
+            ans.answer_sdp.contains("a=candidate"),
+            "answer carries server candidates"
+        );
+        rtc.sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&ans.answer_sdp).unwrap(),
+            )
+            .unwrap();
+        ans.session
+    }
+
+    fn publish(&mut self, id: u8) -> SessionId {
+        let (mut rtc, addr) = self.client_rtc(false);
+        let mut api = rtc.sdp_api();
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let session = SessionId((u64::from(id) << 16) | (self.pubs.len() as u64) << 8);
+        self.shard.handle_command(
+            self.now,
+            ShardCommand::Publish {
+                session,
+                room: ROOM,
+                participant: ParticipantId(u64::from(id)),
+                offer,
+                reply: tx,
+            },
+        );
+        let s = self.answer(&mut rtc, pending, rx);
+        self.pubs.push(PubClient {
+            id,
+            rtc,
+            addr,
+            video,
+            audio,
+            frame: 0,
+            next_video: self.now,
+            next_audio: self.now,
+            want_keyframe: true,
+            keyframes_sent: 0,
+        });
+        s
+    }
+
+    fn subscribe(&mut self, slots: usize) -> usize {
+        let (mut rtc, addr) = self.client_rtc(true);
+        let mut api = rtc.sdp_api();
+        for _ in 0..slots {
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        api.add_channel("venue".into());
+        let (offer, pending) = api.apply().unwrap();
+        let layout = MidLayout::from_sdp(&offer.to_sdp_string());
+        assert_eq!(layout.video.len(), slots);
+        let (tx, rx) = oneshot::channel();
+        let session = SessionId(0x1000 + self.subs.len() as u64 * 256);
+        self.shard.handle_command(
+            self.now,
+            ShardCommand::Subscribe {
+                session,
+                room: ROOM,
+                target: SubscribeTarget::Stage,
+                offer,
+                layout: layout.clone(),
+                reply: tx,
+            },
+        );
+        self.answer(&mut rtc, pending, rx);
+        self.subs.push(SubClient {
+            rtc,
+            addr,
+            layout,
+            rtp: vec![],
+            channel_frames: vec![],
+        });
+        self.subs.len() - 1
+    }
+
+    fn stage(&mut self, slots: Vec<Option<u8>>) {
+        let slots = slots
+            .into_iter()
+            .map(|s| s.map(|i| ParticipantId(u64::from(i))))
+            .collect();
+        self.shard
+            .handle_command(self.now, ShardCommand::SetStage { room: ROOM, slots });
+    }
+
+    fn deliver(&mut self, to: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let now = self.now;
+        let rtc = self
+            .pubs
+            .iter_mut()
+            .map(|p| (&mut p.rtc, p.addr))
+            .chain(self.subs.iter_mut().map(|s| (&mut s.rtc, s.addr)))
+            .find(|(_, a)| *a == to)
+            .map(|(r, _)| r);
+        if let Some(rtc) = rtc {
+            let r = Receive::new(Protocol::Udp, from, to, data).unwrap();
+            rtc.handle_input(Input::Receive(now, r)).unwrap();
+        }
+    }
+
+    /// Runs the network for `d` of virtual time in 1 ms steps.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            let now = self.now;
+            // Publishers produce media.
+            for p in &mut self.pubs {
+                if !p.rtc.is_connected() {
+                    continue;
+                }
+                if now >= p.next_video {
+                    p.next_video = now + Duration::from_millis(33);
+                    p.frame += 1;
+                    let key = std::mem::take(&mut p.want_keyframe);
+                    let mut data = Vec::new();
+                    if key {
+                        data.extend_from_slice(&[
+                            0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80,
+                        ]);
+                        data.extend_from_slice(&[0, 0, 0, 1, 0x65, p.id]);
+                        p.keyframes_sent += 1;
+                    } else {
+                        data.extend_from_slice(&[0, 0, 0, 1, 0x41, p.id]);
+                    }
+                    data.extend(std::iter::repeat_n(0x55u8, 3000));
+                    let w = p.rtc.writer(p.video).unwrap();
+                    let pt = w
+                        .payload_params()
+                        .find(|pp| {
+                            pp.spec().codec == Codec::H264
+                                && pp.spec().format.packetization_mode == Some(1)
+                        })
+                        .unwrap()
+                        .pt();
+                    w.write(pt, now, MediaTime::from_90khz(p.frame * 3000), data)
+                        .unwrap();
+                }
+                if now >= p.next_audio {
+                    p.next_audio = now + Duration::from_millis(20);
+                    let w = p.rtc.writer(p.audio).unwrap();
+                    let pt = w.payload_params().next().unwrap().pt();
+                    w.write(
+                        pt,
+                        now,
+                        MediaTime::new(p.frame * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ),
+                        vec![0xfc, p.id, 1, 2, 3],
+                    )
+                    .unwrap();
+                }
+            }
+            // Drive clients.
+            let mut to_server: Vec<(SocketAddr, Vec<u8>)> = vec![];
+            for p in &mut self.pubs {
+                p.rtc.handle_input(Input::Timeout(now)).unwrap();
+                loop {
+                    match p.rtc.poll_output().unwrap() {
+                        Output::Transmit(t) => to_server.push((p.addr, t.contents.into())),
+                        Output::Event(Event::KeyframeRequest(_)) => p.want_keyframe = true,
+                        Output::Event(_) => {}
+                        Output::Timeout(_) => break,
+                    }
+                }
+            }
+            for s in &mut self.subs {
+                s.rtc.handle_input(Input::Timeout(now)).unwrap();
+                loop {
+                    match s.rtc.poll_output().unwrap() {
+                        Output::Transmit(t) => to_server.push((s.addr, t.contents.into())),
+                        Output::Event(Event::RtpPacket(pkt)) => {
+                            let mid = s
+                                .rtc
+                                .direct_api()
+                                .stream_rx(&pkt.header.ssrc)
+                                .map(|x| x.mid())
+                                .unwrap();
+                            let g = |i: usize| pkt.payload.get(i).copied().unwrap_or(0);
+                            let b = [g(0), g(1), g(2)];
+                            s.rtp.push((mid, pkt.header.sequence_number, b, now));
+                        }
+                        Output::Event(Event::ChannelData(d)) => s.channel_frames.push(d.data),
+                        Output::Event(_) => {}
+                        Output::Timeout(_) => break,
+                    }
+                }
+            }
+            for (from, data) in to_server {
+                self.shard.handle_datagram(now, from, &data);
+            }
+            self.shard.handle_timeout(now);
+            loop {
+                match self.shard.poll_output() {
+                    ShardOutput::Transmit {
+                        destination,
+                        contents,
+                        ..
+                    } => self.deliver(destination, server(), &contents),
+                    ShardOutput::Event(e) => self.events.push(e),
+                    ShardOutput::Broadcast(_) => {}
+                    ShardOutput::Timeout(_) => break,
+                }
+            }
+        }
+    }
+
+    fn video_of(&self, sub: usize, slot: usize) -> Vec<(u16, [u8; 3], Instant)> {
+        let s = &self.subs[sub];
+        let mid = s.layout.video[slot];
+        s.rtp
+            .iter()
+            .filter(|r| r.0 == mid)
+            .map(|r| (r.1, r.2, r.3))
+            .collect()
+    }
+
+    fn audio_of(&self, sub: usize, slot: usize) -> usize {
+        let s = &self.subs[sub];
+        let mid = s.layout.audio[slot];
+        s.rtp.iter().filter(|r| r.0 == mid).count()
+    }
+}
+
+/// The source id carried in a packet: single NAL units 0x65/0x41 carry it in byte 1, FU-A
+/// start fragments (RFC 6184 §5.8) in byte 2.
+fn source_of(b: [u8; 3]) -> Option<u8> {
+    match b[0] & 0x1f {
+        1 | 5 => Some(b[1]),
+        28 if b[1] & 0x80 != 0 => Some(b[2]),
+        _ => None,
+    }
+}
+
+/// Whether a packet starts a keyframe (SPS, IDR, STAP-A, or FU-A start of an IDR).
+fn starts_keyframe(b: [u8; 3]) -> bool {
+    match b[0] & 0x1f {
+        5 | 7 | 24 => true,
+        28 => b[1] & 0x80 != 0 && b[1] & 0x1f == 5,
+        _ => false,
+    }
+}
+
+#[test]
+fn publisher_on_stage_reaches_subscriber() {
+    let mut net = Net::new(2);
+    net.publish(1);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(2);
+    net.run(Duration::from_secs(2));
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        SfuEvent::PublisherUp {
+            participant: ParticipantId(1),
+            ..
+        }
+    )));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::SubscriberUp { .. }))
+    );
+    let v = net.video_of(s, 0);
+    assert!(v.len() > 100, "slot 0 video arrives, got {}", v.len());
+    let ids: Vec<u8> = v.iter().filter_map(|x| source_of(x.1)).collect();
+    assert!(
+        ids.len() > 30 && ids.iter().all(|&id| id == 1),
+        "frames are from source 1: {ids:?}"
+    );
+    assert!(net.audio_of(s, 0) > 20, "slot 0 audio arrives");
+    assert!(net.video_of(s, 1).is_empty(), "slot 1 is empty");
+}
+
+#[test]
+fn stage_switch_waits_for_keyframe_and_keeps_sequence_continuous() {
+    let mut net = Net::new(2);
+    net.publish(1);
+    net.publish(2);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(2);
+    net.run(Duration::from_secs(1));
+    let before = net.pubs[1].keyframes_sent;
+    net.stage(vec![Some(2)]);
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.pubs[1].keyframes_sent > before,
+        "the new source was asked for a keyframe"
+    );
+    let v = net.video_of(s, 0);
+    // Sequence numbers are contiguous across the switch.
+    for w in v.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "contiguous sequence numbers"
+        );
+    }
+    let ids: Vec<u8> = v.iter().filter_map(|x| source_of(x.1)).collect();
+    let first_b = ids
+        .iter()
+        .position(|&i| i == 2)
+        .expect("source 2 arrives after the switch");
+    assert!(ids[..first_b].iter().all(|&i| i == 1));
+    assert!(
+        ids[first_b..].iter().all(|&i| i == 2),
+        "no packets of the old source after the switch"
+    );
+    // The first packet from source 2 belongs to a keyframe: the packet right before it in
+    // arrival order on the new source must be the SPS/PPS aggregate or the IDR itself.
+    let pos = v.iter().position(|x| source_of(x.1) == Some(2)).unwrap();
+    let switch_pkt = v
+        .iter()
+        .take(pos + 1)
+        .rev()
+        .find(|x| source_of(x.1) != Some(1))
+        .unwrap();
+    assert!(
+        starts_keyframe(switch_pkt.1),
+        "switch happens on a keyframe, got {:x?}",
+        switch_pkt.1
+    );
+}
+
+#[test]
+fn late_joiner_gets_a_keyframe_fast() {
+    let mut net = Net::new(1);
+    net.publish(1);
+    net.stage(vec![Some(1)]);
+    net.run(Duration::from_secs(3));
+    let before = net.pubs[0].keyframes_sent;
+    let join = net.now;
+    let s = net.subscribe(1);
+    net.run(Duration::from_millis(600));
+    assert!(
+        net.pubs[0].keyframes_sent > before,
+        "joining asked the publisher for a keyframe"
+    );
+    let v = net.video_of(s, 0);
+    let first = v.first().expect("video arrives");
+    assert!(
+        starts_keyframe(first.1),
+        "first packet starts a keyframe, got {:x?}",
+        first.1
+    );
+    assert!(
+        first.2.duration_since(join) < Duration::from_millis(300),
+        "first keyframe within 300 ms of the offer, took {:?}",
+        first.2.duration_since(join)
+    );
+}
+
+#[test]
+fn publisher_leaving_empties_its_slot() {
+    let mut net = Net::new(1);
+    let session = net.publish(1);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(1);
+    net.run(Duration::from_secs(1));
+    let (tx, rx) = oneshot::channel();
+    net.shard
+        .handle_command(net.now, ShardCommand::Close { session, reply: tx });
+    rx.blocking_recv().unwrap().unwrap();
+    net.run(Duration::from_millis(100));
+    let n = net.video_of(s, 0).len();
+    net.run(Duration::from_secs(1));
+    assert_eq!(
+        net.video_of(s, 0).len(),
+        n,
+        "nothing arrives once the publisher left"
+    );
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        SfuEvent::PublisherDown {
+            participant: ParticipantId(1),
+            ..
+        }
+    )));
+    // Closing again is an error, not a panic.
+    let (tx, rx) = oneshot::channel();
+    net.shard
+        .handle_command(net.now, ShardCommand::Close { session, reply: tx });
+    assert!(rx.blocking_recv().unwrap().is_err());
+}
+
+#[test]
+fn reconnect_with_same_participant_replaces_session() {
+    let mut net = Net::new(1);
+    let first = net.publish(1);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(1);
+    net.run(Duration::from_secs(1));
+    let second = net.publish(1);
+    assert_ne!(first, second);
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::PublisherDown { session, .. } if *session == first))
+    );
+    let n = net.video_of(s, 0).len();
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.video_of(s, 0).len() > n + 50,
+        "the new session's video flows"
+    );
+}
+
+#[test]
+fn room_state_frame_reaches_data_channel() {
+    let mut net = Net::new(1);
+    let s = net.subscribe(1);
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::SetRoomState {
+            room: ROOM,
+            frame: Bytes::from_static(b"\x12\x02\x10\x01"),
+        },
+    );
+    net.run(Duration::from_secs(1));
+    assert!(
+        net.subs[s]
+            .channel_frames
+            .iter()
+            .any(|f| f == b"\x12\x02\x10\x01"),
+        "the state frame arrives on open"
+    );
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::SetRoomState {
+            room: ROOM,
+            frame: Bytes::from_static(b"\x12\x02\x10\x02"),
+        },
+    );
+    net.run(Duration::from_millis(200));
+    assert!(
+        net.subs[s]
+            .channel_frames
+            .iter()
+            .any(|f| f == b"\x12\x02\x10\x02"),
+        "updates are broadcast"
+    );
+}
