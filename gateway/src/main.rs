@@ -1,1 +1,53 @@
-fn main() {}
+//! `venue`: parse the configuration, open the store, start the media plane, serve HTTP until
+//! Ctrl-C (or SIGTERM).
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use venue_gateway::config::{Cli, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(&cli)?;
+    let app = venue_gateway::build_app(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
+    tracing::info!(
+        http = %listener.local_addr()?,
+        media = ?app.state.sfu.addrs().shards,
+        data_dir = %config.data_dir.display(),
+        "venue listening"
+    );
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("venue stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,96 @@
+//! WHEP (draft-ietf-wish-whep): `POST /api/whep/{room}` creates a viewer session of the room's
+//! stage (the i-th video and i-th audio m-line carry stage slot i); `PATCH`/`DELETE
+//! /api/whep/{room}/{session}` trickle and end it. No authentication. Same error rules as WHIP.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use venue_sfu::{RoomId, SessionId, SubscribeTarget};
+
+use super::{SDP, created, etag, require_content_type, sdp_offer, session_id};
+use crate::AppState;
+use crate::error::{ApiError, TextError};
+use crate::state::{SessionInfo, SessionKind};
+
+/// `POST /api/whep/{room}`: 201 + `Location: /api/whep/{room}/{session}` + `ETag` + answer.
+pub async fn post(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, TextError> {
+    let room = app
+        .store
+        .room_by_name(&room)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
+    require_content_type(&headers, SDP)?;
+    let offer = sdp_offer(body)?;
+    let room_id = RoomId(room.id as u64);
+    let answer = app
+        .sfu
+        .subscribe(room_id, SubscribeTarget::Stage, &offer)
+        .await?;
+    let tag = etag(&answer);
+    tracing::info!(room = %room.name, session = %answer.session, "WHEP viewer session created");
+    app.state
+        .session_created(
+            answer.session,
+            SessionInfo {
+                room: room_id,
+                kind: SessionKind::Viewer,
+                etag: tag.clone(),
+            },
+        )
+        .await?;
+    Ok(created(
+        format!("/api/whep/{}/{}", room.name, answer.session),
+        &tag,
+        answer.answer_sdp,
+    )?)
+}
+
+/// A viewer or preview session of room `room`; 404 otherwise.
+async fn viewer_session(
+    app: &AppState,
+    room: &str,
+    session: &str,
+) -> Result<(SessionId, SessionInfo), ApiError> {
+    let id = session_id(session)?;
+    let room = app
+        .store
+        .room_by_name(room)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
+    match app.state.session(id).await? {
+        Some(info)
+            if info.room == RoomId(room.id as u64)
+                && matches!(info.kind, SessionKind::Viewer | SessionKind::Preview(_)) =>
+        {
+            Ok((id, info))
+        }
+        _ => Err(ApiError::NotFound("no such WHEP session".into())),
+    }
+}
+
+/// `PATCH /api/whep/{room}/{session}`: trickle ICE → 204; ICE restart → 422.
+pub async fn patch(
+    State(app): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, TextError> {
+    let (id, info) = viewer_session(&app, &room, &session).await?;
+    super::whip::patch_session(&app, id, &info, &headers, body).await
+}
+
+/// `DELETE /api/whep/{room}/{session}`: 200.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+) -> Result<StatusCode, TextError> {
+    let (id, _) = viewer_session(&app, &room, &session).await?;
+    super::whip::delete_session(&app, id).await
+}

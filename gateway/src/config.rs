@@ -1,0 +1,422 @@
+//! The gateway's configuration: one typed struct, layered
+//! defaults → TOML file → `VENUE_*` environment → CLI flags → validated.
+//!
+//! The media plane's section `[media]` is [`venue_sfu::SfuConfig`] itself. Secrets (the admin
+//! token) are wrapped in [`Secret`], whose `Debug` never prints them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+use venue_sfu::SfuConfig;
+
+/// The whole configuration of the `venue` binary.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[http]`: the HTTP listener.
+    pub http: HttpConfig,
+    /// `[media]`: the SFU (UDP shards, stage slots).
+    pub media: SfuConfig,
+    /// Directory for the SQLite database and the generated admin token. Default `./venue-data`.
+    pub data_dir: PathBuf,
+    /// Bearer token of the admin API. `None`: read `data_dir/admin-token`, generating it on
+    /// first start.
+    pub admin_token: Option<Secret>,
+}
+
+/// `[http]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the HTTP server binds. Default `0.0.0.0:8080`.
+    pub listen: SocketAddr,
+    /// Public base URL (`https://venue.example.org`), used for the WHIP and RTMP URLs handed
+    /// to streamers. Default: derived from each request's `Host` header.
+    pub public_url: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            public_url: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: HttpConfig::default(),
+            media: SfuConfig::default(),
+            data_dir: PathBuf::from("./venue-data"),
+            admin_token: None,
+        }
+    }
+}
+
+/// A secret string: `Debug` and `Display` print `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Command-line flags (each overrides the file and the environment).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "venue",
+    version,
+    about = "Venue: a self-hosted online concert venue"
+)]
+pub struct Cli {
+    /// TOML configuration file (also `VENUE_CONFIG`).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address, e.g. 0.0.0.0:8080 (also `VENUE_HTTP_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Public base URL used in WHIP/RTMP URLs (also `VENUE_PUBLIC_URL`).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Data directory (also `VENUE_DATA_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin API token (also `VENUE_ADMIN_TOKEN`; prefer the environment over the flag).
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// UDP bind IP of the media shards (also `VENUE_MEDIA_BIND_IP`).
+    #[arg(long, value_name = "IP")]
+    pub media_bind_ip: Option<IpAddr>,
+    /// UDP port of media shard 0; shard i uses base+i; 0 = ephemeral (also `VENUE_MEDIA_BASE_PORT`).
+    #[arg(long, value_name = "PORT")]
+    pub media_base_port: Option<u16>,
+    /// Number of media shards, 0 = one per core (also `VENUE_MEDIA_SHARDS`).
+    #[arg(long, value_name = "N")]
+    pub media_shards: Option<usize>,
+    /// IPs advertised as ICE host candidates, comma-separated (also `VENUE_MEDIA_CANDIDATE_IPS`).
+    #[arg(long, value_name = "IP,IP", value_delimiter = ',')]
+    pub media_candidate_ips: Option<Vec<IpAddr>>,
+    /// Stage slots per room, 1..=9 (also `VENUE_MEDIA_MAX_SLOTS`).
+    #[arg(long, value_name = "K")]
+    pub media_max_slots: Option<usize>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+    #[error(transparent)]
+    Media(#[from] venue_sfu::config::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the given flags.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        Config::load_with_env(cli, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`] with an explicit environment lookup (tests).
+    pub fn load_with_env(
+        cli: &Cli,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let path = cli
+            .config
+            .clone()
+            .or_else(|| env("VENUE_CONFIG").map(PathBuf::from));
+        let mut config = match path {
+            Some(path) => Config::from_file(&path)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.apply_cli(cli);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML file (no env, no flags, not validated).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Parses TOML text (no env, no flags, not validated).
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, v: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+            })
+        }
+        if let Some(v) = env("VENUE_HTTP_LISTEN") {
+            self.http.listen = parse("VENUE_HTTP_LISTEN", &v)?;
+        }
+        if let Some(v) = env("VENUE_PUBLIC_URL") {
+            self.http.public_url = Some(v);
+        }
+        if let Some(v) = env("VENUE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("VENUE_ADMIN_TOKEN") {
+            self.admin_token = Some(Secret(v));
+        }
+        if let Some(v) = env("VENUE_MEDIA_BIND_IP") {
+            self.media.bind_ip = parse("VENUE_MEDIA_BIND_IP", &v)?;
+        }
+        if let Some(v) = env("VENUE_MEDIA_BASE_PORT") {
+            self.media.base_port = parse("VENUE_MEDIA_BASE_PORT", &v)?;
+        }
+        if let Some(v) = env("VENUE_MEDIA_SHARDS") {
+            self.media.shards = parse("VENUE_MEDIA_SHARDS", &v)?;
+        }
+        if let Some(v) = env("VENUE_MEDIA_CANDIDATE_IPS") {
+            self.media.candidate_ips = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse("VENUE_MEDIA_CANDIDATE_IPS", s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = env("VENUE_MEDIA_MAX_SLOTS") {
+            self.media.max_slots = parse("VENUE_MEDIA_MAX_SLOTS", &v)?;
+        }
+        Ok(())
+    }
+
+    fn apply_cli(&mut self, cli: &Cli) {
+        if let Some(v) = cli.http_listen {
+            self.http.listen = v;
+        }
+        if let Some(v) = &cli.public_url {
+            self.http.public_url = Some(v.clone());
+        }
+        if let Some(v) = &cli.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &cli.admin_token {
+            self.admin_token = Some(Secret(v.clone()));
+        }
+        if let Some(v) = cli.media_bind_ip {
+            self.media.bind_ip = v;
+        }
+        if let Some(v) = cli.media_base_port {
+            self.media.base_port = v;
+        }
+        if let Some(v) = cli.media_shards {
+            self.media.shards = v;
+        }
+        if let Some(v) = &cli.media_candidate_ips {
+            self.media.candidate_ips = v.clone();
+        }
+        if let Some(v) = cli.media_max_slots {
+            self.media.max_slots = v;
+        }
+    }
+
+    /// Checks ranges and normalises `public_url` (no trailing slash).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.media.validate()?;
+        if let Some(url) = &mut self.http.public_url {
+            let trimmed = url.trim().trim_end_matches('/').to_owned();
+            let rest = trimmed
+                .strip_prefix("https://")
+                .or_else(|| trimmed.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+                    *url = trimmed
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "http.public_url must look like https://host[:port][/path], got {url:?}"
+                    )));
+                }
+            }
+        }
+        if let Some(token) = &self.admin_token {
+            let t = token.expose();
+            if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Invalid(
+                    "admin_token must be at least 8 characters without whitespace".into(),
+                ));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid("data_dir must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SAMPLE: &str = include_str!("../venue.sample.toml");
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn sample_config_parses_and_equals_defaults_when_uncommented() {
+        // The sample has every option commented out: parsing it gives the defaults.
+        let parsed = Config::from_toml(SAMPLE).expect("sample parses");
+        assert_eq!(parsed, Config::default());
+        // Uncommenting every `#key = value` line must still parse and validate.
+        let uncommented: String = SAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_alphabetic()) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut c = Config::from_toml(&uncommented).expect("uncommented sample parses");
+        c.validate().expect("uncommented sample validates");
+        assert_eq!(
+            c.http.public_url.as_deref(),
+            Some("https://venue.example.org")
+        );
+        assert_eq!(c.media.max_slots, 4);
+    }
+
+    #[test]
+    fn no_args_gives_defaults() {
+        let c = Config::load_with_env(&Cli::default(), no_env).expect("loads");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.http.listen, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(c.media.base_port, 50000);
+        assert_eq!(c.data_dir, PathBuf::from("./venue-data"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(Config::from_toml("[http]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n").is_err());
+        assert!(Config::from_toml("nope = 1\n").is_err());
+        assert!(Config::from_toml("[media]\nbase_port = 1\nwat = 2\n").is_err());
+    }
+
+    #[test]
+    fn layers_file_then_env_then_cli() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("venue.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/from-file\"\n[http]\nlisten = \"127.0.0.1:9000\"\n[media]\nbase_port = 40000\nmax_slots = 6\n",
+        )
+        .expect("write");
+        let env: HashMap<&str, String> = [
+            ("VENUE_CONFIG", path.display().to_string()),
+            ("VENUE_HTTP_LISTEN", "127.0.0.1:9001".into()),
+            ("VENUE_MEDIA_BASE_PORT", "41000".into()),
+            ("VENUE_ADMIN_TOKEN", "env-token-123".into()),
+            ("VENUE_MEDIA_CANDIDATE_IPS", "10.0.0.1, 10.0.0.2".into()),
+        ]
+        .into_iter()
+        .collect();
+        let lookup = |k: &str| env.get(k).cloned();
+
+        let c = Config::load_with_env(&Cli::default(), lookup).expect("loads");
+        assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+        assert_eq!(c.http.listen, "127.0.0.1:9001".parse().expect("addr"));
+        assert_eq!(c.media.base_port, 41000);
+        assert_eq!(c.media.max_slots, 6);
+        assert_eq!(
+            c.admin_token.as_ref().map(Secret::expose),
+            Some("env-token-123")
+        );
+        assert_eq!(c.media.candidate_ips.len(), 2);
+
+        let cli =
+            Cli::try_parse_from(["venue", "--media-base-port", "42000", "--data-dir", "/cli"])
+                .expect("cli");
+        let c = Config::load_with_env(&cli, lookup).expect("loads");
+        assert_eq!(c.media.base_port, 42000);
+        assert_eq!(c.data_dir, PathBuf::from("/cli"));
+        assert_eq!(c.http.listen, "127.0.0.1:9001".parse().expect("addr"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let env = |k: &str| (k == "VENUE_MEDIA_BASE_PORT").then(|| "seventy".to_string());
+        assert!(matches!(
+            Config::load_with_env(&Cli::default(), env),
+            Err(ConfigError::Env { .. })
+        ));
+        let env = |k: &str| (k == "VENUE_MEDIA_MAX_SLOTS").then(|| "10".to_string());
+        assert!(matches!(
+            Config::load_with_env(&Cli::default(), env),
+            Err(ConfigError::Media(_))
+        ));
+        let env = |k: &str| (k == "VENUE_PUBLIC_URL").then(|| "ftp://x".to_string());
+        assert!(matches!(
+            Config::load_with_env(&Cli::default(), env),
+            Err(ConfigError::Invalid(_))
+        ));
+        let env = |k: &str| (k == "VENUE_ADMIN_TOKEN").then(|| "short".to_string());
+        assert!(matches!(
+            Config::load_with_env(&Cli::default(), env),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn public_url_is_normalised_and_secret_not_debug_printed() {
+        let env = |k: &str| match k {
+            "VENUE_PUBLIC_URL" => Some("https://venue.example.org/".to_string()),
+            "VENUE_ADMIN_TOKEN" => Some("super-secret-token".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with_env(&Cli::default(), env).expect("loads");
+        assert_eq!(
+            c.http.public_url.as_deref(),
+            Some("https://venue.example.org")
+        );
+        assert!(!format!("{c:?}").contains("super-secret-token"));
+    }
+}

@@ -1,0 +1,214 @@
+//! Venue's control plane: HTTP API (WHIP, WHEP, admin, rooms), SQLite store, live room state,
+//! embedded web front end, metrics. The `venue` binary (`main.rs`) is a thin shell over
+//! [`build_app`] and [`App::serve`].
+//!
+//! Contract: the gateway never touches RTP; it drives the media plane only through
+//! [`venue_sfu::SfuHandle`] and learns about it through `SfuEvent`s, which one actor
+//! ([`state`]) owns. Bad input is answered 4xx with a reason, never 500. Secrets (stream keys,
+//! the admin token) are never logged.
+//!
+//! Use from another crate (tests, e2e):
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! let mut config = venue_gateway::config::Config::default();
+//! config.data_dir = "/tmp/venue-test".into();
+//! config.media.base_port = 0;
+//! config.admin_token = Some(venue_gateway::config::Secret::new("test-admin-token"));
+//! let app = venue_gateway::build_app(&config).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(app.serve(listener, std::future::pending()));
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod assets;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use base64::Engine;
+use tower_http::trace::TraceLayer;
+use venue_sfu::SfuHandle;
+
+use crate::config::{Config, Secret};
+use crate::state::StateHandle;
+use crate::store::Store;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub sfu: SfuHandle,
+    pub state: StateHandle,
+    /// SHA-256 of the admin token (compared in constant time).
+    pub admin_token_digest: [u8; 32],
+    /// `http.public_url`, normalised (no trailing slash).
+    pub public_url: Option<String>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// The HTTP router over `state`.
+pub fn router(state: AppState) -> Router {
+    let whip_whep = Router::new()
+        .route(
+            "/api/whip",
+            post(api::whip::post).options(api::options_endpoint),
+        )
+        .route(
+            "/api/whip/{session}",
+            axum::routing::patch(api::whip::patch)
+                .delete(api::whip::delete)
+                .options(api::options_resource),
+        )
+        .route(
+            "/api/whep/{room}",
+            post(api::whep::post).options(api::options_endpoint),
+        )
+        .route(
+            "/api/whep/{room}/{session}",
+            axum::routing::patch(api::whep::patch)
+                .delete(api::whep::delete)
+                .options(api::options_resource),
+        )
+        .layer(middleware::from_fn(api::cors));
+
+    let admin = Router::new()
+        .route(
+            "/api/admin/rooms",
+            get(api::admin::list_rooms).post(api::admin::create_room),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers",
+            get(api::admin::list_streamers).post(api::admin::create_streamer),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers/{id}",
+            axum::routing::delete(api::admin::delete_streamer),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers/{id}/whep",
+            post(api::admin::preview),
+        )
+        .route(
+            "/api/admin/rooms/{room}/stage",
+            get(api::admin::get_stage).put(api::admin::put_stage),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            api::admin::require_admin,
+        ));
+
+    Router::new()
+        .merge(whip_whep)
+        .merge(admin)
+        .route("/api/rooms/{room}", get(api::rooms::get))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::get))
+        .route("/", get(assets::index))
+        .route("/r/{room}", get(assets::room_page))
+        .route("/publish", get(assets::publish))
+        .route("/admin", get(assets::admin))
+        .fallback(assets::fallback)
+        .layer(DefaultBodyLimit::max(api::MAX_SDP_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A built application: router and state, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    pub router: Router,
+    pub state: AppState,
+}
+
+impl App {
+    /// Serves HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Opens the store, resolves the admin token, starts the SFU and the state actor, and builds
+/// the router. Errors: store, data dir or SFU start-up failures.
+pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    let store = Store::open(&config.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let token = admin_token(config.admin_token.as_ref(), &config.data_dir)?;
+    let (sfu, events) =
+        SfuHandle::start(config.media.clone()).context("starting the media plane")?;
+    let state_handle = state::spawn(store.clone(), sfu.clone(), events)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let state = AppState {
+        store,
+        sfu,
+        state: state_handle,
+        admin_token_digest: api::admin::token_digest(token.expose()),
+        public_url: config.http.public_url.clone(),
+        metrics: Arc::new(metrics::Metrics::default()),
+    };
+    Ok(App {
+        router: router(state.clone()),
+        state,
+    })
+}
+
+/// The admin token: from the config, else `data_dir/admin-token`, generated (and printed to
+/// stdout once) when that file does not exist.
+pub fn admin_token(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
+    if let Some(token) = configured {
+        return Ok(token.clone());
+    }
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Secret::new(text.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "Generated admin token (stored in {}): {token}",
+        path.display()
+    );
+    Ok(Secret::new(token))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}

@@ -1,0 +1,79 @@
+//! Prometheus text exposition (`GET /metrics`), hand-written: HTTP request counts by status
+//! class (counted by [`count_requests`]) and gauges from the state actor.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Counters updated by the HTTP middleware.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
+    http_responses: [AtomicU64; 5],
+}
+
+impl Metrics {
+    fn record(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(c) = self.http_responses.get(class) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Middleware: counts every response by status class.
+pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    app.metrics.record(res.status().as_u16());
+    res
+}
+
+/// `GET /metrics`.
+pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let s = app.state.stats().await?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: usize| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        ));
+    };
+    gauge("venue_rooms", "Rooms.", s.rooms);
+    gauge(
+        "venue_sessions",
+        "WebRTC sessions (WHIP publishers, WHEP viewers, previews) known to the gateway.",
+        s.sessions,
+    );
+    gauge(
+        "venue_publishers_live",
+        "Streamers with a publisher session up.",
+        s.publishers_live,
+    );
+    gauge(
+        "venue_viewers",
+        "WHEP viewer sessions connected.",
+        s.viewers,
+    );
+    out.push_str("# HELP venue_http_requests_total HTTP requests answered, by status class.\n");
+    out.push_str("# TYPE venue_http_requests_total counter\n");
+    for (i, c) in app.metrics.http_responses.iter().enumerate() {
+        out.push_str(&format!(
+            "venue_http_requests_total{{class=\"{}xx\"}} {}\n",
+            i + 1,
+            c.load(Ordering::Relaxed)
+        ));
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}

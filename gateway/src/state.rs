@@ -1,0 +1,971 @@
+//! Live room state: who is on stage, who is live, how many viewers, which WHIP/WHEP sessions
+//! exist. Owned by one actor task; HTTP handlers talk to it through [`StateHandle`]
+//! (bounded `mpsc` + `oneshot`), the SFU through its [`SfuEvent`] stream.
+//!
+//! Contract:
+//! - [`Core`] is sans-IO: it takes events, commands and the time as input and returns
+//!   [`Effect`]s (SFU calls) that the shell ([`run`]) performs. It never blocks or awaits.
+//! - Live-ness is keyed by session: a streamer is live while at least one of its publisher
+//!   sessions is up, so the `PublisherDown` of a replaced session does not mark the streamer
+//!   offline while its new session is up.
+//! - Every change of stage, title or live state pushes a new `StageState` frame to the room
+//!   (via `SfuHandle::set_room_state`) at once; viewer-count changes at most once per second.
+//! - Stage writes go through the actor, so store, SFU and frames see them in one order.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use venue_proto::v1;
+use venue_sfu::{ParticipantId, RoomId, SessionId, SfuEvent, SfuHandle};
+
+use crate::error::ApiError;
+use crate::store::{Room, Stage, Store};
+
+/// Shortest interval between two frames caused by viewer-count changes alone.
+pub const VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What kind of session a WHIP/WHEP resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A WHIP publisher of this streamer.
+    Publisher(ParticipantId),
+    /// A WHEP viewer of the room's stage.
+    Viewer,
+    /// An admin's live preview of one streamer (not counted as a viewer).
+    Preview(ParticipantId),
+}
+
+/// A session the gateway created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub room: RoomId,
+    pub kind: SessionKind,
+    /// The strong ETag (with quotes) handed out in the 201.
+    pub etag: String,
+}
+
+/// One stage slot as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotView {
+    pub index: u32,
+    pub streamer_id: Option<i64>,
+    pub name: Option<String>,
+    pub live: bool,
+}
+
+/// A room as shown to clients (`GET /api/rooms/{room}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomView {
+    #[serde(skip)]
+    pub id: i64,
+    pub name: String,
+    pub title: String,
+    pub layout: u32,
+    pub max_slots: usize,
+    /// Always `max_slots` long.
+    pub slots: Vec<SlotView>,
+    pub viewer_count: usize,
+}
+
+/// Totals for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rooms: usize,
+    pub sessions: usize,
+    pub publishers_live: usize,
+    pub viewers: usize,
+}
+
+/// An SFU call the shell must make.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    SetStage(RoomId, Vec<Option<ParticipantId>>),
+    RoomState(RoomId, Bytes),
+    Close(SessionId),
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    name: String,
+    title: String,
+    layout: u32,
+    /// `max_slots` long: (streamer id, name).
+    slots: Vec<Option<(i64, String)>>,
+    viewers: HashSet<SessionId>,
+    last_push: Option<Instant>,
+    viewers_dirty: bool,
+}
+
+/// The actor's state, sans IO.
+#[derive(Debug)]
+pub struct Core {
+    max_slots: usize,
+    revision: u64,
+    rooms: HashMap<i64, RoomEntry>,
+    names: HashMap<String, i64>,
+    sessions: HashMap<SessionId, SessionInfo>,
+    /// Publisher sessions that are up, per streamer.
+    live: HashMap<ParticipantId, HashSet<SessionId>>,
+}
+
+impl Core {
+    /// An empty core. `revision_base` seeds the frame revision (the shell uses wall-clock
+    /// milliseconds so revisions keep growing across restarts).
+    pub fn new(max_slots: usize, revision_base: u64) -> Core {
+        Core {
+            max_slots,
+            revision: revision_base,
+            rooms: HashMap::new(),
+            names: HashMap::new(),
+            sessions: HashMap::new(),
+            live: HashMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) a room with its stage; `slots[i]` = (streamer id, name).
+    pub fn load_room(
+        &mut self,
+        room: &Room,
+        layout: u32,
+        slots: Vec<Option<(i64, String)>>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut slots = slots;
+        slots.resize(self.max_slots, None);
+        let viewers = self
+            .rooms
+            .remove(&room.id)
+            .map(|r| r.viewers)
+            .unwrap_or_default();
+        self.names.insert(room.name.clone(), room.id);
+        self.rooms.insert(
+            room.id,
+            RoomEntry {
+                name: room.name.clone(),
+                title: room.title.clone(),
+                layout,
+                slots,
+                viewers,
+                last_push: None,
+                viewers_dirty: false,
+            },
+        );
+        let mut effects = vec![self.stage_effect(room.id)];
+        effects.extend(self.push(room.id, now));
+        effects
+    }
+
+    /// Sets a room's stage (already validated and stored).
+    pub fn set_stage(
+        &mut self,
+        room_id: i64,
+        layout: u32,
+        slots: Vec<Option<(i64, String)>>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let max = self.max_slots;
+        let Some(entry) = self.rooms.get_mut(&room_id) else {
+            return Vec::new();
+        };
+        entry.layout = layout;
+        entry.slots = slots;
+        entry.slots.resize(max, None);
+        let mut effects = vec![self.stage_effect(room_id)];
+        effects.extend(self.push(room_id, now));
+        effects
+    }
+
+    /// A streamer was deleted: close its sessions, take it off the stage.
+    pub fn remove_streamer(&mut self, room_id: i64, streamer: i64, now: Instant) -> Vec<Effect> {
+        let participant = participant(streamer);
+        let mut effects: Vec<Effect> = self
+            .sessions
+            .iter()
+            .filter(|(_, info)| {
+                matches!(info.kind, SessionKind::Publisher(p) | SessionKind::Preview(p) if p == participant)
+            })
+            .map(|(s, _)| Effect::Close(*s))
+            .collect();
+        effects.sort_by_key(|e| match e {
+            Effect::Close(s) => s.0,
+            _ => 0,
+        });
+        for e in &effects {
+            if let Effect::Close(s) = e {
+                self.sessions.remove(s);
+            }
+        }
+        let was_live = self
+            .live
+            .remove(&participant)
+            .is_some_and(|s| !s.is_empty());
+        let mut stage_changed = false;
+        if let Some(entry) = self.rooms.get_mut(&room_id) {
+            for slot in entry.slots.iter_mut() {
+                if slot.as_ref().is_some_and(|(id, _)| *id == streamer) {
+                    *slot = None;
+                    stage_changed = true;
+                }
+            }
+        }
+        if stage_changed {
+            effects.push(self.stage_effect(room_id));
+        }
+        if stage_changed || was_live {
+            effects.extend(self.push(room_id, now));
+        }
+        effects
+    }
+
+    /// The gateway created a session (after the SFU accepted its offer).
+    pub fn session_created(
+        &mut self,
+        session: SessionId,
+        info: SessionInfo,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let room = info.room;
+        let preview = matches!(info.kind, SessionKind::Preview(_));
+        self.sessions.insert(session, info);
+        // A preview's SubscriberUp may have come first: it is not a viewer.
+        if preview
+            && self
+                .rooms
+                .get_mut(&(room.0 as i64))
+                .is_some_and(|r| r.viewers.remove(&session))
+        {
+            return self.viewers_changed(room.0 as i64, now);
+        }
+        Vec::new()
+    }
+
+    /// The session was closed through its resource URL.
+    pub fn session_closed(&mut self, session: SessionId, now: Instant) -> Vec<Effect> {
+        let Some(info) = self.sessions.remove(&session) else {
+            return Vec::new();
+        };
+        match info.kind {
+            SessionKind::Publisher(p) => self.publisher_down(info.room, p, session, now),
+            SessionKind::Viewer => self.subscriber_down(info.room, session, now),
+            SessionKind::Preview(_) => Vec::new(),
+        }
+    }
+
+    /// The session registered under `session`, if any.
+    pub fn session(&self, session: SessionId) -> Option<&SessionInfo> {
+        self.sessions.get(&session)
+    }
+
+    /// Applies an event of the media plane.
+    pub fn on_event(&mut self, event: SfuEvent, now: Instant) -> Vec<Effect> {
+        match event {
+            SfuEvent::PublisherUp {
+                room,
+                participant,
+                session,
+            } => {
+                self.sessions.entry(session).or_insert_with(|| SessionInfo {
+                    room,
+                    kind: SessionKind::Publisher(participant),
+                    etag: String::new(),
+                });
+                let set = self.live.entry(participant).or_default();
+                let was_live = !set.is_empty();
+                set.insert(session);
+                if !was_live && self.on_stage(room, participant) {
+                    return self.push(room.0 as i64, now);
+                }
+                Vec::new()
+            }
+            SfuEvent::PublisherDown {
+                room,
+                participant,
+                session,
+            } => {
+                self.sessions.remove(&session);
+                self.publisher_down(room, participant, session, now)
+            }
+            SfuEvent::SubscriberUp { room, session } => {
+                if matches!(
+                    self.sessions.get(&session),
+                    Some(SessionInfo {
+                        kind: SessionKind::Preview(_),
+                        ..
+                    })
+                ) {
+                    return Vec::new();
+                }
+                let id = room.0 as i64;
+                if self
+                    .rooms
+                    .get_mut(&id)
+                    .is_some_and(|r| r.viewers.insert(session))
+                {
+                    return self.viewers_changed(id, now);
+                }
+                Vec::new()
+            }
+            SfuEvent::SubscriberDown { room, session } => {
+                self.sessions.remove(&session);
+                self.subscriber_down(room, session, now)
+            }
+            SfuEvent::ChannelMessage {
+                room,
+                session,
+                data,
+            } => {
+                tracing::trace!(room = room.0, %session, len = data.len(), "channel message ignored");
+                Vec::new()
+            }
+            other => {
+                tracing::debug!(?other, "unhandled SFU event");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Flushes viewer counts that were held back by the 1/s limit.
+    pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        let due: Vec<i64> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.viewers_dirty
+                    && r.last_push
+                        .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        due.into_iter().flat_map(|id| self.push(id, now)).collect()
+    }
+
+    /// The room called `name`.
+    pub fn view(&self, name: &str) -> Option<RoomView> {
+        let id = *self.names.get(name)?;
+        let r = self.rooms.get(&id)?;
+        Some(RoomView {
+            id,
+            name: r.name.clone(),
+            title: r.title.clone(),
+            layout: r.layout,
+            max_slots: self.max_slots,
+            slots: r
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SlotView {
+                    index: i as u32,
+                    streamer_id: s.as_ref().map(|(id, _)| *id),
+                    name: s.as_ref().map(|(_, n)| n.clone()),
+                    live: s.as_ref().is_some_and(|(id, _)| self.is_live(*id)),
+                })
+                .collect(),
+            viewer_count: r.viewers.len(),
+        })
+    }
+
+    /// Whether streamer `id` has a publisher session up.
+    pub fn is_live(&self, id: i64) -> bool {
+        self.live
+            .get(&participant(id))
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// Totals for metrics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rooms: self.rooms.len(),
+            sessions: self.sessions.len(),
+            publishers_live: self.live.values().filter(|s| !s.is_empty()).count(),
+            viewers: self.rooms.values().map(|r| r.viewers.len()).sum(),
+        }
+    }
+
+    fn on_stage(&self, room: RoomId, p: ParticipantId) -> bool {
+        self.rooms.get(&(room.0 as i64)).is_some_and(|r| {
+            r.slots
+                .iter()
+                .flatten()
+                .any(|(id, _)| participant(*id) == p)
+        })
+    }
+
+    fn publisher_down(
+        &mut self,
+        room: RoomId,
+        p: ParticipantId,
+        session: SessionId,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let Some(set) = self.live.get_mut(&p) else {
+            return Vec::new();
+        };
+        let removed = set.remove(&session);
+        let now_offline = set.is_empty();
+        if now_offline {
+            self.live.remove(&p);
+        }
+        if removed && now_offline && self.on_stage(room, p) {
+            return self.push(room.0 as i64, now);
+        }
+        Vec::new()
+    }
+
+    fn subscriber_down(&mut self, room: RoomId, session: SessionId, now: Instant) -> Vec<Effect> {
+        let id = room.0 as i64;
+        if self
+            .rooms
+            .get_mut(&id)
+            .is_some_and(|r| r.viewers.remove(&session))
+        {
+            return self.viewers_changed(id, now);
+        }
+        Vec::new()
+    }
+
+    fn viewers_changed(&mut self, id: i64, now: Instant) -> Vec<Effect> {
+        let Some(r) = self.rooms.get_mut(&id) else {
+            return Vec::new();
+        };
+        if r.last_push
+            .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
+        {
+            self.push(id, now)
+        } else {
+            r.viewers_dirty = true;
+            Vec::new()
+        }
+    }
+
+    fn stage_effect(&self, id: i64) -> Effect {
+        let slots = self
+            .rooms
+            .get(&id)
+            .map(|r| {
+                r.slots
+                    .iter()
+                    .map(|s| s.as_ref().map(|(id, _)| participant(*id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Effect::SetStage(RoomId(id as u64), slots)
+    }
+
+    /// Encodes the room's `StageState` frame.
+    fn push(&mut self, id: i64, now: Instant) -> Vec<Effect> {
+        self.revision += 1;
+        let revision = self.revision;
+        let Some(view) = self.rooms.get(&id).and_then(|r| self.view(&r.name)) else {
+            return Vec::new();
+        };
+        let frame = stage_frame(&view, revision);
+        if let Some(r) = self.rooms.get_mut(&id) {
+            r.last_push = Some(now);
+            r.viewers_dirty = false;
+        }
+        vec![Effect::RoomState(RoomId(id as u64), frame)]
+    }
+}
+
+/// The `ServerMessage::Stage` frame of a room view.
+pub fn stage_frame(view: &RoomView, revision: u64) -> Bytes {
+    let msg = v1::ServerMessage {
+        body: Some(v1::server_message::Body::Stage(v1::StageState {
+            title: view.title.clone(),
+            layout: view.layout,
+            slots: view
+                .slots
+                .iter()
+                .map(|s| v1::StageSlot {
+                    index: s.index,
+                    streamer_id: s.streamer_id.map(|id| id as u64).unwrap_or(0),
+                    name: s.name.clone().unwrap_or_default(),
+                    live: s.live,
+                })
+                .collect(),
+            revision,
+            viewer_count: u32::try_from(view.viewer_count).unwrap_or(u32::MAX),
+        })),
+    };
+    Bytes::from(venue_proto::encode_server(&msg))
+}
+
+/// A streamer's participant id in the SFU.
+pub fn participant(streamer: i64) -> ParticipantId {
+    ParticipantId(streamer as u64)
+}
+
+enum Command {
+    SessionCreated {
+        session: SessionId,
+        info: SessionInfo,
+    },
+    SessionClosed {
+        session: SessionId,
+    },
+    Session {
+        session: SessionId,
+        reply: oneshot::Sender<Option<SessionInfo>>,
+    },
+    CreateRoom {
+        name: String,
+        title: Option<String>,
+        reply: oneshot::Sender<Result<Room, ApiError>>,
+    },
+    PutStage {
+        room_id: i64,
+        stage: Stage,
+        reply: oneshot::Sender<Result<RoomView, ApiError>>,
+    },
+    DeleteStreamer {
+        room_id: i64,
+        id: i64,
+        reply: oneshot::Sender<Result<bool, ApiError>>,
+    },
+    View {
+        name: String,
+        reply: oneshot::Sender<Option<RoomView>>,
+    },
+    Live {
+        ids: Vec<i64>,
+        reply: oneshot::Sender<Vec<bool>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
+}
+
+/// Cloneable handle to the state actor.
+#[derive(Clone, Debug)]
+pub struct StateHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+fn stopped() -> ApiError {
+    ApiError::Internal("state actor stopped".into())
+}
+
+impl StateHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
+    /// Registers a session the SFU accepted.
+    pub async fn session_created(
+        &self,
+        session: SessionId,
+        info: SessionInfo,
+    ) -> Result<(), ApiError> {
+        self.tx
+            .send(Command::SessionCreated { session, info })
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Forgets a session closed through its resource URL.
+    pub async fn session_closed(&self, session: SessionId) -> Result<(), ApiError> {
+        self.tx
+            .send(Command::SessionClosed { session })
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// The session registered under `session`.
+    pub async fn session(&self, session: SessionId) -> Result<Option<SessionInfo>, ApiError> {
+        self.ask(|reply| Command::Session { session, reply }).await
+    }
+
+    /// Creates a room (store, SFU, frame). Errors: 400 bad name, 409 taken.
+    pub async fn create_room(&self, name: String, title: Option<String>) -> Result<Room, ApiError> {
+        self.ask(|reply| Command::CreateRoom { name, title, reply })
+            .await?
+    }
+
+    /// Validates, stores and applies a room's stage. Errors: 400 with the reason.
+    pub async fn put_stage(&self, room_id: i64, stage: Stage) -> Result<RoomView, ApiError> {
+        self.ask(|reply| Command::PutStage {
+            room_id,
+            stage,
+            reply,
+        })
+        .await?
+    }
+
+    /// Deletes a streamer, closing its sessions and emptying its slots. `false`: no such streamer.
+    pub async fn delete_streamer(&self, room_id: i64, id: i64) -> Result<bool, ApiError> {
+        self.ask(|reply| Command::DeleteStreamer { room_id, id, reply })
+            .await?
+    }
+
+    /// The room called `name`.
+    pub async fn view(&self, name: &str) -> Result<Option<RoomView>, ApiError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::View { name, reply }).await
+    }
+
+    /// Live state of each streamer id, in order.
+    pub async fn live(&self, ids: Vec<i64>) -> Result<Vec<bool>, ApiError> {
+        self.ask(|reply| Command::Live { ids, reply }).await
+    }
+
+    /// Totals for metrics.
+    pub async fn stats(&self) -> Result<Stats, ApiError> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+}
+
+struct Shell {
+    core: Core,
+    store: Store,
+    sfu: SfuHandle,
+}
+
+impl Shell {
+    async fn apply(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            let result = match effect {
+                Effect::SetStage(room, slots) => self.sfu.set_stage(room, slots).await,
+                Effect::RoomState(room, frame) => self.sfu.set_room_state(room, frame).await,
+                Effect::Close(session) => match self.sfu.close(session).await {
+                    Err(venue_sfu::SfuError::UnknownSession) => Ok(()),
+                    other => other,
+                },
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "media plane call failed");
+            }
+        }
+    }
+
+    async fn slots_with_names(
+        &self,
+        room_id: i64,
+        slots: &[Option<i64>],
+    ) -> Result<Vec<Option<(i64, String)>>, ApiError> {
+        let names: HashMap<i64, String> = self
+            .store
+            .streamers(room_id)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+        Ok(slots
+            .iter()
+            .map(|s| s.and_then(|id| names.get(&id).map(|n| (id, n.clone()))))
+            .collect())
+    }
+
+    async fn load_room(&mut self, room: &Room) -> Result<(), ApiError> {
+        let stage = self.store.stage(room.id, self.core.max_slots).await?;
+        let slots = self.slots_with_names(room.id, &stage.slots).await?;
+        let effects = self
+            .core
+            .load_room(room, stage.layout, slots, Instant::now());
+        self.apply(effects).await;
+        Ok(())
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::SessionCreated { session, info } => {
+                let effects = self.core.session_created(session, info, now);
+                self.apply(effects).await;
+            }
+            Command::SessionClosed { session } => {
+                let effects = self.core.session_closed(session, now);
+                self.apply(effects).await;
+            }
+            Command::Session { session, reply } => {
+                let _ = reply.send(self.core.session(session).cloned());
+            }
+            Command::CreateRoom { name, title, reply } => {
+                let result = async {
+                    let room = self.store.create_room(&name, title.as_deref()).await?;
+                    self.load_room(&room).await?;
+                    tracing::info!(room = %room.name, "room created");
+                    Ok(room)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::PutStage {
+                room_id,
+                stage,
+                reply,
+            } => {
+                let result = async {
+                    self.store.set_stage(room_id, &stage, self.core.max_slots).await?;
+                    let slots = self.slots_with_names(room_id, &stage.slots).await?;
+                    let effects = self.core.set_stage(room_id, stage.layout, slots, now);
+                    self.apply(effects).await;
+                    let name = self.core.rooms.get(&room_id).map(|r| r.name.clone()).unwrap_or_default();
+                    tracing::info!(room = %name, layout = stage.layout, slots = ?stage.slots, "stage set");
+                    self.core.view(&name).ok_or_else(|| ApiError::NotFound("no such room".into()))
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::DeleteStreamer { room_id, id, reply } => {
+                let result = async {
+                    let deleted = self.store.delete_streamer(room_id, id).await?;
+                    if deleted {
+                        let effects = self.core.remove_streamer(room_id, id, now);
+                        self.apply(effects).await;
+                        tracing::info!(streamer = id, "streamer deleted");
+                    }
+                    Ok(deleted)
+                }
+                .await;
+                let _ = reply.send(result);
+            }
+            Command::View { name, reply } => {
+                let _ = reply.send(self.core.view(&name));
+            }
+            Command::Live { ids, reply } => {
+                let _ = reply.send(ids.iter().map(|id| self.core.is_live(*id)).collect());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.core.stats());
+            }
+        }
+    }
+}
+
+/// Loads every room from the store, pushes its stage and state frame into the SFU, and
+/// spawns the actor. Returns once the initial state is loaded.
+pub async fn spawn(
+    store: Store,
+    sfu: SfuHandle,
+    mut events: mpsc::Receiver<SfuEvent>,
+) -> Result<StateHandle, ApiError> {
+    let revision_base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut shell = Shell {
+        core: Core::new(sfu.max_slots(), revision_base),
+        store,
+        sfu,
+    };
+    for room in shell.store.rooms().await? {
+        shell.load_room(&room).await?;
+    }
+    let (tx, mut rx) = mpsc::channel::<Command>(256);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events_open = true;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => shell.handle(cmd).await,
+                    None => break,
+                },
+                event = events.recv(), if events_open => match event {
+                    Some(event) => {
+                        let effects = shell.core.on_event(event, Instant::now());
+                        shell.apply(effects).await;
+                    }
+                    None => events_open = false,
+                },
+                _ = ticker.tick() => {
+                    let effects = shell.core.tick(Instant::now());
+                    shell.apply(effects).await;
+                }
+            }
+        }
+        tracing::debug!("state actor stopped");
+    });
+    Ok(StateHandle { tx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn room(id: i64, name: &str) -> Room {
+        Room {
+            id,
+            name: name.into(),
+            title: "T".into(),
+            layout: 1,
+            created_at: 0,
+        }
+    }
+
+    fn frames(effects: &[Effect]) -> Vec<v1::StageState> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::RoomState(_, b) => match v1::ServerMessage::decode(b.clone()).ok()?.body? {
+                    v1::server_message::Body::Stage(s) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
+        let t = Instant::now();
+        let mut core = Core::new(4, 0);
+        let fx = core.load_room(&room(1, "main"), 1, vec![Some((7, "Ann".into()))], t);
+        assert!(
+            matches!(fx[0], Effect::SetStage(RoomId(1), ref s) if s == &vec![Some(ParticipantId(7)), None, None, None])
+        );
+        assert_eq!(frames(&fx)[0].slots.len(), 4);
+        let (r, p) = (RoomId(1), ParticipantId(7));
+        let fx = core.on_event(
+            SfuEvent::PublisherUp {
+                room: r,
+                participant: p,
+                session: SessionId(1),
+            },
+            t,
+        );
+        assert!(frames(&fx)[0].slots[0].live);
+        // The streamer reconnects: new session up, then the old one's Down.
+        let fx = core.on_event(
+            SfuEvent::PublisherUp {
+                room: r,
+                participant: p,
+                session: SessionId(2),
+            },
+            t,
+        );
+        assert!(fx.is_empty());
+        let fx = core.on_event(
+            SfuEvent::PublisherDown {
+                room: r,
+                participant: p,
+                session: SessionId(1),
+            },
+            t,
+        );
+        assert!(fx.is_empty());
+        assert!(core.is_live(7));
+        assert!(core.view("main").expect("room").slots[0].live);
+        let fx = core.on_event(
+            SfuEvent::PublisherDown {
+                room: r,
+                participant: p,
+                session: SessionId(2),
+            },
+            t,
+        );
+        assert!(!frames(&fx)[0].slots[0].live);
+        assert!(!core.is_live(7));
+    }
+
+    #[test]
+    fn viewer_counts_are_pushed_at_most_once_a_second() {
+        let t = Instant::now();
+        let mut core = Core::new(2, 0);
+        core.load_room(&room(1, "main"), 1, vec![], t);
+        let fx = core.on_event(
+            SfuEvent::SubscriberUp {
+                room: RoomId(1),
+                session: SessionId(10),
+            },
+            t,
+        );
+        assert!(fx.is_empty(), "held back: a frame was pushed at load time");
+        assert!(core.tick(t + Duration::from_millis(500)).is_empty());
+        let fx = core.tick(t + Duration::from_secs(1));
+        assert_eq!(frames(&fx)[0].viewer_count, 1);
+        let t2 = t + Duration::from_secs(3);
+        let fx = core.on_event(
+            SfuEvent::SubscriberUp {
+                room: RoomId(1),
+                session: SessionId(11),
+            },
+            t2,
+        );
+        assert_eq!(frames(&fx)[0].viewer_count, 2);
+        assert_eq!(core.view("main").expect("room").viewer_count, 2);
+        // Revisions grow.
+        let fx = core.on_event(
+            SfuEvent::SubscriberDown {
+                room: RoomId(1),
+                session: SessionId(11),
+            },
+            t2 + Duration::from_secs(2),
+        );
+        assert_eq!(frames(&fx)[0].viewer_count, 1);
+        assert!(frames(&fx)[0].revision > 2);
+    }
+
+    #[test]
+    fn previews_are_not_viewers() {
+        let t = Instant::now();
+        let mut core = Core::new(1, 0);
+        core.load_room(&room(1, "main"), 1, vec![], t);
+        let info = SessionInfo {
+            room: RoomId(1),
+            kind: SessionKind::Preview(ParticipantId(3)),
+            etag: "\"x\"".into(),
+        };
+        core.session_created(SessionId(5), info, t);
+        core.on_event(
+            SfuEvent::SubscriberUp {
+                room: RoomId(1),
+                session: SessionId(5),
+            },
+            t,
+        );
+        assert_eq!(core.view("main").expect("room").viewer_count, 0);
+        // Up before registration: removed when registered.
+        core.on_event(
+            SfuEvent::SubscriberUp {
+                room: RoomId(1),
+                session: SessionId(6),
+            },
+            t,
+        );
+        let info = SessionInfo {
+            room: RoomId(1),
+            kind: SessionKind::Preview(ParticipantId(3)),
+            etag: "\"y\"".into(),
+        };
+        core.session_created(SessionId(6), info, t);
+        assert_eq!(core.stats().viewers, 0);
+    }
+
+    #[test]
+    fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
+        let t = Instant::now();
+        let mut core = Core::new(2, 0);
+        core.load_room(&room(1, "main"), 2, vec![None, Some((4, "Dee".into()))], t);
+        let info = SessionInfo {
+            room: RoomId(1),
+            kind: SessionKind::Publisher(ParticipantId(4)),
+            etag: "\"e\"".into(),
+        };
+        core.session_created(SessionId(9), info, t);
+        core.on_event(
+            SfuEvent::PublisherUp {
+                room: RoomId(1),
+                participant: ParticipantId(4),
+                session: SessionId(9),
+            },
+            t,
+        );
+        let fx = core.remove_streamer(1, 4, t);
+        assert!(fx.contains(&Effect::Close(SessionId(9))));
+        assert!(fx.contains(&Effect::SetStage(RoomId(1), vec![None, None])));
+        assert_eq!(frames(&fx)[0].slots[1].streamer_id, 0);
+        assert!(core.session(SessionId(9)).is_none());
+        assert!(!core.is_live(4));
+    }
+}
