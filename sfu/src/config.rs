@@ -22,7 +22,7 @@ pub struct SfuConfig {
     /// Stage slots per room (K), 1..=9. Default 4.
     pub max_slots: usize,
     /// Minimum interval between keyframe requests (PLI/FIR) sent to one publisher's layer, in
-    /// milliseconds. Default 500.
+    /// milliseconds. Default 250.
     pub keyframe_request_interval_ms: u64,
     /// Initial egress bitrate estimate for subscribers, bit/s. Default 3_000_000.
     pub initial_bitrate_bps: u64,
@@ -36,7 +36,7 @@ impl Default for SfuConfig {
             shards: 0,
             candidate_ips: Vec::new(),
             max_slots: 4,
-            keyframe_request_interval_ms: 500,
+            keyframe_request_interval_ms: 250,
             initial_bitrate_bps: 3_000_000,
         }
     }

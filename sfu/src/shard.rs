@@ -291,6 +291,8 @@ pub struct ShardCore {
     layers: Vec<LayerSeen>,
     out: VecDeque<ShardOutput>,
     dirty: Vec<usize>,
+    /// `is_dirty[i]`: peer i is in `dirty` (keeps marking O(1)).
+    is_dirty: Vec<bool>,
     events_scratch: Vec<Event>,
     media_scratch: Vec<MediaPacket>,
     next_tick: Instant,
@@ -375,6 +377,7 @@ impl ShardCore {
             layers: Vec::new(),
             out: VecDeque::new(),
             dirty: Vec::new(),
+            is_dirty: Vec::new(),
             events_scratch: Vec::new(),
             media_scratch: Vec::new(),
             next_tick: now + TICK,
@@ -617,7 +620,7 @@ impl ShardCore {
                 let subs = r.subscribers.clone();
                 for idx in subs {
                     self.send_frame(idx, &frame);
-                    self.dirty.push(idx);
+                    self.mark_dirty(idx);
                 }
             }
         }
@@ -818,7 +821,6 @@ impl ShardCore {
                     }));
             }
         }
-        self.dirty.retain(|&i| i != idx);
     }
 
     /// Polls one peer until it has nothing more, handling its events.
@@ -878,9 +880,21 @@ impl ShardCore {
         }
     }
 
+    fn mark_dirty(&mut self, idx: usize) {
+        if self.is_dirty.len() <= idx {
+            self.is_dirty.resize(idx + 1, false);
+        }
+        if let Some(flag) = self.is_dirty.get_mut(idx).filter(|f| !**f) {
+            *flag = true;
+            self.dirty.push(idx);
+        }
+    }
+
     fn drain_dirty(&mut self, now: Instant) {
         while let Some(idx) = self.dirty.pop() {
-            self.dirty.retain(|&i| i != idx);
+            if let Some(f) = self.is_dirty.get_mut(idx) {
+                *f = false;
+            }
             self.drive(idx, now);
         }
     }
@@ -946,7 +960,7 @@ impl ShardCore {
                         let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
                         if let Some(f) = frame {
                             self.send_frame(idx, &f);
-                            self.dirty.push(idx);
+                            self.mark_dirty(idx);
                         }
                     }
                 }
@@ -1089,10 +1103,16 @@ impl ShardCore {
                 self.stats.rtp_forwarded += 1;
             }
             if wrote {
-                self.dirty.push(idx);
+                // Inline `mark_dirty`: `self.rooms` is borrowed here.
+                if self.is_dirty.len() <= idx {
+                    self.is_dirty.resize(idx + 1, false);
+                }
+                if let Some(flag) = self.is_dirty.get_mut(idx).filter(|f| !**f) {
+                    *flag = true;
+                    self.dirty.push(idx);
+                }
             }
         }
-        let _ = now;
     }
 
     fn note_layer(&mut self, pkt: &MediaPacket, now: Instant) {
@@ -1247,7 +1267,7 @@ impl ShardCore {
         match self.publishers.get(&src.participant).copied() {
             Some(idx) => {
                 self.request_keyframe_local(idx, src.rid, kind, now);
-                self.dirty.push(idx);
+                self.mark_dirty(idx);
             }
             None if self.multi_shard => {
                 self.out
@@ -1359,7 +1379,7 @@ impl ShardCore {
             for (rid, kind) in deferred {
                 self.request_keyframe_local(idx, rid, kind, now);
             }
-            self.dirty.push(idx);
+            self.mark_dirty(idx);
         }
         // Layers gone quiet.
         let before = self.layers.len();
