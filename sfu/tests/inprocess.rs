@@ -32,6 +32,8 @@ struct PubClient {
     next_audio: Instant,
     want_keyframe: bool,
     keyframes_sent: u32,
+    /// Simulcast layers (rid, frame size in bytes); empty = no simulcast.
+    layers: Vec<(&'static str, usize)>,
 }
 
 /// A WHEP-like subscriber in RTP mode: records what arrives per mid.
@@ -104,9 +106,20 @@ impl Net {
     }
 
     fn publish(&mut self, id: u8) -> SessionId {
+        self.publish_layers(id, vec![])
+    }
+
+    fn publish_layers(&mut self, id: u8, layers: Vec<(&'static str, usize)>) -> SessionId {
         let (mut rtc, addr) = self.client_rtc(false);
         let mut api = rtc.sdp_api();
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let simulcast = (!layers.is_empty()).then(|| {
+            let mut s = str0m::media::Simulcast::new();
+            for (rid, _) in &layers {
+                s.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -133,6 +146,7 @@ impl Net {
             next_audio: self.now,
             want_keyframe: true,
             keyframes_sent: 0,
+            layers,
         });
         s
     }
@@ -211,28 +225,45 @@ impl Net {
                     p.next_video = now + Duration::from_millis(33);
                     p.frame += 1;
                     let key = std::mem::take(&mut p.want_keyframe);
-                    let mut data = Vec::new();
                     if key {
-                        data.extend_from_slice(&[
-                            0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80,
-                        ]);
-                        data.extend_from_slice(&[0, 0, 0, 1, 0x65, p.id]);
                         p.keyframes_sent += 1;
-                    } else {
-                        data.extend_from_slice(&[0, 0, 0, 1, 0x41, p.id]);
                     }
-                    data.extend(std::iter::repeat_n(0x55u8, 3000));
-                    let w = p.rtc.writer(p.video).unwrap();
-                    let pt = w
-                        .payload_params()
-                        .find(|pp| {
-                            pp.spec().codec == Codec::H264
-                                && pp.spec().format.packetization_mode == Some(1)
-                        })
-                        .unwrap()
-                        .pt();
-                    w.write(pt, now, MediaTime::from_90khz(p.frame * 3000), data)
-                        .unwrap();
+                    let layers: Vec<(Option<&str>, usize, u8)> = if p.layers.is_empty() {
+                        vec![(None, 3000, p.id)]
+                    } else {
+                        p.layers
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (rid, size))| (Some(*rid), *size, p.id * 10 + i as u8))
+                            .collect()
+                    };
+                    for (rid, size, tag) in layers {
+                        let mut data = Vec::new();
+                        if key {
+                            data.extend_from_slice(&[
+                                0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c,
+                                0x80,
+                            ]);
+                            data.extend_from_slice(&[0, 0, 0, 1, 0x65, tag]);
+                        } else {
+                            data.extend_from_slice(&[0, 0, 0, 1, 0x41, tag]);
+                        }
+                        data.extend(std::iter::repeat_n(0x55u8, size));
+                        let mut w = p.rtc.writer(p.video).unwrap();
+                        if let Some(rid) = rid {
+                            w = w.rid(rid.into());
+                        }
+                        let pt = w
+                            .payload_params()
+                            .find(|pp| {
+                                pp.spec().codec == Codec::H264
+                                    && pp.spec().format.packetization_mode == Some(1)
+                            })
+                            .unwrap()
+                            .pt();
+                        w.write(pt, now, MediaTime::from_90khz(p.frame * 3000), data)
+                            .unwrap();
+                    }
                 }
                 if now >= p.next_audio {
                     p.next_audio = now + Duration::from_millis(20);
@@ -534,5 +565,35 @@ fn room_state_frame_reaches_data_channel() {
             .iter()
             .any(|f| f == b"\x12\x02\x10\x02"),
         "updates are broadcast"
+    );
+}
+
+#[test]
+fn simulcast_every_layer_accepted_and_highest_affordable_forwarded() {
+    let mut net = Net::new(1);
+    // Layers tagged 10 (q), 11 (h), 12 (f): ~0.1, ~0.4 and ~1.5 Mbit/s.
+    net.publish_layers(1, vec![("q", 300), ("h", 1500), ("f", 6000)]);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(1);
+    net.run(Duration::from_secs(3));
+    let v = net.video_of(s, 0);
+    assert!(v.len() > 100, "video arrives: {}", v.len());
+    for w in v.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "one continuous stream across layer switches"
+        );
+    }
+    // With the default 3 Mbit/s estimate and one tile, the last second is the full layer.
+    let cutoff = net.now - Duration::from_secs(1);
+    let recent: Vec<u8> = v
+        .iter()
+        .filter(|x| x.2 >= cutoff)
+        .filter_map(|x| source_of(x.1))
+        .collect();
+    assert!(
+        !recent.is_empty() && recent.iter().all(|&t| t == 12),
+        "full layer forwarded: {recent:?}"
     );
 }
