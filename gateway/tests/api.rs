@@ -25,14 +25,19 @@ struct TestApp {
 }
 
 fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_owned();
-    config.admin_token = Some(Secret::new(ADMIN));
-    config.media.base_port = 0;
-    config.media.shards = 1;
-    config.media.bind_ip = IpAddr::from([127, 0, 0, 1]);
-    config.media.candidate_ips = vec![IpAddr::from([127, 0, 0, 1])];
-    config
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    Config {
+        data_dir: dir.to_owned(),
+        admin_token: Some(Secret::new(ADMIN)),
+        media: venue_sfu::SfuConfig {
+            base_port: 0,
+            shards: 1,
+            bind_ip: loopback,
+            candidate_ips: vec![loopback],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 async fn start() -> TestApp {
