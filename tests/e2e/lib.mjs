@@ -101,15 +101,16 @@ export async function freeMediaBase(count = 4) {
 /**
  * Starts `venue` (binary from VENUE_BIN, default ../../target/debug/venue) on free ports with a
  * fresh data dir and VENUE_ADMIN_TOKEN. Resolves once `GET /api/rooms/main` answers 200.
- * Returns `{ base, proc, dataDir, stop() }`; the log goes to out/venue-<port>.log.
+ * Pass `httpPort`, `mediaBase` and `dataDir` to restart a stopped server where it was.
+ * Returns `{ base, proc, dataDir, stop({ keepData }) }`; the log goes to out/<name>-<port>.log.
  */
-export async function startVenue({ extraArgs = [], env = {}, name = "venue" } = {}) {
+export async function startVenue({ extraArgs = [], env = {}, name = "venue", httpPort, mediaBase, dataDir } = {}) {
   const bin = resolve(HERE, process.env.VENUE_BIN ?? "../../target/debug/venue");
   if (!existsSync(bin)) throw new Error(`venue binary not found at ${bin} (build it: cargo build -p venue-gateway, or set VENUE_BIN)`);
   ensureOut();
-  const httpPort = await freeTcpPort();
-  const mediaBase = await freeMediaBase(4);
-  const dataDir = mkdtempSync(join(tmpdir(), "venue-e2e-"));
+  httpPort ??= await freeTcpPort();
+  mediaBase ??= await freeMediaBase(4);
+  dataDir ??= mkdtempSync(join(tmpdir(), "venue-e2e-"));
   const args = [
     "--http-listen", `127.0.0.1:${httpPort}`,
     "--data-dir", dataDir,
@@ -119,9 +120,9 @@ export async function startVenue({ extraArgs = [], env = {}, name = "venue" } = 
     ...extraArgs,
   ];
   const logPath = join(OUT, `${name}-${httpPort}.log`);
-  const log = createWriteStream(logPath);
+  const log = createWriteStream(logPath, { flags: "a" });
   const proc = spawn(bin, args, {
-    env: { RUST_LOG: "info", ...process.env, VENUE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+    env: { RUST_LOG: "info", NO_COLOR: "1", ...process.env, VENUE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   proc.stdout.pipe(log);
@@ -129,14 +130,14 @@ export async function startVenue({ extraArgs = [], env = {}, name = "venue" } = 
   let exited = null;
   proc.on("exit", (code, signal) => (exited = { code, signal }));
   const base = `http://127.0.0.1:${httpPort}`;
-  const stop = async () => {
+  const stop = async ({ keepData = false } = {}) => {
     if (exited === null) {
       proc.kill("SIGTERM");
       const deadline = Date.now() + 5000;
       while (exited === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (exited === null) proc.kill("SIGKILL");
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!keepData) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
     await waitFor(

@@ -219,4 +219,41 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
     await admin.screenshot({ path: join(OUT, "admin.png"), fullPage: true });
     assert.equal(previewOk, true, `admin previews: ${previewOk}`);
   });
+
+  it("(d) after a server restart, publishers and the viewer reconnect on their own; the stage persists", async (t) => {
+    assert.ok(pages.c, "needs (b)");
+    const postsBefore = await pages.b.evaluate(() => window.venue.posts);
+    const { httpPort, mediaBase, dataDir } = venue;
+    await venue.stop({ keepData: true });
+    const down = Date.now();
+    venue = await startVenue({ httpPort, mediaBase, dataDir });
+    const info = await roomInfo(venue.base);
+    assert.deepEqual(
+      info.slots.slice(0, 2).map((x) => x.name),
+      ["Bob", "Alice"],
+      "stage kept across the restart",
+    );
+    assert.equal(info.layout, 2);
+    for (const k of ["a", "c"]) {
+      await waitFor(() => pages[k].evaluate(() => window.venue.state === "live" && window.venue.pc?.connectionState === "connected"), {
+        timeout: 45000,
+        interval: 250,
+        what: `publisher ${k} live again`,
+      });
+    }
+    await waitFor(
+      () =>
+        pages.b.evaluate(
+          (n) => window.venue.posts > n && window.venue.pc.connectionState === "connected",
+          postsBefore,
+        ),
+      { timeout: 45000, interval: 250, what: "viewer reconnected with a new WHEP session" },
+    );
+    const first0 = await waitFramesAbove(pages.b, 0, 0, { timeout: 20000 });
+    const first1 = await waitFramesAbove(pages.b, 1, 0, { timeout: 20000 });
+    await waitFramesAbove(pages.b, 0, first0 + 10, { timeout: 10000 });
+    await waitFramesAbove(pages.b, 1, first1 + 10, { timeout: 10000 });
+    t.diagnostic(`viewer decoding both tiles again ${((Date.now() - down) / 1000).toFixed(1)} s after the server went down`);
+    assert.equal(await pages.b.evaluate(() => window.venue.pc !== window.__pc0), true, "a new PeerConnection");
+  });
 });

@@ -284,6 +284,11 @@ async function goLive() {
         retry("connection failed");
       } else if (st === "disconnected") {
         setState("connecting", "connection interrupted…");
+        // Not back within 5 s (server restarted, network changed): publish again; the same key
+        // replaces the old session.
+        setTimeout(() => {
+          if (gen === generation && pc.connectionState === "disconnected") retry("connection lost");
+        }, 5000);
       }
     };
 
@@ -357,7 +362,8 @@ function startStats(pc: RTCPeerConnection) {
         lines.push(`audio ${codec} ${kbps} kb/s`);
       }
     });
-    statsEl.textContent = lines.sort().join("  ·  ");
+    const order = (l: string) => ["audio", "video q", "video h", "video f"].findIndex((p) => l.startsWith(p));
+    statsEl.textContent = lines.sort((a, b) => order(a) - order(b)).join("  ·  ");
   }, 1000);
 }
 

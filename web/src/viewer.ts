@@ -343,12 +343,19 @@ async function connect() {
     if (gen !== generation) return;
     if (ev.data instanceof ArrayBuffer) onServerMessage(ev.data);
   };
+  // The server ends a session by closing its channel (or the whole association dies with it).
+  dc.onclose = () => {
+    if (gen === generation) scheduleReconnect("session closed");
+  };
 
   pc.onconnectionstatechange = () => {
     if (gen !== generation) return;
     const st = pc.connectionState;
     if (st === "connected") {
-      attempt = 0;
+      // Back-off resets only once a connection has held for a while.
+      setTimeout(() => {
+        if (gen === generation && pc.connectionState === "connected") attempt = 0;
+      }, 10000);
       if (watchdog) clearTimeout(watchdog);
       watchdog = null;
       venue.timing.connectedAt ??= performance.now();
