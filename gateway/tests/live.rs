@@ -73,14 +73,12 @@ impl Client {
                     if let Ok(v1::ServerMessage {
                         body: Some(v1::server_message::Body::Stage(s)),
                     }) = v1::ServerMessage::decode(d.data.as_slice())
-                    {
-                        if self
+                        && self
                             .stage
                             .as_ref()
                             .is_none_or(|old| s.revision > old.revision)
-                        {
-                            self.stage = Some(s);
-                        }
+                    {
+                        self.stage = Some(s);
                     }
                 }
                 Output::Event(Event::KeyframeRequest(_)) => self.keyframe_asked = true,
@@ -91,7 +89,8 @@ impl Client {
     }
 
     fn send_video(&mut self, mid: Mid, frame: u64) {
-        let key = frame == 1 || std::mem::take(&mut self.keyframe_asked) || frame % 30 == 0;
+        let key =
+            frame == 1 || std::mem::take(&mut self.keyframe_asked) || frame.is_multiple_of(30);
         let mut data = if key {
             vec![
                 0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1,
@@ -271,7 +270,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
             publisher.step();
             viewer.step();
             i += 1;
-            if i % 20 == 0 {
+            if i.is_multiple_of(20) {
                 info = room_info();
                 let channel_live = viewer
                     .stage
@@ -327,7 +326,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
         while Instant::now() < deadline {
             viewer.step();
             i += 1;
-            if i % 20 == 0 {
+            if i.is_multiple_of(20) {
                 let (_, _, body) = runtime.block_on(call(
                     &router,
                     Method::GET,
