@@ -1,1 +1,9 @@
+//! Dev-only support code: the cross-crate integration tests and the `loadgen` benchmark tool
+//! (`src/bin/loadgen.rs`). Nothing here ships in the `venue` binary.
+//!
+//! [`load`] holds the pieces of `loadgen` that are worth unit-testing on their own: the
+//! statistics (percentiles, RTP sequence-gap loss with wraparound), the send-time stamps
+//! embedded in synthetic media payloads, `/proc` CPU accounting and a tiny loopback HTTP/1.1
+//! client.
 
+pub mod load;
