@@ -146,6 +146,12 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
       timeout: 10000,
       what: "timecode readable on slot 1",
     });
+    // Unmute: shown tiles play sound, hidden tiles stay muted.
+    await pages.b.click("#unmute");
+    assert.deepEqual(
+      await pages.b.evaluate(() => [...document.querySelectorAll("video[data-slot]")].map((v) => v.muted)),
+      Array.from({ length: maxSlots }, (_, i) => i >= 2),
+    );
     await pages.b.screenshot({ path: join(OUT, "viewer-2-tiles.png") });
     await pages.a.screenshot({ path: join(OUT, "publish-live.png") });
   });
@@ -159,6 +165,10 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
     await waitFor(() => pages.b.evaluate(() => window.__readTimecode(document.querySelector('video[data-slot="0"]')) !== null), {
       timeout: 10000,
       what: "slot 0 switched to the timecode source",
+    }).catch(async (e) => {
+      await pages.b.screenshot({ path: join(OUT, "viewer-switch-failed.png") });
+      const st = await viewerVideoStats(pages.b);
+      throw new Error(`${e.message}; stats before ${JSON.stringify(before)} now ${JSON.stringify(st)}`);
     });
     await waitFramesAbove(pages.b, 0, before[0].framesDecoded + 30, { timeout: 10000 });
     await waitFramesAbove(pages.b, 1, before[1].framesDecoded + 30, { timeout: 10000 });
@@ -218,6 +228,43 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
     );
     await admin.screenshot({ path: join(OUT, "admin.png"), fullPage: true });
     assert.equal(previewOk, true, `admin previews: ${previewOk}`);
+
+    // Stage editing by clicks: move Alice to slot 3, back to slot 2, layout 3 then 2.
+    const stageIds = async () => (await api.stage()).slots.map((x) => (x && typeof x === "object" ? x.streamer_id : x));
+    const ids = (arr) => arr.map((x) => (x === null ? null : String(x)));
+    await admin.click(`.streamer[data-streamer="${s.a.id}"]`);
+    await admin.click('.slot[data-slot="2"]');
+    await waitFor(async () => JSON.stringify(ids(await stageIds())) === JSON.stringify(ids(pad([s.b.id, null, s.a.id]))), {
+      what: "Alice moved to slot 3 by clicks",
+    });
+    await admin.click(`.streamer[data-streamer="${s.a.id}"]`);
+    await admin.click('.slot[data-slot="1"]');
+    await waitFor(async () => JSON.stringify(ids(await stageIds())) === JSON.stringify(ids(pad([s.b.id, s.a.id]))), {
+      what: "Alice back on slot 2",
+    });
+    await admin.click('#layouts button[data-layout="3"]');
+    await waitFor(async () => (await api.stage()).layout === 3, { what: "layout 3 saved" });
+    await waitFor(() => pages.b.evaluate(() => window.venue.state?.layout === 3), { what: "viewer shows layout 3" });
+    await admin.click('#layouts button[data-layout="2"]');
+    await waitFor(async () => (await api.stage()).layout === 2, { what: "layout 2 saved" });
+
+    // Create a streamer from the form: the key is shown once; then delete it.
+    await admin.fill("#newname", "Carol");
+    await admin.click("#create button[type=submit]");
+    await waitFor(() => admin.evaluate(() => !document.querySelector("#keybox").hidden), { what: "key box" });
+    const shown = await admin.evaluate(() => [...document.querySelectorAll("#keybox code")].map((c) => c.textContent));
+    assert.equal(shown.length, 3, "key, WHIP URL, RTMP URL");
+    assert.match(shown[1], /\/api\/whip$/);
+    assert.match(shown[2], /^rtmp:\/\//);
+    const carol = (await api.streamers()).find((x) => x.name === "Carol");
+    assert.ok(carol, "Carol created");
+    await admin.screenshot({ path: join(OUT, "admin-created.png"), fullPage: true });
+    admin.once("dialog", (d) => d.accept());
+    await admin.click(`.streamer[data-streamer="${carol.id}"] button.danger`);
+    await waitFor(async () => !(await api.streamers()).some((x) => x.name === "Carol"), { what: "Carol deleted" });
+    await waitFor(() => admin.evaluate(() => document.querySelectorAll(".streamer").length === 2), {
+      what: "two streamer cards again",
+    });
   });
 
   it("(d) after a server restart, publishers and the viewer reconnect on their own; the stage persists", async (t) => {
