@@ -21,6 +21,26 @@ import {
   waitFramesAbove,
 } from "./lib.mjs";
 
+/** Per-RID outbound video of a publish page: frames encoded, size, whether Chrome sends it. */
+function publisherLayers(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    (await window.venue.pc.getStats()).forEach((s) => {
+      if (s.type === "outbound-rtp" && s.kind === "video") {
+        out[s.rid ?? "-"] = {
+          framesEncoded: s.framesEncoded,
+          keyFramesEncoded: s.keyFramesEncoded,
+          pliCount: s.pliCount,
+          frameWidth: s.frameWidth ?? 0,
+          active: s.active,
+          qualityLimitationReason: s.qualityLimitationReason,
+        };
+      }
+    });
+    return out;
+  });
+}
+
 describe("stage in the browser", { timeout: 180_000 }, () => {
   /** @type {Awaited<ReturnType<typeof startVenue>>} */
   let venue;
@@ -168,7 +188,11 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
     }).catch(async (e) => {
       await pages.b.screenshot({ path: join(OUT, "viewer-switch-failed.png") });
       const st = await viewerVideoStats(pages.b);
-      throw new Error(`${e.message}; stats before ${JSON.stringify(before)} now ${JSON.stringify(st)}`);
+      const pub = await publisherLayers(pages.c);
+      throw new Error(
+        `${e.message}; viewer stats before ${JSON.stringify(before)} now ${JSON.stringify(st)}; ` +
+          `publisher C layers ${JSON.stringify(pub)}`,
+      );
     });
     await waitFramesAbove(pages.b, 0, before[0].framesDecoded + 30, { timeout: 10000 });
     await waitFramesAbove(pages.b, 1, before[1].framesDecoded + 30, { timeout: 10000 });
