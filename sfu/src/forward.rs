@@ -32,6 +32,10 @@ pub struct PacketMeta {
     pub switch_point: bool,
     /// Arrival time at the SFU.
     pub arrival: Instant,
+    /// The publisher session the packet came from. A new session of the same publisher (a
+    /// reconnect) restarts sequence numbers and timestamps, so it is switched to like a new
+    /// source: on its first keyframe.
+    pub epoch: u64,
 }
 
 /// Rewritten header fields of a forwarded packet.
@@ -68,6 +72,8 @@ pub struct Forwarder {
     last_seq: Option<u64>,
     last_ts: u32,
     last_at: Option<Instant>,
+    /// Publisher session of the current source.
+    epoch: u64,
 }
 
 impl Forwarder {
@@ -83,6 +89,7 @@ impl Forwarder {
             last_seq: None,
             last_ts: 0,
             last_at: None,
+            epoch: 0,
         }
     }
 
@@ -130,6 +137,11 @@ impl Forwarder {
             return Verdict::Switched(self.rewrite(p));
         }
         if self.current == Some(p.source) {
+            if p.epoch != self.epoch {
+                // Same publisher, new session: wait for its keyframe like for a new source.
+                self.pending.get_or_insert(p.source);
+                return Verdict::Drop;
+            }
             return Verdict::Forward(self.rewrite(p));
         }
         Verdict::Drop
@@ -137,6 +149,7 @@ impl Forwarder {
 
     fn switch_to(&mut self, p: &PacketMeta) {
         self.current = self.pending.take();
+        self.epoch = p.epoch;
         let (next_seq, next_ts) = match (self.last_seq, self.last_at) {
             (Some(seq), Some(at)) => {
                 let gap = p
@@ -184,6 +197,7 @@ mod tests {
             rtp_time: ts,
             switch_point: key,
             arrival: at,
+            epoch: 1,
         }
     }
 
@@ -272,5 +286,30 @@ mod tests {
         f.on_packet(&pkt(a, 1, 1, true, t0));
         f.set_target(None);
         assert_eq!(f.on_packet(&pkt(a, 2, 1, true, t0)), Verdict::Drop);
+    }
+
+    #[test]
+    fn new_publisher_session_waits_for_its_keyframe() {
+        let t0 = Instant::now();
+        let a = key(1, None);
+        let mut f = Forwarder::new(90_000);
+        f.set_target(Some(a));
+        f.on_packet(&pkt(a, 100, 1000, true, t0));
+        f.on_packet(&pkt(a, 101, 1000, false, t0));
+        // Reconnected publisher: random new sequence numbers, new epoch.
+        let mut p = pkt(a, 40_000, 9, false, t0 + Duration::from_millis(40));
+        p.epoch = 2;
+        assert_eq!(f.on_packet(&p), Verdict::Drop);
+        assert_eq!(
+            f.pending(),
+            Some(a),
+            "a switch is pending (the caller asks for a keyframe)"
+        );
+        p.seq = 40_001;
+        p.switch_point = true;
+        let Verdict::Switched(r) = f.on_packet(&p) else {
+            panic!()
+        };
+        assert_eq!(r.seq, 102, "continues after the old session");
     }
 }

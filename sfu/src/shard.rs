@@ -78,6 +78,8 @@ pub struct MediaPacket {
     pub payload: Arc<[u8]>,
     /// When the SFU received it.
     pub arrival: Instant,
+    /// The publisher session it came from (see [`PacketMeta::epoch`]).
+    pub epoch: u64,
 }
 
 /// Messages between shards.
@@ -1040,6 +1042,7 @@ impl ShardCore {
             switch_point,
             payload: pkt.payload,
             arrival: now,
+            epoch: peer.session.0,
         })
     }
 
@@ -1057,6 +1060,7 @@ impl ShardCore {
             rtp_time: pkt.rtp_time,
             switch_point: pkt.switch_point,
             arrival: pkt.arrival,
+            epoch: pkt.epoch,
         };
         for &idx in &room.subscribers {
             let Some(Some(peer)) = self.peers.get_mut(idx) else {
@@ -1392,9 +1396,31 @@ impl ShardCore {
             .values()
             .flat_map(|r| r.subscribers.iter().copied())
             .collect();
-        for idx in subs {
-            let _ = layers_changed;
+        let _ = layers_changed;
+        for &idx in &subs {
             self.refresh_targets(idx, now);
+        }
+        // Switches still waiting for a keyframe ask again: encoders (Chrome's simulcast
+        // encoders among them) sometimes ignore a PLI, and a pending switch must not wait
+        // for the next natural keyframe. One request per source per tick, throttled per layer.
+        let mut waiting: Vec<SourceKey> = Vec::new();
+        for &idx in &subs {
+            if let Some(Some(Peer {
+                role: Role::Subscriber(s),
+                ..
+            })) = self.peers.get(idx)
+            {
+                for t in s.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
+                    if let Some(p) = t.fwd.pending() {
+                        if !waiting.contains(&p) {
+                            waiting.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        for src in waiting {
+            self.request_keyframe(src, KeyframeRequestKind::Pli, now);
         }
     }
 }
