@@ -445,6 +445,7 @@ async fn bench(
     let self_cpu0 = procstat::cpu_time("self", ticks)?;
     let rx0 = ctx.rx_packets.load(Ordering::Relaxed);
     let sent0 = pub_shared.rtp_sent.load(Ordering::Relaxed);
+    let loadavg0 = loadavg();
     let t0 = Instant::now();
     ctx.phase.store(PHASE_MEASURE, Ordering::Relaxed);
     let window_end = t0 + Duration::from_secs(args.duration_secs);
@@ -464,6 +465,7 @@ async fn bench(
     }
     ctx.phase.store(PHASE_STOP, Ordering::Relaxed);
     let window = t0.elapsed();
+    let loadavg1 = loadavg();
     let rx1 = ctx.rx_packets.load(Ordering::Relaxed);
     let sent1 = pub_shared.rtp_sent.load(Ordering::Relaxed);
     let self_cpu1 = procstat::cpu_time("self", ticks)?;
@@ -548,6 +550,10 @@ async fn bench(
     let ratio = |a: f64, b: f64| if b > 0.0 { Some(a / b) } else { None };
 
     Ok(serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "loadavg_before": loadavg0,
+        "loadavg_after": loadavg1,
         "subscribers": n,
         "threads": threads,
         "duration_s": secs,
@@ -607,6 +613,16 @@ async fn bench(
     }))
 }
 
+/// The 1-minute load average of the machine (other work competing for the cores).
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn print_human(r: &serde_json::Value) {
     let f = |p: &str| -> String {
         match r.pointer(p) {
@@ -633,7 +649,7 @@ fn print_human(r: &serde_json::Value) {
         f("/publisher/rtp_packets_sent_per_s")
     );
     println!(
-        "  subscribers RTP recv   {} ({} /s, delivery ratio {})",
+        "  subscribers RTP recv   {} ({} /s, delivery ratio {} = recv / (sent × viewers))",
         f("/rtp_packets_received"),
         f("/rtp_packets_received_per_s"),
         f("/delivery_ratio")
@@ -647,7 +663,13 @@ fn print_human(r: &serde_json::Value) {
         "  forwarded pkts / CPU-s {}",
         f("/forwarded_packets_per_server_cpu_s")
     );
-    println!("  loadgen CPU            {} %", f("/loadgen_cpu_percent"));
+    println!(
+        "  loadgen CPU            {} % (load average {} → {} on {} cores)",
+        f("/loadgen_cpu_percent"),
+        f("/loadavg_before"),
+        f("/loadavg_after"),
+        f("/cores")
+    );
     println!(
         "  delay video ms         p50 {} p99 {} max {}",
         f("/delay_ms/video_frame_start/p50"),
