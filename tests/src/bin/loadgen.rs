@@ -204,10 +204,7 @@ async fn run(args: Args) -> Result<()> {
 
 /// Starts `venue` on a free loopback HTTP port, ephemeral media ports, a temp data dir and a
 /// fresh admin token; waits for `/healthz`.
-async fn spawn_server(
-    path: &PathBuf,
-    extra: &[String],
-) -> Result<(SpawnedServer, String, String)> {
+async fn spawn_server(path: &PathBuf, extra: &[String]) -> Result<(SpawnedServer, String, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -642,7 +639,11 @@ fn print_human(r: &serde_json::Value) {
         f("/connect/receiving_video"),
         f("/connect/failed")
     );
-    println!("  window                 {} s after {} s warm-up", f("/duration_s"), f("/warmup_s"));
+    println!(
+        "  window                 {} s after {} s warm-up",
+        f("/duration_s"),
+        f("/warmup_s")
+    );
     println!(
         "  publisher RTP sent     {} ({} /s)",
         f("/publisher/rtp_packets_sent"),
@@ -800,8 +801,12 @@ fn publisher_loop(
                 sh.frames.fetch_add(1, Ordering::Relaxed);
                 frame_no += 1;
                 // Fell more than a second behind (a stall): skip, do not burst.
-                if now.saturating_duration_since(at(start, frame_iv, frame_no)) > Duration::from_secs(1) {
-                    frame_no = (now.duration_since(start).as_secs_f64() / frame_iv.as_secs_f64()) as u64 + 1;
+                if now.saturating_duration_since(at(start, frame_iv, frame_no))
+                    > Duration::from_secs(1)
+                {
+                    frame_no = (now.duration_since(start).as_secs_f64() / frame_iv.as_secs_f64())
+                        as u64
+                        + 1;
                 }
             }
             if now >= at(start, audio_iv, audio_no) {
@@ -812,7 +817,9 @@ fn publisher_loop(
                     .write(apt, now, rtp_time, media::opus_frame(stamp, audio_size))
                     .context("writing audio")?;
                 audio_no += 1;
-                if now.saturating_duration_since(at(start, audio_iv, audio_no)) > Duration::from_secs(1) {
+                if now.saturating_duration_since(at(start, audio_iv, audio_no))
+                    > Duration::from_secs(1)
+                {
                     audio_no = (now.duration_since(start).as_secs_f64() / 0.02) as u64 + 1;
                 }
             }

@@ -38,7 +38,9 @@ impl Server {
             .to_socket_addrs()
             .with_context(|| format!("resolving {hostport}"))?
             .find(|a| a.ip().is_loopback())
-            .with_context(|| format!("{host} is not a loopback address; loadgen stays on loopback"))?;
+            .with_context(|| {
+                format!("{host} is not a loopback address; loadgen stays on loopback")
+            })?;
         Ok(Server {
             addr,
             host: host.to_owned(),
@@ -151,7 +153,9 @@ pub fn parse_response(raw: &[u8]) -> Result<Response> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse::<usize>().ok())
     {
-        rest.get(..len).context("body shorter than Content-Length")?.to_vec()
+        rest.get(..len)
+            .context("body shorter than Content-Length")?
+            .to_vec()
     } else {
         rest.to_vec()
     };
@@ -191,7 +195,8 @@ mod tests {
 
     #[test]
     fn parses_content_length() {
-        let raw = b"HTTP/1.1 201 Created\r\nLocation: /api/whep/main/ab\r\ncontent-length: 3\r\n\r\nv=0";
+        let raw =
+            b"HTTP/1.1 201 Created\r\nLocation: /api/whep/main/ab\r\ncontent-length: 3\r\n\r\nv=0";
         let r = parse_response(raw).unwrap();
         assert_eq!(r.status, 201);
         assert_eq!(r.header("location"), Some("/api/whep/main/ab"));

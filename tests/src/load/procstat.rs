@@ -35,7 +35,9 @@ pub fn cpu_time(pid: &str, ticks_per_sec: u64) -> Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     let ticks = parse_stat_ticks(&text)?;
-    Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_sec.max(1) as f64))
+    Ok(Duration::from_secs_f64(
+        ticks as f64 / ticks_per_sec.max(1) as f64,
+    ))
 }
 
 #[cfg(test)]
