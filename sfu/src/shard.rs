@@ -11,7 +11,8 @@
 //! subscriber track runs a [`Forwarder`] that picks its source/layer and rewrites
 //! sequence numbers and timestamps.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -225,6 +226,8 @@ struct Peer {
     created: Instant,
     next_timeout: Instant,
     connected: bool,
+    /// The entry this peer has in `ShardCore::timers`, if any.
+    scheduled: Option<Instant>,
     addrs: Vec<SocketAddr>,
     /// The remote `a=ice-ufrag` from the offer, to tell trickle from ICE restart.
     remote_ufrag: Option<String>,
@@ -292,6 +295,9 @@ pub struct ShardCore {
     rooms: HashMap<RoomId, RoomState>,
     layers: Vec<LayerSeen>,
     out: VecDeque<ShardOutput>,
+    /// Peer timeouts, earliest first; entries whose instant is not the peer's `scheduled` are
+    /// stale and skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     dirty: Vec<usize>,
     /// `is_dirty[i]`: peer i is in `dirty` (keeps marking O(1)).
     is_dirty: Vec<bool>,
@@ -378,6 +384,7 @@ impl ShardCore {
             rooms: HashMap::new(),
             layers: Vec::new(),
             out: VecDeque::new(),
+            timers: BinaryHeap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
             events_scratch: Vec::new(),
@@ -408,11 +415,22 @@ impl ShardCore {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let mut t = self.next_tick;
-        for p in self.peers.iter().flatten() {
-            t = t.min(p.next_timeout);
-        }
+        let t = match self.timers.peek() {
+            Some(Reverse((t, _))) => self.next_tick.min(*t),
+            None => self.next_tick,
+        };
         ShardOutput::Timeout(t)
+    }
+
+    /// Makes sure peer `idx` has a timer entry no later than its `next_timeout`.
+    fn schedule(&mut self, idx: usize) {
+        let Some(Some(p)) = self.peers.get_mut(idx) else {
+            return;
+        };
+        if p.scheduled.is_none_or(|s| p.next_timeout < s) {
+            p.scheduled = Some(p.next_timeout);
+            self.timers.push(Reverse((p.next_timeout, idx)));
+        }
     }
 
     /// The local address a datagram from `source` arrived at, for str0m's candidate matching.
@@ -509,28 +527,32 @@ impl ShardCore {
 
     /// Time has passed: drive every peer whose timeout is due, and housekeeping.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for idx in 0..self.peers.len() {
-            let due = match &self.peers[idx] {
-                Some(p) => p.next_timeout <= now,
-                None => false,
-            };
-            if due {
-                let ok = match self.peers.get_mut(idx) {
-                    Some(Some(p)) => {
-                        let r = catch_unwind(AssertUnwindSafe(|| {
-                            p.rtc.handle_input(Input::Timeout(now))
-                        }));
-                        matches!(r, Ok(Ok(())))
-                    }
-                    _ => true,
-                };
-                if !ok {
-                    self.stats.peers_failed += 1;
-                    self.remove_peer(idx, "timeout error");
-                    continue;
-                }
-                self.drive(idx, now);
+        while let Some(&Reverse((t, idx))) = self.timers.peek() {
+            if t > now {
+                break;
             }
+            self.timers.pop();
+            let ok = match self.peers.get_mut(idx) {
+                Some(Some(p)) if p.scheduled == Some(t) => {
+                    p.scheduled = None;
+                    if p.next_timeout > now {
+                        // Its timeout moved later since this entry was made.
+                        self.schedule(idx);
+                        continue;
+                    }
+                    let r =
+                        catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now))));
+                    matches!(r, Ok(Ok(())))
+                }
+                // Stale entry.
+                _ => continue,
+            };
+            if !ok {
+                self.stats.peers_failed += 1;
+                self.remove_peer(idx, "timeout error");
+                continue;
+            }
+            self.drive(idx, now);
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
@@ -704,6 +726,7 @@ impl ShardCore {
             created: now,
             next_timeout: now,
             connected: false,
+            scheduled: None,
             addrs: Vec::new(),
             remote_ufrag,
             role: Role::Publisher(Publisher {
@@ -747,10 +770,13 @@ impl ShardCore {
             (MediaKind::Audio, &layout.audio, 48_000),
         ] {
             for (slot, mid) in mids.iter().take(slots).enumerate() {
-                let ssrc = rtc
-                    .direct_api()
-                    .stream_tx_by_mid(*mid, None)
-                    .map(|s| s.ssrc());
+                // Forwarded media leaves at once: the publisher already paces it, and a pacer
+                // here queues video behind its estimate (seconds of delay under load). The
+                // TWCC estimate is still made and drives the simulcast layer choice.
+                let ssrc = rtc.direct_api().stream_tx_by_mid(*mid, None).map(|s| {
+                    s.set_unpaced(true);
+                    s.ssrc()
+                });
                 tracks.push(TrackOut {
                     slot,
                     kind,
@@ -768,6 +794,7 @@ impl ShardCore {
             created: now,
             next_timeout: now,
             connected: false,
+            scheduled: None,
             addrs: Vec::new(),
             remote_ufrag,
             role: Role::Subscriber(Subscriber {
@@ -865,6 +892,7 @@ impl ShardCore {
             self.remove_peer(idx, "connection closed");
             return;
         }
+        self.schedule(idx);
         // Media collected from a publisher goes out after the poll loop.
         if !self.media_scratch.is_empty() {
             let mut media = std::mem::take(&mut self.media_scratch);
@@ -1131,7 +1159,14 @@ impl ShardCore {
                 l.window_bytes += len;
                 let span = now.saturating_duration_since(l.window_start);
                 if span >= Duration::from_millis(500) {
-                    l.bitrate_bps = l.window_bytes * 8 * 1000 / (span.as_millis().max(1) as u64);
+                    let sample = l.window_bytes * 8 * 1000 / (span.as_millis().max(1) as u64);
+                    // Smoothed (EWMA, weight 0.3 per 500 ms window): a burst of keyframes on a
+                    // low layer must not make it look like the high one.
+                    l.bitrate_bps = if l.bitrate_bps == 0 {
+                        sample
+                    } else {
+                        (l.bitrate_bps * 7 + sample * 3) / 10
+                    };
                     l.window_start = now;
                     l.window_bytes = 0;
                 }
