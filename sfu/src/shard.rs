@@ -304,6 +304,8 @@ pub struct ShardCore {
     events_scratch: Vec<Event>,
     media_scratch: Vec<MediaPacket>,
     next_tick: Instant,
+    /// Time of the latest input.
+    now: Instant,
     stats: ShardStats,
     multi_shard: bool,
 }
@@ -390,6 +392,7 @@ impl ShardCore {
             events_scratch: Vec::new(),
             media_scratch: Vec::new(),
             next_tick: now + TICK,
+            now,
             stats: ShardStats::default(),
             multi_shard: shard_count > 1,
         }
@@ -411,7 +414,14 @@ impl ShardCore {
     }
 
     /// Next thing to do. Call until it returns `Timeout`.
+    ///
+    /// Subscribers that media was written to since the last call are polled here, once per
+    /// batch of input rather than once per packet (per-viewer batching): feed a batch of
+    /// datagrams, then poll.
     pub fn poll_output(&mut self) -> ShardOutput {
+        if self.out.is_empty() && !self.dirty.is_empty() {
+            self.drain_dirty(self.now);
+        }
         if let Some(o) = self.out.pop_front() {
             return o;
         }
@@ -451,6 +461,7 @@ impl ShardCore {
     /// One datagram from the shard's socket. Unknown senders are only matched by STUN
     /// (`Rtc::accepts`); anything else from them is dropped and counted.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        self.now = now;
         let Some(destination) = self.local_addr_for(source) else {
             self.stats.datagrams_dropped += 1;
             return;
@@ -502,15 +513,14 @@ impl ShardCore {
             return;
         }
         self.drive(idx, now);
-        self.drain_dirty(now);
     }
 
     /// A message from another shard.
     pub fn handle_remote(&mut self, now: Instant, msg: ShardMsg) {
+        self.now = now;
         match msg {
             ShardMsg::Media(pkt) => {
                 self.dispatch(&pkt, now);
-                self.drain_dirty(now);
             }
             ShardMsg::KeyframeRequest {
                 participant,
@@ -527,6 +537,7 @@ impl ShardCore {
 
     /// Time has passed: drive every peer whose timeout is due, and housekeeping.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
@@ -563,6 +574,7 @@ impl ShardCore {
 
     /// A command from the control plane.
     pub fn handle_command(&mut self, now: Instant, cmd: ShardCommand) {
+        self.now = now;
         match cmd {
             ShardCommand::Publish {
                 session,
