@@ -44,6 +44,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_millis(250);
 /// A simulcast layer not seen for this long is considered gone.
 const LAYER_EXPIRY: Duration = Duration::from_secs(2);
+/// Longest time subscribers' output is held back waiting for the rest of a video frame
+/// (frame-level batching: a frame's packets to one viewer leave in one GSO `sendmsg`). The
+/// decoder needs the whole frame anyway, so holding until the frame's last packet (RTP marker)
+/// costs no picture latency; the cap bounds it when the marker is lost or the publisher paces
+/// a large keyframe.
+const FRAME_HOLD: Duration = Duration::from_millis(10);
+/// Timeout cycles one `drive` runs for a peer whose str0m timeout is already due.
+const MAX_IMMEDIATE_CYCLES: usize = 64;
+/// A str0m timeout this close to now counts as due (its pacer asks for "now + 1 µs").
+const IMMEDIATE_SLACK: Duration = Duration::from_micros(50);
 /// Largest data-channel message passed to the control plane, bytes.
 const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
 
@@ -228,10 +238,20 @@ struct Peer {
     connected: bool,
     /// The entry this peer has in `ShardCore::timers`, if any.
     scheduled: Option<Instant>,
+    /// The latest time given to `rtc` (inputs to str0m must not go back in time).
+    last_input: Instant,
     addrs: Vec<SocketAddr>,
     /// The remote `a=ice-ufrag` from the offer, to tell trickle from ICE restart.
     remote_ufrag: Option<String>,
     role: Role,
+}
+
+impl Peer {
+    /// The time to give this peer's `Rtc` for an input at `now`: never earlier than the last.
+    fn clock(&mut self, now: Instant) -> Instant {
+        self.last_input = self.last_input.max(now);
+        self.last_input
+    }
 }
 
 #[derive(Debug)]
@@ -306,6 +326,8 @@ pub struct ShardCore {
     next_tick: Instant,
     /// Time of the latest input.
     now: Instant,
+    /// While set and in the future, dirty subscribers wait for the rest of a video frame.
+    hold_until: Option<Instant>,
     stats: ShardStats,
     multi_shard: bool,
 }
@@ -393,6 +415,7 @@ impl ShardCore {
             media_scratch: Vec::new(),
             next_tick: now + TICK,
             now,
+            hold_until: None,
             stats: ShardStats::default(),
             multi_shard: shard_count > 1,
         }
@@ -419,16 +442,23 @@ impl ShardCore {
     /// batch of input rather than once per packet (per-viewer batching): feed a batch of
     /// datagrams, then poll.
     pub fn poll_output(&mut self) -> ShardOutput {
-        if self.out.is_empty() && !self.dirty.is_empty() {
-            self.drain_dirty(self.now);
+        let held = self.hold_until.filter(|t| self.now < *t);
+        if held.is_none() {
+            self.hold_until = None;
+            if self.out.is_empty() && !self.dirty.is_empty() {
+                self.drain_dirty(self.now);
+            }
         }
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let t = match self.timers.peek() {
+        let mut t = match self.timers.peek() {
             Some(Reverse((t, _))) => self.next_tick.min(*t),
             None => self.next_tick,
         };
+        if let Some(h) = held {
+            t = t.min(h);
+        }
         ShardOutput::Timeout(t)
     }
 
@@ -502,6 +532,10 @@ impl ShardCore {
         };
         let ok = match self.peers.get_mut(idx) {
             Some(Some(p)) => {
+                let input = match input {
+                    Input::Receive(_, r) => Input::Receive(p.clock(now), r),
+                    other => other,
+                };
                 let r = catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(input)));
                 matches!(r, Ok(Ok(())))
             }
@@ -543,16 +577,27 @@ impl ShardCore {
                 break;
             }
             self.timers.pop();
+            let held = self.hold_until.filter(|h| now < *h);
+            let dirty = self.is_dirty.get(idx).copied().unwrap_or(false);
             let ok = match self.peers.get_mut(idx) {
                 Some(Some(p)) if p.scheduled == Some(t) => {
                     p.scheduled = None;
+                    if let (Some(h), true) = (held, dirty) {
+                        // Mid-frame: this subscriber's queued packets wait for the rest of
+                        // the frame (FRAME_HOLD); so does its timer, by at most that long.
+                        p.scheduled = Some(h);
+                        self.timers.push(Reverse((h, idx)));
+                        continue;
+                    }
                     if p.next_timeout > now {
                         // Its timeout moved later since this entry was made.
                         self.schedule(idx);
                         continue;
                     }
-                    let r =
-                        catch_unwind(AssertUnwindSafe(|| p.rtc.handle_input(Input::Timeout(now))));
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        let at = p.clock(now);
+                        p.rtc.handle_input(Input::Timeout(at))
+                    }));
                     matches!(r, Ok(Ok(())))
                 }
                 // Stale entry.
@@ -569,7 +614,6 @@ impl ShardCore {
             self.next_tick = now + TICK;
             self.housekeeping(now);
         }
-        self.drain_dirty(now);
     }
 
     /// A command from the control plane.
@@ -739,6 +783,7 @@ impl ShardCore {
             next_timeout: now,
             connected: false,
             scheduled: None,
+            last_input: now,
             addrs: Vec::new(),
             remote_ufrag,
             role: Role::Publisher(Publisher {
@@ -807,6 +852,7 @@ impl ShardCore {
             next_timeout: now,
             connected: false,
             scheduled: None,
+            last_input: now,
             addrs: Vec::new(),
             remote_ufrag,
             role: Role::Subscriber(Subscriber {
@@ -873,6 +919,10 @@ impl ShardCore {
             return;
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
+            // str0m's pacer hands out one queued packet per timeout cycle and asks to be woken
+            // at once for the next: run those cycles here, so a frame's packets leave in one
+            // drive (and one GSO batch) instead of one shell wake-up each. Bounded.
+            let mut immediate_cycles = 0;
             loop {
                 match peer.rtc.poll_output() {
                     Ok(Output::Transmit(t)) => out.push_back(ShardOutput::Transmit {
@@ -882,6 +932,14 @@ impl ShardCore {
                     }),
                     Ok(Output::Event(e)) => events.push(e),
                     Ok(Output::Timeout(t)) => {
+                        if t <= now + IMMEDIATE_SLACK && immediate_cycles < MAX_IMMEDIATE_CYCLES {
+                            immediate_cycles += 1;
+                            let at = peer.clock(t.max(now));
+                            if peer.rtc.handle_input(Input::Timeout(at)).is_err() {
+                                return false;
+                            }
+                            continue;
+                        }
                         peer.next_timeout = t;
                         return true;
                     }
@@ -1090,6 +1148,12 @@ impl ShardCore {
     fn dispatch(&mut self, pkt: &MediaPacket, now: Instant) {
         if pkt.kind == MediaKind::Video {
             self.note_layer(pkt, now);
+        }
+        // Frame-level batching (see FRAME_HOLD): hold until the frame's last packet.
+        if pkt.kind == MediaKind::Video && !pkt.marker {
+            self.hold_until.get_or_insert(now + FRAME_HOLD);
+        } else {
+            self.hold_until = None;
         }
         let Some(room) = self.rooms.get(&pkt.room) else {
             return;

@@ -1,10 +1,17 @@
 //! The IO shell around a [`ShardCore`]: one OS thread, one current-thread tokio runtime and
 //! one UDP socket per shard. It only moves bytes and time in and out of the core.
+//!
+//! Sending uses UDP generic segmentation offload (Linux `UDP_SEGMENT`, through quinn-udp):
+//! consecutive datagrams to the same destination with the same size (the last may be
+//! shorter) — typically the packets of one video frame to one viewer, which per-viewer
+//! batching in the core puts next to each other — leave in one `sendmsg`. Where GSO is not
+//! available quinn-udp reports one segment and every datagram is sent alone.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -51,11 +58,20 @@ async fn run_async(core: &mut ShardCore, io: ShardIo) -> std::io::Result<()> {
         events,
     } = io;
     socket.set_nonblocking(true)?;
+    let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
     let socket = UdpSocket::from_std(socket)?;
     let mut buf = vec![0u8; RECV_BUF];
-    let mut dropped_remote: u64 = 0;
+    let mut out = Sender {
+        socket: &socket,
+        state: &state,
+        batch: Vec::with_capacity(64 * 1024),
+        dest: None,
+        segment: 0,
+        count: 0,
+        dropped_remote: 0,
+    };
     loop {
-        let timeout = flush(core, &socket, &others, &events, &mut dropped_remote).await;
+        let timeout = flush(core, &mut out, &others, &events).await;
         tokio::select! {
             biased;
             cmd = commands.recv() => match cmd {
@@ -97,13 +113,91 @@ async fn run_async(core: &mut ShardCore, io: ShardIo) -> std::io::Result<()> {
     }
 }
 
+/// Coalesces datagrams into GSO batches and sends them.
+struct Sender<'a> {
+    socket: &'a UdpSocket,
+    state: &'a UdpSocketState,
+    /// Datagrams of the current batch, back to back.
+    batch: Vec<u8>,
+    dest: Option<SocketAddr>,
+    /// Size of each datagram of the batch (the last may be shorter).
+    segment: usize,
+    count: usize,
+    dropped_remote: u64,
+}
+
+/// Largest GSO batch in bytes (the kernel limit is 64 KiB per `sendmsg`).
+const MAX_BATCH_BYTES: usize = 60 * 1024;
+
+impl Sender<'_> {
+    /// Adds one datagram, sending the current batch first if this one cannot join it.
+    async fn push(&mut self, destination: SocketAddr, contents: &[u8]) {
+        let max_segments = self.state.max_gso_segments().min(64);
+        let fits = self.dest == Some(destination)
+            && self.count > 0
+            // Every datagram but the last must be `segment` long.
+            && self.batch.len() == self.segment * self.count
+            && contents.len() <= self.segment
+            && self.count < max_segments
+            && self.batch.len() + contents.len() <= MAX_BATCH_BYTES;
+        if !fits {
+            self.send_batch().await;
+            self.dest = Some(destination);
+            self.segment = contents.len();
+        }
+        self.batch.extend_from_slice(contents);
+        self.count += 1;
+    }
+
+    /// Sends the current batch, if any.
+    async fn send_batch(&mut self) {
+        let Some(destination) = self.dest.take() else {
+            return;
+        };
+        let count = std::mem::take(&mut self.count);
+        let transmit = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents: &self.batch,
+            segment_size: (count > 1).then_some(self.segment),
+            src_ip: None,
+        };
+        let sent = loop {
+            match self
+                .state
+                .try_send(UdpSockRef::from(self.socket), &transmit)
+            {
+                Ok(()) => break true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if let Err(e) = self.socket.writable().await {
+                        debug!(error = %e, "socket not writable");
+                        break false;
+                    }
+                }
+                Err(e) => {
+                    debug!(error = %e, %destination, count, "send");
+                    break false;
+                }
+            }
+        };
+        // A batch the kernel refused as a whole (e.g. no GSO on the route) goes one by one.
+        if !sent && count > 1 && self.segment > 0 {
+            for datagram in self.batch.chunks(self.segment) {
+                if let Err(e) = self.socket.try_send_to(datagram, destination) {
+                    debug!(error = %e, %destination, "send_to");
+                }
+            }
+        }
+        self.batch.clear();
+    }
+}
+
 /// Performs every pending output of the core; returns its next timeout.
 async fn flush(
     core: &mut ShardCore,
-    socket: &UdpSocket,
+    out: &mut Sender<'_>,
     others: &[mpsc::Sender<ShardMsg>],
     events: &mpsc::Sender<SfuEvent>,
-    dropped_remote: &mut u64,
 ) -> Instant {
     loop {
         match core.poll_output() {
@@ -111,14 +205,14 @@ async fn flush(
                 destination,
                 contents,
                 ..
-            } => send(socket, destination, &contents).await,
+            } => out.push(destination, &contents).await,
             ShardOutput::Broadcast(msg) => {
                 for o in others {
                     if o.try_send(msg.clone()).is_err() {
-                        *dropped_remote += 1;
-                        if dropped_remote.is_power_of_two() {
+                        out.dropped_remote += 1;
+                        if out.dropped_remote.is_power_of_two() {
                             warn!(
-                                dropped = *dropped_remote,
+                                dropped = out.dropped_remote,
                                 "inter-shard queue full, media dropped"
                             );
                         }
@@ -130,19 +224,10 @@ async fn flush(
                     warn!("event queue full or closed, event dropped");
                 }
             }
-            ShardOutput::Timeout(t) => return t,
-        }
-    }
-}
-
-async fn send(socket: &UdpSocket, destination: SocketAddr, contents: &[u8]) {
-    match socket.try_send_to(contents, destination) {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-            if let Err(e) = socket.send_to(contents, destination).await {
-                debug!(error = %e, %destination, "send_to");
+            ShardOutput::Timeout(t) => {
+                out.send_batch().await;
+                return t;
             }
         }
-        Err(e) => debug!(error = %e, %destination, "send_to"),
     }
 }

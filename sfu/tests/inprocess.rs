@@ -49,6 +49,7 @@ struct SubClient {
 }
 
 struct Net {
+    start: Instant,
     now: Instant,
     shard: ShardCore,
     pubs: Vec<PubClient>,
@@ -71,6 +72,7 @@ impl Net {
         };
         Net {
             now,
+            start: now,
             shard: ShardCore::new(0, 1, config, vec![server()], now),
             pubs: vec![],
             subs: vec![],
@@ -324,7 +326,17 @@ impl Net {
                         destination,
                         contents,
                         ..
-                    } => self.deliver(destination, server(), &contents),
+                    } => {
+                        if std::env::var("TXDBG").is_ok() {
+                            eprintln!(
+                                "TX {} {} {}",
+                                now.duration_since(self.start).as_millis(),
+                                destination,
+                                contents.len()
+                            );
+                        }
+                        self.deliver(destination, server(), &contents)
+                    }
                     ShardOutput::Event(e) => self.events.push(e),
                     ShardOutput::Broadcast(_) => {}
                     ShardOutput::Timeout(_) => break,
