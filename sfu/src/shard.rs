@@ -54,6 +54,8 @@ const FRAME_HOLD: Duration = Duration::from_millis(10);
 const MAX_IMMEDIATE_CYCLES: usize = 64;
 /// A str0m timeout this close to now counts as due (its pacer asks for "now + 1 µs").
 const IMMEDIATE_SLACK: Duration = Duration::from_micros(50);
+/// Media from another shard older than this is dropped, not forwarded late.
+const MAX_REMOTE_AGE: Duration = Duration::from_millis(500);
 /// Largest data-channel message passed to the control plane, bytes.
 const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
 
@@ -219,6 +221,8 @@ pub struct ShardStats {
     pub keyframe_requests: u64,
     /// Peers dropped because str0m returned an error or panicked.
     pub peers_failed: u64,
+    /// Media from other shards dropped because it waited longer than `MAX_REMOTE_AGE`.
+    pub stale_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -554,6 +558,11 @@ impl ShardCore {
         self.now = now;
         match msg {
             ShardMsg::Media(pkt) => {
+                // A shard that fell this far behind drops media rather than deliver it late.
+                if now.saturating_duration_since(pkt.arrival) > MAX_REMOTE_AGE {
+                    self.stats.stale_dropped += 1;
+                    return;
+                }
                 self.dispatch(&pkt, now);
             }
             ShardMsg::KeyframeRequest {

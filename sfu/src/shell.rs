@@ -21,7 +21,7 @@ use crate::shard::{ShardCommand, ShardCore, ShardMsg, ShardOutput};
 
 /// Depth of each shard's inbox of messages from other shards, in messages. A full inbox drops
 /// media (counted) rather than block the sending shard.
-pub const REMOTE_QUEUE: usize = 8192;
+pub const REMOTE_QUEUE: usize = 2048;
 /// Largest datagram read, bytes.
 const RECV_BUF: usize = 2048;
 /// Datagrams read per wake-up before the shard looks at its other inputs.
