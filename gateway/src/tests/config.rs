@@ -1,0 +1,127 @@
+//! Unit tests of `config.rs` (kept in their own file).
+
+use super::*;
+use std::collections::HashMap;
+
+const SAMPLE: &str = include_str!("../../venue.sample.toml");
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn sample_config_parses_and_equals_defaults_when_uncommented() {
+    // The sample has every option commented out: parsing it gives the defaults.
+    let parsed = Config::from_toml(SAMPLE).expect("sample parses");
+    assert_eq!(parsed, Config::default());
+    // Uncommenting every `#key = value` line must still parse and validate.
+    let uncommented: String = SAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_alphabetic()) => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut c = Config::from_toml(&uncommented).expect("uncommented sample parses");
+    c.validate().expect("uncommented sample validates");
+    assert_eq!(
+        c.http.public_url.as_deref(),
+        Some("https://venue.example.org")
+    );
+    assert_eq!(c.media.max_slots, 4);
+}
+
+#[test]
+fn no_args_gives_defaults() {
+    let c = Config::load_with_env(&Cli::default(), no_env).expect("loads");
+    assert_eq!(c, Config::default());
+    assert_eq!(c.http.listen, "0.0.0.0:8080".parse().expect("addr"));
+    assert_eq!(c.media.base_port, 50000);
+    assert_eq!(c.data_dir, PathBuf::from("./venue-data"));
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    assert!(Config::from_toml("[http]\nlisten = \"0.0.0.0:1\"\nbogus = 1\n").is_err());
+    assert!(Config::from_toml("nope = 1\n").is_err());
+    assert!(Config::from_toml("[media]\nbase_port = 1\nwat = 2\n").is_err());
+}
+
+#[test]
+fn layers_file_then_env_then_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("venue.toml");
+    std::fs::write(
+        &path,
+        "data_dir = \"/from-file\"\n[http]\nlisten = \"127.0.0.1:9000\"\n[media]\nbase_port = 40000\nmax_slots = 6\n",
+    )
+    .expect("write");
+    let env: HashMap<&str, String> = [
+        ("VENUE_CONFIG", path.display().to_string()),
+        ("VENUE_HTTP_LISTEN", "127.0.0.1:9001".into()),
+        ("VENUE_MEDIA_BASE_PORT", "41000".into()),
+        ("VENUE_ADMIN_TOKEN", "env-token-123".into()),
+        ("VENUE_MEDIA_CANDIDATE_IPS", "10.0.0.1, 10.0.0.2".into()),
+    ]
+    .into_iter()
+    .collect();
+    let lookup = |k: &str| env.get(k).cloned();
+
+    let c = Config::load_with_env(&Cli::default(), lookup).expect("loads");
+    assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+    assert_eq!(c.http.listen, "127.0.0.1:9001".parse().expect("addr"));
+    assert_eq!(c.media.base_port, 41000);
+    assert_eq!(c.media.max_slots, 6);
+    assert_eq!(
+        c.admin_token.as_ref().map(Secret::expose),
+        Some("env-token-123")
+    );
+    assert_eq!(c.media.candidate_ips.len(), 2);
+
+    let cli = Cli::try_parse_from(["venue", "--media-base-port", "42000", "--data-dir", "/cli"])
+        .expect("cli");
+    let c = Config::load_with_env(&cli, lookup).expect("loads");
+    assert_eq!(c.media.base_port, 42000);
+    assert_eq!(c.data_dir, PathBuf::from("/cli"));
+    assert_eq!(c.http.listen, "127.0.0.1:9001".parse().expect("addr"));
+}
+
+#[test]
+fn bad_values_are_errors() {
+    let env = |k: &str| (k == "VENUE_MEDIA_BASE_PORT").then(|| "seventy".to_string());
+    assert!(matches!(
+        Config::load_with_env(&Cli::default(), env),
+        Err(ConfigError::Env { .. })
+    ));
+    let env = |k: &str| (k == "VENUE_MEDIA_MAX_SLOTS").then(|| "10".to_string());
+    assert!(matches!(
+        Config::load_with_env(&Cli::default(), env),
+        Err(ConfigError::Media(_))
+    ));
+    let env = |k: &str| (k == "VENUE_PUBLIC_URL").then(|| "ftp://x".to_string());
+    assert!(matches!(
+        Config::load_with_env(&Cli::default(), env),
+        Err(ConfigError::Invalid(_))
+    ));
+    let env = |k: &str| (k == "VENUE_ADMIN_TOKEN").then(|| "short".to_string());
+    assert!(matches!(
+        Config::load_with_env(&Cli::default(), env),
+        Err(ConfigError::Invalid(_))
+    ));
+}
+
+#[test]
+fn public_url_is_normalised_and_secret_not_debug_printed() {
+    let env = |k: &str| match k {
+        "VENUE_PUBLIC_URL" => Some("https://venue.example.org/".to_string()),
+        "VENUE_ADMIN_TOKEN" => Some("super-secret-token".to_string()),
+        _ => None,
+    };
+    let c = Config::load_with_env(&Cli::default(), env).expect("loads");
+    assert_eq!(
+        c.http.public_url.as_deref(),
+        Some("https://venue.example.org")
+    );
+    assert!(!format!("{c:?}").contains("super-secret-token"));
+}

@@ -1,0 +1,180 @@
+//! Unit tests of `state.rs` (kept in their own file).
+
+use super::*;
+use prost::Message;
+
+fn room(id: i64, name: &str) -> Room {
+    Room {
+        id,
+        name: name.into(),
+        title: "T".into(),
+        layout: 1,
+        created_at: 0,
+    }
+}
+
+fn frames(effects: &[Effect]) -> Vec<v1::StageState> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RoomState(_, b) => match v1::ServerMessage::decode(b.clone()).ok()?.body? {
+                v1::server_message::Body::Stage(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
+    let t = Instant::now();
+    let mut core = Core::new(4, 0);
+    let fx = core.load_room(&room(1, "main"), 1, vec![Some((7, "Ann".into()))], t);
+    assert!(
+        matches!(fx[0], Effect::SetStage(RoomId(1), ref s) if s == &vec![Some(ParticipantId(7)), None, None, None])
+    );
+    assert_eq!(frames(&fx)[0].slots.len(), 4);
+    let (r, p) = (RoomId(1), ParticipantId(7));
+    let fx = core.on_event(
+        SfuEvent::PublisherUp {
+            room: r,
+            participant: p,
+            session: SessionId(1),
+        },
+        t,
+    );
+    assert!(frames(&fx)[0].slots[0].live);
+    // The streamer reconnects: new session up, then the old one's Down.
+    let fx = core.on_event(
+        SfuEvent::PublisherUp {
+            room: r,
+            participant: p,
+            session: SessionId(2),
+        },
+        t,
+    );
+    assert!(fx.is_empty());
+    let fx = core.on_event(
+        SfuEvent::PublisherDown {
+            room: r,
+            participant: p,
+            session: SessionId(1),
+        },
+        t,
+    );
+    assert!(fx.is_empty());
+    assert!(core.is_live(7));
+    assert!(core.view("main").expect("room").slots[0].live);
+    let fx = core.on_event(
+        SfuEvent::PublisherDown {
+            room: r,
+            participant: p,
+            session: SessionId(2),
+        },
+        t,
+    );
+    assert!(!frames(&fx)[0].slots[0].live);
+    assert!(!core.is_live(7));
+}
+
+#[test]
+fn viewer_counts_are_pushed_at_most_once_a_second() {
+    let t = Instant::now();
+    let mut core = Core::new(2, 0);
+    core.load_room(&room(1, "main"), 1, vec![], t);
+    let fx = core.on_event(
+        SfuEvent::SubscriberUp {
+            room: RoomId(1),
+            session: SessionId(10),
+        },
+        t,
+    );
+    assert!(fx.is_empty(), "held back: a frame was pushed at load time");
+    assert!(core.tick(t + Duration::from_millis(500)).is_empty());
+    let fx = core.tick(t + Duration::from_secs(1));
+    assert_eq!(frames(&fx)[0].viewer_count, 1);
+    let t2 = t + Duration::from_secs(3);
+    let fx = core.on_event(
+        SfuEvent::SubscriberUp {
+            room: RoomId(1),
+            session: SessionId(11),
+        },
+        t2,
+    );
+    assert_eq!(frames(&fx)[0].viewer_count, 2);
+    assert_eq!(core.view("main").expect("room").viewer_count, 2);
+    // Revisions grow.
+    let fx = core.on_event(
+        SfuEvent::SubscriberDown {
+            room: RoomId(1),
+            session: SessionId(11),
+        },
+        t2 + Duration::from_secs(2),
+    );
+    assert_eq!(frames(&fx)[0].viewer_count, 1);
+    assert!(frames(&fx)[0].revision > 2);
+}
+
+#[test]
+fn previews_are_not_viewers() {
+    let t = Instant::now();
+    let mut core = Core::new(1, 0);
+    core.load_room(&room(1, "main"), 1, vec![], t);
+    let info = SessionInfo {
+        room: RoomId(1),
+        kind: SessionKind::Preview(ParticipantId(3)),
+        etag: "\"x\"".into(),
+    };
+    core.session_created(SessionId(5), info, t);
+    core.on_event(
+        SfuEvent::SubscriberUp {
+            room: RoomId(1),
+            session: SessionId(5),
+        },
+        t,
+    );
+    assert_eq!(core.view("main").expect("room").viewer_count, 0);
+    // Up before registration: removed when registered.
+    core.on_event(
+        SfuEvent::SubscriberUp {
+            room: RoomId(1),
+            session: SessionId(6),
+        },
+        t,
+    );
+    let info = SessionInfo {
+        room: RoomId(1),
+        kind: SessionKind::Preview(ParticipantId(3)),
+        etag: "\"y\"".into(),
+    };
+    core.session_created(SessionId(6), info, t);
+    assert_eq!(core.stats().viewers, 0);
+}
+
+#[test]
+fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
+    let t = Instant::now();
+    let mut core = Core::new(2, 0);
+    core.load_room(&room(1, "main"), 2, vec![None, Some((4, "Dee".into()))], t);
+    let info = SessionInfo {
+        room: RoomId(1),
+        kind: SessionKind::Publisher(ParticipantId(4)),
+        etag: "\"e\"".into(),
+    };
+    core.session_created(SessionId(9), info, t);
+    core.on_event(
+        SfuEvent::PublisherUp {
+            room: RoomId(1),
+            participant: ParticipantId(4),
+            session: SessionId(9),
+        },
+        t,
+    );
+    let fx = core.remove_streamer(1, 4, t);
+    assert!(fx.contains(&Effect::Close(SessionId(9))));
+    assert!(fx.contains(&Effect::SetStage(RoomId(1), vec![None, None])));
+    assert_eq!(frames(&fx)[0].slots[1].streamer_id, 0);
+    assert!(core.session(SessionId(9)).is_none());
+    assert!(!core.is_live(4));
+}

@@ -1,0 +1,169 @@
+//! Unit tests of `store.rs` (kept in their own file).
+
+use super::*;
+
+#[tokio::test]
+async fn first_start_has_room_main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("open");
+    let main = store
+        .room_by_name("main")
+        .await
+        .expect("query")
+        .expect("main exists");
+    assert_eq!(main.title, "Main stage");
+    assert_eq!(main.layout, 1);
+    assert_eq!(store.rooms().await.expect("rooms").len(), 1);
+}
+
+#[tokio::test]
+async fn room_names_are_validated_and_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("open");
+    for bad in ["", "Main", "a b", "ä", "x/y", &"a".repeat(65)] {
+        assert!(
+            matches!(
+                store.create_room(bad, None).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let r = store
+        .create_room("jazz-1", Some("Jazz"))
+        .await
+        .expect("create");
+    assert_eq!(r.title, "Jazz");
+    assert!(matches!(
+        store.create_room("jazz-1", None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.create_room(&"a".repeat(64), None).await.is_ok());
+}
+
+#[tokio::test]
+async fn keys_are_stored_hashed_and_found_by_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("open");
+    let (s, key) = store.create_streamer(1, "Alice").await.expect("create");
+    assert!(key.expose().len() >= 43);
+    assert!(!format!("{key:?}").contains(key.expose()));
+    let hash = store.key_hash(s.id).await.expect("q").expect("hash");
+    assert_eq!(hash, hash_key(key.expose()));
+    assert_ne!(hash, key.expose());
+    assert_eq!(
+        store.streamer_by_key(key.expose()).await.expect("q"),
+        Some(s)
+    );
+    assert_eq!(store.streamer_by_key("nope").await.expect("q"), None);
+    // The raw key appears nowhere in the database file.
+    store.close().await;
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).unwrap_or_default();
+        let needle = key.expose().as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+#[tokio::test]
+async fn stage_is_validated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).await.expect("open");
+    let other = store.create_room("other", None).await.expect("room");
+    let (a, _) = store.create_streamer(1, "A").await.expect("a");
+    let (b, _) = store.create_streamer(other.id, "B").await.expect("b");
+    let set = |layout, slots: Vec<Option<i64>>| {
+        let store = store.clone();
+        async move { store.set_stage(1, &Stage { layout, slots }, 4).await }
+    };
+    assert!(matches!(set(0, vec![]).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(set(10, vec![]).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        set(1, vec![None; 5]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        set(1, vec![Some(a.id), Some(a.id)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        set(1, vec![Some(b.id)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        set(1, vec![Some(999)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    set(2, vec![None, Some(a.id)]).await.expect("valid stage");
+    let stage = store.stage(1, 4).await.expect("stage");
+    assert_eq!(
+        stage,
+        Stage {
+            layout: 2,
+            slots: vec![None, Some(a.id), None, None]
+        }
+    );
+    // Deleting the streamer empties its slot.
+    assert!(store.delete_streamer(1, a.id).await.expect("delete"));
+    assert!(!store.delete_streamer(1, a.id).await.expect("delete again"));
+    assert_eq!(store.stage(1, 4).await.expect("stage").slots, vec![None; 4]);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (room, streamer, key) = {
+        let store = Store::open(dir.path()).await.expect("open");
+        let room = store
+            .create_room("late-show", Some("Late show"))
+            .await
+            .expect("room");
+        let (s, key) = store
+            .create_streamer(room.id, "Bob")
+            .await
+            .expect("streamer");
+        store
+            .set_stage(
+                room.id,
+                &Stage {
+                    layout: 3,
+                    slots: vec![None, None, Some(s.id)],
+                },
+                4,
+            )
+            .await
+            .expect("stage");
+        store.close().await;
+        (room, s, key)
+    };
+    let store = Store::open(dir.path()).await.expect("reopen");
+    let reopened = store
+        .room_by_name("late-show")
+        .await
+        .expect("q")
+        .expect("room");
+    assert_eq!(
+        reopened,
+        Room {
+            layout: 3,
+            ..room.clone()
+        }
+    );
+    assert_eq!(store.rooms().await.expect("rooms").len(), 2);
+    assert_eq!(
+        store.streamers(room.id).await.expect("q"),
+        vec![streamer.clone()]
+    );
+    assert_eq!(
+        store.streamer_by_key(key.expose()).await.expect("q"),
+        Some(streamer.clone())
+    );
+    let stage = store.stage(room.id, 4).await.expect("stage");
+    assert_eq!(
+        stage,
+        Stage {
+            layout: 3,
+            slots: vec![None, None, Some(streamer.id), None]
+        }
+    );
+}
