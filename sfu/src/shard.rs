@@ -1063,14 +1063,14 @@ impl ShardCore {
                 }
             }
             Event::ChannelOpen(id, label) => {
-                if let Role::Subscriber(s) = &mut peer.role {
-                    if label == "venue" {
-                        s.channel = Some(id);
-                        let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
-                        if let Some(f) = frame {
-                            self.send_frame(idx, &f);
-                            self.mark_dirty(idx);
-                        }
+                if let Role::Subscriber(s) = &mut peer.role
+                    && label == "venue"
+                {
+                    s.channel = Some(id);
+                    let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
+                    if let Some(f) = frame {
+                        self.send_frame(idx, &f);
+                        self.mark_dirty(idx);
                     }
                 }
             }
@@ -1107,7 +1107,7 @@ impl ShardCore {
             .streams
             .iter()
             .find(|s| s.0 == ssrc)
-            .map(|s| (s.1, s.2, s.3.clone()));
+            .map(|s| (s.1, s.2, s.3));
         let (kind, mid, rid) = match known {
             Some(k) => k,
             None => {
@@ -1168,7 +1168,7 @@ impl ShardCore {
             return;
         };
         let meta = PacketMeta {
-            source: pkt.source.clone(),
+            source: pkt.source,
             seq: pkt.seq,
             rtp_time: pkt.rtp_time,
             switch_point: pkt.switch_point,
@@ -1375,10 +1375,11 @@ impl ShardCore {
                     continue;
                 }
                 let pending = t.fwd.set_target(key);
-                if (pending || t.fwd.current().is_none()) && t.kind == MediaKind::Video {
-                    if let Some(k) = key {
-                        requests.push(k);
-                    }
+                if (pending || t.fwd.current().is_none())
+                    && t.kind == MediaKind::Video
+                    && let Some(k) = key
+                {
+                    requests.push(k);
                 }
             }
         }
@@ -1463,10 +1464,10 @@ impl ShardCore {
             return;
         };
         let Some(id) = s.channel else { return };
-        if let Some(mut ch) = peer.rtc.channel(id) {
-            if let Err(e) = ch.write(true, frame) {
-                debug!(error = %e, "data channel write failed");
-            }
+        if let Some(mut ch) = peer.rtc.channel(id)
+            && let Err(e) = ch.write(true, frame)
+        {
+            debug!(error = %e, "data channel write failed");
         }
     }
 
@@ -1531,10 +1532,10 @@ impl ShardCore {
             })) = self.peers.get(idx)
             {
                 for t in s.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
-                    if let Some(p) = t.fwd.pending() {
-                        if !waiting.contains(&p) {
-                            waiting.push(p);
-                        }
+                    if let Some(p) = t.fwd.pending()
+                        && !waiting.contains(&p)
+                    {
+                        waiting.push(p);
                     }
                 }
             }

@@ -1,4 +1,5 @@
 //! Unit tests of `lib.rs` (kept in their own file).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 
