@@ -478,9 +478,20 @@ impl ShardCore {
     }
 
     /// The local address a datagram from `source` arrived at, for str0m's candidate matching.
-    /// The socket is bound to a wildcard address, so this picks the advertised candidate of
-    /// the same IP family and scope as the sender (loopback for loopback).
-    fn local_addr_for(&self, source: SocketAddr) -> Option<SocketAddr> {
+    /// `destination_ip` is the datagram's own destination (`IP_PKTINFO`) when the shell knows
+    /// it; it is used when it is one of our candidates. Otherwise (no pktinfo, or 1:1 NAT where
+    /// we advertise the public IP) the advertised candidate of the sender's IP family and scope
+    /// is taken (loopback for loopback).
+    fn local_addr_for(
+        &self,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+    ) -> Option<SocketAddr> {
+        if let Some(ip) = destination_ip {
+            if let Some(c) = self.candidates.iter().find(|c| c.ip() == ip) {
+                return Some(*c);
+            }
+        }
         let same = self.candidates.iter().find(|c| c.ip() == source.ip());
         let scoped = self.candidates.iter().find(|c| {
             c.is_ipv4() == source.is_ipv4() && c.ip().is_loopback() == source.ip().is_loopback()
@@ -494,9 +505,15 @@ impl ShardCore {
 
     /// One datagram from the shard's socket. Unknown senders are only matched by STUN
     /// (`Rtc::accepts`); anything else from them is dropped and counted.
-    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+        contents: &[u8],
+    ) {
         self.now = now;
-        let Some(destination) = self.local_addr_for(source) else {
+        let Some(destination) = self.local_addr_for(source, destination_ip) else {
             self.stats.datagrams_dropped += 1;
             return;
         };

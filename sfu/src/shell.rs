@@ -11,7 +11,10 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use quinn_udp::{UdpSockRef, UdpSocketState};
+use std::io::IoSliceMut;
+
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -24,6 +27,8 @@ use crate::shard::{ShardCommand, ShardCore, ShardMsg, ShardOutput};
 pub const REMOTE_QUEUE: usize = 2048;
 /// Largest datagram read, bytes.
 const RECV_BUF: usize = 2048;
+/// Buffers per `recvmmsg`.
+const RECV_BUFS: usize = 16;
 /// Datagrams read per wake-up before the shard looks at its other inputs.
 const RECV_BATCH: usize = 64;
 
@@ -60,7 +65,7 @@ async fn run_async(core: &mut ShardCore, io: ShardIo) -> std::io::Result<()> {
     socket.set_nonblocking(true)?;
     let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
     let socket = UdpSocket::from_std(socket)?;
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut rx = RecvBufs::new(state.gro_segments());
     let mut out = Sender {
         socket: &socket,
         state: &state,
@@ -78,19 +83,10 @@ async fn run_async(core: &mut ShardCore, io: ShardIo) -> std::io::Result<()> {
                 Some(c) => core.handle_command(Instant::now(), c),
                 None => return Ok(()),
             },
-            r = socket.recv_from(&mut buf) => {
+            r = socket.readable() => {
                 match r {
-                    Ok((n, src)) => {
-                        core.handle_datagram(Instant::now(), src, buf.get(..n).unwrap_or_default());
-                        for _ in 1..RECV_BATCH {
-                            match socket.try_recv_from(&mut buf) {
-                                Ok((n, src)) => core.handle_datagram(Instant::now(), src, buf.get(..n).unwrap_or_default()),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    // ICMP port unreachable and friends surface here on Linux; not fatal.
-                    Err(e) => debug!(error = %e, "recv_from"),
+                    Ok(()) => receive(core, &socket, &state, &mut rx),
+                    Err(e) => debug!(error = %e, "readable"),
                 }
             }
             msg = remote.recv() => {
@@ -109,6 +105,61 @@ async fn run_async(core: &mut ShardCore, io: ShardIo) -> std::io::Result<()> {
         let now = Instant::now();
         if now >= timeout {
             core.handle_timeout(now);
+        }
+    }
+}
+
+/// Receive buffers for `recvmmsg`; each holds up to `gro_segments` coalesced datagrams.
+struct RecvBufs {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<RecvMeta>,
+}
+
+impl RecvBufs {
+    fn new(gro_segments: usize) -> RecvBufs {
+        let size = RECV_BUF * gro_segments.clamp(1, 64);
+        RecvBufs {
+            bufs: (0..RECV_BUFS).map(|_| vec![0u8; size]).collect(),
+            meta: vec![RecvMeta::default(); RECV_BUFS],
+        }
+    }
+}
+
+/// Reads every datagram waiting on the socket (at most `RECV_BATCH` reads) into the core.
+/// quinn-udp gives each datagram's local IP (`IP_PKTINFO`), which str0m needs to match the
+/// local ICE candidate, and splits GRO-coalesced buffers by their stride.
+fn receive(core: &mut ShardCore, socket: &UdpSocket, state: &UdpSocketState, rx: &mut RecvBufs) {
+    for _ in 0..RECV_BATCH / RECV_BUFS {
+        let RecvBufs { bufs, meta } = rx;
+        let mut iov: [IoSliceMut<'_>; RECV_BUFS] = {
+            let mut it = bufs.iter_mut();
+            std::array::from_fn(|_| {
+                IoSliceMut::new(it.next().map(|b| b.as_mut_slice()).unwrap_or_default())
+            })
+        };
+        let r = socket.try_io(Interest::READABLE, || {
+            state.recv(UdpSockRef::from(socket), &mut iov, meta)
+        });
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            // ICMP port unreachable and friends surface here on Linux; not fatal.
+            Err(e) => {
+                debug!(error = %e, "recv");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for (m, buf) in meta.iter().zip(iov.iter()).take(n) {
+            let data = buf.get(..m.len).unwrap_or_default();
+            let stride = if m.stride == 0 {
+                data.len().max(1)
+            } else {
+                m.stride
+            };
+            for datagram in data.chunks(stride) {
+                core.handle_datagram(now, m.addr, m.dst_ip, datagram);
+            }
         }
     }
 }

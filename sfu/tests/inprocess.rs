@@ -317,7 +317,8 @@ impl Net {
                 }
             }
             for (from, data) in to_server {
-                self.shard.handle_datagram(now, from, &data);
+                self.shard
+                    .handle_datagram(now, from, Some(server().ip()), &data);
             }
             self.shard.handle_timeout(now);
             loop {

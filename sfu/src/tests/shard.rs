@@ -37,7 +37,34 @@ fn garbage_datagrams_are_counted_not_fatal() {
         &[22u8; 40][..],
         &[0xffu8; 1500][..],
     ] {
-        shard.handle_datagram(now, src, d);
+        shard.handle_datagram(now, src, None, d);
     }
     assert_eq!(shard.stats().datagrams_dropped, 5);
+}
+
+#[test]
+fn local_address_follows_pktinfo_when_it_is_a_candidate() {
+    let now = Instant::now();
+    let private: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+    let public: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+    let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let shard = ShardCore::new(0, 1, SfuConfig::default(), vec![lo, private, public], now);
+    let remote: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    assert_eq!(
+        shard.local_addr_for(remote, Some(public.ip())),
+        Some(public)
+    );
+    assert_eq!(
+        shard.local_addr_for(remote, Some(private.ip())),
+        Some(private)
+    );
+    // Unknown destination (1:1 NAT) or no pktinfo: first candidate of the sender's scope.
+    assert_eq!(
+        shard.local_addr_for(remote, Some("172.16.0.1".parse().unwrap())),
+        Some(private)
+    );
+    assert_eq!(
+        shard.local_addr_for("127.0.0.1:9".parse().unwrap(), None),
+        Some(lo)
+    );
 }
