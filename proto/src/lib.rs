@@ -17,8 +17,9 @@ pub use prost::Message;
 /// The protocol version this build speaks (`ProtocolVersion::Current`).
 pub const PROTOCOL_VERSION: u32 = v1::ProtocolVersion::Current as u32;
 
-/// Largest frame accepted from a client, in bytes.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest frame accepted from a client, in bytes (16 KiB; larger frames are dropped and
+/// counted).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 
 /// Why a client frame was rejected.
 #[derive(Debug, PartialEq, Eq)]
