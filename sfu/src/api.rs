@@ -88,13 +88,36 @@ pub enum SfuEvent {
     SubscriberUp { room: RoomId, session: SessionId },
     /// A subscriber session ended.
     SubscriberDown { room: RoomId, session: SessionId },
-    /// A message a subscriber sent on its `venue` data channel (raw protobuf bytes).
+    /// A subscriber's reliable `venue` data channel opened: a new interaction client.
+    /// `remote` is the peer's address as ICE saw it (for per-IP limits and bans).
+    ChannelOpen {
+        room: RoomId,
+        session: SessionId,
+        remote: Option<SocketAddr>,
+    },
+    /// A message a subscriber sent on its `venue` or `venue-lossy` data channel (raw protobuf
+    /// bytes, at most 64 KiB; larger ones are dropped by the SFU).
     ChannelMessage {
         room: RoomId,
         session: SessionId,
         data: Bytes,
     },
 }
+
+/// Which data channel a frame goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelClass {
+    /// `venue`: reliable, ordered (chat, stickers, snapshots, admin events).
+    Reliable,
+    /// `venue-lossy`: unreliable, unordered, `maxRetransmits: 0` (cursors, fireworks). Falls back
+    /// to the reliable channel when the client has no lossy channel. Dropped (and counted) when
+    /// the SCTP send buffer already holds more than [`LOSSY_MAX_BUFFERED`] bytes: lossy data
+    /// still queues under SCTP congestion, and late cursors are worthless.
+    Lossy,
+}
+
+/// Bytes buffered in a session's SCTP association above which lossy frames are dropped.
+pub const LOSSY_MAX_BUFFERED: usize = 64 * 1024;
 
 /// Errors of the SFU handle.
 #[derive(Debug, thiserror::Error)]

@@ -318,6 +318,48 @@ impl SfuHandle {
         Ok(())
     }
 
+    /// Sends one frame to one subscriber's data channel (see [`ChannelClass`]). Fire and
+    /// forget: a session without an open channel drops it. Errors: [`SfuError::Overloaded`],
+    /// [`SfuError::Stopped`]; an unknown session is not an error (it may have just left).
+    pub async fn send_channel(
+        &self,
+        session: SessionId,
+        class: ChannelClass,
+        frame: Bytes,
+    ) -> Result<(), SfuError> {
+        self.send(
+            session.shard(),
+            ShardCommand::SendChannel {
+                session,
+                class,
+                frame,
+            },
+        )
+        .await
+    }
+
+    /// Sends the same frame to every subscriber of `room` whose channel is open, on every shard
+    /// (encode once, fan out the same bytes).
+    pub async fn broadcast_channel(
+        &self,
+        room: RoomId,
+        class: ChannelClass,
+        frame: Bytes,
+    ) -> Result<(), SfuError> {
+        for i in 0..self.inner.shards.len() {
+            self.send(
+                i,
+                ShardCommand::BroadcastChannel {
+                    room,
+                    class,
+                    frame: frame.clone(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Local addresses of the shards.
     pub fn addrs(&self) -> MediaAddrs {
         self.inner.addrs.clone()

@@ -31,8 +31,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, trace};
 
 use crate::api::{
-    ParticipantId, PatchOutcome, RoomId, SessionAnswer, SessionId, SfuError, SfuEvent,
-    SubscribeTarget,
+    ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, PatchOutcome, RoomId, SessionAnswer,
+    SessionId, SfuError, SfuEvent, SubscribeTarget,
 };
 use crate::config::SfuConfig;
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
@@ -189,6 +189,18 @@ pub enum ShardCommand {
     },
     /// The room's state frame for `venue` data channels.
     SetRoomState { room: RoomId, frame: Bytes },
+    /// One frame to one subscriber's data channel.
+    SendChannel {
+        session: SessionId,
+        class: ChannelClass,
+        frame: Bytes,
+    },
+    /// One frame to every subscriber of a room with an open channel.
+    BroadcastChannel {
+        room: RoomId,
+        class: ChannelClass,
+        frame: Bytes,
+    },
 }
 
 /// What the shard wants done.
@@ -223,6 +235,8 @@ pub struct ShardStats {
     pub peers_failed: u64,
     /// Media from other shards dropped because it waited longer than `MAX_REMOTE_AGE`.
     pub stale_dropped: u64,
+    /// Lossy data-channel frames dropped because the SCTP buffer was full.
+    pub lossy_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -281,7 +295,10 @@ struct Publisher {
 struct Subscriber {
     target: SubscribeTarget,
     tracks: Vec<TrackOut>,
+    /// The reliable `venue` channel.
     channel: Option<ChannelId>,
+    /// The unreliable `venue-lossy` channel.
+    lossy_channel: Option<ChannelId>,
     bwe: Bitrate,
 }
 
@@ -725,7 +742,28 @@ impl ShardCore {
                 r.frame = Some(frame.clone());
                 let subs = r.subscribers.clone();
                 for idx in subs {
-                    self.send_frame(idx, &frame);
+                    self.send_frame(idx, ChannelClass::Reliable, &frame);
+                    self.mark_dirty(idx);
+                }
+            }
+            ShardCommand::SendChannel {
+                session,
+                class,
+                frame,
+            } => {
+                if let Some(idx) = self.by_session.get(&session).copied() {
+                    self.send_frame(idx, class, &frame);
+                    self.mark_dirty(idx);
+                }
+            }
+            ShardCommand::BroadcastChannel { room, class, frame } => {
+                let subs = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.subscribers.clone())
+                    .unwrap_or_default();
+                for idx in subs {
+                    self.send_frame(idx, class, &frame);
                     self.mark_dirty(idx);
                 }
             }
@@ -885,6 +923,7 @@ impl ShardCore {
                 target,
                 tracks,
                 channel: None,
+                lossy_channel: None,
                 bwe: Bitrate::bps(self.config.initial_bitrate_bps),
             }),
         };
@@ -1080,20 +1119,32 @@ impl ShardCore {
                 }
             }
             Event::ChannelOpen(id, label) => {
-                if let Role::Subscriber(s) = &mut peer.role
-                    && label == "venue"
-                {
-                    s.channel = Some(id);
-                    let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
-                    if let Some(f) = frame {
-                        self.send_frame(idx, &f);
-                        self.mark_dirty(idx);
+                if let Role::Subscriber(s) = &mut peer.role {
+                    match label.as_str() {
+                        "venue" => {
+                            s.channel = Some(id);
+                            let remote = peer.addrs.first().copied();
+                            self.out
+                                .push_back(ShardOutput::Event(SfuEvent::ChannelOpen {
+                                    room: peer.room,
+                                    session: peer.session,
+                                    remote,
+                                }));
+                            let frame = self.rooms.get(&peer.room).and_then(|r| r.frame.clone());
+                            if let Some(f) = frame {
+                                self.send_frame(idx, ChannelClass::Reliable, &f);
+                                self.mark_dirty(idx);
+                            }
+                        }
+                        "venue-lossy" => s.lossy_channel = Some(id),
+                        _ => {}
                     }
                 }
             }
             Event::ChannelData(d) => {
                 if let Role::Subscriber(s) = &peer.role {
-                    if s.channel == Some(d.id) && d.data.len() <= MAX_CHANNEL_MESSAGE {
+                    let ours = s.channel == Some(d.id) || s.lossy_channel == Some(d.id);
+                    if ours && d.data.len() <= MAX_CHANNEL_MESSAGE {
                         self.out
                             .push_back(ShardOutput::Event(SfuEvent::ChannelMessage {
                                 room: peer.room,
@@ -1473,17 +1524,28 @@ impl ShardCore {
         }
     }
 
-    fn send_frame(&mut self, idx: usize, frame: &[u8]) {
+    /// Writes one frame to a subscriber's channel of `class` (lossy falls back to reliable
+    /// when there is no lossy channel; lossy frames are dropped when SCTP is backed up).
+    fn send_frame(&mut self, idx: usize, class: ChannelClass, frame: &[u8]) {
         let Some(Some(peer)) = self.peers.get_mut(idx) else {
             return;
         };
         let Role::Subscriber(s) = &peer.role else {
             return;
         };
-        let Some(id) = s.channel else { return };
-        if let Some(mut ch) = peer.rtc.channel(id)
-            && let Err(e) = ch.write(true, frame)
-        {
+        let id = match class {
+            ChannelClass::Reliable => s.channel,
+            ChannelClass::Lossy => s.lossy_channel.or(s.channel),
+        };
+        let Some(id) = id else { return };
+        let Some(mut ch) = peer.rtc.channel(id) else {
+            return;
+        };
+        if class == ChannelClass::Lossy && ch.buffered_amount() > LOSSY_MAX_BUFFERED {
+            self.stats.lossy_dropped += 1;
+            return;
+        }
+        if let Err(e) = ch.write(true, frame) {
             debug!(error = %e, "data channel write failed");
         }
     }

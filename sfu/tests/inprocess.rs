@@ -166,6 +166,12 @@ impl Net {
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         }
         api.add_channel("venue".into());
+        api.add_channel_with_config(str0m::channel::ChannelConfig {
+            label: "venue-lossy".into(),
+            ordered: false,
+            reliability: str0m::channel::Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
         let (offer, pending) = api.apply().unwrap();
         let layout = MidLayout::from_sdp(&offer.to_sdp_string());
         assert_eq!(layout.video.len(), slots);
@@ -590,6 +596,59 @@ fn room_state_frame_reaches_data_channel() {
             .any(|f| f == b"\x12\x02\x10\x02"),
         "updates are broadcast"
     );
+}
+
+#[test]
+fn interaction_frames_on_both_channels() {
+    use venue_sfu::ChannelClass;
+    let mut net = Net::new(1);
+    let a = net.subscribe(1);
+    let b = net.subscribe(1);
+    net.run(Duration::from_secs(1));
+    let opened: Vec<SessionId> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::ChannelOpen { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 2, "one ChannelOpen per viewer");
+    for (class, tag) in [(ChannelClass::Reliable, 1u8), (ChannelClass::Lossy, 2u8)] {
+        net.shard.handle_command(
+            net.now,
+            ShardCommand::BroadcastChannel {
+                room: ROOM,
+                class,
+                frame: Bytes::from(vec![0xb0, tag]),
+            },
+        );
+    }
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::SendChannel {
+            session: opened[0],
+            class: ChannelClass::Reliable,
+            frame: Bytes::from_static(b"\xb0\x09"),
+        },
+    );
+    net.run(Duration::from_millis(200));
+    for s in [a, b] {
+        let got = &net.subs[s].channel_frames;
+        assert!(
+            got.iter().any(|f| f == &[0xb0, 1]),
+            "reliable broadcast reaches every viewer"
+        );
+        assert!(
+            got.iter().any(|f| f == &[0xb0, 2]),
+            "lossy broadcast reaches every viewer"
+        );
+    }
+    let direct = [a, b]
+        .iter()
+        .filter(|&&s| net.subs[s].channel_frames.iter().any(|f| f == b"\xb0\x09"))
+        .count();
+    assert_eq!(direct, 1, "a direct frame reaches exactly one viewer");
 }
 
 #[test]
