@@ -14,7 +14,7 @@
 
 use std::net::UdpSocket as StdUdpSocket;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use venue_tests::load::http::{self, Server};
+use venue_tests::load::server::spawn_server;
 use venue_tests::load::stats::{SeqLoss, percentile};
 use venue_tests::load::{media, procstat};
 
@@ -143,20 +144,6 @@ struct PubConfig {
     audio_bitrate: u64,
 }
 
-/// A `venue` process started by loadgen; killed and cleaned up on drop.
-struct SpawnedServer {
-    child: Child,
-    data_dir: PathBuf,
-}
-
-impl Drop for SpawnedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -200,77 +187,6 @@ async fn run(args: Args) -> Result<()> {
         print_human(&report);
     }
     Ok(())
-}
-
-/// Starts `venue` on a free loopback HTTP port, ephemeral media ports, a temp data dir and a
-/// fresh admin token; waits for `/healthz`.
-async fn spawn_server(path: &PathBuf, extra: &[String]) -> Result<(SpawnedServer, String, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let nonce = format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos()
-    );
-    let data_dir = std::env::temp_dir().join(format!("venue-loadgen-{nonce}"));
-    std::fs::create_dir_all(&data_dir)?;
-    let token = format!("loadgen-{nonce}");
-    let log = std::fs::File::create(data_dir.join("venue.log"))?;
-    let mut cmd = Command::new(path);
-    cmd.arg("--http-listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .arg("--media-bind-ip")
-        .arg("127.0.0.1")
-        .arg("--media-candidate-ips")
-        .arg("127.0.0.1")
-        .arg("--media-base-port")
-        .arg("0")
-        .args(extra)
-        .env("VENUE_ADMIN_TOKEN", &token)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", path.display()))?;
-    let mut s = SpawnedServer { child, data_dir };
-    let url = format!("http://127.0.0.1:{port}");
-    let server = Server::parse(&url)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = s.child.try_wait()? {
-            let log = std::fs::read_to_string(s.data_dir.join("venue.log")).unwrap_or_default();
-            bail!("venue exited at start ({status}):\n{}", tail(&log, 2000));
-        }
-        if let Ok(r) = http::request(&server, "GET", "/healthz", &[], b"").await
-            && r.status == 200
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("venue did not answer /healthz within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "loadgen: spawned venue pid {} on {url} (data {})",
-        s.child.id(),
-        s.data_dir.display()
-    );
-    Ok((s, url, token))
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s.get(start..).unwrap_or(s)
 }
 
 /// The path part of a `Location` (absolute URL or path).

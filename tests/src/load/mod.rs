@@ -3,4 +3,5 @@
 pub mod http;
 pub mod media;
 pub mod procstat;
+pub mod server;
 pub mod stats;
