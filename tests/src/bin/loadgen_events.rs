@@ -11,19 +11,18 @@
 //! chat text carries the send time in nanoseconds. Server CPU and RSS come from /proc.
 //! Loopback only; bounded in time; stops by itself.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use prost::Message as _;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
-use venue_proto::v1::{self, client_message, event, server_message};
+use venue_proto::v1::{self, client_message, server_message};
+use venue_tests::load::events::{batch_latencies, client_frame, decode, now_us, stamp_x};
 use venue_tests::load::procstat;
 use venue_tests::load::server::spawn_server;
 use venue_tests::load::stats::percentile;
@@ -93,46 +92,7 @@ struct Shared {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// Send time (µs since the epoch, modulo 100 s) → x in [0, 1).
-fn stamp_x(us: u64) -> f32 {
-    // The largest f32 below 1 keeps x inside the server's [0, 1] clamp without wrapping.
-    (((us % 100_000_000) as f64 / 100_000_000.0) as f32).min(0.999_999_94)
-}
-
-/// Latency in µs of a cursor stamped with [`stamp_x`], received at `now_us`.
-fn latency_from_x(x: f32, now_us: u64) -> u64 {
-    let sent = (f64::from(x) * 100_000_000.0) as u64;
-    let now = now_us % 100_000_000;
-    (now + 100_000_000 - sent) % 100_000_000
-}
-
-fn decode(bytes: &[u8]) -> Option<v1::ServerMessage> {
-    let msg = v1::ServerMessage::decode(bytes).ok()?;
-    if let Some(server_message::Body::Deflated(d)) = &msg.body {
-        let mut out = Vec::new();
-        flate2::read::DeflateDecoder::new(d.as_slice())
-            .read_to_end(&mut out)
-            .ok()?;
-        return v1::ServerMessage::decode(out.as_slice()).ok();
-    }
-    Some(msg)
-}
-
-fn client_frame(body: client_message::Body) -> Vec<u8> {
-    v1::ClientMessage { body: Some(body) }.encode_to_vec()
+    now_us() / 1000
 }
 
 struct ClientSpec {
@@ -198,21 +158,7 @@ async fn client(
                     Some(server_message::Body::Hello(h)) => my_id = h.user_id,
                     Some(server_message::Body::Notice(_)) => { shared.notices.fetch_add(1, Ordering::Relaxed); }
                     Some(server_message::Body::Batch(b)) if spec.observer && shared.measuring.load(Ordering::Relaxed) => {
-                        let mut lat = Vec::new();
-                        for c in &b.cursors {
-                            if c.user_id != my_id && (c.y - my_y).abs() < 1e-6 {
-                                lat.push(latency_from_x(c.x, now));
-                            }
-                        }
-                        let mut chat = Vec::new();
-                        for e in &b.events {
-                            if let Some(event::Kind::Chat(c)) = &e.kind
-                                && c.user_id != my_id
-                                && let Some(t) = c.text.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok())
-                            {
-                                chat.push(now.saturating_sub(t));
-                            }
-                        }
+                        let (lat, chat) = batch_latencies(&b, my_id, my_y, now);
                         if !lat.is_empty() { shared.cursor_lat_us.lock().await.extend(lat); }
                         if !chat.is_empty() { shared.chat_lat_us.lock().await.extend(chat); }
                     }
@@ -373,25 +319,4 @@ async fn run(args: Args) -> Result<()> {
         println!("{report:#}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_stamp_round_trips_within_10_us() {
-        for us in [
-            0u64,
-            1,
-            99_999_999,
-            1_763_700_000_123_456,
-            1_763_700_099_999_999,
-        ] {
-            let x = stamp_x(us);
-            assert!((0.0..1.0).contains(&x));
-            let lat = latency_from_x(x, us + 5_000);
-            assert!((4_990..=5_010).contains(&lat), "{us}: {lat}");
-        }
-    }
 }
