@@ -27,6 +27,8 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use venue_proto::v1::server_message;
+use venue_tests::load::events;
 use venue_tests::load::http::{self, Server};
 use venue_tests::load::server::spawn_server;
 use venue_tests::load::stats::{SeqLoss, percentile};
@@ -95,6 +97,37 @@ struct Args {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Interaction workload over the viewers' data channels (issue 3): every viewer opens
+    /// `venue` + `venue-lossy`, joins with a name, a fraction moves its cursor, all chat.
+    #[arg(long)]
+    events: bool,
+    /// With --events: fraction of viewers moving their cursor.
+    #[arg(long, default_value_t = 0.1)]
+    cursor_fraction: f64,
+    /// With --events: cursor moves per second of a moving viewer.
+    #[arg(long, default_value_t = 20)]
+    cursor_hz: u32,
+    /// With --events: seconds between one viewer's chat messages.
+    #[arg(long, default_value_t = 60)]
+    chat_interval_secs: u64,
+}
+
+/// The interaction workload of one run (`--events`).
+#[derive(Debug, Clone, Copy)]
+struct EventsCfg {
+    moving: usize,
+    cursor_period: Duration,
+    chat_every: Duration,
+}
+
+/// What the viewers measured of the interaction layer.
+#[derive(Debug, Default)]
+struct EventsStats {
+    cursor_lat_us: Vec<u64>,
+    chat_lat_us: Vec<u64>,
+    bytes: u64,
+    frames: u64,
+    joined: usize,
 }
 
 /// State shared by the orchestrator and all subscriber tasks.
@@ -108,6 +141,10 @@ struct Ctx {
     ice_connected: AtomicUsize,
     got_video: AtomicUsize,
     failed: AtomicUsize,
+    /// `--events` workload, if any.
+    events: Option<EventsCfg>,
+    next_index: AtomicUsize,
+    events_stats: std::sync::Mutex<EventsStats>,
 }
 
 /// What one subscriber saw.
@@ -306,6 +343,13 @@ async fn bench(
         ice_connected: AtomicUsize::new(0),
         got_video: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
+        events: args.events.then(|| EventsCfg {
+            moving: ((args.subscribers as f64) * args.cursor_fraction).round() as usize,
+            cursor_period: Duration::from_secs(1) / args.cursor_hz.max(1),
+            chat_every: Duration::from_secs(args.chat_interval_secs.max(1)),
+        }),
+        next_index: AtomicUsize::new(0),
+        events_stats: std::sync::Mutex::new(EventsStats::default()),
     });
     let threads = args
         .threads
@@ -462,7 +506,35 @@ async fn bench(
     let ms = |v: Option<u64>| v.map(|us| us as f64 / 1000.0);
     let ratio = |a: f64, b: f64| if b > 0.0 { Some(a / b) } else { None };
 
+    let events_report = ctx.events.map(|cfg| {
+        let mut st = ctx
+            .events_stats
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default();
+        st.cursor_lat_us.sort_unstable();
+        st.chat_lat_us.sort_unstable();
+        serde_json::json!({
+            "moving_viewers": cfg.moving,
+            "cursor_hz": args.cursor_hz,
+            "chat_interval_s": args.chat_interval_secs,
+            "joined": st.joined,
+            "bytes_per_viewer_per_s": st.bytes as f64 / secs / with_video.max(1) as f64,
+            "frames_per_viewer_per_s": st.frames as f64 / secs / with_video.max(1) as f64,
+            "cursor_latency_ms": {
+                "samples": st.cursor_lat_us.len(),
+                "p50": ms(percentile(&st.cursor_lat_us, 50.0)),
+                "p99": ms(percentile(&st.cursor_lat_us, 99.0)),
+            },
+            "chat_latency_ms": {
+                "samples": st.chat_lat_us.len(),
+                "p50": ms(percentile(&st.chat_lat_us, 50.0)),
+                "p99": ms(percentile(&st.chat_lat_us, 99.0)),
+            },
+        })
+    });
     Ok(serde_json::json!({
+        "events": events_report,
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "loadavg_before": loadavg0,
@@ -548,6 +620,9 @@ fn print_human(r: &serde_json::Value) {
         }
     };
     println!("loadgen report");
+    if let Some(ev) = r.get("events").filter(|e| !e.is_null()) {
+        println!("  events (data channels) {ev}");
+    }
     println!(
         "  subscribers            {} ({} ICE-connected, {} receiving video, {} failed)",
         f("/subscribers"),
@@ -871,6 +946,17 @@ async fn subscriber_session(
     let mut api = rtc.sdp_api();
     let video_mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let index = ctx.next_index.fetch_add(1, Ordering::Relaxed);
+    let mut ev = ctx.events.map(|cfg| DcEvents::new(cfg, index));
+    if ev.is_some() {
+        api.add_channel("venue".into());
+        api.add_channel_with_config(str0m::channel::ChannelConfig {
+            label: "venue-lossy".into(),
+            ordered: false,
+            reliability: str0m::channel::Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+    }
     let (offer, pending) = api.apply().context("no SDP offer")?;
     let offer = offer.to_sdp_string();
 
@@ -963,6 +1049,16 @@ async fn subscriber_session(
                         }
                     }
                 }
+                Output::Event(Event::ChannelOpen(id, label)) => {
+                    if let Some(ev) = ev.as_mut() {
+                        ev.opened(&mut rtc, id, &label);
+                    }
+                }
+                Output::Event(Event::ChannelData(d)) => {
+                    if let Some(ev) = ev.as_mut() {
+                        ev.received(&d.data, measuring);
+                    }
+                }
                 Output::Event(Event::Connected) => {
                     rep.connected = true;
                     ctx.ice_connected.fetch_add(1, Ordering::Relaxed);
@@ -978,7 +1074,11 @@ async fn subscriber_session(
         if disconnected {
             break Err(anyhow!("ICE disconnected"));
         }
-        let deadline = timeout.min(Instant::now() + POLL_CAP);
+        let mut deadline = timeout.min(Instant::now() + POLL_CAP);
+        if let Some(ev) = ev.as_mut() {
+            ev.send_due(&mut rtc, Instant::now());
+            deadline = deadline.min(ev.next_due());
+        }
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let (n, src) = r?;
@@ -997,6 +1097,121 @@ async fn subscriber_session(
         rep.expected += l.expected();
         rep.lost += l.lost();
     }
+    if let Some(ev) = ev
+        && let Ok(mut st) = ctx.events_stats.lock()
+    {
+        st.cursor_lat_us.extend(ev.cursor_lat_us);
+        st.chat_lat_us.extend(ev.chat_lat_us);
+        st.bytes += ev.bytes;
+        st.frames += ev.frames;
+        st.joined += usize::from(ev.my_id != 0);
+    }
     rtc.disconnect();
     result
+}
+
+/// One viewer's interaction workload over its data channels.
+struct DcEvents {
+    index: usize,
+    moving: bool,
+    cursor_period: Duration,
+    chat_every: Duration,
+    reliable: Option<str0m::channel::ChannelId>,
+    lossy: Option<str0m::channel::ChannelId>,
+    my_id: u64,
+    next_cursor: Instant,
+    next_chat: Instant,
+    cursor_lat_us: Vec<u64>,
+    chat_lat_us: Vec<u64>,
+    bytes: u64,
+    frames: u64,
+}
+
+/// The y coordinate of the benchmark's own cursors.
+const BENCH_Y: f32 = 0.5;
+
+impl DcEvents {
+    fn new(cfg: EventsCfg, index: usize) -> DcEvents {
+        let far = Instant::now() + Duration::from_secs(3600);
+        DcEvents {
+            index,
+            moving: index < cfg.moving,
+            cursor_period: cfg.cursor_period,
+            chat_every: cfg.chat_every,
+            reliable: None,
+            lossy: None,
+            my_id: 0,
+            next_cursor: far,
+            next_chat: far,
+            cursor_lat_us: Vec::new(),
+            chat_lat_us: Vec::new(),
+            bytes: 0,
+            frames: 0,
+        }
+    }
+
+    fn opened(&mut self, rtc: &mut Rtc, id: str0m::channel::ChannelId, label: &str) {
+        match label {
+            "venue" => {
+                self.reliable = Some(id);
+                if let Some(mut ch) = rtc.channel(id) {
+                    let _ = ch.write(true, &events::hello(&format!("dc-{}", self.index)));
+                }
+                let now = Instant::now();
+                self.next_cursor = now + self.cursor_period;
+                // Spread chat over the interval.
+                self.next_chat = now + self.chat_every.mul_f64((self.index % 997) as f64 / 997.0);
+            }
+            "venue-lossy" => self.lossy = Some(id),
+            _ => {}
+        }
+    }
+
+    fn received(&mut self, data: &[u8], measuring: bool) {
+        if measuring {
+            self.bytes += data.len() as u64;
+            self.frames += 1;
+        }
+        let Some(msg) = events::decode(data) else {
+            return;
+        };
+        match msg.body {
+            Some(server_message::Body::Hello(h)) => self.my_id = h.user_id,
+            Some(server_message::Body::Batch(b)) if measuring => {
+                let (c, m) = events::batch_latencies(&b, self.my_id, BENCH_Y, events::now_us());
+                self.cursor_lat_us.extend(c);
+                self.chat_lat_us.extend(m);
+            }
+            _ => {}
+        }
+    }
+
+    fn next_due(&self) -> Instant {
+        if self.moving {
+            self.next_cursor.min(self.next_chat)
+        } else {
+            self.next_chat
+        }
+    }
+
+    fn send_due(&mut self, rtc: &mut Rtc, now: Instant) {
+        if self.my_id == 0 {
+            return;
+        }
+        if self.moving && now >= self.next_cursor {
+            self.next_cursor += self.cursor_period;
+            if self.next_cursor < now {
+                self.next_cursor = now + self.cursor_period;
+            }
+            if let Some(mut ch) = self.lossy.or(self.reliable).and_then(|id| rtc.channel(id)) {
+                let _ = ch.write(true, &events::cursor(BENCH_Y));
+            }
+        }
+        if now >= self.next_chat {
+            self.next_chat += self.chat_every;
+            if let Some(mut ch) = self.reliable.and_then(|id| rtc.channel(id)) {
+                let _ = ch.write(true, &events::chat());
+            }
+        }
+    }
 }
