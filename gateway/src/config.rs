@@ -24,6 +24,55 @@ pub struct Config {
     /// Bearer token of the admin API. `None`: read `data_dir/admin-token`, generating it on
     /// first start.
     pub admin_token: Option<Secret>,
+    /// `[interaction]`: the living room (cursors, stickers, fireworks, chat).
+    pub interaction: InteractionConfig,
+}
+
+/// `[interaction]` section: the rooms' interaction hubs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InteractionConfig {
+    /// Batch period in ms, 10..=1000. Default 50.
+    pub tick_ms: u64,
+    /// Stickers kept on a room's board, 1..=100000. Default 2000.
+    pub board_size: usize,
+    /// Frames a WebSocket client's send queue holds before it is closed as too slow,
+    /// 16..=65536. Default 256.
+    pub ws_queue_frames: usize,
+    /// `[interaction.limits]`: rate limits (per connection; per IP = `per_ip_factor` ×).
+    pub limits: crate::hub::limits::LimitConfig,
+}
+
+impl Default for InteractionConfig {
+    fn default() -> Self {
+        let hub = crate::hub::HubConfig::default();
+        InteractionConfig {
+            tick_ms: 50,
+            board_size: hub.board_size,
+            ws_queue_frames: crate::hub::QueuePolicy::default().capacity,
+            limits: hub.limits,
+        }
+    }
+}
+
+impl InteractionConfig {
+    /// The hub configuration this section describes.
+    pub fn hub_config(&self) -> crate::hub::HubConfig {
+        crate::hub::HubConfig {
+            tick: std::time::Duration::from_millis(self.tick_ms),
+            board_size: self.board_size,
+            limits: self.limits,
+            ..Default::default()
+        }
+    }
+
+    /// The WebSocket send-queue policy.
+    pub fn queue_policy(&self) -> crate::hub::QueuePolicy {
+        crate::hub::QueuePolicy {
+            capacity: self.ws_queue_frames,
+            ..Default::default()
+        }
+    }
 }
 
 /// `[http]` section.
@@ -53,6 +102,7 @@ impl Default for Config {
             media: SfuConfig::default(),
             data_dir: PathBuf::from("./venue-data"),
             admin_token: None,
+            interaction: InteractionConfig::default(),
         }
     }
 }
@@ -224,6 +274,9 @@ impl Config {
         if let Some(v) = env("VENUE_MEDIA_MAX_SLOTS") {
             self.media.max_slots = parse("VENUE_MEDIA_MAX_SLOTS", &v)?;
         }
+        if let Some(v) = env("VENUE_INTERACTION_PER_IP_FACTOR") {
+            self.interaction.limits.per_ip_factor = parse("VENUE_INTERACTION_PER_IP_FACTOR", &v)?;
+        }
         Ok(())
     }
 
@@ -283,6 +336,32 @@ impl Config {
                     "admin_token must be at least 8 characters without whitespace".into(),
                 ));
             }
+        }
+        let i = &self.interaction;
+        if !(10..=1000).contains(&i.tick_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "interaction.tick_ms must be 10..=1000, got {}",
+                i.tick_ms
+            )));
+        }
+        if !(1..=100_000).contains(&i.board_size) {
+            return Err(ConfigError::Invalid(
+                "interaction.board_size must be 1..=100000".into(),
+            ));
+        }
+        if !(16..=65_536).contains(&i.ws_queue_frames) {
+            return Err(ConfigError::Invalid(
+                "interaction.ws_queue_frames must be 16..=65536".into(),
+            ));
+        }
+        let l = &i.limits;
+        if [l.chat, l.sticker, l.firework, l.cursor]
+            .iter()
+            .any(|r| r.per_second == 0 || r.burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "interaction.limits rates and bursts must be at least 1".into(),
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("data_dir must not be empty".into()));

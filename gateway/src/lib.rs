@@ -25,9 +25,11 @@ pub mod api;
 pub mod assets;
 pub mod config;
 pub mod error;
+pub mod hub;
 pub mod metrics;
 pub mod state;
 pub mod store;
+pub mod ws;
 
 use std::future::Future;
 use std::path::Path;
@@ -57,6 +59,8 @@ pub struct AppState {
     /// `http.public_url`, normalised (no trailing slash).
     pub public_url: Option<String>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Send-queue policy of WebSocket clients.
+    pub ws_queue: hub::QueuePolicy,
 }
 
 /// The HTTP router over `state`.
@@ -105,6 +109,26 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/rooms/{room}/stage",
             get(api::admin::get_stage).put(api::admin::put_stage),
         )
+        .route(
+            "/api/admin/rooms/{room}/settings",
+            get(api::interaction::get_settings).put(api::interaction::put_settings),
+        )
+        .route(
+            "/api/admin/rooms/{room}/users",
+            get(api::interaction::users),
+        )
+        .route(
+            "/api/admin/rooms/{room}/moderation",
+            post(api::interaction::moderate),
+        )
+        .route(
+            "/api/admin/sticker-sets",
+            get(api::interaction::sticker_sets),
+        )
+        .route(
+            "/api/admin/sticker-sets/{id}",
+            axum::routing::put(api::interaction::put_sticker_set),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::admin::require_admin,
@@ -114,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .merge(whip_whep)
         .merge(admin)
         .route("/api/rooms/{room}", get(api::rooms::get))
+        .route("/api/rooms/{room}/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::get))
         .route("/", get(assets::index))
@@ -139,14 +164,25 @@ pub struct App {
 
 impl App {
     /// Serves HTTP on `listener` until `shutdown` completes, then finishes in-flight requests.
+    /// Each request sees its TCP peer address (`ConnectInfo<SocketAddr>`; the WebSocket hashes
+    /// it for per-IP limits and bans).
+    ///
+    /// An error accepting a connection never ends the server: axum's `TcpListener` accept loop
+    /// ignores per-connection errors (reset, aborted) and, for others such as `EMFILE` (out of
+    /// file descriptors), logs them at error level and retries after one second (axum 0.8
+    /// `serve::listener::handle_accept_error`). `raise_nofile_limit` at start keeps EMFILE far.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }
 
@@ -157,18 +193,29 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let token = admin_token(config.admin_token.as_ref(), &config.data_dir)?;
+    let salt = ip_salt(&config.data_dir)?;
     let (sfu, events) =
         SfuHandle::start(config.media.clone()).context("starting the media plane")?;
-    let state_handle = state::spawn(store.clone(), sfu.clone(), events)
+    let admin_digest = api::admin::token_digest(token.expose());
+    let hub_deps = hub::shell::HubDeps {
+        store: store.clone(),
+        sfu: sfu.clone(),
+        config: config.interaction.hub_config(),
+        queue: config.interaction.queue_policy(),
+        admin_digest,
+        ip_salt: Arc::new(salt),
+    };
+    let state_handle = state::spawn(store.clone(), sfu.clone(), events, hub_deps)
         .await
         .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
     let state = AppState {
         store,
         sfu,
         state: state_handle,
-        admin_token_digest: api::admin::token_digest(token.expose()),
+        admin_token_digest: admin_digest,
         public_url: config.http.public_url.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
+        ws_queue: config.interaction.queue_policy(),
     };
     Ok(App {
         router: router(state.clone()),
@@ -197,6 +244,39 @@ pub fn admin_token(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Resu
         path.display()
     );
     Ok(Secret::new(token))
+}
+
+/// The salt of the IP hashes: `data_dir/ip-salt` (32 random bytes, hex), generated on first
+/// start. Kept on disk rather than per process so that bans by hashed IP survive a restart;
+/// raw IPs are never stored.
+pub fn ip_salt(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join("ip-salt");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            if let Some(salt) = hex::decode(text.trim())
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            {
+                return Ok(salt);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let salt: [u8; 32] = rand::random();
+    std::fs::create_dir_all(data_dir)?;
+    write_private(&path, &hex::encode(salt))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(salt)
+}
+
+/// Raises this process's open-file soft limit (RLIMIT_NOFILE) to its hard limit, so thousands
+/// of WebSocket clients do not hit the historical 1,024. Returns (soft before, soft after,
+/// hard). Errors: the OS refused.
+pub fn raise_nofile_limit() -> std::io::Result<(u64, u64, u64)> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
+    let raised = rlimit::increase_nofile_limit(hard)?;
+    Ok((soft, raised, hard))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -12,6 +12,12 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    match venue_gateway::raise_nofile_limit() {
+        Ok((before, soft, hard)) => {
+            tracing::info!(before, soft, hard, "open-file limit (RLIMIT_NOFILE)")
+        }
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let cli = Cli::parse();
     let config = Config::load(&cli)?;
     let app = venue_gateway::build_app(&config).await?;

@@ -16,12 +16,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use prost::Message;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use venue_proto::v1;
 use venue_sfu::{ParticipantId, RoomId, SessionId, SfuEvent, SfuHandle};
 
 use crate::error::ApiError;
+use crate::hub::shell::{HubDeps, HubHandle};
 use crate::store::{Room, Stage, Store};
 
 /// Shortest interval between two frames caused by viewer-count changes alone.
@@ -176,6 +178,18 @@ impl Core {
         let mut effects = vec![self.stage_effect(room_id)];
         effects.extend(self.push(room_id, now));
         effects
+    }
+
+    /// Sets a room's title (already stored); pushes a new state frame.
+    pub fn set_title(&mut self, room_id: i64, title: &str, now: Instant) -> Vec<Effect> {
+        let Some(entry) = self.rooms.get_mut(&room_id) else {
+            return Vec::new();
+        };
+        if entry.title == title {
+            return Vec::new();
+        }
+        entry.title = title.to_owned();
+        self.push(room_id, now)
     }
 
     /// A streamer was deleted: close its sessions, take it off the stage.
@@ -536,6 +550,18 @@ enum Command {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    Hub {
+        name: String,
+        reply: oneshot::Sender<Option<(i64, HubHandle)>>,
+    },
+    SetTitle {
+        room_id: i64,
+        title: String,
+        reply: oneshot::Sender<()>,
+    },
+    Hubs {
+        reply: oneshot::Sender<Vec<HubHandle>>,
+    },
 }
 
 /// Cloneable handle to the state actor.
@@ -620,12 +646,41 @@ impl StateHandle {
     pub async fn stats(&self) -> Result<Stats, ApiError> {
         self.ask(|reply| Command::Stats { reply }).await
     }
+
+    /// The interaction hub of the room called `name`.
+    pub async fn hub(&self, name: &str) -> Result<Option<HubHandle>, ApiError> {
+        Ok(self.room_hub(name).await?.map(|(_, hub)| hub))
+    }
+
+    /// The store id and interaction hub of the room called `name`.
+    pub async fn room_hub(&self, name: &str) -> Result<Option<(i64, HubHandle)>, ApiError> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Hub { name, reply }).await
+    }
+
+    /// A room's title changed (already stored by the settings): updates the stage frame.
+    pub async fn set_title(&self, room_id: i64, title: String) -> Result<(), ApiError> {
+        self.ask(|reply| Command::SetTitle {
+            room_id,
+            title,
+            reply,
+        })
+        .await
+    }
+
+    /// Every room's hub (metrics).
+    pub async fn hubs(&self) -> Result<Vec<HubHandle>, ApiError> {
+        self.ask(|reply| Command::Hubs { reply }).await
+    }
 }
 
 struct Shell {
     core: Core,
     store: Store,
     sfu: SfuHandle,
+    hub_deps: HubDeps,
+    /// Interaction hub of each room, by store id.
+    hubs: HashMap<i64, HubHandle>,
 }
 
 impl Shell {
@@ -633,7 +688,18 @@ impl Shell {
         for effect in effects {
             let result = match effect {
                 Effect::SetStage(room, slots) => self.sfu.set_stage(room, slots).await,
-                Effect::RoomState(room, frame) => self.sfu.set_room_state(room, frame).await,
+                Effect::RoomState(room, frame) => {
+                    // The hub sends the stage as `Event.stage` to its clients (WebSocket ones
+                    // have no other way to get it); the frame is our own encoding.
+                    if let Some(hub) = self.hubs.get(&(room.0 as i64))
+                        && let Ok(v1::ServerMessage {
+                            body: Some(v1::server_message::Body::Stage(stage)),
+                        }) = v1::ServerMessage::decode(frame.clone())
+                    {
+                        hub.stage(stage).await;
+                    }
+                    self.sfu.set_room_state(room, frame).await
+                }
                 Effect::Close(session) => match self.sfu.close(session).await {
                     Err(venue_sfu::SfuError::UnknownSession) => Ok(()),
                     other => other,
@@ -664,6 +730,10 @@ impl Shell {
     }
 
     async fn load_room(&mut self, room: &Room) -> Result<(), ApiError> {
+        if !self.hubs.contains_key(&room.id) {
+            let hub = crate::hub::shell::spawn(room, self.hub_deps.clone()).await?;
+            self.hubs.insert(room.id, hub);
+        }
         let stage = self.store.stage(room.id, self.core.max_slots).await?;
         let slots = self.slots_with_names(room.id, &stage.slots).await?;
         let effects = self
@@ -736,6 +806,58 @@ impl Shell {
             Command::Stats { reply } => {
                 let _ = reply.send(self.core.stats());
             }
+            Command::Hub { name, reply } => {
+                let hub = self
+                    .core
+                    .names
+                    .get(&name)
+                    .and_then(|id| self.hubs.get(id).map(|h| (*id, h.clone())));
+                let _ = reply.send(hub);
+            }
+            Command::SetTitle {
+                room_id,
+                title,
+                reply,
+            } => {
+                let effects = self.core.set_title(room_id, &title, now);
+                self.apply(effects).await;
+                let _ = reply.send(());
+            }
+            Command::Hubs { reply } => {
+                let _ = reply.send(self.hubs.values().cloned().collect());
+            }
+        }
+    }
+
+    /// Passes the data-channel side of an SFU event to the room's hub.
+    async fn to_hub(&self, event: &SfuEvent) {
+        match event {
+            SfuEvent::ChannelOpen {
+                room,
+                session,
+                remote,
+            } => {
+                if let Some(hub) = self.hubs.get(&(room.0 as i64)) {
+                    hub.dc_open(*session, *remote).await;
+                }
+            }
+            SfuEvent::ChannelMessage {
+                room,
+                session,
+                data,
+            } => {
+                if let Some(hub) = self.hubs.get(&(room.0 as i64))
+                    && !hub.dc_frame(*session, data.clone())
+                {
+                    tracing::debug!(room = room.0, %session, "hub queue full; data-channel frame dropped");
+                }
+            }
+            SfuEvent::SubscriberDown { room, session } => {
+                if let Some(hub) = self.hubs.get(&(room.0 as i64)) {
+                    hub.dc_down(*session).await;
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -746,6 +868,7 @@ pub async fn spawn(
     store: Store,
     sfu: SfuHandle,
     mut events: mpsc::Receiver<SfuEvent>,
+    hub_deps: HubDeps,
 ) -> Result<StateHandle, ApiError> {
     let revision_base = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -755,6 +878,8 @@ pub async fn spawn(
         core: Core::new(sfu.max_slots(), revision_base),
         store,
         sfu,
+        hub_deps,
+        hubs: HashMap::new(),
     };
     for room in shell.store.rooms().await? {
         shell.load_room(&room).await?;
@@ -772,6 +897,10 @@ pub async fn spawn(
                 },
                 event = events.recv(), if events_open => match event {
                     Some(event) => {
+                        shell.to_hub(&event).await;
+                        if matches!(event, SfuEvent::ChannelMessage { .. }) {
+                            continue;
+                        }
                         let effects = shell.core.on_event(event, Instant::now());
                         shell.apply(effects).await;
                     }

@@ -16,6 +16,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod interaction;
+
 /// The room that exists on first start.
 pub const DEFAULT_ROOM: &str = "main";
 /// Title of the default room.

@@ -5,6 +5,7 @@
 //! and the URLs handed to streamers.
 
 pub mod admin;
+pub mod interaction;
 pub mod rooms;
 pub mod whep;
 pub mod whip;

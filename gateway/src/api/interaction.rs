@@ -1,0 +1,281 @@
+//! Admin API of the living room, behind the admin token like the rest of `/api/admin`.
+//!
+//! - `GET /api/admin/rooms/{room}/settings` → `{title, now_playing, background_color,
+//!   mode, sticker_set, slow_mode_s}`, where `mode` is `"everything" | "chat_only" |
+//!   "stickers_off" | "quiet"`, `sticker_set` a set id, `slow_mode_s` seconds (0 = off).
+//! - `PUT /api/admin/rooms/{room}/settings` with any subset of those fields (missing = unchanged)
+//!   → 200 with the new settings once stored; clients get `Event.settings` within one tick.
+//!   400 with the reason: title 1–200 chars, now_playing ≤ 200, colour `#rrggbb`,
+//!   slow_mode_s ≤ 3600, an unknown mode or sticker set.
+//! - `GET /api/admin/rooms/{room}/users` → `{user_count, users: [{id, display_name, starred,
+//!   admin, muted_until_ms, transport: "web_socket" | "data_channel"}]}`.
+//! - `POST /api/admin/rooms/{room}/moderation` `{action, user_id?, message_id?, duration_s?,
+//!   reason?}` → 204 once stored. `action`: `mute` (user_id, duration_s 1..=604800; 0 unmutes),
+//!   `kick` (user_id, reason?), `ban` (user_id, duration_s 0 = until lifted, reason?), `star` /
+//!   `unstar` (user_id), `delete_message` (message_id), `clear_chat`, `clear_stickers`,
+//!   `slow_mode` (duration_s = interval, 0 = off). 404 unknown user or message, 400 otherwise.
+//! - `GET /api/admin/sticker-sets` → `[{id, name, stickers: [{id, url, label}]}]` (`default`
+//!   first); `PUT /api/admin/sticker-sets/{id}` `{name, stickers}` creates or replaces a set
+//!   whose images are same-origin URLs (uploading the image files is not part of this API).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::hub::settings::{Mode, RoomSettings, StickerDef, StickerSet};
+use crate::hub::shell::{HubHandle, HubStopped};
+use crate::hub::{Moderation, ModerationError, UserInfo};
+
+impl From<HubStopped> for ApiError {
+    fn from(e: HubStopped) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+impl From<ModerationError> for ApiError {
+    fn from(e: ModerationError) -> Self {
+        match e {
+            ModerationError::NoSuchUser(_) | ModerationError::NoSuchMessage(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body
+        .map_err(|r| ApiError::BadRequest(format!("could not read the body: {}", r.body_text())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+async fn hub(app: &AppState, name: &str) -> Result<(i64, HubHandle), ApiError> {
+    app.state
+        .room_hub(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
+}
+
+/// Room settings as the admin API shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettingsView {
+    pub title: String,
+    pub now_playing: String,
+    pub background_color: String,
+    pub mode: Mode,
+    /// Id of the active sticker set.
+    pub sticker_set: String,
+    pub slow_mode_s: u32,
+}
+
+impl From<&RoomSettings> for SettingsView {
+    fn from(s: &RoomSettings) -> Self {
+        SettingsView {
+            title: s.title.clone(),
+            now_playing: s.now_playing.clone(),
+            background_color: s.background_color.clone(),
+            mode: s.mode,
+            sticker_set: s.sticker_set.id.clone(),
+            slow_mode_s: s.slow_mode_s,
+        }
+    }
+}
+
+/// `GET /api/admin/rooms/{room}/settings`.
+pub async fn get_settings(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<SettingsView>, ApiError> {
+    let (_, hub) = hub(&app, &name).await?;
+    Ok(Json(SettingsView::from(&hub.settings().await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    title: Option<String>,
+    now_playing: Option<String>,
+    background_color: Option<String>,
+    mode: Option<String>,
+    sticker_set: Option<String>,
+    slow_mode_s: Option<u32>,
+}
+
+/// `PUT /api/admin/rooms/{room}/settings` (partial) → 200 new settings; 400 with the reason.
+pub async fn put_settings(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SettingsView>, ApiError> {
+    let (room_id, hub) = hub(&app, &name).await?;
+    let patch: SettingsPatch = json_body(body)?;
+    let mut settings = hub.settings().await?;
+    if let Some(title) = patch.title {
+        settings.title = title.trim().to_owned();
+    }
+    if let Some(v) = patch.now_playing {
+        settings.now_playing = v.trim().to_owned();
+    }
+    if let Some(v) = patch.background_color {
+        settings.background_color = v.trim().to_ascii_lowercase();
+    }
+    if let Some(v) = patch.mode {
+        settings.mode = Mode::parse(&v).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "mode must be \"everything\", \"chat_only\", \"stickers_off\" or \"quiet\", got {v:?}"
+            ))
+        })?;
+    }
+    if let Some(id) = patch.sticker_set {
+        settings.sticker_set = app
+            .store
+            .sticker_set(&id)
+            .await?
+            .ok_or_else(|| ApiError::BadRequest(format!("no sticker set {id:?}")))?;
+    }
+    if let Some(v) = patch.slow_mode_s {
+        settings.slow_mode_s = v;
+    }
+    let settings = hub
+        .put_settings(settings)
+        .await?
+        .map_err(ApiError::BadRequest)?;
+    app.state.set_title(room_id, settings.title.clone()).await?;
+    tracing::info!(room = %name, "room settings changed");
+    Ok(Json(SettingsView::from(&settings)))
+}
+
+/// The user list of a room.
+#[derive(Debug, Serialize)]
+pub struct UsersView {
+    pub user_count: usize,
+    pub users: Vec<UserInfo>,
+}
+
+/// `GET /api/admin/rooms/{room}/users`.
+pub async fn users(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<UsersView>, ApiError> {
+    let (_, hub) = hub(&app, &name).await?;
+    let users = hub.users().await?;
+    Ok(Json(UsersView {
+        user_count: users.len(),
+        users,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModerationBody {
+    action: String,
+    user_id: Option<u64>,
+    message_id: Option<u64>,
+    duration_s: Option<u32>,
+    reason: Option<String>,
+}
+
+impl TryFrom<ModerationBody> for Moderation {
+    type Error = ApiError;
+
+    fn try_from(b: ModerationBody) -> Result<Moderation, ApiError> {
+        let user = || {
+            b.user_id
+                .ok_or_else(|| ApiError::BadRequest(format!("{} needs user_id", b.action)))
+        };
+        let reason = b.reason.clone().unwrap_or_default();
+        if reason.chars().count() > 200 {
+            return Err(ApiError::BadRequest(
+                "reason must be at most 200 characters".into(),
+            ));
+        }
+        Ok(match b.action.as_str() {
+            "mute" => Moderation::Mute {
+                user_id: user()?,
+                duration_s: b.duration_s.ok_or_else(|| {
+                    ApiError::BadRequest("mute needs duration_s (0 unmutes)".into())
+                })?,
+            },
+            "kick" => Moderation::Kick {
+                user_id: user()?,
+                reason,
+            },
+            "ban" => Moderation::Ban {
+                user_id: user()?,
+                duration_s: b.duration_s.unwrap_or(0),
+                reason,
+            },
+            "star" | "unstar" => Moderation::Star {
+                user_id: user()?,
+                starred: b.action == "star",
+            },
+            "delete_message" => Moderation::DeleteMessage {
+                message_id: b.message_id.ok_or_else(|| {
+                    ApiError::BadRequest("delete_message needs message_id".into())
+                })?,
+            },
+            "clear_chat" => Moderation::ClearChat,
+            "clear_stickers" => Moderation::ClearStickers,
+            "slow_mode" => Moderation::SlowMode {
+                interval_s: b.duration_s.unwrap_or(0),
+            },
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown action {other:?}; one of mute, kick, ban, star, unstar, \
+                     delete_message, clear_chat, clear_stickers, slow_mode"
+                )));
+            }
+        })
+    }
+}
+
+/// `POST /api/admin/rooms/{room}/moderation` → 204.
+pub async fn moderate(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (_, hub) = hub(&app, &name).await?;
+    let body: ModerationBody = json_body(body)?;
+    let action = Moderation::try_from(body)?;
+    let what = format!("{action:?}");
+    hub.moderate(action).await??;
+    tracing::info!(room = %name, action = %what, "moderation");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/admin/sticker-sets`.
+pub async fn sticker_sets(State(app): State<AppState>) -> Result<Json<Vec<StickerSet>>, ApiError> {
+    Ok(Json(app.store.sticker_sets().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStickerSet {
+    name: String,
+    stickers: Vec<StickerDef>,
+}
+
+/// `PUT /api/admin/sticker-sets/{id}` `{name, stickers: [{id, url, label}]}` → 200 the set.
+pub async fn put_sticker_set(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<StickerSet>, ApiError> {
+    let new: NewStickerSet = json_body(body)?;
+    let set = StickerSet {
+        id,
+        name: new.name,
+        stickers: new.stickers,
+    };
+    app.store.put_sticker_set(&set).await?;
+    Ok(Json(set))
+}

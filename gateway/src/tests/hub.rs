@@ -1,0 +1,2 @@
+//! Unit tests of the hub core (virtual time).
+use super::*;
