@@ -486,11 +486,12 @@ impl Actor {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send { conn, class, frame } => match self.peers.get(&conn) {
-                    Some(Peer::Ws(client)) => {
-                        if self.deliver(client, class, frame) == Admit::Close {
-                            self.too_slow(conn);
-                        }
+                    Some(Peer::Ws(client))
+                        if self.deliver(client, class, frame.clone()) == Admit::Close =>
+                    {
+                        self.too_slow(conn);
                     }
+                    Some(Peer::Ws(_)) => {}
                     Some(Peer::Dc(session)) => {
                         let session = *session;
                         if let Err(e) = self
