@@ -1,0 +1,259 @@
+//! Shared helpers of the interaction integration tests: a real server on a loopback port and
+//! WebSocket clients (tokio-tungstenite) that speak the protobuf protocol.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tower::ServiceExt;
+use venue_gateway::build_app;
+use venue_gateway::config::{Config, Secret};
+use venue_gateway::hub::codec::decode_server;
+use venue_proto::Message;
+use venue_proto::v1;
+use venue_proto::v1::client_message::Body as C;
+use venue_proto::v1::server_message::Body as S;
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub router: Router,
+    pub dir: std::path::PathBuf,
+}
+
+pub fn config(dir: &std::path::Path) -> Config {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        admin_token: Some(Secret::new(ADMIN)),
+        media: venue_sfu::SfuConfig {
+            base_port: 0,
+            shards: 1,
+            bind_ip: loopback,
+            candidate_ips: vec![loopback],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // Every test client comes from 127.0.0.1: per-IP limits would make them share one budget.
+    config.interaction.limits.per_ip_factor = 0;
+    config
+}
+
+/// Builds the app on `dir` and serves it on an ephemeral loopback port.
+pub async fn serve(config: Config) -> Server {
+    let dir = config.data_dir.clone();
+    let app = build_app(&config).await.expect("app builds");
+    let router = app.router.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    Server { addr, router, dir }
+}
+
+impl Server {
+    /// An admin API call: (status, JSON body or Null).
+    pub async fn admin(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws", self.addr)
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub hello: Option<v1::Hello>,
+    pub snapshot: Option<v1::Snapshot>,
+    /// Every message received, in order.
+    pub log: Vec<v1::ServerMessage>,
+    pub closed: bool,
+}
+
+pub fn small_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(small_config()), false)
+                .await
+                .expect("WebSocket connects");
+        Client {
+            ws,
+            hello: None,
+            snapshot: None,
+            log: Vec::new(),
+            closed: false,
+        }
+    }
+
+    pub async fn send(&mut self, body: C) {
+        let bytes = v1::ClientMessage { body: Some(body) }.encode_to_vec();
+        self.ws.send(WsMessage::Binary(bytes.into())).await.unwrap();
+    }
+
+    pub async fn hello(&mut self, name: &str, token: &str) {
+        self.send(C::Hello(v1::ClientHello {
+            protocol_version: venue_proto::PROTOCOL_VERSION,
+            display_name: name.into(),
+            admin_token: token.into(),
+        }))
+        .await;
+    }
+
+    /// Joins and waits for `Hello` and the `Snapshot`.
+    pub async fn join(url: &str, name: &str) -> Client {
+        let mut c = Client::connect(url).await;
+        c.hello(name, "").await;
+        c.until(|m| matches!(m.body, Some(S::Snapshot(_)))).await;
+        c
+    }
+
+    /// Reads one message (None: closed or 5 s without one).
+    pub async fn next(&mut self) -> Option<v1::ServerMessage> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await;
+            match msg {
+                Ok(Some(Ok(WsMessage::Binary(b)))) => {
+                    let m = decode_server(&b).expect("server frame decodes");
+                    match &m.body {
+                        Some(S::Hello(h)) => self.hello = Some(h.clone()),
+                        Some(S::Snapshot(s)) => self.snapshot = Some(s.clone()),
+                        _ => {}
+                    }
+                    self.log.push(m.clone());
+                    return Some(m);
+                }
+                Ok(Some(Ok(WsMessage::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    self.closed = true;
+                    return None;
+                }
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads until a message matches (panics after 5 s without one or on close).
+    pub async fn until(&mut self, pred: impl Fn(&v1::ServerMessage) -> bool) -> v1::ServerMessage {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match self.next().await {
+                Some(m) if pred(&m) => return m,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let kinds: Vec<String> = self
+            .log
+            .iter()
+            .map(|m| match &m.body {
+                Some(S::Batch(b)) => format!(
+                    "batch {} cursors={} events={:?}",
+                    b.tick,
+                    b.cursors.len(),
+                    b.events
+                        .iter()
+                        .filter_map(|e| e.kind.as_ref())
+                        .map(|k| format!("{k:?}").chars().take(60).collect::<String>())
+                        .collect::<Vec<_>>()
+                ),
+                Some(S::Notice(n)) => format!("notice {n:?}"),
+                Some(S::Hello(_)) => "hello".into(),
+                Some(S::Snapshot(s)) => format!("snapshot tick {}", s.tick),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        panic!("no matching message; closed={} log={kinds:#?}", self.closed);
+    }
+
+    /// Reads until an event matches in a batch.
+    pub async fn until_event(
+        &mut self,
+        pred: impl Fn(&v1::event::Kind) -> bool,
+    ) -> v1::event::Kind {
+        let m = self
+            .until(|m| match &m.body {
+                Some(S::Batch(b)) => b.events.iter().filter_map(|e| e.kind.as_ref()).any(&pred),
+                _ => false,
+            })
+            .await;
+        let Some(S::Batch(b)) = m.body else {
+            unreachable!()
+        };
+        b.events
+            .into_iter()
+            .filter_map(|e| e.kind)
+            .find(|k| pred(k))
+            .unwrap()
+    }
+
+    /// An event already received, or the next one that matches.
+    pub async fn saw_event(&mut self, pred: impl Fn(&v1::event::Kind) -> bool) -> v1::event::Kind {
+        let seen = self.log.iter().find_map(|m| match &m.body {
+            Some(S::Batch(b)) => b
+                .events
+                .iter()
+                .filter_map(|e| e.kind.as_ref())
+                .find(|k| pred(k))
+                .cloned(),
+            _ => None,
+        });
+        match seen {
+            Some(k) => k,
+            None => self.until_event(pred).await,
+        }
+    }
+
+    /// Reads until a notice arrives.
+    pub async fn until_notice(&mut self) -> v1::Notice {
+        let m = self.until(|m| matches!(m.body, Some(S::Notice(_)))).await;
+        let Some(S::Notice(n)) = m.body else {
+            unreachable!()
+        };
+        n
+    }
+
+    pub fn user_id(&self) -> u64 {
+        self.hello.as_ref().expect("joined").user_id
+    }
+}
+
+pub fn chat(text: &str) -> C {
+    C::Chat(v1::ChatSend { text: text.into() })
+}
