@@ -487,7 +487,8 @@ impl Actor {
             match output {
                 Output::Send { conn, class, frame } => match self.peers.get(&conn) {
                     Some(Peer::Ws(client))
-                        if self.deliver(client, class, frame.clone()) == Admit::Close =>
+                        if deliver(&self.deps.queue, client, class, frame.clone())
+                            == Admit::Close =>
                     {
                         self.too_slow(conn);
                     }
@@ -511,7 +512,9 @@ impl Actor {
                     for (conn, peer) in &self.peers {
                         match peer {
                             Peer::Ws(client) => {
-                                if self.deliver(client, class, frame.clone()) == Admit::Close {
+                                if deliver(&self.deps.queue, client, class, frame.clone())
+                                    == Admit::Close
+                                {
                                     slow.push(*conn);
                                 }
                             }
@@ -564,23 +567,6 @@ impl Actor {
         }
     }
 
-    /// Applies the slow-client policy to one frame for one WebSocket client.
-    fn deliver(&self, client: &WsClient, class: Class, frame: Bytes) -> Admit {
-        let queued = client
-            .queue
-            .max_capacity()
-            .saturating_sub(client.queue.capacity());
-        match self.deps.queue.admit(queued, class) {
-            Admit::Enqueue => match client.queue.try_send(frame) {
-                Ok(()) => Admit::Enqueue,
-                Err(mpsc::error::TrySendError::Full(_)) if class == Class::Reliable => Admit::Close,
-                // Lossy and full, or the writer is gone (its reader reports the close).
-                Err(_) => Admit::Drop,
-            },
-            other => other,
-        }
-    }
-
     /// Closes a WebSocket client that cannot keep up.
     fn too_slow(&mut self, conn: ConnId) {
         if let Some(Peer::Ws(client)) = self.peers.remove(&conn) {
@@ -595,9 +581,31 @@ impl Actor {
     }
 }
 
+/// Applies the slow-client policy to one frame for one WebSocket client: never waits.
+/// Returns what happened; `Admit::Close` means the caller must close the client.
+fn deliver(policy: &QueuePolicy, client: &WsClient, class: Class, frame: Bytes) -> Admit {
+    let queued = client
+        .queue
+        .max_capacity()
+        .saturating_sub(client.queue.capacity());
+    match policy.admit(queued, class) {
+        Admit::Enqueue => match client.queue.try_send(frame) {
+            Ok(()) => Admit::Enqueue,
+            Err(mpsc::error::TrySendError::Full(_)) if class == Class::Reliable => Admit::Close,
+            // Lossy and full, or the writer is gone (its reader reports the close).
+            Err(_) => Admit::Drop,
+        },
+        other => other,
+    }
+}
+
 fn channel_class(class: Class) -> ChannelClass {
     match class {
         Class::Reliable => ChannelClass::Reliable,
         Class::Lossy => ChannelClass::Lossy,
     }
 }
+
+#[cfg(test)]
+#[path = "../tests/shell.rs"]
+mod tests;
