@@ -59,6 +59,59 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
         "WHEP viewer sessions connected.",
         s.viewers,
     );
+    let mut hubs = crate::hub::HubStats::default();
+    for hub in app.state.hubs().await? {
+        if let Ok(h) = hub.stats().await {
+            hubs.users += h.users;
+            hubs.frames_in += h.frames_in;
+            hubs.bad_frames += h.bad_frames;
+            hubs.rate_limited += h.rate_limited;
+            hubs.nan_dropped += h.nan_dropped;
+            hubs.closed_for_offences += h.closed_for_offences;
+            hubs.batches += h.batches;
+        }
+    }
+    gauge(
+        "venue_interaction_users",
+        "Interaction clients (WebSocket or data channel) that said hello.",
+        hubs.users as usize,
+    );
+    for (name, help, v) in [
+        (
+            "venue_interaction_frames_total",
+            "Client frames received by the interaction hubs.",
+            hubs.frames_in,
+        ),
+        (
+            "venue_interaction_bad_frames_total",
+            "Oversized, undecodable or out-of-place client frames dropped.",
+            hubs.bad_frames,
+        ),
+        (
+            "venue_interaction_rate_limited_total",
+            "Client commands dropped by rate limits.",
+            hubs.rate_limited,
+        ),
+        (
+            "venue_interaction_nan_dropped_total",
+            "Client commands with NaN coordinates dropped.",
+            hubs.nan_dropped,
+        ),
+        (
+            "venue_interaction_closed_for_offences_total",
+            "Connections closed for repeated bad frames.",
+            hubs.closed_for_offences,
+        ),
+        (
+            "venue_interaction_batches_total",
+            "Event batches broadcast (reliable and lossy).",
+            hubs.batches,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
     out.push_str("# HELP venue_http_requests_total HTTP requests answered, by status class.\n");
     out.push_str("# TYPE venue_http_requests_total counter\n");
     for (i, c) in app.metrics.http_responses.iter().enumerate() {

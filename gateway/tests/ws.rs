@@ -340,6 +340,22 @@ async fn text_frames_bad_versions_and_admin_commands_over_the_socket() {
         a.until_notice().await.code,
         v1::NoticeCode::NotAllowed as i32
     );
+    let req = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(server.router.clone(), req)
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("venue_interaction_users 2"), "{text}");
+    assert!(
+        text.contains("venue_interaction_bad_frames_total 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -364,6 +364,8 @@ pub struct HubStats {
     pub closed_for_offences: u64,
     /// Batches broadcast (reliable + lossy).
     pub batches: u64,
+    /// Users (connections that said hello) now — a gauge.
+    pub users: u64,
 }
 
 /// What the store had for a room at start-up.
@@ -523,7 +525,10 @@ impl RoomHub {
 
     /// Counters.
     pub fn stats(&self) -> HubStats {
-        self.stats
+        HubStats {
+            users: self.joined as u64,
+            ..self.stats
+        }
     }
 
     /// Connections that said hello.

@@ -30,6 +30,26 @@ fn sample_config_parses_and_equals_defaults_when_uncommented() {
         Some("https://venue.example.org")
     );
     assert_eq!(c.media.max_slots, 4);
+    assert_eq!(c.interaction, InteractionConfig::default());
+}
+
+#[test]
+fn interaction_section_is_validated_and_per_ip_factor_has_an_env_override() {
+    let mut c = Config::from_toml("[interaction]\ntick_ms = 5\n").expect("parses");
+    assert!(c.validate().is_err());
+    let mut c = Config::from_toml("[interaction.limits]\nchat = { per_second = 0, burst = 1 }\n")
+        .expect("parses");
+    assert!(c.validate().is_err());
+    assert!(Config::from_toml("[interaction]\nwat = 1\n").is_err());
+    let c = Config::load_with_env(&Cli::default(), |k| {
+        (k == "VENUE_INTERACTION_PER_IP_FACTOR").then(|| "0".to_owned())
+    })
+    .expect("loads");
+    assert_eq!(c.interaction.limits.per_ip_factor, 0);
+    assert_eq!(
+        c.interaction.hub_config().tick,
+        std::time::Duration::from_millis(50)
+    );
 }
 
 #[test]
