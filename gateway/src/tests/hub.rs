@@ -1331,3 +1331,49 @@ fn disconnect_forgets_the_user_and_frees_the_cursor() {
     h.send(1, chat("ghost"));
     assert!(h.drain().is_empty());
 }
+
+#[test]
+fn arbitrary_bytes_never_panic_the_hub() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut h = H::with(HubConfig {
+        max_offences: usize::MAX,
+        ..Default::default()
+    });
+    h.join(1, "A");
+    let valid: Vec<Bytes> = vec![
+        frame(chat("hello")),
+        frame(sticker("heart", 0.5, 0.5)),
+        frame(C::Cursor(v1::CursorMove { x: 0.1, y: 0.2 })),
+        frame(admin(v1::admin_command::Command::Ban(v1::BanUser {
+            user_id: 1,
+            duration_s: 1,
+            reason: "r".into(),
+        }))),
+    ];
+    for i in 0..20_000u32 {
+        let data: Vec<u8> = if i % 2 == 0 {
+            let len = rng.random_range(0..64);
+            (0..len).map(|_| rng.random()).collect()
+        } else {
+            // A valid frame with a few bytes flipped or cut.
+            let mut v = valid[i as usize % valid.len()].to_vec();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..v.len());
+                v[at] = rng.random();
+            }
+            v.truncate(rng.random_range(0..=v.len()));
+            v
+        };
+        h.input(Input::Frame {
+            conn: ConnId(1),
+            data: Bytes::from(data),
+        });
+        if i % 100 == 0 {
+            h.advance(50);
+            h.input(Input::Tick);
+            h.drain();
+        }
+    }
+    assert!(h.hub.stats().bad_frames > 5_000);
+}
