@@ -84,6 +84,11 @@ pub struct HttpConfig {
     /// Public base URL (`https://venue.example.org`), used for the WHIP and RTMP URLs handed
     /// to streamers. Default: derived from each request's `Host` header.
     pub public_url: Option<String>,
+    /// Reverse proxies (e.g. `127.0.0.1` for an nginx on the same host) whose
+    /// `X-Forwarded-For` is believed: for their requests the client IP (per-IP limits, bans)
+    /// is the rightmost address in that header that is not itself a trusted proxy. Default
+    /// none: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +96,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -248,6 +254,13 @@ impl Config {
         }
         if let Some(v) = env("VENUE_PUBLIC_URL") {
             self.http.public_url = Some(v);
+        }
+        if let Some(v) = env("VENUE_TRUSTED_PROXIES") {
+            self.http.trusted_proxies = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse("VENUE_TRUSTED_PROXIES", s))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = env("VENUE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);

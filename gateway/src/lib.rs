@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Send-queue policy of WebSocket clients.
     pub ws_queue: hub::QueuePolicy,
+    /// `http.trusted_proxies`.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// The HTTP router over `state`.
@@ -216,6 +218,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         public_url: config.http.public_url.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         ws_queue: config.interaction.queue_policy(),
+        trusted_proxies: config.http.trusted_proxies.clone().into(),
     };
     Ok(App {
         router: router(state.clone()),

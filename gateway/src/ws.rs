@@ -6,21 +6,23 @@
 //! - Text messages are offences (`NOTICE_CODE_BAD_MESSAGE`); messages over
 //!   [`MAX_MESSAGE_BYTES`] end the connection at the protocol layer; messages over 16 KiB but
 //!   under that are dropped and counted by the hub.
-//! - The client's IP is the TCP peer address (needs `into_make_service_with_connect_info`);
-//!   the hub only keeps its salted hash.
+//! - The client's IP is the TCP peer address (needs `into_make_service_with_connect_info`),
+//!   or, when that peer is one of `http.trusted_proxies`, the rightmost untrusted address of
+//!   `X-Forwarded-For` ([`client_ip`]); the hub only keeps its salted hash.
 //! - One reader (this handler) and one writer task per connection; the writer drains the
 //!   connection's bounded queue ([`crate::hub::QueuePolicy`]) and sends a ping every
 //!   [`PING_INTERVAL`]; a connection silent for [`IDLE_TIMEOUT`] is closed. When the hub closes
 //!   a connection its notice is sent, then a close frame (1008 policy violation, or 1013 for a
 //!   client that was too slow). The notice jumps the queue: it is written directly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
@@ -46,6 +48,7 @@ pub async fn upgrade(
     State(app): State<AppState>,
     Path(room): Path<String>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let hub = match app.state.hub(&room).await {
@@ -57,7 +60,8 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ip = peer
+        .map(|Extension(ConnectInfo(addr))| client_ip(addr.ip(), &headers, &app.trusted_proxies));
     let capacity = app.ws_queue.capacity;
     ws.read_buffer_size(4096)
         .write_buffer_size(0)
@@ -139,6 +143,26 @@ async fn write(
     }
 }
 
+/// The client's IP: `peer`, unless `peer` is a trusted proxy, in which case the rightmost
+/// address of `X-Forwarded-For` (all such headers, in order) that is not a trusted proxy;
+/// `peer` again when the header is missing or malformed.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
 /// Whether `notice` is the too-slow notice (closed with 1013, "try again later").
 fn is_too_slow(notice: &Bytes) -> bool {
     matches!(
@@ -148,3 +172,7 @@ fn is_too_slow(notice: &Bytes) -> bool {
         }) if n.code == venue_proto::v1::NoticeCode::TooSlow as i32
     )
 }
+
+#[cfg(test)]
+#[path = "tests/ws.rs"]
+mod tests;
