@@ -1,16 +1,16 @@
 // Viewer page (`/` and `/r/{room}`): one RTCPeerConnection with K = max_slots pairs of
 // recvonly transceivers (video0, audio0, video1, audio1, …: the i-th video and i-th audio
-// m-line carry stage slot i) plus the `venue` data channel, which brings protobuf
-// `venue.v1.ServerMessage` frames. Stage switches arrive as a different source on the same
-// track, so the page never renegotiates; it only re-lays out the tiles.
+// m-line carry stage slot i) plus two data channels, `venue` (reliable, ordered) and
+// `venue-lossy` (unordered, maxRetransmits 0), which carry the room's protobuf frames
+// (`venue.v1`, see room.ts). Stage switches arrive as a different source on the same track, so
+// the page never renegotiates; it only re-lays out the tiles.
+//
+// The living room around the stage: PixiJS layers (fx.ts) for cursors, stickers and fireworks,
+// the chat panel (chat.ts). `?transport=ws` (or a browser without WebRTC) joins the room over
+// the WebSocket instead of the data channels; `&media=0` with it skips the stage video.
+// `?name=` joins with that display name without asking; `?fx=0` draws nothing (load tests).
 import "./style.css";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  ClientMessageSchema,
-  ProtocolVersion,
-  ServerMessageSchema,
-  type StageState,
-} from "./gen/venue_pb";
+import type { StageState } from "./gen/venue_pb";
 import {
   $,
   backoffMs,
@@ -21,6 +21,9 @@ import {
   postOffer,
   type SdpSession,
 } from "./common";
+import { RoomClient, type Mode, type RoomState, type SettingsView } from "./room";
+import { RoomFx } from "./fx";
+import { ChatPanel } from "./chat";
 
 /** One stage slot as the page shows it (same shape as `GET /api/rooms/{room}`). */
 interface SlotView {
@@ -61,13 +64,18 @@ interface Timing {
 
 interface VenueGlobal {
   pc: RTCPeerConnection | null;
+  /** The living room's state (users, cursors, stickers, chat, notices…). */
+  room: RoomState;
+  roomName: string;
+  client: RoomClient;
+  fx: RoomFx;
   state: ViewState | null;
-  room: string;
   maxSlots: number;
   timing: Timing;
   /** Number of WHEP POSTs this page made (a reconnect makes a new one). */
   posts: number;
   dc: RTCDataChannel | null;
+  lossy: RTCDataChannel | null;
 }
 
 function roomFromPath(): string {
@@ -86,14 +94,29 @@ const room = roomFromPath();
 const apiRoom = `/api/rooms/${encodeURIComponent(room)}`;
 const whepUrl = `/api/whep/${encodeURIComponent(room)}`;
 
+const params = new URLSearchParams(location.search);
+const hasWebRTC = typeof RTCPeerConnection === "function";
+/** Room events over the WebSocket instead of the data channels. */
+const useWs = params.get("transport") === "ws" || !hasWebRTC;
+/** Stage video (WHEP); `?transport=ws&media=0` watches the room without it. */
+const useMedia = hasWebRTC && !(useWs && params.get("media") === "0");
+const ADMIN_TOKEN_STORAGE = "venue.adminToken";
+
+const client = new RoomClient(room);
+const fx = new RoomFx($("#room"), $("#fxback"), $("#fxfront"));
+
 const venue: VenueGlobal = {
   pc: null,
   state: null,
-  room,
+  room: client.state,
+  roomName: room,
+  client,
+  fx,
   maxSlots: 0,
   timing: { postStart: null, answerAt: null, connectedAt: null, firstFrame: {} },
   posts: 0,
   dc: null,
+  lossy: null,
 };
 // Exposed for tests and the console.
 (window as unknown as { venue: VenueGlobal }).venue = venue;
@@ -103,6 +126,8 @@ const statusEl = $("#status");
 const viewersEl = $("#viewers");
 const stageEl = $("#stage");
 const unmuteBtn = $<HTMLButtonElement>("#unmute");
+const nowPlayingEl = $("#nowplaying");
+const roomEl = $("#room");
 
 function setStatus(text: string, kind: "" | "ok" | "live" | "warn" | "err" = "") {
   statusEl.textContent = text;
@@ -175,10 +200,19 @@ function renderTiles() {
 
 function applyState(next: ViewState) {
   venue.state = next;
-  titleEl.textContent = next.title || room;
-  document.title = next.title ? `${next.title} · Venue` : "Venue";
-  viewersEl.textContent = `${next.viewer_count} watching`;
+  renderHeader();
   renderTiles();
+}
+
+function renderHeader() {
+  const s = client.state.settings;
+  const title = s.title || venue.state?.title || room;
+  titleEl.textContent = title;
+  document.title = `${title} · Venue`;
+  nowPlayingEl.hidden = !s.nowPlaying;
+  nowPlayingEl.textContent = s.nowPlaying;
+  const n = client.state.joined ? client.state.userCount : (venue.state?.viewer_count ?? 0);
+  viewersEl.textContent = `${n} here`;
 }
 
 function fromRoomInfo(info: RoomInfo): ViewState {
@@ -228,30 +262,12 @@ let lastRevision = -1;
 /** performance.now() of the last data-channel StageState. */
 let lastDcStateAt = -Infinity;
 
-function onServerMessage(data: ArrayBuffer) {
-  let msg;
-  try {
-    msg = fromBinary(ServerMessageSchema, new Uint8Array(data));
-  } catch (e) {
-    console.warn("venue: bad server message", e);
-    return;
-  }
-  switch (msg.body.case) {
-    case "stage": {
-      const rev = Number(msg.body.value.revision);
-      if (rev < lastRevision) return;
-      lastRevision = rev;
-      lastDcStateAt = performance.now();
-      applyState(fromProto(msg.body.value));
-      break;
-    }
-    case "notice":
-      console.warn("venue notice", msg.body.value.code, msg.body.value.text);
-      break;
-    case "hello":
-    default:
-      break;
-  }
+function onStage(st: StageState) {
+  const rev = Number(st.revision);
+  if (rev < lastRevision) return;
+  lastRevision = rev;
+  lastDcStateAt = performance.now();
+  applyState(fromProto(st));
 }
 
 async function poll() {
@@ -263,7 +279,7 @@ async function poll() {
       // The data channel spoke while this request was in flight: it is at least as fresh.
       return;
     }
-    if (venue.state?.source === "datachannel" && venue.dc?.readyState === "open") {
+    if (venue.state?.source === "datachannel" && client.state.joined) {
       // Keep the revision of the data channel's state; HTTP fetched after it is not older.
       next.revision = venue.state.revision;
       next.source = "datachannel";
@@ -288,6 +304,7 @@ function teardown() {
   deleteSession(session);
   session = null;
   venue.dc = null;
+  venue.lossy = null;
   if (venue.pc) {
     venue.pc.onconnectionstatechange = null;
     venue.pc.close();
@@ -295,7 +312,7 @@ function teardown() {
 }
 
 function scheduleReconnect(reason: string) {
-  if (retryTimer) return;
+  if (retryTimer || client.state.ended) return;
   generation++; // events of the old connection are stale from now on
   teardown();
   const delay = backoffMs(attempt++);
@@ -326,27 +343,18 @@ async function connect() {
   }
   renderTiles();
 
-  const dc = pc.createDataChannel("venue");
-  dc.binaryType = "arraybuffer";
-  venue.dc = dc;
-  dc.onopen = () => {
-    const hello = create(ClientMessageSchema, {
-      body: { case: "hello", value: { protocolVersion: ProtocolVersion.CURRENT } },
+  if (!useWs) {
+    // Both channels before the offer, so the SCTP m-line carries them.
+    const dc = pc.createDataChannel("venue");
+    const lossy = pc.createDataChannel("venue-lossy", { ordered: false, maxRetransmits: 0 });
+    venue.dc = dc;
+    venue.lossy = lossy;
+    client.attachDataChannels(dc, lossy);
+    // The server ends a session by closing its channel (or the whole association dies with it).
+    dc.addEventListener("close", () => {
+      if (gen === generation) scheduleReconnect("session closed");
     });
-    try {
-      dc.send(toBinary(ClientMessageSchema, hello));
-    } catch {
-      // channel closed again already
-    }
-  };
-  dc.onmessage = (ev) => {
-    if (gen !== generation) return;
-    if (ev.data instanceof ArrayBuffer) onServerMessage(ev.data);
-  };
-  // The server ends a session by closing its channel (or the whole association dies with it).
-  dc.onclose = () => {
-    if (gen === generation) scheduleReconnect("session closed");
-  };
+  }
 
   pc.onconnectionstatechange = () => {
     if (gen !== generation) return;
@@ -419,7 +427,210 @@ window.addEventListener("pagehide", () => {
   session = null;
 });
 
+// ---------- the living room ----------
+
+const dock = $("#dock");
+const palette = $("#palette");
+const hint = $("#hint");
+let selectedSticker = localStorage.getItem("venue.sticker") ?? "heart";
+/** Last pointer position in normalized room coordinates. */
+let pointer: { x: number; y: number } | null = null;
+const stickerTimes: number[] = [];
+let lastFirework = 0;
+
+const chat = new ChatPanel(client, { rejoin }, room);
+fx.nameOf = (id) => client.state.users[id]?.name ?? "";
+
+function adminToken(): string {
+  return localStorage.getItem(ADMIN_TOKEN_STORAGE) ?? "";
+}
+
+/** Joins with `name` ("" = watch without a name); a new name on a joined connection reconnects. */
+function rejoin(name: string) {
+  if (client.setJoin(name, adminToken())) return;
+  if (useWs) client.reconnectWebSocket();
+  else {
+    attempt = 0;
+    scheduleReconnect("joining with a new name");
+  }
+}
+
+function mode(): Mode {
+  return client.state.settings.mode;
+}
+const cursorsOn = () => client.state.joined && (mode() === "everything" || mode() === "stickers_off");
+const stickersOn = () => client.state.joined && mode() === "everything";
+
+function applySettings(s: SettingsView) {
+  document.body.dataset.mode = s.mode;
+  document.body.style.setProperty("--room-bg", s.backgroundColor || "");
+  if (!s.backgroundColor) document.body.style.removeProperty("--room-bg");
+  fx.setMode(s.mode);
+  fx.setStickerSet(s.stickerSet.stickers);
+  const ids = s.stickerSet.stickers.map((d) => d.id);
+  if (!ids.includes(selectedSticker)) selectedSticker = ids[0] ?? "";
+  palette.replaceChildren(
+    ...s.stickerSet.stickers.map((d) =>
+      h(
+        "button",
+        {
+          class: `pick${d.id === selectedSticker ? " on" : ""}`,
+          role: "radio",
+          "aria-checked": String(d.id === selectedSticker),
+          title: d.label,
+          "data-sticker": d.id,
+          onclick: () => {
+            selectedSticker = d.id;
+            localStorage.setItem("venue.sticker", d.id);
+            for (const b of palette.querySelectorAll<HTMLElement>(".pick")) {
+              const on = b.dataset.sticker === d.id;
+              b.classList.toggle("on", on);
+              b.setAttribute("aria-checked", String(on));
+            }
+          },
+        },
+        h("img", { src: d.url, alt: d.label, draggable: "false", loading: "lazy" }),
+      ),
+    ),
+  );
+  renderDock();
+  renderHeader();
+}
+
+function renderDock() {
+  const m = mode();
+  dock.hidden = !client.state.joined || m === "chat_only" || m === "quiet";
+  palette.hidden = m !== "everything";
+  hint.hidden = dock.hidden || localStorage.getItem("venue.hinted") === "1";
+  hint.textContent = m === "everything" ? "click the floor to drop a sticker · F for fireworks" : "F for fireworks";
+}
+
+client.on({
+  hello() {
+    setStatus(useMedia ? (venue.pc?.connectionState === "connected" ? "connected" : "joining…") : "in the room", "ok");
+  },
+  snapshot() {
+    fx.clearCursors();
+    fx.setStickers(client.state.stickers);
+  },
+  settings: (s) => applySettings(s),
+  stage: (st) => onStage(st),
+  users() {
+    renderHeader();
+  },
+  cursor: (id, x, y) => fx.cursor(id, x, y),
+  userLeft: (id) => fx.removeCursor(id),
+  stickerPlaced: (st) => fx.addSticker(st),
+  stickersRemoved: (ids) => fx.removeStickers(ids),
+  stickersCleared: () => fx.clearStickers(),
+  firework(f) {
+    // Ours was drawn when launched.
+    if (f.userId !== client.state.me?.userId) fx.firework(f.x, f.y, f.hue);
+  },
+  connection(up) {
+    if (!up) fx.clearCursors();
+    renderDock();
+    renderHeader();
+  },
+  notice(n) {
+    if (!client.state.ended) return;
+    const titles: Record<string, string> = {
+      kicked: "You were asked to leave",
+      banned: "You are banned from this room",
+      too_slow: "Your connection couldn't keep up",
+      unsupported_version: "This page is out of date",
+    };
+    $("#endedtitle").textContent = titles[n.code] ?? "You left the room";
+    $("#endedtext").textContent =
+      n.text || (n.code === "unsupported_version" ? "Reload to get the new version." : "");
+    $("#ended").hidden = false;
+    setStatus("left the room", "err");
+    if (n.code === "banned" || n.code === "kicked") {
+      generation++;
+      teardown();
+    }
+  },
+});
+
+$("#ended button").addEventListener("click", () => location.reload());
+
+function norm(ev: { clientX: number; clientY: number }): { x: number; y: number } {
+  const r = roomEl.getBoundingClientRect();
+  return {
+    x: Math.min(1, Math.max(0, (ev.clientX - r.left) / Math.max(1, r.width))),
+    y: Math.min(1, Math.max(0, (ev.clientY - r.top) / Math.max(1, r.height))),
+  };
+}
+
+roomEl.addEventListener("pointermove", (ev) => {
+  if (ev.pointerType === "touch" && !ev.isPrimary) return;
+  pointer = norm(ev);
+  if (!cursorsOn()) return;
+  fx.ownCursor(pointer.x, pointer.y);
+  client.moveCursor(pointer.x, pointer.y);
+});
+roomEl.addEventListener("pointerleave", () => fx.hideOwnCursor());
+
+/** The floor: the room area outside the tiles and the dock. */
+function onFloor(target: EventTarget | null): boolean {
+  return target instanceof Element && !target.closest(".tile, .dock, button, a, input, select, video");
+}
+
+roomEl.addEventListener("click", (ev) => {
+  if (!stickersOn() || !onFloor(ev.target) || !selectedSticker) return;
+  const now = performance.now();
+  while (stickerTimes.length && now - stickerTimes[0] > 1000) stickerTimes.shift();
+  if (stickerTimes.length >= 4) return; // the server allows 5/s
+  stickerTimes.push(now);
+  const p = norm(ev);
+  const rot = Math.round((Math.random() * 2 - 1) * 22);
+  const scale = Math.round((0.85 + Math.random() * 0.4) * 100) / 100;
+  client.placeSticker(selectedSticker, p.x, p.y, rot, scale);
+  localStorage.setItem("venue.hinted", "1");
+  hint.hidden = true;
+});
+
+function launchFirework(at: { x: number; y: number } | null) {
+  if (!cursorsOn()) return;
+  const now = performance.now();
+  if (now - lastFirework < 1000) return; // the server allows 1/s
+  lastFirework = now;
+  const p = at ?? { x: 0.15 + Math.random() * 0.7, y: 0.12 + Math.random() * 0.35 };
+  const hue = Math.floor(Math.random() * 360);
+  fx.firework(p.x, p.y, hue);
+  client.launchFirework(p.x, p.y, hue);
+}
+
+$("#firework").addEventListener("click", () => launchFirework(null));
+window.addEventListener("keydown", (ev) => {
+  if (ev.key !== "f" && ev.key !== "F") return;
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
+  const t = ev.target as HTMLElement | null;
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) return;
+  launchFirework(pointer);
+});
+
+// Chat toggle: hides the panel on a desktop, shows it on a phone.
+const chatToggle = $<HTMLButtonElement>("#chattoggle");
+const phone = window.matchMedia("(max-width: 760px)");
+function setChatOpen(open: boolean) {
+  document.body.classList.toggle("chat-closed", !open);
+  chatToggle.setAttribute("aria-pressed", String(open));
+  chat.setPanelHidden(!open);
+}
+chatToggle.addEventListener("click", () => setChatOpen(document.body.classList.contains("chat-closed")));
+setChatOpen(true);
+void phone;
+
 async function main() {
+  applySettings(client.state.settings);
+  // `?fx=0`: no drawing (many pages in one test browser).
+  if (params.get("fx") !== "0") void fx.init();
+  const name = chat.initialName();
+  if (name === null) chat.askName("");
+  else client.setJoin(name, adminToken());
+  if (useWs) client.connectWebSocket();
+
   setStatus("loading room…");
   let info: RoomInfo | null = null;
   for (let n = 0; !info; n++) {
@@ -434,7 +645,8 @@ async function main() {
   venue.maxSlots = Math.max(1, Math.min(9, info.max_slots || info.slots.length || 1));
   buildTiles(venue.maxSlots);
   applyState(fromRoomInfo(info));
-  void connect();
+  if (useMedia) void connect();
+  else setStatus(client.state.joined ? "in the room" : "joining…");
   setInterval(poll, 4000);
 }
 
