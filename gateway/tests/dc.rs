@@ -204,5 +204,5 @@ async fn a_data_channel_viewer_and_a_websocket_client_chat_with_each_other() {
         .map(|u| u["transport"].as_str().unwrap())
         .collect();
     assert!(transports.contains(&"data_channel"), "{users}");
-    assert!(transports.contains(&"web_socket"), "{users}");
+    assert!(transports.contains(&"websocket"), "{users}");
 }

@@ -126,7 +126,7 @@ async fn two_clients_see_each_other_and_a_late_joiner_gets_the_snapshot() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|u| u["display_name"] == "Ann" && u["transport"] == "web_socket")
+            .any(|u| u["display_name"] == "Ann" && u["transport"] == "websocket")
     );
     let (status, _) = server
         .admin(

@@ -8,7 +8,7 @@
 //!   400 with the reason: title 1–200 chars, now_playing ≤ 200, colour `#rrggbb`,
 //!   slow_mode_s ≤ 3600, an unknown mode or sticker set.
 //! - `GET /api/admin/rooms/{room}/users` → `{user_count, users: [{id, display_name, starred,
-//!   admin, muted_until_ms, transport: "web_socket" | "data_channel"}]}`.
+//!   admin, muted_until_ms, transport: "websocket" | "data_channel"}]}`.
 //! - `POST /api/admin/rooms/{room}/moderation` `{action, user_id?, message_id?, duration_s?,
 //!   reason?}` → 204 once stored. `action`: `mute` (user_id, duration_s 1..=604800; 0 unmutes),
 //!   `kick` (user_id, reason?), `ban` (user_id, duration_s 0 = until lifted, reason?), `star` /

@@ -13,7 +13,8 @@
 //! a reliable `EventBatch` (joins and leaves, chat, stickers, deletes, settings, stage) and a
 //! lossy `EventBatch` (the latest cursor of each user that moved, fireworks). Late joiners get
 //! `Hello` at once and a `Snapshot` at the next tick, taken after that tick's batch: a client
-//! ignores batches whose tick is not above its snapshot's. Frames above
+//! ignores batches whose tick is not above its snapshot's (a data-channel client also gets the
+//! room's broadcast batches from the moment its channel opens, before its hello). Frames above
 //! [`HubConfig::deflate_threshold`] bytes go out deflate-raw compressed.
 //!
 //! Limits: client frames over 16 KiB or undecodable are dropped and counted; after
@@ -56,6 +57,7 @@ pub struct ConnId(pub u64);
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// `GET /api/rooms/{room}/ws`.
+    #[serde(rename = "websocket")]
     WebSocket,
     /// The `venue` / `venue-lossy` data channels of a WHEP session.
     DataChannel,
