@@ -28,7 +28,7 @@ async function viewer(name, { width = 1440, height = 900, query = "", mobile = f
   if (admin) await ctx.addInitScript((t) => localStorage.setItem("venue.adminToken", t), ADMIN_TOKEN);
   const q = name ? `?name=${encodeURIComponent(name)}${query}` : `?${query.replace(/^&/, "")}`;
   await page.goto(`${venue.base}/${q}`);
-  if (name) await waitFor(() => page.evaluate(() => window.venue?.room?.joined), { timeout: 15000, what: `${name} joined` });
+  if (name) await waitFor(() => page.evaluate(() => window.venue?.room?.synced), { timeout: 15000, what: `${name} joined` });
   return page;
 }
 

@@ -108,7 +108,7 @@ describe("stage in the browser", { timeout: 180_000 }, () => {
     await api.putStage({ layout: 1, slots: pad([s.a.id]) });
 
     pages.b = await newPage(browser);
-    await pages.b.goto(`${venue.base}/`);
+    await pages.b.goto(`${venue.base}/?name=Viewer`);
     const first = await waitFramesAbove(pages.b, 0, 0, { timeout: 20000 });
     await waitFramesAbove(pages.b, 0, first + 10, { timeout: 10000 });
     const timing = await pages.b.evaluate(() => window.venue.timing);

@@ -1,6 +1,8 @@
 // Admin console (`/admin`): token sign-in, streamers with live state and a small live
 // preview each (admin WHEP), the stage editor (click a streamer, then a slot; × to clear;
-// layout 1..9; every change is saved with PUT at once), create/delete streamers.
+// layout 1..9; every change is saved with PUT at once), create/delete streamers; the room's
+// settings (title, now playing, background colour, interactivity mode, sticker set, slow mode:
+// PUT settings) and its people with moderation (star, mute, kick, ban; clear chat / stickers).
 import "./style.css";
 import {
   $,
@@ -186,6 +188,7 @@ async function openRoom() {
     // keep the last known slot count
   }
   if (my !== epoch) return;
+  void loadSettings(my);
   await refresh(my);
   if (pollTimer) clearInterval(pollTimer);
   pollTimer = setInterval(() => void refresh(epoch), POLL_MS);
@@ -201,6 +204,7 @@ async function refresh(my: number) {
     streamers = list;
     if (!saving) setStage(st);
     renderStreamers();
+    void refreshUsers(my);
   } catch (e) {
     if (my === epoch && !(e instanceof HttpError && e.status === 401)) toast(`Refresh failed: ${errorMessage(e)}`, true);
   }
@@ -534,6 +538,228 @@ window.addEventListener("pagehide", () => {
   for (const p of previews.values()) deleteSession(p.session);
 });
 
+// ---------- room settings ----------
+
+type ModeName = "everything" | "chat_only" | "stickers_off" | "quiet";
+
+interface RoomSettingsJson {
+  title: string;
+  now_playing: string;
+  background_color: string;
+  mode: ModeName;
+  sticker_set: string;
+  slow_mode_s: number;
+}
+
+interface StickerSetJson {
+  id: string;
+  name: string;
+  stickers: { id: string; url: string; label?: string }[];
+}
+
+const settingsForm = $<HTMLFormElement>("#settings");
+const sTitle = $<HTMLInputElement>("#s-title");
+const sNow = $<HTMLInputElement>("#s-now");
+const sBg = $<HTMLInputElement>("#s-bg");
+const sBgHex = $<HTMLInputElement>("#s-bghex");
+const sSlow = $<HTMLSelectElement>("#s-slow");
+const sSet = $<HTMLSelectElement>("#s-set");
+const sSetPreview = $("#s-setpreview");
+const sError = $("#s-error");
+const sState = $("#settingsstate");
+let settings: RoomSettingsJson | null = null;
+let stickerSets: StickerSetJson[] = [];
+
+async function loadSettings(my: number) {
+  try {
+    const [st, sets] = await Promise.all([
+      api<RoomSettingsJson>("GET", `${roomPath()}/settings`),
+      api<StickerSetJson[]>("GET", "/api/admin/sticker-sets").catch(() => [] as StickerSetJson[]),
+    ]);
+    if (my !== epoch) return;
+    stickerSets = sets;
+    showSettings(st);
+  } catch (e) {
+    if (my === epoch && !(e instanceof HttpError && e.status === 401)) {
+      sState.textContent = `settings unavailable (${errorMessage(e)})`;
+    }
+  }
+}
+
+function selectOption(sel: HTMLSelectElement, value: string, label = value) {
+  if (![...sel.options].some((o) => o.value === value)) sel.append(h("option", { value, text: label }));
+  sel.value = value;
+}
+
+function showSettings(st: RoomSettingsJson) {
+  settings = st;
+  sTitle.value = st.title ?? "";
+  sNow.value = st.now_playing ?? "";
+  const bg = /^#[0-9a-fA-F]{6}$/.test(st.background_color) ? st.background_color.toLowerCase() : "#1a1033";
+  sBg.value = bg;
+  sBgHex.value = bg;
+  selectOption(sSlow, String(st.slow_mode_s ?? 0), `${st.slow_mode_s} s`);
+  for (const r of settingsForm.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.checked = r.value === st.mode;
+  const sets = stickerSets.length ? stickerSets : [{ id: st.sticker_set || "default", name: st.sticker_set || "default", stickers: [] }];
+  sSet.replaceChildren(...sets.map((x) => h("option", { value: x.id, text: x.name || x.id })));
+  selectOption(sSet, st.sticker_set || "default");
+  renderSetPreview();
+  sError.textContent = "";
+  sState.textContent = "";
+  settingsForm.style.setProperty("--bg", bg);
+}
+
+function renderSetPreview() {
+  const set = stickerSets.find((x) => x.id === sSet.value);
+  sSetPreview.replaceChildren(
+    ...(set?.stickers ?? []).slice(0, 10).map((d) => h("img", { src: d.url, alt: d.label ?? d.id, title: d.label ?? d.id })),
+  );
+}
+
+sSet.addEventListener("change", renderSetPreview);
+sBg.addEventListener("input", () => {
+  sBgHex.value = sBg.value;
+  settingsForm.style.setProperty("--bg", sBg.value);
+});
+sBgHex.addEventListener("input", () => {
+  if (/^#[0-9a-fA-F]{6}$/.test(sBgHex.value)) {
+    sBg.value = sBgHex.value.toLowerCase();
+    settingsForm.style.setProperty("--bg", sBg.value);
+  }
+});
+$("#s-reset").addEventListener("click", () => settings && showSettings(settings));
+
+settingsForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const my = epoch;
+  const mode = settingsForm.querySelector<HTMLInputElement>('input[name="mode"]:checked')?.value as ModeName | undefined;
+  const body: Partial<RoomSettingsJson> = {
+    title: sTitle.value.trim(),
+    now_playing: sNow.value.trim(),
+    background_color: /^#[0-9a-fA-F]{6}$/.test(sBgHex.value) ? sBgHex.value.toLowerCase() : sBg.value,
+    slow_mode_s: Number(sSlow.value) || 0,
+    sticker_set: sSet.value,
+    ...(mode ? { mode } : {}),
+  };
+  sError.textContent = "";
+  sState.textContent = "saving…";
+  try {
+    const st = await api<RoomSettingsJson>("PUT", `${roomPath()}/settings`, body);
+    if (my !== epoch) return;
+    showSettings(st ?? ({ ...settings, ...body } as RoomSettingsJson));
+    sState.textContent = "saved ✓";
+    toast("Room settings saved");
+  } catch (e) {
+    if (my !== epoch) return;
+    sState.textContent = "";
+    sError.textContent = errorMessage(e);
+  }
+});
+
+// ---------- people and moderation ----------
+
+interface UserJson {
+  id: number | string;
+  display_name: string;
+  starred: boolean;
+  admin: boolean;
+  muted_until_ms: number;
+  transport?: string;
+}
+
+const usersEl = $("#users");
+const noUsersEl = $("#nousers");
+const userCountEl = $("#usercount");
+let users: UserJson[] = [];
+
+async function refreshUsers(my: number) {
+  try {
+    const r = await api<{ user_count?: number; users?: UserJson[] } | UserJson[]>("GET", `${roomPath()}/users`);
+    if (my !== epoch) return;
+    const list = Array.isArray(r) ? r : (r?.users ?? []);
+    const count = Array.isArray(r) ? r.length : (r?.user_count ?? list.length);
+    users = list;
+    renderUsers(count);
+  } catch {
+    // reported by the stage refresh already, or not there yet
+  }
+}
+
+async function moderate(body: Record<string, unknown>, done: string) {
+  try {
+    await api<void>("POST", `${roomPath()}/moderation`, body);
+    toast(done);
+  } catch (e) {
+    toast(`Not done: ${errorMessage(e)}`, true);
+  }
+  await refreshUsers(epoch);
+}
+
+function timeOf(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function renderUsers(count: number) {
+  userCountEl.textContent = `· ${count} here`;
+  const now = Date.now();
+  const named = users
+    .filter((u) => u.display_name)
+    .sort(
+      (a, b) =>
+        Number(b.admin) - Number(a.admin) ||
+        Number(b.starred) - Number(a.starred) ||
+        a.display_name.localeCompare(b.display_name, undefined, { sensitivity: "base" }),
+    );
+  noUsersEl.hidden = named.length > 0;
+  usersEl.replaceChildren(
+    ...named.map((u) => {
+      const id = Number(u.id);
+      const muted = u.muted_until_ms > now;
+      const b = (text: string, title: string, fn: () => void, cls = "small") =>
+        h("button", { class: cls, title, text, onclick: fn, "data-action": text });
+      return h(
+        "div",
+        { class: "user", "data-user": String(u.id) },
+        h(
+          "div",
+          { class: "uname" },
+          h("span", { class: "name", text: u.display_name }),
+          u.starred ? h("span", { class: "star", text: "★", title: "verified" }) : null,
+          u.admin ? h("span", { class: "badge", text: "admin" }) : null,
+          muted ? h("span", { class: "mutedtag", text: `muted till ${timeOf(u.muted_until_ms)}` }) : null,
+          u.transport ? h("span", { class: "muted via", text: u.transport === "websocket" || u.transport === "web_socket" ? "ws" : "webrtc" }) : null,
+        ),
+        h(
+          "div",
+          { class: "uacts" },
+          b(u.starred ? "unstar" : "star", u.starred ? "remove the star" : "verify (a star next to the name)", () =>
+            void moderate({ action: u.starred ? "unstar" : "star", user_id: id }, `${u.starred ? "Unstarred" : "Starred"} ${u.display_name}`),
+          ),
+          muted
+            ? b("unmute", "lift the mute", () => void moderate({ action: "mute", user_id: id, duration_s: 0 }, `Unmuted ${u.display_name}`))
+            : b("mute 5m", "mute for 5 minutes", () => void moderate({ action: "mute", user_id: id, duration_s: 300 }, `Muted ${u.display_name} for 5 minutes`)),
+          b("kick", "disconnect (they can come back)", () => void moderate({ action: "kick", user_id: id }, `Kicked ${u.display_name}`), "small warn"),
+          b(
+            "ban",
+            "ban by session and IP",
+            () => {
+              if (confirm(`Ban ${u.display_name} from the room?`)) void moderate({ action: "ban", user_id: id, duration_s: 0 }, `Banned ${u.display_name}`);
+            },
+            "small danger",
+          ),
+        ),
+      );
+    }),
+  );
+}
+
+$("#m-clearchat").addEventListener("click", () => {
+  if (confirm("Clear the whole chat?")) void moderate({ action: "clear_chat" }, "Chat cleared");
+});
+$("#m-clearstickers").addEventListener("click", () => {
+  if (confirm("Clear every sticker from the board?")) void moderate({ action: "clear_stickers" }, "Stickers cleared");
+});
+
 // Exposed for tests and the console.
 (window as unknown as { venue: unknown }).venue = {
   get previews() {
@@ -544,6 +770,12 @@ window.addEventListener("pagehide", () => {
   },
   get streamers() {
     return streamers;
+  },
+  get settings() {
+    return settings;
+  },
+  get users() {
+    return users;
   },
 };
 

@@ -103,10 +103,18 @@ export class ChatPanel {
       this.dialog.hidden = true;
       this.hooks.rejoin(name);
     });
-    $("#namewatch").addEventListener("click", () => {
+    const watch = () => {
       localStorage.setItem(ASKED_STORAGE, "1");
       this.dialog.hidden = true;
       if (!client.state.joined) this.hooks.rejoin("");
+    };
+    $("#namewatch").addEventListener("click", watch);
+    // A click beside the card or Escape: just watch (or keep the name there is).
+    this.dialog.addEventListener("click", (ev) => {
+      if (ev.target === this.dialog) watch();
+    });
+    this.dialog.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") watch();
     });
 
     client.on({
@@ -116,7 +124,16 @@ export class ChatPanel {
         this.updateInput();
       },
       snapshot: () => this.renderAll(),
-      users: () => this.renderPeople(),
+      users: () => {
+        const s = this.client.state;
+        const me = s.me ? s.users[s.me.userId] : undefined;
+        if (me && me.mutedUntilMs !== this.mutedUntil) {
+          this.mutedUntil = me.mutedUntilMs;
+          if (!me.mutedUntilMs) this.notices.querySelector(".notice.muted")?.remove();
+          this.updateInput();
+        }
+        this.renderPeople();
+      },
       chat: (m) => this.addMessage(m),
       chatDeleted: (id) => this.log.querySelector(`.msg[data-id="${id}"]`)?.remove(),
       chatCleared: () => {

@@ -111,6 +111,8 @@ export interface RoomState {
   transport: TransportKind | null;
   /** The server answered our hello on the current connection. */
   joined: boolean;
+  /** A snapshot arrived on the current connection (comes one tick after the hello). */
+  synced: boolean;
   me: { userId: number; displayName: string; admin: boolean } | null;
   tickMs: number;
   tick: number;
@@ -301,6 +303,7 @@ export class RoomClient {
     this.state = {
       transport: null,
       joined: false,
+      synced: false,
       me: null,
       tickMs: 50,
       tick: 0,
@@ -463,6 +466,7 @@ export class RoomClient {
     this.helloSent = false;
     const was = this.state.joined;
     this.state.joined = false;
+    this.state.synced = false;
     this.state.cursors = {};
     if (was) this.emit("connection", false);
   }
@@ -589,6 +593,7 @@ export class RoomClient {
         break;
       case "snapshot": {
         const snap = msg.body.value;
+        s.synced = true;
         s.tick = Number(snap.tick);
         s.users = {};
         for (const u of snap.users) {
