@@ -63,8 +63,9 @@ pub async fn upgrade(
     let ip = peer
         .map(|Extension(ConnectInfo(addr))| client_ip(addr.ip(), &headers, &app.trusted_proxies));
     let capacity = app.ws_queue.capacity;
-    ws.read_buffer_size(4096)
-        .write_buffer_size(0)
+    // Frames are fed into a write buffer and flushed once per burst (see `write`).
+    ws.read_buffer_size(1024)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
@@ -74,6 +75,9 @@ pub async fn upgrade(
             }
         })
 }
+
+/// Bytes collected before tungstenite writes to the socket; every burst is flushed anyway.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 async fn serve(socket: WebSocket, hub: HubHandle, session: WsSession) {
     let WsSession { conn, queue, kill } = session;
@@ -129,7 +133,16 @@ async fn write(
             }
             frame = queue.recv() => {
                 let Some(frame) = frame else { break };
-                match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(frame))).await {
+                // Everything already queued (a tick's reliable and lossy batch, say) goes out in
+                // one write: feed into the write buffer, then one flush.
+                let burst = async {
+                    sink.feed(Message::Binary(frame)).await?;
+                    while let Ok(more) = queue.try_recv() {
+                        sink.feed(Message::Binary(more)).await?;
+                    }
+                    sink.flush().await
+                };
+                match tokio::time::timeout(SEND_TIMEOUT, burst).await {
                     Ok(Ok(())) => {}
                     _ => break,
                 }
