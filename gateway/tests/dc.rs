@@ -7,18 +7,16 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use common::*;
 use http_body_util::BodyExt;
+use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
 use tower::ServiceExt;
 use venue_gateway::hub::codec::decode_server;
 use venue_proto::Message;
@@ -26,11 +24,11 @@ use venue_proto::v1;
 use venue_proto::v1::client_message::Body as C;
 use venue_proto::v1::event::Kind as E;
 use venue_proto::v1::server_message::Body as S;
+use venue_tests::peer::LoopbackPeer;
 
+/// A loopback str0m viewer with the `venue` channel, and what it heard on it.
 struct Viewer {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
+    peer: LoopbackPeer,
     channel: Option<ChannelId>,
     hello: Option<v1::Hello>,
     snapshot: Option<v1::Snapshot>,
@@ -39,17 +37,8 @@ struct Viewer {
 
 impl Viewer {
     fn new() -> Viewer {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(1)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(false).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Viewer {
-            rtc,
-            socket,
-            addr,
+            peer: LoopbackPeer::new(false).unwrap(),
             channel: None,
             hello: None,
             snapshot: None,
@@ -60,49 +49,44 @@ impl Viewer {
     fn send(&mut self, body: C) {
         let bytes = v1::ClientMessage { body: Some(body) }.encode_to_vec();
         let id = self.channel.expect("channel open");
-        self.rtc.channel(id).unwrap().write(true, &bytes).unwrap();
+        self.peer
+            .rtc
+            .channel(id)
+            .unwrap()
+            .write(true, &bytes)
+            .unwrap();
     }
 
     fn step(&mut self) {
-        let mut buf = [0u8; 2000];
-        if let Ok((n, src)) = self.socket.recv_from(&mut buf) {
-            let r = Receive::new(Protocol::Udp, src, self.addr, &buf[..n]).unwrap();
-            self.rtc
-                .handle_input(Input::Receive(Instant::now(), r))
-                .unwrap();
-        }
-        self.rtc
-            .handle_input(Input::Timeout(Instant::now()))
-            .unwrap();
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::ChannelOpen(id, label)) if label == "venue" => {
-                    self.channel = Some(id);
-                }
-                Output::Event(Event::ChannelData(d)) => {
-                    let Ok(msg) = decode_server(&d.data) else {
-                        continue;
-                    };
-                    match msg.body {
-                        Some(S::Hello(h)) => self.hello = Some(h),
-                        Some(S::Snapshot(s)) => self.snapshot = Some(s),
-                        Some(S::Batch(b)) => {
-                            for e in b.events {
-                                if let Some(E::Chat(m)) = e.kind {
-                                    self.chats.push(m);
-                                }
+        let Viewer {
+            peer,
+            channel,
+            hello,
+            snapshot,
+            chats,
+        } = self;
+        peer.step(|_, e| match e {
+            Event::ChannelOpen(id, label) if label == "venue" => *channel = Some(id),
+            Event::ChannelData(d) => {
+                let Ok(msg) = decode_server(&d.data) else {
+                    return;
+                };
+                match msg.body {
+                    Some(S::Hello(h)) => *hello = Some(h),
+                    Some(S::Snapshot(s)) => *snapshot = Some(s),
+                    Some(S::Batch(b)) => {
+                        for e in b.events {
+                            if let Some(E::Chat(m)) = e.kind {
+                                chats.push(m);
                             }
                         }
-                        _ => {}
                     }
+                    _ => {}
                 }
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
             }
-        }
+            _ => {}
+        })
+        .unwrap();
     }
 
     /// Steps until `done` or the deadline; returns whether `done` became true.
@@ -124,7 +108,7 @@ async fn a_data_channel_viewer_and_a_websocket_client_chat_with_each_other() {
     let server = serve(config(dir.path())).await;
 
     let mut viewer = Viewer::new();
-    let mut api = viewer.rtc.sdp_api();
+    let mut api = viewer.peer.rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     api.add_channel("venue".into());
@@ -140,6 +124,7 @@ async fn a_data_channel_viewer_and_a_websocket_client_chat_with_each_other() {
     let answer =
         String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     viewer
+        .peer
         .rtc
         .sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())

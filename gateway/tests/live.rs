@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,78 +14,53 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
 use tower::ServiceExt;
 use venue_gateway::build_app;
 use venue_gateway::config::{Config, Secret};
 use venue_proto::Message;
 use venue_proto::v1;
+use venue_tests::peer::LoopbackPeer;
 
 const ADMIN: &str = "test-admin-token";
 
+/// A loopback str0m peer and what it saw: the latest `StageState` on its `venue` channel and
+/// whether a keyframe was asked for.
 struct Client {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
+    peer: LoopbackPeer,
     stage: Option<v1::StageState>,
     keyframe_asked: bool,
 }
 
 impl Client {
     fn new() -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(1)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(false).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Client {
-            rtc,
-            socket,
-            addr,
+            peer: LoopbackPeer::new(false).unwrap(),
             stage: None,
             keyframe_asked: false,
         }
     }
 
     fn step(&mut self) {
-        let mut buf = [0u8; 2000];
-        if let Ok((n, src)) = self.socket.recv_from(&mut buf) {
-            let r = Receive::new(Protocol::Udp, src, self.addr, &buf[..n]).unwrap();
-            self.rtc
-                .handle_input(Input::Receive(Instant::now(), r))
-                .unwrap();
-        }
-        self.rtc
-            .handle_input(Input::Timeout(Instant::now()))
-            .unwrap();
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::ChannelData(d)) => {
+        let (stage, asked) = (&mut self.stage, &mut self.keyframe_asked);
+        self.peer
+            .step(|_, e| match e {
+                Event::ChannelData(d) => {
                     if let Ok(v1::ServerMessage {
                         body: Some(v1::server_message::Body::Stage(s)),
                     }) = v1::ServerMessage::decode(d.data.as_slice())
-                        && self
-                            .stage
-                            .as_ref()
-                            .is_none_or(|old| s.revision > old.revision)
+                        && stage.as_ref().is_none_or(|old| s.revision > old.revision)
                     {
-                        self.stage = Some(s);
+                        *stage = Some(s);
                     }
                 }
-                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_asked = true,
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
-            }
-        }
+                Event::KeyframeRequest(_) => *asked = true,
+                _ => {}
+            })
+            .unwrap();
     }
 
     fn send_video(&mut self, mid: Mid, frame: u64) {
@@ -100,7 +75,7 @@ impl Client {
             vec![0, 0, 0, 1, 0x41]
         };
         data.extend(std::iter::repeat_n(7u8, 300));
-        let Some(w) = self.rtc.writer(mid) else {
+        let Some(w) = self.peer.rtc.writer(mid) else {
             return;
         };
         let Some(pt) = w
@@ -197,7 +172,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
 
     // Publisher over WHIP.
     let mut publisher = Client::new();
-    let mut api = publisher.rtc.sdp_api();
+    let mut api = publisher.peer.rtc.sdp_api();
     let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
@@ -215,6 +190,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     publisher
+        .peer
         .rtc
         .sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
@@ -222,7 +198,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
 
     // Viewer over WHEP with the `venue` data channel.
     let mut viewer = Client::new();
-    let mut api = viewer.rtc.sdp_api();
+    let mut api = viewer.peer.rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     api.add_channel("venue".into());
@@ -237,6 +213,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     viewer
+        .peer
         .rtc
         .sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
@@ -262,7 +239,7 @@ async fn publisher_goes_live_and_viewers_are_counted() {
         let (mut frame, mut next, mut i) = (0u64, Instant::now(), 0u64);
         let mut info = Value::Null;
         while Instant::now() < deadline {
-            if publisher.rtc.is_connected() && Instant::now() >= next {
+            if publisher.peer.rtc.is_connected() && Instant::now() >= next {
                 next += Duration::from_millis(33);
                 frame += 1;
                 publisher.send_video(video, frame);

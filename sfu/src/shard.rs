@@ -504,10 +504,10 @@ impl ShardCore {
         source: SocketAddr,
         destination_ip: Option<IpAddr>,
     ) -> Option<SocketAddr> {
-        if let Some(ip) = destination_ip {
-            if let Some(c) = self.candidates.iter().find(|c| c.ip() == ip) {
-                return Some(*c);
-            }
+        if let Some(ip) = destination_ip
+            && let Some(c) = self.candidates.iter().find(|c| c.ip() == ip)
+        {
+            return Some(*c);
         }
         let same = self.candidates.iter().find(|c| c.ip() == source.ip());
         let scoped = self.candidates.iter().find(|c| {

@@ -4,64 +4,40 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
 use venue_sfu::{ParticipantId, RoomId, SfuConfig, SfuError, SfuHandle, SubscribeTarget};
+use venue_tests::peer::LoopbackPeer;
 
+/// A loopback peer and what it saw.
 struct Client {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
+    peer: LoopbackPeer,
     received: usize,
     keyframe_asked: bool,
 }
 
 impl Client {
     fn new(rtp_mode: bool) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(1)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(rtp_mode).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         Client {
-            rtc,
-            socket,
-            addr,
+            peer: LoopbackPeer::new(rtp_mode).unwrap(),
             received: 0,
             keyframe_asked: false,
         }
     }
 
     fn step(&mut self) {
-        let mut buf = [0u8; 2000];
-        if let Ok((n, src)) = self.socket.recv_from(&mut buf) {
-            let r = Receive::new(Protocol::Udp, src, self.addr, &buf[..n]).unwrap();
-            self.rtc
-                .handle_input(Input::Receive(Instant::now(), r))
-                .unwrap();
-        }
-        self.rtc
-            .handle_input(Input::Timeout(Instant::now()))
+        let (received, asked) = (&mut self.received, &mut self.keyframe_asked);
+        self.peer
+            .step(|_, e| match e {
+                Event::RtpPacket(_) => *received += 1,
+                Event::KeyframeRequest(_) => *asked = true,
+                _ => {}
+            })
             .unwrap();
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    self.socket.send_to(&t.contents, t.destination).unwrap();
-                }
-                Output::Event(Event::RtpPacket(_)) => self.received += 1,
-                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_asked = true,
-                Output::Event(_) => {}
-                Output::Timeout(_) => break,
-            }
-        }
     }
 }
 
@@ -102,7 +78,7 @@ async fn media_crosses_shards_over_loopback_udp() {
     ));
 
     let mut publisher = Client::new(false);
-    let mut api = publisher.rtc.sdp_api();
+    let mut api = publisher.peer.rtc.sdp_api();
     let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
     let ans = sfu
@@ -114,6 +90,7 @@ async fn media_crosses_shards_over_loopback_udp() {
         .await
         .unwrap();
     publisher
+        .peer
         .rtc
         .sdp_api()
         .accept_answer(
@@ -126,7 +103,7 @@ async fn media_crosses_shards_over_loopback_udp() {
         .unwrap();
 
     let mut viewer = Client::new(true);
-    let mut api = viewer.rtc.sdp_api();
+    let mut api = viewer.peer.rtc.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
@@ -135,6 +112,7 @@ async fn media_crosses_shards_over_loopback_udp() {
         .await
         .unwrap();
     viewer
+        .peer
         .rtc
         .sdp_api()
         .accept_answer(
@@ -154,7 +132,7 @@ async fn media_crosses_shards_over_loopback_udp() {
         let mut frame = 0u64;
         let mut next = Instant::now();
         while Instant::now() < deadline && viewer.received < 60 {
-            if publisher.rtc.is_connected() && Instant::now() >= next {
+            if publisher.peer.rtc.is_connected() && Instant::now() >= next {
                 next += Duration::from_millis(33);
                 frame += 1;
                 let key = frame == 1 || std::mem::take(&mut publisher.keyframe_asked);
@@ -167,7 +145,7 @@ async fn media_crosses_shards_over_loopback_udp() {
                     vec![0, 0, 0, 1, 0x41]
                 };
                 data.extend(std::iter::repeat_n(7u8, 500));
-                let w = publisher.rtc.writer(video).unwrap();
+                let w = publisher.peer.rtc.writer(video).unwrap();
                 let pt = w
                     .payload_params()
                     .find(|p| p.spec().codec == Codec::H264)

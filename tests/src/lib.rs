@@ -7,3 +7,4 @@
 //! client.
 
 pub mod load;
+pub mod peer;
