@@ -131,6 +131,12 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/sticker-sets/{id}",
             axum::routing::put(api::interaction::put_sticker_set),
         )
+        .route(
+            "/api/admin/sticker-sets/{set}/images/{sticker}",
+            axum::routing::put(api::interaction::put_sticker_image).layer(DefaultBodyLimit::max(
+                api::interaction::MAX_STICKER_IMAGE_BYTES,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::admin::require_admin,
@@ -141,6 +147,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
+        .route(
+            "/stickers/custom/{set}/{sticker}",
+            get(api::interaction::sticker_image),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::get))
         .route("/", get(assets::index))

@@ -16,7 +16,13 @@
 //!   `slow_mode` (duration_s = interval, 0 = off). 404 unknown user or message, 400 otherwise.
 //! - `GET /api/admin/sticker-sets` → `[{id, name, stickers: [{id, url, label}]}]` (`default`
 //!   first); `PUT /api/admin/sticker-sets/{id}` `{name, stickers}` creates or replaces a set
-//!   whose images are same-origin URLs (uploading the image files is not part of this API).
+//!   whose images are same-origin URLs.
+//! - `PUT /api/admin/sticker-sets/{set}/images/{sticker}` with the picture as the body
+//!   (`Content-Type` `image/png`, `image/webp`, `image/gif` or `image/svg+xml`, at most
+//!   256 KiB, checked against the file's own signature) → 200 `{url}` where `url` is
+//!   `/stickers/custom/{set}/{sticker}`, to use in the set's definition. 415 other types or a
+//!   body that is not that type, 413 too large, 400 bad ids. Served publicly by
+//!   [`sticker_image`] with `nosniff` and a sandboxing CSP (an SVG cannot run script there).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -250,6 +256,121 @@ pub async fn moderate(
     hub.moderate(action).await??;
     tracing::info!(room = %name, action = %what, "moderation");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Largest uploaded sticker picture, bytes.
+pub const MAX_STICKER_IMAGE_BYTES: usize = 256 * 1024;
+
+/// Image types accepted for sticker pictures, with a check of the file's own signature.
+fn sniff_image(content_type: &str, data: &[u8]) -> bool {
+    match content_type {
+        "image/png" => data.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "image/gif" => data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a"),
+        "image/webp" => {
+            data.len() > 12 && data.starts_with(b"RIFF") && data.get(8..12) == Some(b"WEBP")
+        }
+        "image/svg+xml" => {
+            let head =
+                String::from_utf8_lossy(data.get(..data.len().min(1024)).unwrap_or_default())
+                    .to_ascii_lowercase();
+            let head = head.trim_start_matches('\u{feff}').trim_start();
+            (head.starts_with("<svg") || head.starts_with("<?xml")) && head.contains("<svg")
+        }
+        _ => false,
+    }
+}
+
+/// A set or sticker id in an upload path: 1–64 chars of `[a-z0-9_-]`.
+fn valid_image_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[derive(Serialize)]
+pub struct UploadedSticker {
+    /// Same-origin URL of the stored picture.
+    pub url: String,
+}
+
+/// `PUT /api/admin/sticker-sets/{set}/images/{sticker}`: stores one sticker picture (see the
+/// module docs for types and limits).
+pub async fn put_sticker_image(
+    State(app): State<AppState>,
+    Path((set, sticker)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UploadedSticker>, ApiError> {
+    if !valid_image_id(&set) || !valid_image_id(&sticker) {
+        return Err(ApiError::BadRequest(
+            "set and sticker ids are 1–64 chars of a-z, 0-9, - and _".into(),
+        ));
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let data = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(MAX_STICKER_IMAGE_BYTES),
+        _ => ApiError::BadRequest(format!("could not read the body: {}", r.body_text())),
+    })?;
+    if data.len() > MAX_STICKER_IMAGE_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_STICKER_IMAGE_BYTES));
+    }
+    if !sniff_image(&content_type, &data) {
+        return Err(ApiError::UnsupportedMediaType(
+            "image/png, image/webp, image/gif or image/svg+xml, and the body must be that type",
+        ));
+    }
+    app.store
+        .put_sticker_image(&set, &sticker, &content_type, &data)
+        .await?;
+    Ok(Json(UploadedSticker {
+        url: format!("/stickers/custom/{set}/{sticker}"),
+    }))
+}
+
+/// `GET /stickers/custom/{set}/{sticker}`: an uploaded sticker picture, 404 if none.
+pub async fn sticker_image(
+    State(app): State<AppState>,
+    Path((set, sticker)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Some((content_type, data)) = app.store.sticker_image(&set, &sticker).await? else {
+        return Err(ApiError::NotFound(format!("no sticker {set}/{sticker}")));
+    };
+    let content_type = axum::http::HeaderValue::from_str(&content_type).unwrap_or(
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                axum::http::HeaderValue::from_static("nosniff"),
+            ),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                axum::http::HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                ),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-cache"),
+            ),
+        ],
+        data,
+    )
+        .into_response())
 }
 
 /// `GET /api/admin/sticker-sets`.

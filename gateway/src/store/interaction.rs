@@ -6,7 +6,7 @@
 //! start and writes the hub's [`PersistOp`]s with [`Store::apply_interaction`], one
 //! transaction per batch. A room's title lives in `rooms.title`; settings write it too.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, now_unix};
 use crate::hub::settings::{DEFAULT_STICKER_SET, Mode, RoomSettings, StickerDef, StickerSet};
 use crate::hub::{
     BanRecord, ChatRecord, IpHash, Loaded, MuteRecord, PersistOp, StarRecord, StickerRecord,
@@ -84,6 +84,45 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Stores (or replaces) one sticker picture of set `set_id`. The caller has checked the
+    /// content type and size.
+    pub async fn put_sticker_image(
+        &self,
+        set_id: &str,
+        sticker_id: &str,
+        content_type: &str,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sticker_images (set_id, sticker_id, content_type, data, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT(set_id, sticker_id) DO UPDATE SET \
+             content_type = excluded.content_type, data = excluded.data, updated_at = excluded.updated_at",
+        )
+        .bind(set_id)
+        .bind(sticker_id)
+        .bind(content_type)
+        .bind(data)
+        .bind(now_unix())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One uploaded sticker picture: `(content_type, bytes)`, or `None`.
+    pub async fn sticker_image(
+        &self,
+        set_id: &str,
+        sticker_id: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(sqlx::query_as::<_, (String, Vec<u8>)>(
+            "SELECT content_type, data FROM sticker_images WHERE set_id = ? AND sticker_id = ?",
+        )
+        .bind(set_id)
+        .bind(sticker_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Everything the hub of `room_id` starts from: settings (None when never set), the
