@@ -617,6 +617,58 @@ function renderSetPreview() {
 }
 
 sSet.addEventListener("change", renderSetPreview);
+
+// ---------- sticker set upload ----------
+
+const uName = $<HTMLInputElement>("#u-name");
+const uFiles = $<HTMLInputElement>("#u-files");
+const uState = $("#u-state");
+
+/** `Nova Lights!` → `nova-lights`: the id rule of the upload API (1–64 of a-z, 0-9, - and _). */
+function slug(s: string): string {
+  return s
+    .toLowerCase()
+    .normalize("NFKD")
+    .replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 64);
+}
+
+$("#u-go").addEventListener("click", async () => {
+  const name = uName.value.trim();
+  const setId = slug(name);
+  const files = [...(uFiles.files ?? [])];
+  if (!setId || setId === "default" || files.length === 0) {
+    uState.textContent = "Give the set a name (not “default”) and pick at least one picture.";
+    return;
+  }
+  const stickers: { id: string; url: string; label: string }[] = [];
+  try {
+    for (const [i, f] of files.entries()) {
+      const base = f.name.replace(/\.[^.]*$/, "");
+      const id = slug(base) || `s${i + 1}`;
+      uState.textContent = `uploading ${i + 1}/${files.length}: ${f.name}…`;
+      const res = await fetch(`/api/admin/sticker-sets/${setId}/images/${id}`, {
+        method: "PUT",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": f.type || "application/octet-stream" },
+        body: f,
+      });
+      if (!res.ok) throw await httpError(res);
+      const { url } = (await res.json()) as { url: string };
+      stickers.push({ id, url, label: base.slice(0, 64) || id });
+    }
+    await api("PUT", `/api/admin/sticker-sets/${setId}`, { name, stickers });
+    stickerSets = await api<StickerSetJson[]>("GET", "/api/admin/sticker-sets");
+    const current = sSet.value;
+    sSet.replaceChildren(...stickerSets.map((x) => h("option", { value: x.id, text: x.name || x.id })));
+    selectOption(sSet, setId);
+    renderSetPreview();
+    uState.textContent = `“${name}” uploaded (${stickers.length} stickers) — save to make it active (was ${current}).`;
+    toast("Sticker set uploaded");
+  } catch (e) {
+    uState.textContent = `upload failed: ${errorMessage(e)}`;
+  }
+});
 sBg.addEventListener("input", () => {
   sBgHex.value = sBg.value;
   settingsForm.style.setProperty("--bg", sBg.value);
