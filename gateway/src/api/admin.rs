@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use venue_sfu::{RoomId, SubscribeTarget};
 
+use super::json_body;
 use super::{
     RTMP_PORT, SDP, base_url, bearer, created, etag, require_content_type, sdp_offer, url_host,
 };
@@ -45,15 +46,6 @@ pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next
     } else {
         ApiError::Unauthorized("missing or wrong admin token").into_response()
     }
-}
-
-fn json_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body
-        .map_err(|r| ApiError::BadRequest(format!("could not read the body: {}", r.body_text())))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn room(app: &AppState, name: &str) -> Result<Room, ApiError> {

@@ -31,6 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::json_body;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::hub::settings::{Mode, RoomSettings, StickerDef, StickerSet};
@@ -52,15 +53,6 @@ impl From<ModerationError> for ApiError {
             other => ApiError::BadRequest(other.to_string()),
         }
     }
-}
-
-fn json_body<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body
-        .map_err(|r| ApiError::BadRequest(format!("could not read the body: {}", r.body_text())))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 async fn hub(app: &AppState, name: &str) -> Result<(i64, HubHandle), ApiError> {

@@ -20,6 +20,17 @@ use venue_sfu::{SessionAnswer, SessionId};
 
 use crate::error::ApiError;
 
+/// Parses a JSON request body. Errors: 400 with the reason (unreadable body, invalid JSON,
+/// unknown or missing fields).
+pub(crate) fn json_body<T: for<'de> serde::Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body
+        .map_err(|r| ApiError::BadRequest(format!("could not read the body: {}", r.body_text())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
 /// Largest SDP offer or trickle-ICE fragment accepted, bytes (413 above).
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
 /// `application/sdp` (RFC 9725 §4.2).
