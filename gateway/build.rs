@@ -31,6 +31,8 @@ fn main() {
 
     println!("cargo:rerun-if-env-changed=VENUE_SKIP_WEB_BUILD");
     println!("cargo:rerun-if-changed=build.rs");
+    // `sqlx::migrate!` embeds the migrations; a new one must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     // Only existing paths: cargo reruns the script on every build for a missing one.
     let mut watched_any = false;
     for name in WATCHED {

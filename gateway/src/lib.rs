@@ -101,7 +101,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/admin/rooms/{room}/streamers/{id}",
-            axum::routing::delete(api::admin::delete_streamer),
+            axum::routing::delete(api::admin::delete_streamer).put(api::admin::put_streamer),
         )
         .route(
             "/api/admin/rooms/{room}/streamers/{id}/whep",

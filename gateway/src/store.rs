@@ -48,6 +48,9 @@ pub struct Streamer {
     pub name: String,
     /// Unix time, seconds.
     pub created_at: i64,
+    /// Id of the streamer's own sticker set, made the room's active set when an admin puts
+    /// the streamer on slot 0; `None` leaves the room's set alone.
+    pub sticker_set: Option<String>,
 }
 
 /// A room's stored stage: layout and which streamer is on which slot.
@@ -240,7 +243,7 @@ impl Store {
         let key = StreamKey::generate();
         let streamer = sqlx::query_as::<_, Streamer>(
             "INSERT INTO streamers (room_id, name, key_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, room_id, name, created_at",
+             RETURNING id, room_id, name, created_at, sticker_set",
         )
         .bind(room_id)
         .bind(name)
@@ -254,7 +257,7 @@ impl Store {
     /// Streamers of a room, by id.
     pub async fn streamers(&self, room_id: i64) -> Result<Vec<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at FROM streamers WHERE room_id = ? ORDER BY id",
+            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE room_id = ? ORDER BY id",
         )
         .bind(room_id)
         .fetch_all(&self.pool)
@@ -264,7 +267,7 @@ impl Store {
     /// The streamer whose key is `key`, if any (looked up by hash).
     pub async fn streamer_by_key(&self, key: &str) -> Result<Option<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at FROM streamers WHERE key_hash = ?",
+            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE key_hash = ?",
         )
         .bind(hash_key(key))
         .fetch_optional(&self.pool)
@@ -274,8 +277,27 @@ impl Store {
     /// Streamer `id` of room `room_id`, if any.
     pub async fn streamer(&self, room_id: i64, id: i64) -> Result<Option<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at FROM streamers WHERE room_id = ? AND id = ?",
+            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE room_id = ? AND id = ?",
         )
+        .bind(room_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Sets (or with `None` clears) the sticker set of streamer `id` of `room_id`; the caller
+    /// checks that the set exists. Returns the updated streamer, `None` if there is no such one.
+    pub async fn set_streamer_sticker_set(
+        &self,
+        room_id: i64,
+        id: i64,
+        sticker_set: Option<&str>,
+    ) -> Result<Option<Streamer>, StoreError> {
+        Ok(sqlx::query_as::<_, Streamer>(
+            "UPDATE streamers SET sticker_set = ? WHERE room_id = ? AND id = ? \
+             RETURNING id, room_id, name, created_at, sticker_set",
+        )
+        .bind(sticker_set)
         .bind(room_id)
         .bind(id)
         .fetch_optional(&self.pool)

@@ -2,11 +2,22 @@
 //! constant time). JSON in and out; errors are `{"error": "..."}`.
 //!
 //! - `GET  /api/admin/rooms` → `[room]`; `POST` `{name, title?}` → 201 room (409 taken, 400 bad name)
-//! - `GET  /api/admin/rooms/{room}/streamers` → `[{id, name, live, created_at}]`
+//! - `GET  /api/admin/rooms/{room}/streamers` → `[{id, name, live, created_at, sticker_set}]`
+//!   where `sticker_set` is the streamer's own sticker set id or `null`
 //! - `POST /api/admin/rooms/{room}/streamers` `{name}` → 201 `{id, name, stream_key, whip_url,
 //!   rtmp_url, created_at}`; the key is shown this once only
 //! - `DELETE /api/admin/rooms/{room}/streamers/{id}` → 204 (closes its sessions, empties its slots)
-//! - `GET|PUT /api/admin/rooms/{room}/stage` `{layout: 1..=9, slots: [id|null…]}` → 200 room view
+//! - `PUT /api/admin/rooms/{room}/streamers/{id}` `{sticker_set: "<set id>" | null}` → 200
+//!   `{id, name, live, created_at, sticker_set}`: the streamer's own sticker set ("switch the
+//!   sticker set per artist"); `null` clears it. 400 no such set (ids as in
+//!   `GET /api/admin/sticker-sets`) or a bad body, 404 no such streamer in the room. Changes
+//!   nothing on stage by itself: the set is applied at the next stage change (below).
+//! - `GET|PUT /api/admin/rooms/{room}/stage` `{layout: 1..=9, slots: [id|null…]}` → 200 room view.
+//!   After a `PUT`, if the streamer on slot 0 has a sticker set that is not already the room's
+//!   active one, the room switches to it exactly as `PUT /api/admin/rooms/{room}/settings
+//!   {sticker_set}` would (stored before the 200; clients get `Event.settings` within one
+//!   tick). A streamer without a set leaves the room's set as it is. Should that switch fail
+//!   (the set has gone), the stage change stands and the failure is logged.
 //! - `POST /api/admin/rooms/{room}/streamers/{id}/whep` → admin live preview (WHEP, 201)
 //!
 //! `created_at` is Unix time in seconds.
@@ -23,6 +34,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use venue_sfu::{RoomId, SubscribeTarget};
 
+use super::interaction::{SettingsPatch, apply_settings, sticker_set};
 use super::json_body;
 use super::{
     RTMP_PORT, SDP, base_url, bearer, created, etag, require_content_type, sdp_offer, url_host,
@@ -90,6 +102,20 @@ pub struct StreamerItem {
     pub name: String,
     pub live: bool,
     pub created_at: i64,
+    /// The streamer's own sticker set id, if any.
+    pub sticker_set: Option<String>,
+}
+
+impl StreamerItem {
+    fn new(s: Streamer, live: bool) -> StreamerItem {
+        StreamerItem {
+            id: s.id,
+            name: s.name,
+            live,
+            created_at: s.created_at,
+            sticker_set: s.sticker_set,
+        }
+    }
 }
 
 /// `GET /api/admin/rooms/{room}/streamers`.
@@ -107,12 +133,7 @@ pub async fn list_streamers(
         streamers
             .into_iter()
             .zip(live.into_iter().chain(std::iter::repeat(false)))
-            .map(|(s, live)| StreamerItem {
-                id: s.id,
-                name: s.name,
-                live,
-                created_at: s.created_at,
-            })
+            .map(|(s, live)| StreamerItem::new(s, live))
             .collect(),
     ))
 }
@@ -161,6 +182,47 @@ pub async fn create_streamer(
             created_at: s.created_at,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutStreamer {
+    /// Required; `null` clears the set.
+    #[serde(deserialize_with = "required_nullable")]
+    sticker_set: Option<String>,
+}
+
+/// A field that must be present but may be `null`.
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
+}
+
+/// `PUT /api/admin/rooms/{room}/streamers/{id}` `{sticker_set: id | null}` → 200 the streamer.
+pub async fn put_streamer(
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<StreamerItem>, ApiError> {
+    let room = room(&app, &name).await?;
+    let s = streamer(&app, &room, &id).await?;
+    let put: PutStreamer = json_body(body)?;
+    if let Some(set) = &put.sticker_set {
+        sticker_set(&app, set).await?;
+    }
+    let s = app
+        .store
+        .set_streamer_sticker_set(room.id, s.id, put.sticker_set.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no streamer {id:?} in room {name:?}")))?;
+    let live = app
+        .state
+        .live(vec![s.id])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(false);
+    tracing::info!(room = %room.name, streamer = s.id, sticker_set = ?s.sticker_set, "streamer sticker set");
+    Ok(Json(StreamerItem::new(s, live)))
 }
 
 /// `DELETE /api/admin/rooms/{room}/streamers/{id}` → 204.
@@ -217,7 +279,49 @@ pub async fn put_stage(
             },
         )
         .await?;
+    follow_slot0_sticker_set(&app, &room, &view).await;
     Ok(Json(view))
+}
+
+/// After a stage change: makes the sticker set of the streamer on slot 0, if it has one, the
+/// room's active set, through the same path as the settings API. Failures are logged: the
+/// stage change itself has happened.
+async fn follow_slot0_sticker_set(app: &AppState, room: &Room, view: &RoomView) {
+    let Some(id) = view.slots.first().and_then(|s| s.streamer_id) else {
+        return;
+    };
+    let result = async {
+        let Some(set) = app
+            .store
+            .streamer(room.id, id)
+            .await?
+            .and_then(|s| s.sticker_set)
+        else {
+            return Ok(false);
+        };
+        let Some((room_id, hub)) = app.state.room_hub(&room.name).await? else {
+            return Ok(false);
+        };
+        if hub.settings().await?.sticker_set.id == set {
+            return Ok(false);
+        }
+        let patch = SettingsPatch {
+            sticker_set: Some(set),
+            ..SettingsPatch::default()
+        };
+        apply_settings(app, room_id, &hub, patch).await?;
+        Ok::<_, ApiError>(true)
+    }
+    .await;
+    match result {
+        Ok(true) => {
+            tracing::info!(room = %room.name, streamer = id, "sticker set follows slot 0");
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(room = %room.name, streamer = id, error = %e, "could not switch to slot 0's sticker set");
+        }
+    }
 }
 
 /// `POST /api/admin/rooms/{room}/streamers/{id}/whep`: live preview of one streamer (WHEP).

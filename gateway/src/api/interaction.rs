@@ -96,15 +96,18 @@ pub async fn get_settings(
     Ok(Json(SettingsView::from(&hub.settings().await?)))
 }
 
-#[derive(Deserialize)]
+/// A partial change of room settings (missing = unchanged): the body of `PUT settings`, and
+/// what a stage change makes of slot 0's streamer's sticker set ([`super::admin::put_stage`]).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SettingsPatch {
-    title: Option<String>,
-    now_playing: Option<String>,
-    background_color: Option<String>,
-    mode: Option<String>,
-    sticker_set: Option<String>,
-    slow_mode_s: Option<u32>,
+pub struct SettingsPatch {
+    pub title: Option<String>,
+    pub now_playing: Option<String>,
+    pub background_color: Option<String>,
+    pub mode: Option<String>,
+    /// A set id; 400 if there is no such set.
+    pub sticker_set: Option<String>,
+    pub slow_mode_s: Option<u32>,
 }
 
 /// `PUT /api/admin/rooms/{room}/settings` (partial) → 200 new settings; 400 with the reason.
@@ -115,6 +118,21 @@ pub async fn put_settings(
 ) -> Result<Json<SettingsView>, ApiError> {
     let (room_id, hub) = hub(&app, &name).await?;
     let patch: SettingsPatch = json_body(body)?;
+    let settings = apply_settings(&app, room_id, &hub, patch).await?;
+    tracing::info!(room = %name, "room settings changed");
+    Ok(Json(SettingsView::from(&settings)))
+}
+
+/// Applies `patch` to the settings of room `room_id` (whose hub is `hub`): validates it,
+/// stores it, and has the hub send `Event.settings` to its clients within one tick; answers
+/// once stored. The one way settings change (the settings API and stage changes both use it).
+/// Errors: 400 with the reason, 503 hub stopped, 500 store.
+pub async fn apply_settings(
+    app: &AppState,
+    room_id: i64,
+    hub: &HubHandle,
+    patch: SettingsPatch,
+) -> Result<RoomSettings, ApiError> {
     let mut settings = hub.settings().await?;
     if let Some(title) = patch.title {
         settings.title = title.trim().to_owned();
@@ -133,11 +151,7 @@ pub async fn put_settings(
         })?;
     }
     if let Some(id) = patch.sticker_set {
-        settings.sticker_set = app
-            .store
-            .sticker_set(&id)
-            .await?
-            .ok_or_else(|| ApiError::BadRequest(format!("no sticker set {id:?}")))?;
+        settings.sticker_set = sticker_set(app, &id).await?;
     }
     if let Some(v) = patch.slow_mode_s {
         settings.slow_mode_s = v;
@@ -147,8 +161,15 @@ pub async fn put_settings(
         .await?
         .map_err(ApiError::BadRequest)?;
     app.state.set_title(room_id, settings.title.clone()).await?;
-    tracing::info!(room = %name, "room settings changed");
-    Ok(Json(SettingsView::from(&settings)))
+    Ok(settings)
+}
+
+/// The sticker set `id`; 400 if there is none.
+pub async fn sticker_set(app: &AppState, id: &str) -> Result<StickerSet, ApiError> {
+    app.store
+        .sticker_set(id)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("no sticker set {id:?}")))
 }
 
 /// The user list of a room.
