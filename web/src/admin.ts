@@ -1,6 +1,8 @@
 // Admin console (`/admin`): token sign-in, streamers with live state and a small live
 // preview each (admin WHEP), the stage editor (click a streamer, then a slot; × to clear;
-// layout 1..9; every change is saved with PUT at once), create/delete streamers; the room's
+// layout 1..9; every change is saved with PUT at once), create/delete streamers, each
+// streamer's own sticker set (PUT streamers/{id}: the room switches to it whenever a stage
+// change puts that streamer on slot 0); the room's
 // settings (title, now playing, background colour, interactivity mode, sticker set, slow mode:
 // PUT settings) and its people with moderation (star, mute, kick, ban; clear chat / stickers).
 import "./style.css";
@@ -23,6 +25,8 @@ interface Streamer {
   name: string;
   live: boolean;
   created_at?: string | number;
+  /** The streamer's own sticker set id; null = the room keeps its set. */
+  sticker_set?: string | null;
 }
 
 interface Stage {
@@ -304,6 +308,9 @@ async function save(next: Stage) {
   try {
     const res = await api<StageAnswer>("PUT", `${roomPath()}/stage`, { layout: next.layout, slots: next.slots });
     if (my === epoch && res) setStage(res);
+    // The server switches the room to slot 1's artist set, if they have one: show it.
+    const first = streamers.find((x) => sameId(x.id, next.slots[0]));
+    if (my === epoch && first?.sticker_set) void followRoomSet(my);
   } catch (e) {
     if (my === epoch) {
       stage = prev;
@@ -323,6 +330,7 @@ interface Card {
   badge: HTMLSpanElement;
   thumb: HTMLDivElement;
   meta: HTMLDivElement;
+  stickers: HTMLSelectElement;
 }
 
 const streamerCards = new Map<string, Card>();
@@ -344,6 +352,7 @@ function renderStreamers() {
     const slotIdx = stage.slots.findIndex((x) => sameId(x, s.id));
     card.meta.textContent = `#${s.id}${slotIdx >= 0 ? ` · on slot ${slotIdx + 1}` : ""}`;
     card.root.classList.toggle("selected", selected === key);
+    showStreamerSet(card.stickers, s.sticker_set ?? "");
     if (s.live) startPreview(s.id, card);
     else stopPreview(key, card);
   }
@@ -374,6 +383,13 @@ function makeCard(s: Streamer): Card {
       void remove(s.id, name.textContent ?? "");
     },
   });
+  const stickers = h("select", {
+    class: "stickerpick",
+    title: "this artist's sticker set: the room switches to it when they go on slot 1",
+    "aria-label": `sticker set of ${s.name}`,
+    onclick: (ev: Event) => ev.stopPropagation(),
+    onchange: () => void putStreamerSet(s.id, stickers),
+  });
   const root = h(
     "div",
     {
@@ -387,10 +403,44 @@ function makeCard(s: Streamer): Card {
     },
     h("div", { class: "top" }, name, badge),
     thumb,
+    h("label", { class: "row stickerrow", onclick: (ev: Event) => ev.stopPropagation() }, h("span", { class: "muted", text: "stickers:" }), stickers),
     h("div", { class: "row" }, h("div", { class: "grow" }, meta), del),
   );
-  return { root, name, badge, thumb, meta };
+  return { root, name, badge, thumb, meta, stickers };
 }
+
+/** Fills a card's sticker select: "(room default)" plus every set; left alone while in use. */
+function showStreamerSet(sel: HTMLSelectElement, value: string) {
+  if (document.activeElement === sel || sel.disabled) return;
+  const sig = stickerSets.map((x) => `${x.id}\u0000${x.name}`).join("\u0001");
+  if (sel.dataset.sets !== sig) {
+    sel.replaceChildren(
+      h("option", { value: "", text: "(room default)" }),
+      ...stickerSets.map((x) => h("option", { value: x.id, text: x.name || x.id })),
+    );
+    sel.dataset.sets = sig;
+  }
+  if (value) selectOption(sel, value);
+  else sel.value = "";
+}
+
+async function putStreamerSet(id: Id, sel: HTMLSelectElement) {
+  const set = sel.value || null;
+  sel.disabled = true;
+  try {
+    const s = await api<Streamer>("PUT", `${roomPath()}/streamers/${encodeURIComponent(String(id))}`, { sticker_set: set });
+    const i = streamers.findIndex((x) => sameId(x.id, id));
+    if (i >= 0) streamers[i] = { ...streamers[i], sticker_set: s.sticker_set ?? null };
+    toast(set ? `${s.name} brings “${setName(set)}” when on slot 1` : `${s.name} keeps the room's sticker set`);
+  } catch (e) {
+    toast(`Could not set stickers: ${errorMessage(e)}`, true);
+  } finally {
+    sel.disabled = false;
+    renderStreamers();
+  }
+}
+
+const setName = (id: string) => stickerSets.find((x) => x.id === id)?.name || id;
 
 async function remove(id: Id, name: string) {
   if (!confirm(`Delete streamer “${name}”? Their stream key stops working.`)) return;
@@ -579,6 +629,7 @@ async function loadSettings(my: number) {
     if (my !== epoch) return;
     stickerSets = sets;
     showSettings(st);
+    renderStreamers();
   } catch (e) {
     if (my === epoch && !(e instanceof HttpError && e.status === 401)) {
       sState.textContent = `settings unavailable (${errorMessage(e)})`;
@@ -607,6 +658,22 @@ function showSettings(st: RoomSettingsJson) {
   sError.textContent = "";
   sState.textContent = "";
   settingsForm.style.setProperty("--bg", bg);
+}
+
+/** Re-reads the room's active set after a stage change; keeps an unsaved choice in the form. */
+async function followRoomSet(my: number) {
+  try {
+    const st = await api<RoomSettingsJson>("GET", `${roomPath()}/settings`);
+    if (my !== epoch || !settings) return;
+    const untouched = sSet.value === settings.sticker_set;
+    settings = { ...settings, sticker_set: st.sticker_set };
+    if (untouched) {
+      selectOption(sSet, st.sticker_set);
+      renderSetPreview();
+    }
+  } catch {
+    // the next settings load shows it
+  }
 }
 
 function renderSetPreview() {
@@ -663,6 +730,7 @@ $("#u-go").addEventListener("click", async () => {
     sSet.replaceChildren(...stickerSets.map((x) => h("option", { value: x.id, text: x.name || x.id })));
     selectOption(sSet, setId);
     renderSetPreview();
+    renderStreamers();
     uState.textContent = `“${name}” uploaded (${stickers.length} stickers) — save to make it active (was ${current}).`;
     toast("Sticker set uploaded");
   } catch (e) {
