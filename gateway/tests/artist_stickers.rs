@@ -156,11 +156,15 @@ async fn slot_0_streamer_brings_its_sticker_set() {
         stage(&s, json!([ann, bob])).await;
         assert_eq!(room_set(&s).await, "default");
 
-        // Set again for the restart check below; the room follows on the next stage change.
+        // Set again; re-staging with the same artist on slot 0 (a layout change, say) keeps the
+        // admin's choice — only a new artist on slot 0 brings their set.
         let (status, _) = s
             .admin(Method::PUT, &path, Some(json!({"sticker_set": "party"})))
             .await;
         assert_eq!(status, StatusCode::OK);
+        stage(&s, json!([ann])).await;
+        assert_eq!(room_set(&s).await, "default");
+        stage(&s, json!([bob])).await;
         stage(&s, json!([ann])).await;
         assert_eq!(room_set(&s).await, "party");
     }

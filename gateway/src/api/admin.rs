@@ -269,6 +269,11 @@ pub async fn put_stage(
 ) -> Result<Json<RoomView>, ApiError> {
     let room = room(&app, &name).await?;
     let put: PutStage = json_body(body)?;
+    let slot0_before = app
+        .state
+        .view(&name)
+        .await?
+        .and_then(|v| v.slots.first().and_then(|s| s.streamer_id));
     let view = app
         .state
         .put_stage(
@@ -279,12 +284,15 @@ pub async fn put_stage(
             },
         )
         .await?;
-    follow_slot0_sticker_set(&app, &room, &view).await;
+    // Only a new artist on slot 0 switches the set: a layout change keeps an admin's choice.
+    if view.slots.first().and_then(|s| s.streamer_id) != slot0_before {
+        follow_slot0_sticker_set(&app, &room, &view).await;
+    }
     Ok(Json(view))
 }
 
-/// After a stage change: makes the sticker set of the streamer on slot 0, if it has one, the
-/// room's active set, through the same path as the settings API. Failures are logged: the
+/// After a stage change that put a different streamer on slot 0: makes that streamer's sticker
+/// set, if it has one, the room's active set, through the same path as the settings API. Failures are logged: the
 /// stage change itself has happened.
 async fn follow_slot0_sticker_set(app: &AppState, room: &Room, view: &RoomView) {
     let Some(id) = view.slots.first().and_then(|s| s.streamer_id) else {
