@@ -6,6 +6,7 @@
 //! `shell` does IO (one thread and one UDP socket per shard).
 
 pub mod api;
+pub mod bridge;
 pub mod config;
 pub mod forward;
 pub mod keyframe;
@@ -318,6 +319,40 @@ impl SfuHandle {
         Ok(())
     }
 
+    /// Opens a bridge publisher (RTMP ingest or another non-WebRTC source) for `participant`
+    /// in `room`: an existing session of the participant is closed first, `PublisherUp` is
+    /// reported at once, and frames sent through the returned [`BridgeHandle`] are packetized
+    /// and forwarded like a WHIP publisher's. Errors: [`SfuError::Overloaded`],
+    /// [`SfuError::Stopped`].
+    pub async fn bridge(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+    ) -> Result<BridgeHandle, SfuError> {
+        for i in 0..self.inner.shards.len() {
+            self.send(i, ShardCommand::DropParticipant { participant })
+                .await?;
+        }
+        let shard = self.pick_shard();
+        let session = Self::new_session(shard);
+        self.send(
+            shard,
+            ShardCommand::BridgeOpen {
+                session,
+                room,
+                participant,
+            },
+        )
+        .await?;
+        let tx = self
+            .inner
+            .shards
+            .get(shard)
+            .cloned()
+            .ok_or(SfuError::Stopped)?;
+        Ok(BridgeHandle { session, tx })
+    }
+
     /// Sends one frame to one subscriber's data channel (see [`ChannelClass`]). Fire and
     /// forget: a session without an open channel drops it. Errors: [`SfuError::Overloaded`],
     /// [`SfuError::Stopped`]; an unknown session is not an error (it may have just left).
@@ -368,6 +403,49 @@ impl SfuHandle {
     /// Stage slots per room (K).
     pub fn max_slots(&self) -> usize {
         self.inner.max_slots
+    }
+}
+
+/// The sending side of a bridge publisher (see [`SfuHandle::bridge`]). Dropping it does not
+/// end the session; call [`BridgeHandle::close`] (or [`SfuHandle::close`] with its session).
+#[derive(Debug, Clone)]
+pub struct BridgeHandle {
+    session: SessionId,
+    tx: mpsc::Sender<ShardCommand>,
+}
+
+impl BridgeHandle {
+    /// The bridge's session (for `SfuHandle::close` and the `PublisherUp/Down` events).
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Hands one frame to the shard without waiting. Errors: [`SfuError::Overloaded`] when the
+    /// shard's queue is full (the frame is dropped: a live source must not block),
+    /// [`SfuError::Stopped`].
+    pub fn send(&self, media: bridge::BridgeMedia) -> Result<(), SfuError> {
+        self.tx
+            .try_send(ShardCommand::BridgeMedia {
+                session: self.session,
+                media,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SfuError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SfuError::Stopped,
+            })
+    }
+
+    /// Ends the bridge session (`PublisherDown` follows).
+    pub async fn close(self) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(ShardCommand::Close {
+                session: self.session,
+                reply,
+            })
+            .await
+            .map_err(|_| SfuError::Stopped)?;
+        rx.await.map_err(|_| SfuError::Stopped)?
     }
 }
 

@@ -34,6 +34,7 @@ use crate::api::{
     ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, PatchOutcome, RoomId, SessionAnswer,
     SessionId, SfuError, SfuEvent, SubscribeTarget,
 };
+use crate::bridge::{BridgeMedia, MAX_RTP_PAYLOAD, Payload, packetize_h264, sps_profile_level_id};
 use crate::config::SfuConfig;
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
 use crate::keyframe::is_keyframe_start;
@@ -182,6 +183,17 @@ pub enum ShardCommand {
     },
     /// End any publisher session of this participant (a new one replaces it).
     DropParticipant { participant: ParticipantId },
+    /// A bridge publisher (not WebRTC) comes up: frames follow as `BridgeMedia`.
+    BridgeOpen {
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+    },
+    /// One frame of a bridge publisher.
+    BridgeMedia {
+        session: SessionId,
+        media: BridgeMedia,
+    },
     /// Route publishers to stage slots.
     SetStage {
         room: RoomId,
@@ -278,6 +290,18 @@ enum Role {
     Subscriber(Subscriber),
 }
 
+/// A publisher fed by a bridge instead of a WebRTC peer.
+#[derive(Debug)]
+struct Bridge {
+    room: RoomId,
+    participant: ParticipantId,
+    /// Next extended sequence numbers of its video and audio streams.
+    video_seq: u64,
+    audio_seq: u64,
+    /// H.264 `profile-level-id` from the latest SPS.
+    profile: Option<u32>,
+}
+
 #[derive(Debug)]
 struct Publisher {
     participant: ParticipantId,
@@ -333,6 +357,9 @@ pub struct ShardCore {
     by_addr: HashMap<SocketAddr, usize>,
     by_session: HashMap<SessionId, usize>,
     publishers: HashMap<ParticipantId, usize>,
+    /// Bridge publishers (RTMP ingest and other non-WebRTC sources) by session.
+    bridges: HashMap<SessionId, Bridge>,
+    payload_scratch: Vec<Payload>,
     rooms: HashMap<RoomId, RoomState>,
     layers: Vec<LayerSeen>,
     out: VecDeque<ShardOutput>,
@@ -426,6 +453,8 @@ impl ShardCore {
             by_addr: HashMap::new(),
             by_session: HashMap::new(),
             publishers: HashMap::new(),
+            bridges: HashMap::new(),
+            payload_scratch: Vec::new(),
             rooms: HashMap::new(),
             layers: Vec::new(),
             out: VecDeque::new(),
@@ -714,7 +743,22 @@ impl ShardCore {
                 };
                 let _ = reply.send(r);
             }
+            ShardCommand::BridgeOpen {
+                session,
+                room,
+                participant,
+            } => {
+                self.open_bridge(session, room, participant);
+            }
+            ShardCommand::BridgeMedia { session, media } => {
+                self.bridge_media(now, session, media);
+            }
             ShardCommand::Close { session, reply } => {
+                if self.close_bridge(session, "closed by request") {
+                    let _ = reply.send(Ok(()));
+                    self.drain_dirty(now);
+                    return;
+                }
                 let r = match self.by_session.get(&session).copied() {
                     Some(idx) => {
                         self.remove_peer(idx, "closed by request");
@@ -728,6 +772,7 @@ impl ShardCore {
                 if let Some(idx) = self.publishers.get(&participant).copied() {
                     self.remove_peer(idx, "replaced by a new session");
                 }
+                self.close_bridges_of(participant);
             }
             ShardCommand::SetStage { room, slots } => {
                 let r = self.rooms.entry(room).or_default();
@@ -1032,16 +1077,147 @@ impl ShardCore {
         if !self.media_scratch.is_empty() {
             let mut media = std::mem::take(&mut self.media_scratch);
             for pkt in media.drain(..) {
-                if self.multi_shard {
-                    let shared = Arc::new(pkt);
-                    self.dispatch(&shared, now);
-                    self.out
-                        .push_back(ShardOutput::Broadcast(ShardMsg::Media(shared)));
-                } else {
-                    self.dispatch(&pkt, now);
-                }
+                self.emit_media(pkt, now);
             }
             self.media_scratch = media;
+        }
+    }
+
+    /// Sends one packet of a local publisher (WebRTC or bridge) to the local subscribers and,
+    /// as the same `Arc`, to the other shards.
+    fn emit_media(&mut self, pkt: MediaPacket, now: Instant) {
+        if self.multi_shard {
+            let shared = Arc::new(pkt);
+            self.dispatch(&shared, now);
+            self.out
+                .push_back(ShardOutput::Broadcast(ShardMsg::Media(shared)));
+        } else {
+            self.dispatch(&pkt, now);
+        }
+    }
+
+    fn open_bridge(&mut self, session: SessionId, room: RoomId, participant: ParticipantId) {
+        if let Some(old) = self.publishers.get(&participant).copied() {
+            self.remove_peer(old, "replaced by a new session");
+        }
+        self.close_bridges_of(participant);
+        self.bridges.insert(
+            session,
+            Bridge {
+                room,
+                participant,
+                video_seq: 1,
+                audio_seq: 1,
+                profile: None,
+            },
+        );
+        info!(shard = self.index, %session, participant = participant.0, "bridge publisher up");
+        self.out
+            .push_back(ShardOutput::Event(SfuEvent::PublisherUp {
+                room,
+                participant,
+                session,
+            }));
+        self.refresh_room(room, self.now);
+    }
+
+    fn close_bridge(&mut self, session: SessionId, why: &str) -> bool {
+        let Some(b) = self.bridges.remove(&session) else {
+            return false;
+        };
+        info!(shard = self.index, %session, participant = b.participant.0, why, "bridge publisher down");
+        self.out
+            .push_back(ShardOutput::Event(SfuEvent::PublisherDown {
+                room: b.room,
+                participant: b.participant,
+                session,
+            }));
+        true
+    }
+
+    fn close_bridges_of(&mut self, participant: ParticipantId) {
+        let old: Vec<SessionId> = self
+            .bridges
+            .iter()
+            .filter(|(_, b)| b.participant == participant)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in old {
+            self.close_bridge(s, "replaced by a new session");
+        }
+    }
+
+    /// Packetizes one bridge frame (RFC 6184 for H.264, as is for Opus) and forwards it like a
+    /// WebRTC publisher's packets.
+    fn bridge_media(&mut self, now: Instant, session: SessionId, media: BridgeMedia) {
+        let Some(b) = self.bridges.get_mut(&session) else {
+            return;
+        };
+        let (room, participant) = (b.room, b.participant);
+        let epoch = session.0;
+        let mut packets = Vec::new();
+        match media {
+            BridgeMedia::Video(frame) => {
+                if let Some(p) = frame
+                    .parameter_sets
+                    .iter()
+                    .find_map(|n| sps_profile_level_id(n))
+                {
+                    b.profile = Some(p);
+                }
+                let mut payloads = std::mem::take(&mut self.payload_scratch);
+                packetize_h264(&frame, MAX_RTP_PAYLOAD, &mut payloads);
+                for p in payloads.drain(..) {
+                    let switch_point = is_keyframe_start(Codec::H264, &p.data);
+                    packets.push(MediaPacket {
+                        room,
+                        source: SourceKey {
+                            participant,
+                            rid: None,
+                        },
+                        kind: MediaKind::Video,
+                        codec: CodecKey {
+                            codec: Codec::H264,
+                            profile: b.profile,
+                        },
+                        seq: b.video_seq,
+                        rtp_time: frame.pts_90k as u32,
+                        marker: p.marker,
+                        switch_point,
+                        payload: Arc::from(p.data),
+                        arrival: now,
+                        epoch,
+                    });
+                    b.video_seq += 1;
+                }
+                self.payload_scratch = payloads;
+            }
+            BridgeMedia::Audio(frame) => {
+                packets.push(MediaPacket {
+                    room,
+                    source: SourceKey {
+                        participant,
+                        rid: None,
+                    },
+                    kind: MediaKind::Audio,
+                    codec: CodecKey {
+                        codec: Codec::Opus,
+                        profile: None,
+                    },
+                    seq: b.audio_seq,
+                    rtp_time: frame.ts_48k as u32,
+                    marker: false,
+                    switch_point: true,
+                    payload: Arc::from(frame.data.as_ref()),
+                    arrival: now,
+                    epoch,
+                });
+                b.audio_seq += 1;
+            }
+        }
+        self.stats.rtp_in += packets.len() as u64;
+        for pkt in packets {
+            self.emit_media(pkt, now);
         }
     }
 

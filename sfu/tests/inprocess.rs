@@ -14,6 +14,7 @@ use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::oneshot;
+use venue_sfu::bridge::{BridgeMedia, VideoFrame};
 use venue_sfu::shard::{MidLayout, ShardCommand, ShardCore, ShardOutput};
 use venue_sfu::{ParticipantId, RoomId, SessionId, SfuConfig, SfuEvent, SubscribeTarget};
 
@@ -56,6 +57,8 @@ struct Net {
     subs: Vec<SubClient>,
     events: Vec<SfuEvent>,
     next_port: u16,
+    /// Bridge publishers: (session, id byte, frames sent).
+    bridges: Vec<(SessionId, u8, u64)>,
 }
 
 fn server() -> SocketAddr {
@@ -78,6 +81,7 @@ impl Net {
             subs: vec![],
             events: vec![],
             next_port: 40000,
+            bridges: vec![],
         }
     }
 
@@ -199,6 +203,21 @@ impl Net {
         self.subs.len() - 1
     }
 
+    /// A bridge publisher (RTMP-style source) with participant id `id`.
+    fn bridge(&mut self, id: u8) -> SessionId {
+        let session = SessionId(0xb000 + u64::from(id) * 256);
+        self.shard.handle_command(
+            self.now,
+            ShardCommand::BridgeOpen {
+                session,
+                room: ROOM,
+                participant: ParticipantId(u64::from(id)),
+            },
+        );
+        self.bridges.push((session, id, 0));
+        session
+    }
+
     fn stage(&mut self, slots: Vec<Option<u8>>) {
         let slots = slots
             .into_iter()
@@ -289,6 +308,33 @@ impl Net {
                         vec![0xfc, p.id, 1, 2, 3],
                     )
                     .unwrap();
+                }
+            }
+            // Bridge publishers: a 30-frame GOP at 30 fps (an RTMP encoder with -g 30).
+            if now.duration_since(self.start).as_millis() % 33 == 0 {
+                for (session, id, frame) in &mut self.bridges {
+                    let keyframe = *frame % 30 == 0;
+                    let nal = std::iter::once(if keyframe { 0x65 } else { 0x41 })
+                        .chain(std::iter::once(*id))
+                        .chain(std::iter::repeat_n(0x55, 2500))
+                        .collect::<Vec<u8>>();
+                    let media = BridgeMedia::Video(VideoFrame {
+                        nalus: vec![Bytes::from(nal)],
+                        pts_90k: *frame * 3000,
+                        keyframe,
+                        parameter_sets: vec![
+                            Bytes::from_static(&[0x67, 0x42, 0xe0, 0x1f]),
+                            Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
+                        ],
+                    });
+                    *frame += 1;
+                    self.shard.handle_command(
+                        now,
+                        ShardCommand::BridgeMedia {
+                            session: *session,
+                            media,
+                        },
+                    );
                 }
             }
             // Drive clients.
@@ -678,5 +724,78 @@ fn simulcast_every_layer_accepted_and_highest_affordable_forwarded() {
     assert!(
         !recent.is_empty() && recent.iter().all(|&t| t == 12),
         "full layer forwarded: {recent:?}"
+    );
+}
+
+#[test]
+fn bridge_publisher_reaches_viewers_and_switches_like_a_webrtc_one() {
+    let mut net = Net::new(1);
+    net.publish(1);
+    net.bridge(2);
+    net.stage(vec![Some(2)]);
+    let s = net.subscribe(1);
+    net.run(Duration::from_millis(1500));
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        SfuEvent::PublisherUp {
+            participant: ParticipantId(2),
+            ..
+        }
+    )));
+    let v = net.video_of(s, 0);
+    let first = v.first().expect("bridge video arrives");
+    assert!(
+        starts_keyframe(first.1),
+        "a viewer starts on the bridge's keyframe (SPS/PPS STAP-A first): {:x?}",
+        first.1
+    );
+    let ids: Vec<u8> = v.iter().filter_map(|x| source_of(x.1)).collect();
+    assert!(
+        ids.len() > 20 && ids.iter().all(|&i| i == 2),
+        "frames are the bridge's: {ids:?}"
+    );
+    // Switch to the WebRTC publisher and back: one continuous stream.
+    net.stage(vec![Some(1)]);
+    net.run(Duration::from_secs(1));
+    net.stage(vec![Some(2)]);
+    net.run(Duration::from_millis(1500));
+    let v = net.video_of(s, 0);
+    for w in v.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "contiguous sequence numbers across bridge/WebRTC switches"
+        );
+    }
+    let ids: Vec<u8> = v.iter().filter_map(|x| source_of(x.1)).collect();
+    assert!(
+        ids.contains(&1) && ids.last() == Some(&2),
+        "both sources were shown, the bridge last"
+    );
+    // Closing the bridge reports it down and its slot goes quiet.
+    let (tx, rx) = oneshot::channel();
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::Close {
+            session: net.bridges[0].0,
+            reply: tx,
+        },
+    );
+    rx.blocking_recv().unwrap().unwrap();
+    net.bridges.clear();
+    net.run(Duration::from_millis(100));
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        SfuEvent::PublisherDown {
+            participant: ParticipantId(2),
+            ..
+        }
+    )));
+    let n = net.video_of(s, 0).len();
+    net.run(Duration::from_millis(500));
+    assert_eq!(
+        net.video_of(s, 0).len(),
+        n,
+        "nothing flows on the slot after the bridge closed"
     );
 }
