@@ -98,10 +98,10 @@ pub fn packetize_h264(frame: &VideoFrame, max: usize, out: &mut Vec<Payload>) {
     for n in frame.nalus.iter().filter(|n| !n.is_empty()) {
         push_nalu(n, max, out);
     }
-    if out.len() > start {
-        if let Some(last) = out.last_mut() {
-            last.marker = true;
-        }
+    if out.len() > start
+        && let Some(last) = out.last_mut()
+    {
+        last.marker = true;
     }
 }
 

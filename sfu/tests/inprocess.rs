@@ -311,7 +311,11 @@ impl Net {
                 }
             }
             // Bridge publishers: a 30-frame GOP at 30 fps (an RTMP encoder with -g 30).
-            if now.duration_since(self.start).as_millis() % 33 == 0 {
+            if now
+                .duration_since(self.start)
+                .as_millis()
+                .is_multiple_of(33)
+            {
                 for (session, id, frame) in &mut self.bridges {
                     let keyframe = *frame % 30 == 0;
                     let nal = std::iter::once(if keyframe { 0x65 } else { 0x41 })
