@@ -26,6 +26,27 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// `[interaction]`: the living room (cursors, stickers, fireworks, chat).
     pub interaction: InteractionConfig,
+    /// `[schedule]`: slot-bound stream keys.
+    pub schedule: ScheduleConfig,
+}
+
+/// `[schedule]` section: when booked stream keys open and close.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// A booked key works from this many seconds before its window, 0..=86400. Default 300.
+    pub grace_before_s: u64,
+    /// A live session is ended this many seconds after its window closes, 0..=3600. Default 0.
+    pub grace_after_s: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            grace_before_s: 300,
+            grace_after_s: 0,
+        }
+    }
 }
 
 /// `[interaction]` section: the rooms' interaction hubs.
@@ -109,6 +130,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./venue-data"),
             admin_token: None,
             interaction: InteractionConfig::default(),
+            schedule: ScheduleConfig::default(),
         }
     }
 }
@@ -374,6 +396,12 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "interaction.limits rates and bursts must be at least 1".into(),
+            ));
+        }
+        if self.schedule.grace_before_s > 86_400 || self.schedule.grace_after_s > 3_600 {
+            return Err(ConfigError::Invalid(
+                "schedule.grace_before_s must be 0..=86400 and schedule.grace_after_s 0..=3600"
+                    .into(),
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

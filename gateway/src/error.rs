@@ -20,6 +20,10 @@ pub enum ApiError {
     /// 401 + `WWW-Authenticate: Bearer`.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401 + `WWW-Authenticate: Bearer`: a known stream key used outside its booked window;
+    /// the string says when it opens or closed.
+    #[error("{0}")]
+    KeyRefused(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -51,7 +55,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -76,7 +80,7 @@ impl ApiError {
 
     fn into_response_with(self, json: bool) -> Response {
         let status = self.status();
-        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let unauthorized = matches!(self, ApiError::Unauthorized(_) | ApiError::KeyRefused(_));
         let unavailable = matches!(self, ApiError::Unavailable(_));
         let message = self.public_message();
         let mut response = if json {

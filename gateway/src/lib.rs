@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod ws;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub ws_queue: hub::QueuePolicy,
     /// `http.trusted_proxies`.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Slot-bound stream keys: the key check and the window-closing timer.
+    pub schedule: schedule::Schedule,
 }
 
 /// The HTTP router over `state`.
@@ -220,7 +223,10 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     let state_handle = state::spawn(store.clone(), sfu.clone(), events, hub_deps)
         .await
         .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
+    schedule.spawn_enforcer(store.clone(), &state_handle);
     let state = AppState {
+        schedule,
         store,
         sfu,
         state: state_handle,

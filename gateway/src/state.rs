@@ -192,30 +192,51 @@ impl Core {
         self.push(room_id, now)
     }
 
-    /// A streamer was deleted: close its sessions, take it off the stage.
-    pub fn remove_streamer(&mut self, room_id: i64, streamer: i64, now: Instant) -> Vec<Effect> {
+    /// Closes the publisher sessions of `streamer` (and with `previews` its admin previews):
+    /// the streamer goes offline; a new state frame is pushed when it was live on stage. The
+    /// path shared by deleting a streamer and by a booked window closing (schedule).
+    pub fn close_streamer_sessions(
+        &mut self,
+        room_id: i64,
+        streamer: i64,
+        previews: bool,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let (mut effects, was_live) = self.close_sessions(streamer, previews);
+        if was_live && self.on_stage(RoomId(room_id as u64), participant(streamer)) {
+            effects.extend(self.push(room_id, now));
+        }
+        effects
+    }
+
+    /// Removes and returns (as `Effect::Close`) the sessions of `streamer`; whether it was live.
+    fn close_sessions(&mut self, streamer: i64, previews: bool) -> (Vec<Effect>, bool) {
         let participant = participant(streamer);
-        let mut effects: Vec<Effect> = self
+        let mut closed: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter(|(_, info)| {
-                matches!(info.kind, SessionKind::Publisher(p) | SessionKind::Preview(p) if p == participant)
+            .filter(|(_, info)| match info.kind {
+                SessionKind::Publisher(p) => p == participant,
+                SessionKind::Preview(p) => previews && p == participant,
+                SessionKind::Viewer => false,
             })
-            .map(|(s, _)| Effect::Close(*s))
+            .map(|(s, _)| *s)
             .collect();
-        effects.sort_by_key(|e| match e {
-            Effect::Close(s) => s.0,
-            _ => 0,
-        });
-        for e in &effects {
-            if let Effect::Close(s) = e {
-                self.sessions.remove(s);
-            }
+        closed.sort_by_key(|s| s.0);
+        for s in &closed {
+            self.sessions.remove(s);
         }
+        let effects: Vec<Effect> = closed.into_iter().map(Effect::Close).collect();
         let was_live = self
             .live
             .remove(&participant)
             .is_some_and(|s| !s.is_empty());
+        (effects, was_live)
+    }
+
+    /// A streamer was deleted: close its sessions, take it off the stage.
+    pub fn remove_streamer(&mut self, room_id: i64, streamer: i64, now: Instant) -> Vec<Effect> {
+        let (mut effects, was_live) = self.close_sessions(streamer, true);
         let mut stage_changed = false;
         if let Some(entry) = self.rooms.get_mut(&room_id) {
             for slot in entry.slots.iter_mut() {
@@ -562,6 +583,10 @@ enum Command {
     Hubs {
         reply: oneshot::Sender<Vec<HubHandle>>,
     },
+    ClosePublishers {
+        streamers: Vec<(i64, i64)>,
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// Cloneable handle to the state actor.
@@ -570,11 +595,31 @@ pub struct StateHandle {
     tx: mpsc::Sender<Command>,
 }
 
+/// A [`StateHandle`] that does not keep the actor running (background tasks).
+#[derive(Clone, Debug)]
+pub struct WeakStateHandle {
+    tx: mpsc::WeakSender<Command>,
+}
+
+impl WeakStateHandle {
+    /// The handle, while the actor runs.
+    pub fn upgrade(&self) -> Option<StateHandle> {
+        self.tx.upgrade().map(|tx| StateHandle { tx })
+    }
+}
+
 fn stopped() -> ApiError {
     ApiError::Internal("state actor stopped".into())
 }
 
 impl StateHandle {
+    /// A weak handle.
+    pub fn downgrade(&self) -> WeakStateHandle {
+        WeakStateHandle {
+            tx: self.tx.downgrade(),
+        }
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -666,6 +711,13 @@ impl StateHandle {
             reply,
         })
         .await
+    }
+
+    /// Closes every publisher session of each `(room id, streamer id)` (a booked window
+    /// closed); returns how many sessions were closed.
+    pub async fn close_publishers(&self, streamers: Vec<(i64, i64)>) -> Result<usize, ApiError> {
+        self.ask(|reply| Command::ClosePublishers { streamers, reply })
+            .await
     }
 
     /// Every room's hub (metrics).
@@ -825,6 +877,24 @@ impl Shell {
             }
             Command::Hubs { reply } => {
                 let _ = reply.send(self.hubs.values().cloned().collect());
+            }
+            Command::ClosePublishers { streamers, reply } => {
+                let mut closed = 0;
+                for (room_id, streamer) in streamers {
+                    let effects = self
+                        .core
+                        .close_streamer_sessions(room_id, streamer, false, now);
+                    let n = effects
+                        .iter()
+                        .filter(|e| matches!(e, Effect::Close(_)))
+                        .count();
+                    if n > 0 {
+                        tracing::info!(streamer, sessions = n, "booked window closed: publisher sessions ended");
+                    }
+                    closed += n;
+                    self.apply(effects).await;
+                }
+                let _ = reply.send(closed);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Persistent state in SQLite (`data_dir/venue.db`, WAL): rooms, streamers, stage slots.
+//! Persistent state in SQLite (`data_dir/venue.db`, WAL): rooms, streamers, stage slots,
+//! the living room (`store/interaction.rs`) and the schedule ([`schedule`]).
 //!
 //! Contract: stream keys are never stored, only their SHA-256 (hex); a key is shown to the
 //! admin once, when the streamer is created. Every write that touches several rows runs in one
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 };
 
 mod interaction;
+pub mod schedule;
 
 /// The room that exists on first start.
 pub const DEFAULT_ROOM: &str = "main";

@@ -1,7 +1,9 @@
 //! WHIP (RFC 9725): `POST /api/whip` creates a publisher session for the streamer whose stream
 //! key is the bearer token; `PATCH`/`DELETE /api/whip/{session}` trickle and end it.
 //!
-//! Errors are `text/plain`: 401 (+ `WWW-Authenticate: Bearer`) missing or unknown key, 415
+//! Errors are `text/plain`: 401 (+ `WWW-Authenticate: Bearer`) missing or unknown key, or a
+//! slot-bound key outside its booked window with the reason ("this key opens at
+//! 2026-11-21T20:55:00Z"; see [`crate::schedule`]), 415
 //! wrong content type, 413 body over 64 KiB, 400 malformed SDP, 404 unknown session, 412
 //! `If-Match` mismatch, 422 ICE restart, 503 media plane unavailable.
 
@@ -29,11 +31,7 @@ pub async fn post(
     let key = bearer(&headers).ok_or(ApiError::Unauthorized(
         "missing Authorization: Bearer <stream key>",
     ))?;
-    let streamer = app
-        .store
-        .streamer_by_key(key)
-        .await?
-        .ok_or(ApiError::Unauthorized("unknown stream key"))?;
+    let streamer = app.schedule.authorize(&app.store, key).await?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
     let room = RoomId(streamer.room_id as u64);
@@ -51,6 +49,8 @@ pub async fn post(
             },
         )
         .await?;
+    // A window may have closed while the SFU answered: the timer re-checks.
+    app.schedule.changed();
     Ok(created(
         format!("/api/whip/{}", answer.session),
         &tag,
