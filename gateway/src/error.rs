@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 422: ICE restart requested; not supported.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: the caller is over a rate limit.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 503: the media plane is overloaded or stopped.
     #[error("{0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -127,6 +127,22 @@ pub fn router(state: AppState) -> Router {
             post(api::interaction::moderate),
         )
         .route(
+            "/api/admin/rooms/{room}/events",
+            get(api::schedule::list_events).post(api::schedule::create_event),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}",
+            axum::routing::put(api::schedule::put_event).delete(api::schedule::delete_event),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}/bookings",
+            post(api::schedule::create_booking),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}/bookings/{booking}",
+            axum::routing::delete(api::schedule::delete_booking),
+        )
+        .route(
             "/api/admin/sticker-sets",
             get(api::interaction::sticker_sets),
         )
@@ -150,6 +166,14 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
+        .route(
+            "/api/rooms/{room}/schedule",
+            get(api::schedule::public_schedule),
+        )
+        .route(
+            "/api/rooms/{room}/events/{id}/signup",
+            post(api::schedule::signup),
+        )
         .route(
             "/stickers/custom/{set}/{sticker}",
             get(api::interaction::sticker_image),

@@ -52,24 +52,48 @@ pub fn rfc3339(unix: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The schedule's settings, clock and re-arm signal; cheap to clone.
-#[derive(Clone, Debug)]
+/// Public sign-ups allowed per client IP per minute.
+pub const SIGNUPS_PER_MINUTE: u32 = 5;
+
+/// The schedule's settings, clock, re-arm signal and sign-up rate limit; cheap to clone.
+#[derive(Clone)]
 pub struct Schedule {
+    signups: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     clock: Clock,
     grace_before: Duration,
     grace_after: Duration,
     rearm: Arc<Notify>,
 }
 
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schedule")
+            .field("clock", &self.clock)
+            .field("grace_before", &self.grace_before)
+            .field("grace_after", &self.grace_after)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Schedule {
     /// A schedule with `config`'s graces on `clock`.
     pub fn new(config: ScheduleConfig, clock: Clock) -> Schedule {
+        let quota = governor::Quota::per_minute(
+            std::num::NonZeroU32::new(SIGNUPS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN),
+        );
         Schedule {
+            signups: Arc::new(governor::RateLimiter::keyed(quota)),
             clock,
             grace_before: Duration::from_secs(config.grace_before_s),
             grace_after: Duration::from_secs(config.grace_after_s),
             rearm: Arc::new(Notify::new()),
         }
+    }
+
+    /// Whether `ip` may make another public sign-up now (counts it).
+    pub fn signup_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.signups.retain_recent();
+        self.signups.check_key(&ip).is_ok()
     }
 
     /// The clock.
@@ -118,19 +142,19 @@ impl Schedule {
         {
             return Ok(access.streamer);
         }
-        let reason = if let Some(&(start, _)) = access.windows.iter().find(|(start, _)| *start > now)
-        {
-            format!(
-                "this key opens at {} ({} s before the booked slot at {})",
-                rfc3339(start.saturating_sub(before)),
-                before,
-                rfc3339(start)
-            )
-        } else if let Some(&(_, end)) = access.windows.last() {
-            format!("this key's slot ended at {}", rfc3339(end))
-        } else {
-            "this key has no booked slot".to_owned()
-        };
+        let reason =
+            if let Some(&(start, _)) = access.windows.iter().find(|(start, _)| *start > now) {
+                format!(
+                    "this key opens at {} ({} s before the booked slot at {})",
+                    rfc3339(start.saturating_sub(before)),
+                    before,
+                    rfc3339(start)
+                )
+            } else if let Some(&(_, end)) = access.windows.last() {
+                format!("this key's slot ended at {}", rfc3339(end))
+            } else {
+                "this key has no booked slot".to_owned()
+            };
         tracing::info!(streamer = access.streamer.id, %reason, "stream key refused outside its window");
         Err(ApiError::KeyRefused(reason))
     }

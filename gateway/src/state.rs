@@ -889,7 +889,11 @@ impl Shell {
                         .filter(|e| matches!(e, Effect::Close(_)))
                         .count();
                     if n > 0 {
-                        tracing::info!(streamer, sessions = n, "booked window closed: publisher sessions ended");
+                        tracing::info!(
+                            streamer,
+                            sessions = n,
+                            "booked window closed: publisher sessions ended"
+                        );
                     }
                     closed += n;
                     self.apply(effects).await;

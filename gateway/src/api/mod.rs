@@ -1,4 +1,5 @@
-//! HTTP API: WHIP (RFC 9725), WHEP (draft-ietf-wish-whep), admin and public room endpoints.
+//! HTTP API: WHIP (RFC 9725), WHEP (draft-ietf-wish-whep), admin and public room endpoints,
+//! the schedule ([`schedule`]).
 //!
 //! Shared request helpers live here: bearer tokens, content types, the 64 KiB SDP body
 //! limit, the pre-check of SDP offers, ETag / `If-Match`, CORS for the WHIP/WHEP resources,
@@ -7,6 +8,7 @@
 pub mod admin;
 pub mod interaction;
 pub mod rooms;
+pub mod schedule;
 pub mod whep;
 pub mod whip;
 

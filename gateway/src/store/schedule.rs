@@ -9,10 +9,10 @@
 
 use std::str::FromStr;
 
+use super::Store;
 use super::{
     MAX_STREAMER_NAME_CHARS, MAX_TITLE_CHARS, StoreError, StreamKey, Streamer, hash_key, now_unix,
 };
-use super::Store;
 
 /// Longest booking description, in chars.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -90,9 +90,7 @@ impl EventSpec {
             return Err(StoreError::Invalid("an event lasts at most 31 days".into()));
         }
         if !SLOT_SECONDS.contains(&self.slot_seconds) {
-            return Err(StoreError::Invalid(
-                "slot_minutes must be 1..=1440".into(),
-            ));
+            return Err(StoreError::Invalid("slot_minutes must be 1..=1440".into()));
         }
         let slots = (self.end_at - self.start_at + self.slot_seconds - 1) / self.slot_seconds;
         if slots > MAX_SLOTS {
@@ -229,8 +227,11 @@ impl Store {
     /// Creates an event in `room_id`. Errors: `Invalid` with the reason.
     pub async fn create_event(&self, room_id: i64, spec: &EventSpec) -> Result<Event, StoreError> {
         spec.validate()?;
-        Ok(sqlx::query_as::<_, Event>(concat!("INSERT INTO events (room_id, title, start_at, end_at, slot_seconds, public_signup, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ", event_columns!()))
+        Ok(sqlx::query_as::<_, Event>(concat!(
+            "INSERT INTO events (room_id, title, start_at, end_at, slot_seconds, public_signup, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            event_columns!()
+        ))
         .bind(room_id)
         .bind(spec.title.trim())
         .bind(spec.start_at)
@@ -244,7 +245,11 @@ impl Store {
 
     /// Events of a room, by start.
     pub async fn events(&self, room_id: i64) -> Result<Vec<Event>, StoreError> {
-        Ok(sqlx::query_as::<_, Event>(concat!("SELECT ", event_columns!(), " FROM events WHERE room_id = ? ORDER BY start_at, id"))
+        Ok(sqlx::query_as::<_, Event>(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE room_id = ? ORDER BY start_at, id"
+        ))
         .bind(room_id)
         .fetch_all(&self.pool)
         .await?)
@@ -252,7 +257,11 @@ impl Store {
 
     /// Event `id` of `room_id`, if any.
     pub async fn event(&self, room_id: i64, id: i64) -> Result<Option<Event>, StoreError> {
-        Ok(sqlx::query_as::<_, Event>(concat!("SELECT ", event_columns!(), " FROM events WHERE room_id = ? AND id = ?"))
+        Ok(sqlx::query_as::<_, Event>(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE room_id = ? AND id = ?"
+        ))
         .bind(room_id)
         .bind(id)
         .fetch_optional(&self.pool)
@@ -272,7 +281,11 @@ impl Store {
     ) -> Result<Option<Event>, StoreError> {
         spec.validate()?;
         let mut tx = self.pool.begin().await?;
-        let Some(old) = sqlx::query_as::<_, Event>(concat!("SELECT ", event_columns!(), " FROM events WHERE room_id = ? AND id = ?"))
+        let Some(old) = sqlx::query_as::<_, Event>(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM events WHERE room_id = ? AND id = ?"
+        ))
         .bind(room_id)
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -281,8 +294,11 @@ impl Store {
             return Ok(None);
         };
         let delta = spec.start_at - old.start_at;
-        let event = sqlx::query_as::<_, Event>(concat!("UPDATE events SET title = ?, start_at = ?, end_at = ?, slot_seconds = ?, \
-             public_signup = ? WHERE id = ? RETURNING ", event_columns!()))
+        let event = sqlx::query_as::<_, Event>(concat!(
+            "UPDATE events SET title = ?, start_at = ?, end_at = ?, slot_seconds = ?, \
+             public_signup = ? WHERE id = ? RETURNING ",
+            event_columns!()
+        ))
         .bind(spec.title.trim())
         .bind(spec.start_at)
         .bind(spec.end_at)
@@ -291,7 +307,11 @@ impl Store {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let bookings = sqlx::query_as::<_, Booking>(concat!("SELECT ", booking_columns!(), " FROM bookings WHERE event_id = ? ORDER BY start_at"))
+        let bookings = sqlx::query_as::<_, Booking>(concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE event_id = ? ORDER BY start_at"
+        ))
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
@@ -339,18 +359,24 @@ impl Store {
 
     /// Deletes event `id` of `room_id` and its bookings. Returns whether it existed.
     pub async fn delete_event(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM events WHERE room_id = ? AND id = ?")
-            .bind(room_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        Ok(
+            sqlx::query("DELETE FROM events WHERE room_id = ? AND id = ?")
+                .bind(room_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
     }
 
     /// Bookings of event `event_id`, by start.
     pub async fn bookings(&self, event_id: i64) -> Result<Vec<Booking>, StoreError> {
-        Ok(sqlx::query_as::<_, Booking>(concat!("SELECT ", booking_columns!(), " FROM bookings WHERE event_id = ? ORDER BY start_at"))
+        Ok(sqlx::query_as::<_, Booking>(concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE event_id = ? ORDER BY start_at"
+        ))
         .bind(event_id)
         .fetch_all(&self.pool)
         .await?)
@@ -372,9 +398,7 @@ impl Store {
                 "slot_start must be the start of one of the event's slots".into(),
             ));
         }
-        let span = event
-            .slot_seconds
-            .saturating_mul(i64::from(spec.slots));
+        let span = event.slot_seconds.saturating_mul(i64::from(spec.slots));
         if spec.slot_start + span - event.slot_seconds >= event.end_at {
             return Err(StoreError::Invalid(format!(
                 "the event has fewer than {} slots from slot_start",
@@ -411,7 +435,9 @@ impl Store {
             None => {
                 let name = spec.artist_name.trim();
                 let chars = name.chars().count();
-                if chars == 0 || chars > MAX_STREAMER_NAME_CHARS || name.chars().any(char::is_control)
+                if chars == 0
+                    || chars > MAX_STREAMER_NAME_CHARS
+                    || name.chars().any(char::is_control)
                 {
                     return Err(StoreError::Invalid(format!(
                         "artist_name must be 1-{MAX_STREAMER_NAME_CHARS} printable characters"
@@ -446,48 +472,57 @@ impl Store {
             booking_columns!(),
             " FROM bookings WHERE event_id = ? AND streamer_id = ? AND end_at = ?"
         ))
-            .bind(event.id)
-            .bind(streamer.id)
-            .bind(start)
-            .fetch_optional(&mut *tx)
-            .await?;
+        .bind(event.id)
+        .bind(streamer.id)
+        .bind(start)
+        .fetch_optional(&mut *tx)
+        .await?;
         let after = sqlx::query_as::<_, Booking>(concat!(
             "SELECT ",
             booking_columns!(),
             " FROM bookings WHERE event_id = ? AND streamer_id = ? AND start_at = ?"
         ))
-            .bind(event.id)
-            .bind(streamer.id)
-            .bind(end)
-            .fetch_optional(&mut *tx)
-            .await?;
+        .bind(event.id)
+        .bind(streamer.id)
+        .bind(end)
+        .fetch_optional(&mut *tx)
+        .await?;
         let merged = before.is_some() || after.is_some();
-        let booking = match (before, after) {
-            (Some(b), after) => {
-                let new_end = after.as_ref().map_or(end, |a| a.end_at);
-                if let Some(a) = after {
-                    sqlx::query("DELETE FROM bookings WHERE id = ?")
-                        .bind(a.id)
-                        .execute(&mut *tx)
-                        .await?;
+        // Merging keeps the oldest booking (its description, location, email) and stretches it
+        // over the new slots and the other neighbour, which is deleted.
+        let (keep, other) = match (before, after) {
+            (Some(b), Some(a)) if a.id < b.id => (Some(a), Some(b)),
+            (Some(b), a) => (Some(b), a),
+            (None, a) => (a, None),
+        };
+        let booking =
+            match keep {
+                Some(k) => {
+                    let (mut start_at, mut end_at) = (start.min(k.start_at), end.max(k.end_at));
+                    if let Some(o) = other {
+                        start_at = start_at.min(o.start_at);
+                        end_at = end_at.max(o.end_at);
+                        sqlx::query("DELETE FROM bookings WHERE id = ?")
+                            .bind(o.id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    sqlx::query_as::<_, Booking>(concat!(
+                        "UPDATE bookings SET start_at = ?, end_at = ? WHERE id = ? RETURNING ",
+                        booking_columns!()
+                    ))
+                    .bind(start_at)
+                    .bind(end_at)
+                    .bind(k.id)
+                    .fetch_one(&mut *tx)
+                    .await?
                 }
-                sqlx::query_as::<_, Booking>(concat!("UPDATE bookings SET end_at = ? WHERE id = ? RETURNING ", booking_columns!()))
-                .bind(new_end)
-                .bind(b.id)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            (None, Some(a)) => {
-                sqlx::query_as::<_, Booking>(concat!("UPDATE bookings SET start_at = ? WHERE id = ? RETURNING ", booking_columns!()))
-                .bind(start)
-                .bind(a.id)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            (None, None) => {
-                sqlx::query_as::<_, Booking>(concat!("INSERT INTO bookings (event_id, streamer_id, start_at, end_at, artist_name, \
+                None => sqlx::query_as::<_, Booking>(concat!(
+                    "INSERT INTO bookings (event_id, streamer_id, start_at, end_at, artist_name, \
                      description, location, timezone, email, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ", booking_columns!()))
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+                    booking_columns!()
+                ))
                 .bind(event.id)
                 .bind(streamer.id)
                 .bind(start)
@@ -499,9 +534,8 @@ impl Store {
                 .bind(spec.email.as_deref())
                 .bind(now_unix())
                 .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+                .await?,
+            };
         tx.commit().await?;
         Ok(BookingCreated {
             booking,
@@ -513,13 +547,15 @@ impl Store {
     /// Deletes booking `id` of event `event_id` (its streamer stays, slot-bound). Returns
     /// whether it existed.
     pub async fn delete_booking(&self, event_id: i64, id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM bookings WHERE event_id = ? AND id = ?")
-            .bind(event_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        Ok(
+            sqlx::query("DELETE FROM bookings WHERE event_id = ? AND id = ?")
+                .bind(event_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
     }
 
     /// The streamer of `key` with its windows, if the key is known.
@@ -577,11 +613,11 @@ impl Store {
 
     /// The earliest booking end after `t` (Unix seconds), if any.
     pub async fn next_window_end_after(&self, t: i64) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(end_at) FROM bookings WHERE end_at > ?")
-                .bind(t)
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(end_at) FROM bookings WHERE end_at > ?",
         )
+        .bind(t)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }

@@ -178,3 +178,43 @@ fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
     assert!(core.session(SessionId(9)).is_none());
     assert!(!core.is_live(4));
 }
+
+#[test]
+fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
+    let t = Instant::now();
+    let mut core = Core::new(4, 0);
+    core.load_room(&room(1, "main"), 1, vec![Some((7, "Ann".into()))], t);
+    let (r, p) = (RoomId(1), ParticipantId(7));
+    let publisher = SessionInfo {
+        room: r,
+        kind: SessionKind::Publisher(p),
+        etag: "\"a\"".into(),
+    };
+    let preview = SessionInfo {
+        kind: SessionKind::Preview(p),
+        ..publisher.clone()
+    };
+    core.session_created(SessionId(1), publisher, t);
+    core.session_created(SessionId(2), preview, t);
+    core.on_event(
+        SfuEvent::PublisherUp {
+            room: r,
+            participant: p,
+            session: SessionId(1),
+        },
+        t,
+    );
+    let fx = core.close_streamer_sessions(1, 7, false, t);
+    assert_eq!(fx[0], Effect::Close(SessionId(1)));
+    assert_eq!(fx.len(), 2, "{fx:?}");
+    let stage = &frames(&fx)[0];
+    assert_eq!(stage.slots[0].streamer_id, 7);
+    assert!(!stage.slots[0].live);
+    assert!(core.session(SessionId(1)).is_none());
+    assert!(
+        core.session(SessionId(2)).is_some(),
+        "the admin's preview stays"
+    );
+    // Nothing left to close: no effects.
+    assert!(core.close_streamer_sessions(1, 7, false, t).is_empty());
+}

@@ -167,3 +167,13 @@ async fn everything_survives_a_restart() {
         }
     );
 }
+
+#[test]
+fn windows_merge_when_they_touch_or_overlap() {
+    use crate::store::schedule::merge_windows;
+    assert_eq!(
+        merge_windows(vec![(30, 40), (0, 10), (10, 20), (35, 50), (60, 70)]),
+        vec![(0, 20), (30, 50), (60, 70)]
+    );
+    assert_eq!(merge_windows(Vec::new()), Vec::<(i64, i64)>::new());
+}
