@@ -28,6 +28,27 @@ pub struct Config {
     pub interaction: InteractionConfig,
     /// `[schedule]`: slot-bound stream keys.
     pub schedule: ScheduleConfig,
+    /// `[rtmp]`: RTMP ingest.
+    pub rtmp: RtmpConfig,
+}
+
+/// `[rtmp]` section: RTMP ingest (`rtmp://host:1935/live/<stream key>`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Listen for RTMP publishers. Default true.
+    pub enabled: bool,
+    /// Address of the RTMP listener. Default `0.0.0.0:1935`.
+    pub listen: SocketAddr,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+        }
+    }
 }
 
 /// `[schedule]` section: when booked stream keys open and close.
@@ -131,6 +152,7 @@ impl Default for Config {
             admin_token: None,
             interaction: InteractionConfig::default(),
             schedule: ScheduleConfig::default(),
+            rtmp: RtmpConfig::default(),
         }
     }
 }
@@ -171,6 +193,9 @@ pub struct Cli {
     /// HTTP listen address, e.g. 0.0.0.0:8080 (also `VENUE_HTTP_LISTEN`).
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+    /// RTMP listen address, e.g. 0.0.0.0:1935 (also `VENUE_RTMP_LISTEN`).
+    #[arg(long, value_name = "ADDR")]
+    pub rtmp_listen: Option<SocketAddr>,
     /// Public base URL used in WHIP/RTMP URLs (also `VENUE_PUBLIC_URL`).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
@@ -274,6 +299,9 @@ impl Config {
         if let Some(v) = env("VENUE_HTTP_LISTEN") {
             self.http.listen = parse("VENUE_HTTP_LISTEN", &v)?;
         }
+        if let Some(v) = env("VENUE_RTMP_LISTEN") {
+            self.rtmp.listen = parse("VENUE_RTMP_LISTEN", &v)?;
+        }
         if let Some(v) = env("VENUE_PUBLIC_URL") {
             self.http.public_url = Some(v);
         }
@@ -318,6 +346,9 @@ impl Config {
     fn apply_cli(&mut self, cli: &Cli) {
         if let Some(v) = cli.http_listen {
             self.http.listen = v;
+        }
+        if let Some(v) = cli.rtmp_listen {
+            self.rtmp.listen = v;
         }
         if let Some(v) = &cli.public_url {
             self.http.public_url = Some(v.clone());

@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod rtmp;
 pub mod schedule;
 pub mod state;
 pub mod store;

@@ -22,9 +22,15 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(&cli)?;
     let app = venue_gateway::build_app(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
+    let rtmp = if config.rtmp.enabled {
+        venue_gateway::rtmp::spawn(app.state.clone(), config.rtmp.listen).await
+    } else {
+        None
+    };
     tracing::info!(
         http = %listener.local_addr()?,
         media = ?app.state.sfu.addrs().shards,
+        rtmp = ?rtmp,
         data_dir = %config.data_dir.display(),
         "venue listening"
     );

@@ -1,0 +1,433 @@
+//! RTMP ingest: `rtmp://host:1935/live/<stream key>` (what OBS and ffmpeg send), bridged into
+//! the SFU as a publisher like a WHIP one (issue 4).
+//!
+//! Layers: the RTMP handshake, chunk stream and AMF0 commands are rml_rtmp's (a sans-IO
+//! server session, so this module owns the socket and the crate owns the protocol); the FLV
+//! AVC video tag (`VideoData` of the FLV spec v10.1 §E.4.3, `AVCDecoderConfigurationRecord` of
+//! ISO/IEC 14496-15 §5.2.4.1) is parsed here into neutral frames for `venue_sfu::bridge`.
+//!
+//! Keys go through `Schedule::authorize` like WHIP keys: a key outside its booked window, or an
+//! unknown one, closes the connection with the reason logged. H.264 passes through without
+//! transcoding; SPS/PPS from the sequence header go out before every IDR. A non-zero
+//! composition time offset (B-frames) is logged as a warning with the OBS fix.
+//!
+//! Audio (AAC → Opus) is not bridged yet.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use venue_sfu::bridge::{BridgeMedia, VideoFrame};
+use venue_sfu::{BridgeHandle, RoomId};
+
+use crate::AppState;
+use crate::state::{SessionInfo, SessionKind, participant};
+
+/// Largest read from a connection at once, bytes.
+const READ_BUF: usize = 64 * 1024;
+/// A connection that sends nothing for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a publishing connection checks that its session still exists (a window closed,
+/// an admin deleted the streamer).
+const SESSION_CHECK: Duration = Duration::from_secs(1);
+
+/// Accepts RTMP connections on `listener` forever; each runs in its own task. An accept error
+/// is logged and survived.
+pub async fn serve(app: AppState, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Err(reason) = connection(app, stream).await {
+                        tracing::info!(%peer, %reason, "RTMP connection closed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "RTMP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// What an AVC video tag carried.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AvcTag {
+    /// `AVCDecoderConfigurationRecord`: NAL length size and the SPS/PPS units.
+    SequenceHeader {
+        length_size: usize,
+        parameter_sets: Vec<Bytes>,
+    },
+    /// Coded NAL units of one picture.
+    Nalus {
+        keyframe: bool,
+        composition_time_ms: i32,
+        nalus: Vec<Bytes>,
+    },
+    /// End of sequence, or a codec other than AVC (ignored).
+    Other,
+}
+
+/// Why a tag could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlvError {
+    /// The tag ends before a field it announces.
+    #[error("truncated FLV video tag")]
+    Truncated,
+    /// A NAL length size other than 1, 2 or 4.
+    #[error("bad AVC NAL length size {0}")]
+    LengthSize(usize),
+}
+
+/// Parses one FLV video tag body (FLV v10.1 §E.4.3.1 `VideoTagHeader` + `AVCVIDEOPACKET`).
+/// `length_size` is the NAL length size of the stream's sequence header (4 until one arrives).
+/// Errors: [`FlvError`]; never panics on any input.
+pub fn parse_video_tag(data: &[u8], length_size: usize) -> Result<AvcTag, FlvError> {
+    let [first, packet_type, c0, c1, c2, body @ ..] = data else {
+        return if data.first().is_some_and(|b| b & 0x0f != 7) {
+            Ok(AvcTag::Other)
+        } else {
+            Err(FlvError::Truncated)
+        };
+    };
+    if first & 0x0f != 7 {
+        return Ok(AvcTag::Other);
+    }
+    let keyframe = first >> 4 == 1;
+    // SI24 composition time offset.
+    let raw = (u32::from(*c0) << 16) | (u32::from(*c1) << 8) | u32::from(*c2);
+    let composition_time_ms = ((raw << 8) as i32) >> 8;
+    match packet_type {
+        0 => parse_decoder_config(body),
+        1 => {
+            if !matches!(length_size, 1 | 2 | 4) {
+                return Err(FlvError::LengthSize(length_size));
+            }
+            let mut nalus = Vec::new();
+            let mut rest = body;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_at_checked(length_size)
+                    .ok_or(FlvError::Truncated)?;
+                let n = len
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                let (nalu, tail) = tail.split_at_checked(n).ok_or(FlvError::Truncated)?;
+                if !nalu.is_empty() {
+                    nalus.push(Bytes::copy_from_slice(nalu));
+                }
+                rest = tail;
+            }
+            Ok(AvcTag::Nalus {
+                keyframe,
+                composition_time_ms,
+                nalus,
+            })
+        }
+        _ => Ok(AvcTag::Other),
+    }
+}
+
+/// ISO/IEC 14496-15 §5.2.4.1 `AVCDecoderConfigurationRecord`.
+fn parse_decoder_config(b: &[u8]) -> Result<AvcTag, FlvError> {
+    let [
+        _version,
+        _profile,
+        _compat,
+        _level,
+        len_byte,
+        num_sps,
+        rest @ ..,
+    ] = b
+    else {
+        return Err(FlvError::Truncated);
+    };
+    let length_size = usize::from(len_byte & 0x03) + 1;
+    let mut sets = Vec::new();
+    let mut rest = rest;
+    let take = |rest: &mut &[u8], count: usize, sets: &mut Vec<Bytes>| -> Result<(), FlvError> {
+        for _ in 0..count {
+            let (len, tail) = rest.split_at_checked(2).ok_or(FlvError::Truncated)?;
+            let n = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let (unit, tail) = tail.split_at_checked(n).ok_or(FlvError::Truncated)?;
+            sets.push(Bytes::copy_from_slice(unit));
+            *rest = tail;
+        }
+        Ok(())
+    };
+    take(&mut rest, usize::from(num_sps & 0x1f), &mut sets)?;
+    let (num_pps, tail) = rest.split_first().ok_or(FlvError::Truncated)?;
+    rest = tail;
+    take(&mut rest, usize::from(*num_pps), &mut sets)?;
+    Ok(AvcTag::SequenceHeader {
+        length_size,
+        parameter_sets: sets,
+    })
+}
+
+/// Per-connection publishing state.
+struct Publishing {
+    bridge: BridgeHandle,
+    length_size: usize,
+    parameter_sets: Vec<Bytes>,
+    b_frames_warned: bool,
+    last_check: Instant,
+}
+
+async fn write_results(
+    stream: &mut TcpStream,
+    results: &[ServerSessionResult],
+) -> Result<(), String> {
+    for r in results {
+        if let ServerSessionResult::OutboundResponse(packet) = r {
+            stream
+                .write_all(&packet.bytes)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn connection(app: AppState, mut stream: TcpStream) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; READ_BUF];
+    // Handshake.
+    let mut handshake = Handshake::new(PeerType::Server);
+    let remaining = loop {
+        let n = read(&mut stream, &mut buf).await?;
+        match handshake
+            .process_bytes(buf.get(..n).unwrap_or_default())
+            .map_err(|e| format!("handshake: {e:?}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                stream
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                stream
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let (mut session, initial) =
+        ServerSession::new(ServerSessionConfig::new()).map_err(|e| format!("session: {e:?}"))?;
+    write_results(&mut stream, &initial).await?;
+    let mut publishing: Option<Publishing> = None;
+    let mut input = remaining;
+    let result = loop {
+        let results = match session.handle_input(&input) {
+            Ok(r) => r,
+            Err(e) => break Err(format!("RTMP protocol error: {e:?}")),
+        };
+        let mut out = Vec::new();
+        for r in results {
+            match r {
+                ServerSessionResult::OutboundResponse(_) => out.push(r),
+                ServerSessionResult::RaisedEvent(event) => {
+                    match handle_event(&app, &mut session, &mut publishing, event).await {
+                        Ok(more) => out.extend(more),
+                        Err(reason) => {
+                            write_results(&mut stream, &out).await.ok();
+                            return finish(&app, publishing, Err(reason)).await;
+                        }
+                    }
+                }
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        if let Err(e) = write_results(&mut stream, &out).await {
+            break Err(e);
+        }
+        if let Some(p) = publishing.as_mut()
+            && p.last_check.elapsed() >= SESSION_CHECK
+        {
+            p.last_check = Instant::now();
+            if !matches!(app.state.session(p.bridge.session()).await, Ok(Some(_))) {
+                break Err(
+                    "the publisher session was ended (key window closed or streamer removed)"
+                        .into(),
+                );
+            }
+        }
+        let n = match read(&mut stream, &mut buf).await {
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        input = buf.get(..n).unwrap_or_default().to_vec();
+    };
+    finish(&app, publishing, result).await
+}
+
+async fn finish(
+    app: &AppState,
+    publishing: Option<Publishing>,
+    result: Result<(), String>,
+) -> Result<(), String> {
+    if let Some(p) = publishing {
+        let session = p.bridge.session();
+        let _ = p.bridge.close().await;
+        let _ = app.state.session_closed(session).await;
+    }
+    result
+}
+
+async fn read(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, String> {
+    match tokio::time::timeout(IDLE_TIMEOUT, stream.read(buf)).await {
+        Ok(Ok(0)) => Err("peer closed".into()),
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(format!("read: {e}")),
+        Err(_) => Err("idle for 30 s".into()),
+    }
+}
+
+async fn handle_event(
+    app: &AppState,
+    session: &mut ServerSession,
+    publishing: &mut Option<Publishing>,
+    event: ServerSessionEvent,
+) -> Result<Vec<ServerSessionResult>, String> {
+    match event {
+        ServerSessionEvent::ConnectionRequested {
+            request_id,
+            app_name,
+        } => {
+            if app_name != "live" {
+                return Err(format!(
+                    "unknown RTMP application {app_name:?} (use rtmp://host/live)"
+                ));
+            }
+            session
+                .accept_request(request_id)
+                .map_err(|e| format!("{e:?}"))
+        }
+        ServerSessionEvent::PublishStreamRequested {
+            request_id,
+            stream_key,
+            ..
+        } => {
+            if publishing.is_some() {
+                return Err("a second publish on one connection".into());
+            }
+            let streamer = app
+                .schedule
+                .authorize(&app.store, &stream_key)
+                .await
+                .map_err(|e| format!("stream key refused: {e}"))?;
+            let room = RoomId(streamer.room_id as u64);
+            let p = participant(streamer.id);
+            let bridge = app
+                .sfu
+                .bridge(room, p)
+                .await
+                .map_err(|e| format!("media plane: {e}"))?;
+            app.state
+                .session_created(
+                    bridge.session(),
+                    SessionInfo {
+                        room,
+                        kind: SessionKind::Publisher(p),
+                        etag: String::new(),
+                    },
+                )
+                .await
+                .map_err(|e| format!("state: {e}"))?;
+            app.schedule.changed();
+            tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %bridge.session(), "RTMP publisher session created");
+            *publishing = Some(Publishing {
+                bridge,
+                length_size: 4,
+                parameter_sets: Vec::new(),
+                b_frames_warned: false,
+                last_check: Instant::now(),
+            });
+            session
+                .accept_request(request_id)
+                .map_err(|e| format!("{e:?}"))
+        }
+        ServerSessionEvent::VideoDataReceived {
+            data, timestamp, ..
+        } => {
+            let Some(p) = publishing.as_mut() else {
+                return Ok(Vec::new());
+            };
+            match parse_video_tag(&data, p.length_size) {
+                Ok(AvcTag::SequenceHeader {
+                    length_size,
+                    parameter_sets,
+                }) => {
+                    p.length_size = length_size;
+                    p.parameter_sets = parameter_sets;
+                }
+                Ok(AvcTag::Nalus {
+                    keyframe,
+                    composition_time_ms,
+                    nalus,
+                }) => {
+                    if composition_time_ms != 0 && !p.b_frames_warned {
+                        p.b_frames_warned = true;
+                        tracing::warn!(session = %p.bridge.session(), "the RTMP stream has B-frames (composition time offsets); WebRTC viewers may stutter — in OBS set the x264 profile to baseline or B-frames to 0");
+                    }
+                    let pts_ms = i64::from(timestamp.value) + i64::from(composition_time_ms);
+                    let frame = VideoFrame {
+                        nalus,
+                        pts_90k: (pts_ms.max(0) as u64) * 90,
+                        keyframe,
+                        parameter_sets: if keyframe {
+                            p.parameter_sets.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    };
+                    if let Err(e) = p.bridge.send(BridgeMedia::Video(frame)) {
+                        tracing::debug!(error = %e, "bridge frame dropped");
+                    }
+                }
+                Ok(AvcTag::Other) => {}
+                Err(e) => tracing::debug!(error = %e, "bad FLV video tag dropped"),
+            }
+            Ok(Vec::new())
+        }
+        ServerSessionEvent::PublishStreamFinished { .. } => {
+            Err("the encoder stopped publishing".into())
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Binds `addr` and serves RTMP in the background; a bind failure is logged and Venue runs
+/// without RTMP ingest.
+pub async fn spawn(app: AppState, addr: SocketAddr) -> Option<SocketAddr> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let local = listener.local_addr().ok();
+            tokio::spawn(serve(app, listener));
+            local
+        }
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot listen for RTMP; running without RTMP ingest");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/rtmp.rs"]
+mod tests;
