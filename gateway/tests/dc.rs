@@ -9,15 +9,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::Method;
 use common::*;
-use http_body_util::BodyExt;
 use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind};
-use tower::ServiceExt;
 use venue_gateway::hub::codec::decode_server;
 use venue_proto::Message;
 use venue_proto::v1;
@@ -113,16 +110,7 @@ async fn a_data_channel_viewer_and_a_websocket_client_chat_with_each_other() {
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     api.add_channel("venue".into());
     let (offer, pending) = api.apply().unwrap();
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/api/whep/main")
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(Body::from(offer.to_sdp_string()))
-        .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let answer =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let answer = server.whep("main", &offer.to_sdp_string()).await;
     viewer
         .peer
         .rtc

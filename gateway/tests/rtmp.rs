@@ -10,15 +10,12 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use common::*;
-use http_body_util::BodyExt;
 use serde_json::json;
 use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
-use tower::ServiceExt;
 use venue_gateway::build_app;
 use venue_tests::peer::LoopbackPeer;
 
@@ -132,16 +129,7 @@ async fn ffmpeg_rtmp_publisher_reaches_a_whep_viewer() {
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/api/whep/main")
-        .header(header::CONTENT_TYPE, "application/sdp")
-        .body(Body::from(offer.to_sdp_string()))
-        .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let answer =
-        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let answer = server.whep("main", &offer.to_sdp_string()).await;
     viewer
         .rtc
         .sdp_api()

@@ -87,6 +87,20 @@ impl Server {
         )
     }
 
+    /// `POST /api/whep/{room}` with `offer`; asserts 201 and returns the SDP answer.
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub async fn whep(&self, room: &str, offer: &str) -> String {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/whep/{room}"))
+            .header(header::CONTENT_TYPE, "application/sdp")
+            .body(Body::from(offer.to_owned()))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
     pub fn ws_url(&self, room: &str) -> String {
         format!("ws://{}/api/rooms/{room}/ws", self.addr)
     }
