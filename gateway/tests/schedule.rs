@@ -17,25 +17,14 @@ use serde_json::{Value, json};
 use str0m::Rtc;
 use str0m::media::{Direction, MediaKind};
 use tower::ServiceExt;
-use venue_gateway::config::{Config, Secret};
 use venue_gateway::{App, build_app};
 
-const ADMIN: &str = "test-admin-token";
+mod common;
+
+use common::ADMIN;
 
 async fn app(dir: &std::path::Path, grace_after_s: u64) -> App {
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    let mut config = Config {
-        data_dir: dir.to_owned(),
-        admin_token: Some(Secret::new(ADMIN)),
-        media: venue_sfu::SfuConfig {
-            base_port: 0,
-            shards: 1,
-            bind_ip: loopback,
-            candidate_ips: vec![loopback],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let mut config = common::config(dir);
     config.schedule.grace_after_s = grace_after_s;
     build_app(&config).await.unwrap()
 }

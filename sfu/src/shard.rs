@@ -277,6 +277,30 @@ struct Peer {
 }
 
 impl Peer {
+    /// A peer that has not connected yet; its first timeout is now.
+    fn new(
+        session: SessionId,
+        room: RoomId,
+        rtc: Rtc,
+        remote_ufrag: Option<String>,
+        now: Instant,
+        role: Role,
+    ) -> Peer {
+        Peer {
+            session,
+            room,
+            rtc,
+            created: now,
+            next_timeout: now,
+            connected: false,
+            scheduled: None,
+            last_input: now,
+            addrs: Vec::new(),
+            remote_ufrag,
+            role,
+        }
+    }
+
     /// The time to give this peer's `Rtc` for an input at `now`: never earlier than the last.
     fn clock(&mut self, now: Instant) -> Instant {
         self.last_input = self.last_input.max(now);
@@ -884,25 +908,20 @@ impl ShardCore {
                 )
             })
             .collect();
-        let peer = Peer {
+        let peer = Peer::new(
             session,
             room,
             rtc,
-            created: now,
-            next_timeout: now,
-            connected: false,
-            scheduled: None,
-            last_input: now,
-            addrs: Vec::new(),
             remote_ufrag,
-            role: Role::Publisher(Publisher {
+            now,
+            Role::Publisher(Publisher {
                 participant,
                 streams: Vec::new(),
                 codecs,
                 last_keyframe_request: Vec::new(),
                 deferred_keyframe_requests: Vec::new(),
             }),
-        };
+        );
         let idx = self.insert_peer(peer);
         self.publishers.insert(participant, idx);
         info!(shard = self.index, %session, room = room.0, participant = participant.0, "publisher session created");
@@ -953,25 +972,20 @@ impl ShardCore {
                 });
             }
         }
-        let peer = Peer {
+        let peer = Peer::new(
             session,
             room,
             rtc,
-            created: now,
-            next_timeout: now,
-            connected: false,
-            scheduled: None,
-            last_input: now,
-            addrs: Vec::new(),
             remote_ufrag,
-            role: Role::Subscriber(Subscriber {
+            now,
+            Role::Subscriber(Subscriber {
                 target,
                 tracks,
                 channel: None,
                 lossy_channel: None,
                 bwe: Bitrate::bps(self.config.initial_bitrate_bps),
             }),
-        };
+        );
         let idx = self.insert_peer(peer);
         self.rooms.entry(room).or_default().subscribers.push(idx);
         debug!(shard = self.index, %session, room = room.0, "subscriber session created");
