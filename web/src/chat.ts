@@ -366,7 +366,7 @@ export class ChatPanel {
     switch (n.code) {
       case "muted":
         this.mutedUntil = n.untilMs;
-        this.show(n, `You are muted${n.untilMs ? ` until ${clock(n.untilMs)}` : ""}.${n.text ? ` ${n.text}` : ""}`, 0);
+        this.show(n, `You are muted${n.untilMs ? ` until ${clock(n.untilMs)}` : ""}.`, 0);
         break;
       case "slow_mode":
         this.slowUntil = Math.max(this.slowUntil, n.untilMs);
