@@ -17,6 +17,7 @@ import {
   postOffer,
   type SdpSession,
 } from "./common";
+import { mountSchedule } from "./schedule";
 
 type Id = number | string;
 
@@ -898,6 +899,9 @@ $("#m-clearstickers").addEventListener("click", () => {
     return users;
   },
 };
+
+// The schedule card (events, slots, bookings, who is live): web/src/schedule.ts.
+mountSchedule({ api, room: () => room, toast, active: () => !consoleEl.hidden });
 
 if (token) void enter();
 else showLogin();

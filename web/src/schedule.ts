@@ -1,0 +1,852 @@
+// Admin console: the room's schedule (issue 4 §5). Events cut into slots, drawn as a timeline
+// per event in the admin's local time (hour ticks, UTC offset shown, a "now" line while the
+// event runs); free slots are clicked to book an artist (new streamer with a key shown once,
+// or an existing streamer of the room); booked blocks show the artist, their local time on
+// hover and LIVE while their streamer publishes (refreshed every 5 s). Events are created,
+// moved / resized (PUT) and deleted; bookings deleted. The API is documented at the top of
+// gateway/src/api/schedule.rs. Mounted by admin.ts with `mountSchedule`.
+import "./schedule.css";
+import { copyText, errorMessage, h } from "./common";
+
+/** `booking` of the admin API (private fields included). Times RFC 3339; `start`/`end` UTC. */
+export interface BookingJson {
+  id: number;
+  artist_name: string;
+  description: string;
+  location: string;
+  timezone: string;
+  start: string;
+  end: string;
+  /** The window in the artist's time zone, with that zone's offset. */
+  local_start: string;
+  local_end: string;
+  live: boolean;
+  streamer_id?: number;
+  email?: string | null;
+}
+
+export interface SlotJson {
+  start: string;
+  end: string;
+  booking: BookingJson | null;
+}
+
+export interface EventJson {
+  id: number;
+  title: string;
+  start: string;
+  end: string;
+  slot_minutes: number;
+  public_signup: boolean;
+  slots: SlotJson[];
+}
+
+interface CreatedBookingJson {
+  booking: BookingJson;
+  stream_key: string | null;
+  whip_url: string;
+  /** Full RTMP URL with the key, where the server gives it. */
+  rtmp_url?: string;
+  merged: boolean;
+}
+
+interface StreamerJson {
+  id: number | string;
+  name: string;
+  live: boolean;
+}
+
+/** What admin.ts hands over: its authorized fetch, the current room, its toast. */
+export interface ScheduleHost {
+  api<T>(method: string, path: string, body?: unknown): Promise<T>;
+  room(): string;
+  toast(text: string, err?: boolean): void;
+  /** Whether the console is shown (signed in). */
+  active(): boolean;
+}
+
+const REFRESH_MS = 5000;
+/** Narrowest block on the timeline, px: past it the timeline scrolls sideways. */
+const MIN_SLOT_PX = 88;
+/** The same on a phone, where names need the room more. */
+const MIN_SLOT_PX_NARROW = 120;
+const RTMP_PORT = 1935;
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+// ---------- time helpers ----------
+
+const adminZone = (): string => {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch {
+    return "UTC";
+  }
+};
+
+/** `UTC+1`, `UTC−5`, `UTC+5:30` for the admin's offset at `d`. */
+export function utcOffset(d: Date): string {
+  const m = -d.getTimezoneOffset();
+  const sign = m < 0 ? "−" : "+";
+  const a = Math.abs(m);
+  const hh = Math.floor(a / 60);
+  const mm = a % 60;
+  return `UTC${sign}${hh}${mm ? `:${String(mm).padStart(2, "0")}` : ""}`;
+}
+
+/** The offset at the end of an RFC 3339 string as `UTC+1` (`Z` → `UTC`). */
+function offsetOf(rfc: string): string {
+  const m = /([+-])(\d\d):(\d\d)$/.exec(rfc);
+  if (!m) return "UTC";
+  const hh = Number(m[2]);
+  const mm = Number(m[3]);
+  if (hh === 0 && mm === 0) return "UTC";
+  return `UTC${m[1] === "-" ? "−" : "+"}${hh}${mm ? `:${m[3]}` : ""}`;
+}
+
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** A Date as a `datetime-local` value in the admin's zone (minute precision). */
+function toLocalInput(d: Date): string {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** A `datetime-local` value (admin's zone) as RFC 3339 UTC, or null when empty/invalid. */
+function fromLocalInput(v: string): string | null {
+  if (!v) return null;
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
+const hm = (d: Date) => timeFmt.format(d);
+const day = (d: Date) => dayFmt.format(d);
+const sameDay = (a: Date, b: Date) => a.toDateString() === b.toDateString();
+
+/** `Sat 21 Nov 21:00–23:30` or across days `Sat 21 Nov 22:00 – Sun 22 Nov 02:00`. */
+function span(a: Date, b: Date): string {
+  const endIsMidnight = b.getHours() === 0 && b.getMinutes() === 0 && b.getTime() - a.getTime() <= 24 * HOUR;
+  if (sameDay(a, b) || (endIsMidnight && sameDay(a, new Date(b.getTime() - 1)))) return `${day(a)} ${hm(a)}–${hm(b)}`;
+  return `${day(a)} ${hm(a)} – ${day(b)} ${hm(b)}`;
+}
+
+/** The artist's window in their zone from the API's `local_*`: `2026-11-21 15:00–15:30 (UTC−5)`. */
+function artistLocal(b: BookingJson): string {
+  const d0 = b.local_start.slice(0, 10);
+  const d1 = b.local_end.slice(0, 10);
+  const t0 = b.local_start.slice(11, 16);
+  const t1 = b.local_end.slice(11, 16);
+  const o0 = offsetOf(b.local_start);
+  const o1 = offsetOf(b.local_end);
+  const zone = o0 === o1 ? o0 : `${o0} → ${o1}`;
+  return d0 === d1 ? `${d0} ${t0}–${t1} (${zone})` : `${d0} ${t0} – ${d1} ${t1} (${zone})`;
+}
+
+function relative(ms: number): string {
+  const m = Math.round(Math.abs(ms) / MINUTE);
+  if (m < 60) return `${m} min`;
+  const hrs = Math.floor(m / 60);
+  if (hrs < 6) return `${hrs} h${m % 60 ? ` ${m % 60} min` : ""}`;
+  if (hrs < 48) return `${Math.round(m / 60)} h`;
+  return `${Math.round(hrs / 24)} days`;
+}
+
+let zonesCache: string[] | null = null;
+function timeZones(): string[] {
+  if (zonesCache) return zonesCache;
+  let list: string[] = [];
+  try {
+    list = (Intl as unknown as { supportedValuesOf?: (k: string) => string[] }).supportedValuesOf?.("timeZone") ?? [];
+  } catch {
+    list = [];
+  }
+  const mine = adminZone();
+  zonesCache = [...new Set(["UTC", mine, ...list])];
+  return zonesCache;
+}
+
+// ---------- the module ----------
+
+interface EventView {
+  root: HTMLElement;
+  head: HTMLElement;
+  edit: HTMLElement;
+  scroll: HTMLDivElement;
+  book: HTMLElement;
+  /** The slot start picked for booking (highlighted), if the form is open. */
+  picked: string | null;
+  scrolledToNow: boolean;
+  data: EventJson;
+}
+
+export function mountSchedule(host: ScheduleHost): void {
+  const consoleEl = document.querySelector("#console") ?? document.body;
+  const zoneNote = h("span", { class: "muted sched-zone" });
+  const newBtn = h("button", { class: "primary", id: "sched-new", type: "button", text: "New event" });
+  const createBox = h("div", { class: "sched-create", hidden: true });
+  const keyBox = h("div", { class: "keybox sched-key", id: "sched-key", hidden: true });
+  const list = h("div", { class: "sched-events", id: "sched-events" });
+  const empty = h("p", { class: "muted sched-empty", hidden: true, text: "No events yet. Create one, then click a free slot to book an artist." });
+  const stateEl = h("span", { class: "muted sched-state" });
+  const section = h(
+    "section",
+    { class: "panel sched", id: "schedule" },
+    h("div", { class: "row sched-top" }, h("h2", { class: "grow", style: "margin: 0", text: "Schedule" }), stateEl, newBtn),
+    h("div", { class: "sched-zoneline" }, zoneNote),
+    createBox,
+    keyBox,
+    list,
+    empty,
+  );
+  consoleEl.append(section);
+  showZone();
+
+  const views = new Map<number, EventView>();
+  let events: EventJson[] = [];
+  let shownRoom = "";
+  let loading = false;
+  let streamers: StreamerJson[] = [];
+
+  const roomPath = () => `/api/admin/rooms/${encodeURIComponent(host.room())}`;
+  const eventsPath = () => `${roomPath()}/events`;
+
+  function showZone() {
+    zoneNote.textContent = `Times in your time zone: ${adminZone()} (${utcOffset(new Date())}). Click a free slot to book it.`;
+  }
+
+  // ----- create / edit form -----
+
+  interface FormInit {
+    title: string;
+    start: Date;
+    end: Date;
+    slotMinutes: number;
+    publicSignup: boolean;
+  }
+
+  function eventForm(init: FormInit, submitText: string, onSubmit: (body: Record<string, unknown>, err: HTMLElement) => Promise<void>, onCancel: () => void) {
+    const title = h("input", { name: "title", maxlength: 200, required: true, placeholder: "Friday Night Session" });
+    title.value = init.title;
+    const start = h("input", { name: "start", type: "datetime-local", required: true });
+    start.value = toLocalInput(init.start);
+    const end = h("input", { name: "end", type: "datetime-local", required: true });
+    end.value = toLocalInput(init.end);
+    const slot = h("input", { name: "slot_minutes", type: "number", min: 1, max: 1440, step: 1, required: true });
+    slot.value = String(init.slotMinutes);
+    const pub = h("input", { name: "public_signup", type: "checkbox" });
+    pub.checked = init.publicSignup;
+    const err = h("span", { class: "error sched-error", role: "alert" });
+    const zone = `${adminZone()}, ${utcOffset(init.start)}`;
+    const nowBtn = h("button", {
+      type: "button",
+      class: "small",
+      text: "now",
+      title: "start now (keeps the length)",
+      onclick: () => {
+        const len = (new Date(end.value).getTime() - new Date(start.value).getTime()) || 3 * HOUR;
+        const n = new Date();
+        n.setSeconds(0, 0);
+        start.value = toLocalInput(n);
+        end.value = toLocalInput(new Date(n.getTime() + Math.max(len, MINUTE)));
+      },
+    });
+    const summary = h("span", { class: "muted sched-slotsummary" });
+    const updateSummary = () => {
+      const a = new Date(start.value).getTime();
+      const b = new Date(end.value).getTime();
+      const m = Number(slot.value);
+      if (!(b > a) || !(m >= 1)) {
+        summary.textContent = "";
+        return;
+      }
+      const n = Math.ceil((b - a) / (m * MINUTE));
+      const last = ((b - a) / MINUTE) % m;
+      summary.textContent = `${relative(b - a)} · ${n} slot${n === 1 ? "" : "s"}${last ? ` (the last ${Math.round(last)} min)` : ""}`;
+    };
+    for (const el of [start, end, slot]) el.addEventListener("input", updateSummary);
+    nowBtn.addEventListener("click", updateSummary);
+    updateSummary();
+    const form = h(
+      "form",
+      { class: "sched-form", autocomplete: "off" },
+      h("div", { class: "sched-field sched-title" }, h("label", { text: "Title" }), title),
+      h("div", { class: "sched-field sched-start" }, h("label", { text: `Start (${zone})` }), h("div", { class: "sched-inline" }, start, nowBtn)),
+      h("div", { class: "sched-field" }, h("label", { text: `End (${zone})` }), end),
+      h("div", { class: "sched-field sched-narrow" }, h("label", { text: "Slot minutes" }), slot),
+      h("label", { class: "sched-check" }, pub, h("span", { text: "public sign-up" })),
+      h(
+        "div",
+        { class: "row sched-actions" },
+        h("button", { class: "primary", type: "submit", text: submitText }),
+        h("button", { type: "button", text: "Cancel", onclick: onCancel }),
+        summary,
+        err,
+      ),
+    );
+    // Labels point at their inputs.
+    for (const f of form.querySelectorAll<HTMLElement>(".sched-field")) {
+      const input = f.querySelector("input");
+      const label = f.querySelector("label");
+      if (input && label) {
+        input.id ||= `sched-${input.name}-${Math.random().toString(36).slice(2, 8)}`;
+        label.setAttribute("for", input.id);
+      }
+    }
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.textContent = "";
+      const s = fromLocalInput(start.value);
+      const e = fromLocalInput(end.value);
+      if (!s || !e) {
+        err.textContent = "Give a start and an end.";
+        return;
+      }
+      const body = { title: title.value.trim(), start: s, end: e, slot_minutes: Number(slot.value), public_signup: pub.checked };
+      const btn = form.querySelector<HTMLButtonElement>('button[type="submit"]');
+      if (btn) btn.disabled = true;
+      try {
+        await onSubmit(body, err);
+      } catch (x) {
+        err.textContent = errorMessage(x);
+      } finally {
+        if (btn) btn.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  function openCreate() {
+    const start = new Date();
+    start.setMinutes(0, 0, 0);
+    start.setTime(start.getTime() + HOUR);
+    const form = eventForm(
+      { title: "", start, end: new Date(start.getTime() + 3 * HOUR), slotMinutes: 30, publicSignup: false },
+      "Create event",
+      async (body) => {
+        const e = await host.api<EventJson>("POST", eventsPath(), body);
+        host.toast(`Event “${e.title}” created`);
+        createBox.hidden = true;
+        createBox.replaceChildren();
+        await refresh();
+      },
+      () => {
+        createBox.hidden = true;
+        createBox.replaceChildren();
+      },
+    );
+    createBox.replaceChildren(h("h3", { class: "sched-sub", text: "New event" }), form);
+    createBox.hidden = false;
+    form.querySelector<HTMLInputElement>('input[name="title"]')?.focus();
+  }
+  newBtn.addEventListener("click", () => (createBox.hidden ? openCreate() : ((createBox.hidden = true), createBox.replaceChildren())));
+
+  function openEdit(v: EventView) {
+    if (!v.edit.hidden) {
+      v.edit.hidden = true;
+      v.edit.replaceChildren();
+      return;
+    }
+    const e = v.data;
+    const form = eventForm(
+      { title: e.title, start: new Date(e.start), end: new Date(e.end), slotMinutes: e.slot_minutes, publicSignup: e.public_signup },
+      "Save",
+      async (body) => {
+        await host.api<EventJson>("PUT", `${eventsPath()}/${e.id}`, body);
+        host.toast(`Event “${String(body.title)}” saved`);
+        v.edit.hidden = true;
+        v.edit.replaceChildren();
+        await refresh();
+      },
+      () => {
+        v.edit.hidden = true;
+        v.edit.replaceChildren();
+      },
+    );
+    v.edit.replaceChildren(
+      h("p", { class: "muted sched-hint", text: "Moving the start moves the bookings with it; a change that would cut a booking is refused (409)." }),
+      form,
+    );
+    v.edit.hidden = false;
+  }
+
+  async function deleteEvent(e: EventJson) {
+    const n = new Set(e.slots.filter((s) => s.booking).map((s) => s.booking?.id)).size;
+    if (!confirm(`Delete the event “${e.title}”${n ? ` and its ${n} booking${n === 1 ? "" : "s"}` : ""}? Booked keys stop opening.`)) return;
+    try {
+      await host.api<void>("DELETE", `${eventsPath()}/${e.id}`);
+      host.toast(`Event “${e.title}” deleted`);
+    } catch (x) {
+      host.toast(`Not deleted: ${errorMessage(x)}`, true);
+    }
+    await refresh();
+  }
+
+  async function deleteBooking(e: EventJson, b: BookingJson) {
+    if (!confirm(`Delete the booking of “${b.artist_name}” (${span(new Date(b.start), new Date(b.end))})? Their key stops opening for this slot.`)) return;
+    try {
+      await host.api<void>("DELETE", `${eventsPath()}/${e.id}/bookings/${b.id}`);
+      host.toast(`Booking of ${b.artist_name} deleted`);
+    } catch (x) {
+      host.toast(`Not deleted: ${errorMessage(x)}`, true);
+    }
+    await refresh();
+  }
+
+  // ----- booking form -----
+
+  async function loadStreamers() {
+    try {
+      streamers = await host.api<StreamerJson[]>("GET", `${roomPath()}/streamers`);
+    } catch {
+      // keep the last list
+    }
+  }
+
+  function openBook(v: EventView, slotStart: string) {
+    v.picked = slotStart;
+    renderTimeline(v);
+    const e = v.data;
+    const free = e.slots.filter((s) => !s.booking);
+    const slotSel = h("select", { name: "slot_start" });
+    slotSel.replaceChildren(
+      ...free.map((s) => h("option", { value: s.start, text: span(new Date(s.start), new Date(s.end)) })),
+    );
+    slotSel.value = slotStart;
+    const count = h("input", { name: "slots", type: "number", min: 1, max: e.slots.length, step: 1, value: 1 });
+    const who = h("select", { name: "streamer" }, h("option", { value: "", text: "New artist (gets a new stream key)" }));
+    const fillWho = () => {
+      const cur = who.value;
+      who.replaceChildren(
+        h("option", { value: "", text: "New artist (gets a new stream key)" }),
+        ...streamers.map((s) => h("option", { value: String(s.id), text: `${s.name} (#${s.id}${s.live ? ", live" : ""}) — keeps their key` })),
+      );
+      who.value = cur;
+    };
+    fillWho();
+    void loadStreamers().then(fillWho);
+    const name = h("input", { name: "artist_name", maxlength: 64, placeholder: "Nova Lights" });
+    const desc = h("input", { name: "description", maxlength: 500, placeholder: "synth-pop duo, 3 songs" });
+    const loc = h("input", { name: "location", maxlength: 200, placeholder: "Lisbon" });
+    const listId = `sched-zones-${e.id}`;
+    const tz = h("input", { name: "timezone", list: listId, required: true, spellcheck: false });
+    tz.value = adminZone();
+    const zones = h("datalist", { id: listId }, ...timeZones().map((z) => h("option", { value: z })));
+    const tzHint = h("span", { class: "muted sched-tzhint" });
+    const showTz = () => {
+      try {
+        const f = new Intl.DateTimeFormat(undefined, { timeZone: tz.value.trim(), hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "shortOffset" });
+        tzHint.textContent = `slot there: ${f.format(new Date(slotSel.value))}`;
+        tz.setCustomValidity("");
+      } catch {
+        tzHint.textContent = "not an IANA zone (e.g. Europe/Berlin)";
+      }
+    };
+    tz.addEventListener("input", showTz);
+    slotSel.addEventListener("change", () => {
+      v.picked = slotSel.value;
+      renderTimeline(v);
+      showTz();
+    });
+    showTz();
+    const email = h("input", { name: "email", type: "email", maxlength: 254, placeholder: "never shown publicly" });
+    const err = h("span", { class: "error sched-error", role: "alert" });
+    const nameLabel = h("label", { text: "Artist name" });
+    who.addEventListener("change", () => {
+      nameLabel.textContent = who.value ? "Artist name (empty: the streamer's name)" : "Artist name";
+      name.required = !who.value;
+    });
+    name.required = true;
+    const field = (label: HTMLElement | string, input: HTMLElement, cls = "") =>
+      h("div", { class: `sched-field ${cls}` }, typeof label === "string" ? h("label", { text: label }) : label, input);
+    const form = h(
+      "form",
+      { class: "sched-form sched-bookform", autocomplete: "off" },
+      field("Slot", slotSel),
+      field("Slots", count, "sched-narrow"),
+      field("Artist", who, "sched-wide"),
+      field(nameLabel, name),
+      field("Description", desc, "sched-wide"),
+      field("Location", loc),
+      field("Time zone (IANA)", h("div", { class: "sched-stack" }, tz, zones, tzHint)),
+      field("Email", email),
+      h(
+        "div",
+        { class: "row sched-actions" },
+        h("button", { class: "primary", type: "submit", text: "Book" }),
+        h("button", { type: "button", text: "Cancel", onclick: () => closeBook(v) }),
+        err,
+      ),
+    );
+    for (const f of form.querySelectorAll<HTMLElement>(".sched-field")) {
+      const input = f.querySelector("input, select");
+      const label = f.querySelector("label");
+      if (input && label) {
+        input.id ||= `sched-b${e.id}-${(input as HTMLInputElement).name}`;
+        label.setAttribute("for", input.id);
+      }
+    }
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      err.textContent = "";
+      const body: Record<string, unknown> = {
+        slot_start: slotSel.value,
+        slots: Math.max(1, Number(count.value) || 1),
+        artist_name: name.value.trim(),
+        description: desc.value.trim(),
+        location: loc.value.trim(),
+        timezone: tz.value.trim(),
+      };
+      if (email.value.trim()) body.email = email.value.trim();
+      if (who.value) body.streamer_id = Number(who.value);
+      const btn = form.querySelector<HTMLButtonElement>('button[type="submit"]');
+      if (btn) btn.disabled = true;
+      try {
+        const c = await host.api<CreatedBookingJson>("POST", `${eventsPath()}/${e.id}/bookings`, body);
+        closeBook(v);
+        showKey(c);
+        host.toast(`${c.booking.artist_name} booked${c.merged ? " (merged with their booking next to it)" : ""}`);
+        await refresh();
+      } catch (x) {
+        err.textContent = errorMessage(x);
+      } finally {
+        if (btn) btn.disabled = false;
+      }
+    });
+    v.book.replaceChildren(h("h3", { class: "sched-sub", text: `Book a slot of “${e.title}”` }), form);
+    v.book.hidden = false;
+    name.focus();
+  }
+
+  function closeBook(v: EventView) {
+    v.picked = null;
+    v.book.hidden = true;
+    v.book.replaceChildren();
+    renderTimeline(v);
+  }
+
+  function rtmpServer(c: CreatedBookingJson): string {
+    if (c.rtmp_url) {
+      const i = c.rtmp_url.lastIndexOf("/");
+      if (i > "rtmp://".length) return c.rtmp_url.slice(0, i);
+    }
+    return `rtmp://${location.hostname}:${RTMP_PORT}/live`;
+  }
+
+  function showKey(c: CreatedBookingJson) {
+    const b = c.booking;
+    const when = span(new Date(b.start), new Date(b.end));
+    const row = (label: string, value: string, what: string) =>
+      h(
+        "div",
+        { class: "kv", "data-copy": what },
+        h("span", { class: "muted", text: label }),
+        h("code", { text: value }),
+        h("button", {
+          class: "small",
+          type: "button",
+          text: "Copy",
+          onclick: async (ev: Event) => {
+            await copyText(value);
+            (ev.target as HTMLButtonElement).textContent = "Copied";
+          },
+        }),
+      );
+    const hide = h("div", {}, h("button", { class: "small", type: "button", text: "I saved it — hide", onclick: () => (keyBox.hidden = true, keyBox.replaceChildren()) }));
+    if (!c.stream_key) {
+      keyBox.replaceChildren(
+        h("strong", { text: `“${b.artist_name}” booked ${when}${c.merged ? " (merged into their booking next to it)" : ""}` }),
+        h("div", { class: "muted", text: "An existing streamer: their stream key is unchanged and now opens only around their booked slots." }),
+        hide,
+      );
+      keyBox.hidden = false;
+      return;
+    }
+    const whip = new URL(c.whip_url, location.href).href;
+    keyBox.replaceChildren(
+      h("strong", { text: `“${b.artist_name}” booked ${when}` }),
+      h("div", { class: "error", text: "Copy the stream key now: it is stored hashed and will not be shown again. It opens shortly before the slot and closes at its end." }),
+      row("RTMP server", rtmpServer(c), "rtmp"),
+      row("Stream key", c.stream_key, "key"),
+      row("WHIP URL", whip, "whip"),
+      h(
+        "div",
+        { class: "muted", style: "font-size:13px" },
+        "OBS over RTMP: Server + Stream key. OBS over WHIP: Server = WHIP URL, Bearer token = stream key. In the browser: ",
+        h("a", { href: `/publish?key=${encodeURIComponent(c.stream_key)}`, target: "_blank", rel: "noopener", text: "/publish" }),
+        ".",
+      ),
+      hide,
+    );
+    keyBox.hidden = false;
+    keyBox.scrollIntoView({ block: "nearest" });
+  }
+
+  // ----- rendering -----
+
+  function makeView(e: EventJson): EventView {
+    const v: EventView = {
+      root: h("article", { class: "sched-event", "data-event": e.id }),
+      head: h("div", { class: "sched-head" }),
+      edit: h("div", { class: "sched-editbox", hidden: true }),
+      scroll: h("div", { class: "tl-scroll" }),
+      book: h("div", { class: "sched-bookbox", hidden: true }),
+      picked: null,
+      scrolledToNow: false,
+      data: e,
+    };
+    v.root.append(v.head, v.edit, v.scroll, v.book);
+    return v;
+  }
+
+  function renderHead(v: EventView) {
+    const e = v.data;
+    const s = new Date(e.start);
+    const en = new Date(e.end);
+    const now = Date.now();
+    const bookings = uniqueBookings(e);
+    const live = bookings.filter((b) => b.live);
+    const state =
+      now < s.getTime() ? `starts in ${relative(s.getTime() - now)}` : now < en.getTime() ? "on now" : "ended";
+    const freeCount = e.slots.filter((x) => !x.booking).length;
+    v.head.replaceChildren(
+      h(
+        "div",
+        { class: "sched-title-line" },
+        h("strong", { class: "sched-etitle", text: e.title }),
+        h("span", { class: `badge${state === "on now" ? " sched-on" : ""}`, text: state }),
+        e.public_signup ? h("span", { class: "badge sched-public", text: "public sign-up", title: `POST /api/rooms/${host.room()}/events/${e.id}/signup` }) : null,
+        ...live.map((b) => h("span", { class: "badge live", text: `live: ${b.artist_name}` })),
+      ),
+      h(
+        "div",
+        { class: "sched-meta muted" },
+        `${span(s, en)} (${utcOffset(s)}) · ${e.slot_minutes}-min slots · ${bookings.length} booked · ${freeCount} free`,
+      ),
+      h(
+        "div",
+        { class: "sched-buttons" },
+        h("button", { class: "small", type: "button", "data-action": "edit", text: "Move / resize", onclick: () => openEdit(v) }),
+        h("button", { class: "small danger", type: "button", "data-action": "delete", text: "Delete", onclick: () => void deleteEvent(e) }),
+      ),
+    );
+  }
+
+  function uniqueBookings(e: EventJson): BookingJson[] {
+    const seen = new Map<number, BookingJson>();
+    for (const s of e.slots) if (s.booking && !seen.has(s.booking.id)) seen.set(s.booking.id, s.booking);
+    return [...seen.values()];
+  }
+
+  function renderTimeline(v: EventView) {
+    const e = v.data;
+    const t0 = new Date(e.start).getTime();
+    const t1 = new Date(e.end).getTime();
+    const dur = Math.max(t1 - t0, MINUTE);
+    const pct = (t: number) => `${(((Math.min(Math.max(t, t0), t1) - t0) / dur) * 100).toFixed(4)}%`;
+    const now = Date.now();
+    const visible = v.scroll.clientWidth || 1100;
+    // Every slot at least MIN_SLOT_PX wide (a shorter last slot excepted).
+    const slotMs = e.slot_minutes * MINUTE;
+    const minWidth = Math.ceil((dur / slotMs) * (window.innerWidth < 640 ? MIN_SLOT_PX_NARROW : MIN_SLOT_PX));
+    // The timeline is at least as wide as its box (CSS min-width: 100%).
+    const width = Math.max(visible, minWidth);
+    const pxPerHour = (width / dur) * HOUR;
+
+    // Hour ticks at the admin's local hour boundaries (DST-safe through Date's local setters).
+    const ticks: HTMLElement[] = [];
+    const step = [1, 2, 3, 4, 6, 12, 24].find((n) => n * pxPerHour >= 56) ?? 24;
+    const first = new Date(t0);
+    first.setMinutes(0, 0, 0);
+    if (first.getTime() < t0) first.setHours(first.getHours() + 1);
+    let prevDay: Date | null = null;
+    for (let d = new Date(first), i = 0; d.getTime() <= t1 && i < 24 * 32; d.setHours(d.getHours() + 1), i++) {
+      const labelled = d.getHours() % step === 0;
+      const newDay = prevDay === null ? !sameDay(d, new Date(t0)) : !sameDay(d, prevDay);
+      if (labelled) prevDay = new Date(d);
+      ticks.push(
+        h(
+          "div",
+          {
+            class: `tl-tick${labelled ? " major" : ""}${d.getHours() === 0 ? " midnight" : ""}${(d.getTime() - t0) / dur > 0.93 ? " end" : ""}`,
+            style: `left:${pct(d.getTime())}`,
+          },
+          labelled ? h("span", { text: newDay || d.getHours() === 0 ? `${day(d)} ${hm(d)}` : hm(d) }) : null,
+        ),
+      );
+    }
+    // The start time, where the first hour tick is not right next to it.
+    const edgeRoom = ((first.getTime() - t0) / dur) * width;
+    const axis = h("div", { class: "tl-axis" }, edgeRoom > 56 ? h("span", { class: "tl-edge", text: hm(new Date(t0)) }) : null);
+
+    // Blocks: each booking once (merged windows span their slots), free slots one by one.
+    const lane = h("div", { class: "tl-lane" });
+    for (const b of uniqueBookings(e)) {
+      const bs = new Date(b.start).getTime();
+      const be = new Date(b.end).getTime();
+      const tip = [
+        `${b.artist_name}${b.live ? " — LIVE" : ""}`,
+        `your time: ${span(new Date(bs), new Date(be))} (${utcOffset(new Date(bs))})`,
+        `their time: ${artistLocal(b)} ${b.timezone}`,
+        b.location ? `from ${b.location}` : "",
+        b.description,
+        b.email ? `email: ${b.email}` : "",
+        b.streamer_id !== undefined ? `streamer #${b.streamer_id}` : "",
+      ]
+        .filter(Boolean)
+        .join("\n");
+      const past = be <= now;
+      lane.append(
+        h(
+          "div",
+          {
+            class: `tl-block booked${b.live ? " live" : ""}${past ? " past" : ""}`,
+            style: `left:${pct(bs)};width:calc(${pct(t0 + (be - bs))} - 4px)`,
+            title: tip,
+            "data-booking": b.id,
+            "data-live": b.live ? "1" : "0",
+            tabindex: 0,
+          },
+          b.live ? h("span", { class: "tl-live", text: "LIVE" }) : null,
+          h("div", { class: "tl-name" }, h("span", { class: "tl-artist", text: b.artist_name })),
+          h("div", { class: "tl-time", text: `${hm(new Date(bs))}–${hm(new Date(be))}${b.location ? ` · ${b.location}` : ""}` }),
+          h("button", {
+            class: "tl-x",
+            type: "button",
+            title: `delete the booking of ${b.artist_name}`,
+            "aria-label": `delete the booking of ${b.artist_name}`,
+            text: "×",
+            onclick: (ev: Event) => {
+              ev.stopPropagation();
+              void deleteBooking(e, b);
+            },
+          }),
+        ),
+      );
+    }
+    for (const s of e.slots) {
+      if (s.booking) continue;
+      const ss = new Date(s.start).getTime();
+      const se = new Date(s.end).getTime();
+      const past = se <= now;
+      lane.append(
+        h(
+          "button",
+          {
+            class: `tl-block free${past ? " past" : ""}${v.picked === s.start ? " picked" : ""}`,
+            type: "button",
+            style: `left:${pct(ss)};width:calc(${pct(t0 + (se - ss))} - 4px)`,
+            title: `book ${span(new Date(ss), new Date(se))}`,
+            "data-slot-start": s.start,
+            onclick: () => openBook(v, s.start),
+          },
+          h("span", { class: "tl-plus", text: "+" }),
+          h("span", { class: "tl-time", text: hm(new Date(ss)) }),
+        ),
+      );
+    }
+    const inner = h("div", { class: "tl", style: `width:${minWidth}px` }, axis, ...ticks, lane);
+    if (now >= t0 && now < t1) {
+      inner.append(h("div", { class: `tl-now${(now - t0) / dur > 0.9 ? " end" : ""}`, style: `left:${pct(now)}`, title: `now ${hm(new Date(now))}` }, h("span", { text: `now ${hm(new Date(now))}` })));
+    }
+    const keep = v.scroll.scrollLeft;
+    v.scroll.replaceChildren(inner);
+    if (!v.scrolledToNow && now >= t0 && now < t1 && width > visible) {
+      v.scroll.scrollLeft = Math.max(0, ((now - t0) / dur) * width - visible / 3);
+      v.scrolledToNow = true;
+    } else {
+      v.scroll.scrollLeft = keep;
+    }
+  }
+
+  function render() {
+    showZone();
+    const seen = new Set<number>();
+    const sorted = [...events].sort((a, b) => a.start.localeCompare(b.start) || a.id - b.id);
+    for (const e of sorted) {
+      seen.add(e.id);
+      let v = views.get(e.id);
+      if (!v) {
+        v = makeView(e);
+        views.set(e.id, v);
+      }
+      v.data = e;
+      list.append(v.root); // keeps time order
+      renderHead(v);
+      if (v.picked && !e.slots.some((s) => s.start === v.picked && !s.booking)) {
+        v.picked = null;
+      }
+      renderTimeline(v);
+    }
+    for (const [id, v] of views) {
+      if (!seen.has(id)) {
+        v.root.remove();
+        views.delete(id);
+      }
+    }
+    empty.hidden = events.length > 0;
+  }
+
+  function resetRoom() {
+    for (const v of views.values()) v.root.remove();
+    views.clear();
+    events = [];
+    keyBox.hidden = true;
+    keyBox.replaceChildren();
+    createBox.hidden = true;
+    createBox.replaceChildren();
+    stateEl.textContent = "";
+  }
+
+  let again = false;
+  async function refresh(): Promise<void> {
+    if (!host.active()) return;
+    if (loading) {
+      again = true; // a change was made while a read was under way: read once more after it
+      return;
+    }
+    const r = host.room();
+    if (r !== shownRoom) {
+      resetRoom();
+      shownRoom = r;
+    }
+    loading = true;
+    try {
+      const list = await host.api<EventJson[]>("GET", eventsPath());
+      if (host.room() !== r) return;
+      events = Array.isArray(list) ? list : [];
+      stateEl.textContent = "";
+      render();
+    } catch (x) {
+      stateEl.textContent = `schedule unavailable (${errorMessage(x)})`;
+    } finally {
+      loading = false;
+    }
+    if (again) {
+      again = false;
+      await refresh();
+    }
+  }
+
+  // Exposed for tests.
+  (window as unknown as { venueSchedule: unknown }).venueSchedule = {
+    get events() {
+      return events;
+    },
+    refresh,
+  };
+
+  document.querySelector("#room")?.addEventListener("change", () => void refresh());
+  window.addEventListener("resize", () => {
+    for (const v of views.values()) renderTimeline(v);
+  });
+  setInterval(() => void refresh(), REFRESH_MS);
+  // The console opens after sign-in: look soon, then every REFRESH_MS.
+  const start = setInterval(() => {
+    if (host.active()) {
+      clearInterval(start);
+      void refresh();
+    }
+  }, 200);
+}
