@@ -9,6 +9,7 @@ pub mod api;
 pub mod bridge;
 pub mod config;
 pub mod forward;
+pub mod health;
 pub mod keyframe;
 pub mod shard;
 pub mod shell;
@@ -353,6 +354,26 @@ impl SfuHandle {
         Ok(BridgeHandle { session, tx })
     }
 
+    /// The health of a publisher session (WHIP or bridge): protocol, video layers (codec,
+    /// `profile-level-id`, size, fps, bit/s, keyframe interval), audio (codec, channels, sample
+    /// rate, bit/s, the bridge's source audio), ingress packet loss, B-frames and warnings (see
+    /// [`health::PublisherHealth`] for the JSON shape). `Ok(None)` when the session is not a
+    /// live publisher (unknown, ended, or a subscriber). Errors: [`SfuError::Overloaded`],
+    /// [`SfuError::Stopped`].
+    pub async fn publisher_health(
+        &self,
+        session: SessionId,
+    ) -> Result<Option<health::PublisherHealth>, SfuError> {
+        if session.shard() >= self.inner.shards.len() {
+            return Ok(None);
+        }
+        self.call(session.shard(), |reply| ShardCommand::PublisherHealth {
+            session,
+            reply,
+        })
+        .await
+    }
+
     /// Sends one frame to one subscriber's data channel (see [`ChannelClass`]). Fire and
     /// forget: a session without an open channel drops it. Errors: [`SfuError::Overloaded`],
     /// [`SfuError::Stopped`]; an unknown session is not an error (it may have just left).
@@ -428,6 +449,23 @@ impl BridgeHandle {
             .try_send(ShardCommand::BridgeMedia {
                 session: self.session,
                 media,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SfuError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SfuError::Stopped,
+            })
+    }
+
+    /// Tells the SFU what the bridge knows about its source that the media cannot show (the
+    /// protocol, B-frames, the audio before transcoding), for
+    /// [`SfuHandle::publisher_health`]. Replaces what was set before. Does not wait. Errors:
+    /// [`SfuError::Overloaded`] when the shard's queue is full (the info is dropped; set it
+    /// again), [`SfuError::Stopped`].
+    pub fn set_info(&self, info: health::BridgeInfo) -> Result<(), SfuError> {
+        self.tx
+            .try_send(ShardCommand::BridgeInfo {
+                session: self.session,
+                info,
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SfuError::Overloaded,

@@ -37,6 +37,9 @@ use crate::api::{
 use crate::bridge::{BridgeMedia, MAX_RTP_PAYLOAD, Payload, packetize_h264, sps_profile_level_id};
 use crate::config::SfuConfig;
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
+use crate::health::{
+    BridgeInfo, HealthMeter, Observed, Protocol as IngestProtocol, PublisherHealth,
+};
 use crate::keyframe::is_keyframe_start;
 
 /// How long a session may take to connect before it is dropped.
@@ -194,6 +197,16 @@ pub enum ShardCommand {
         session: SessionId,
         media: BridgeMedia,
     },
+    /// What a bridge knows about its source (for health).
+    BridgeInfo {
+        session: SessionId,
+        info: BridgeInfo,
+    },
+    /// A publisher session's health; `None` when it is not a publisher of this shard.
+    PublisherHealth {
+        session: SessionId,
+        reply: oneshot::Sender<Result<Option<PublisherHealth>, SfuError>>,
+    },
     /// Route publishers to stage slots.
     SetStage {
         room: RoomId,
@@ -324,6 +337,8 @@ struct Bridge {
     audio_seq: u64,
     /// H.264 `profile-level-id` from the latest SPS.
     profile: Option<u32>,
+    /// Streamer health of this session.
+    health: HealthMeter,
 }
 
 #[derive(Debug)]
@@ -337,6 +352,8 @@ struct Publisher {
     last_keyframe_request: Vec<(Option<Rid>, Instant)>,
     /// Requests held back by the throttle, sent when it allows.
     deferred_keyframe_requests: Vec<(Option<Rid>, KeyframeRequestKind)>,
+    /// Streamer health of this session.
+    health: HealthMeter,
 }
 
 #[derive(Debug)]
@@ -777,6 +794,14 @@ impl ShardCore {
             ShardCommand::BridgeMedia { session, media } => {
                 self.bridge_media(now, session, media);
             }
+            ShardCommand::BridgeInfo { session, info } => {
+                if let Some(b) = self.bridges.get_mut(&session) {
+                    b.health.set_info(info);
+                }
+            }
+            ShardCommand::PublisherHealth { session, reply } => {
+                let _ = reply.send(Ok(self.publisher_health(session, now)));
+            }
             ShardCommand::Close { session, reply } => {
                 if self.close_bridge(session, "closed by request") {
                     let _ = reply.send(Ok(()));
@@ -920,6 +945,7 @@ impl ShardCore {
                 codecs,
                 last_keyframe_request: Vec::new(),
                 deferred_keyframe_requests: Vec::new(),
+                health: HealthMeter::new(IngestProtocol::Whip),
             }),
         );
         let idx = self.insert_peer(peer);
@@ -1123,6 +1149,8 @@ impl ShardCore {
                 video_seq: 1,
                 audio_seq: 1,
                 profile: None,
+                // Bridges are RTMP ingest today; `BridgeHandle::set_info` says otherwise.
+                health: HealthMeter::new(IngestProtocol::Rtmp),
             },
         );
         info!(shard = self.index, %session, participant = participant.0, "bridge publisher up");
@@ -1228,6 +1256,13 @@ impl ShardCore {
                 });
                 b.audio_seq += 1;
             }
+        }
+        for pkt in &packets {
+            let clock_hz = match pkt.kind {
+                MediaKind::Video => 90_000,
+                MediaKind::Audio => 48_000,
+            };
+            b.health.observe(now, &observed(pkt, clock_hz));
         }
         self.stats.rtp_in += packets.len() as u64;
         for pkt in packets {
@@ -1384,7 +1419,7 @@ impl ShardCore {
         if first_of_kind != Some(mid) {
             return None;
         }
-        let (codec, _clock) = p
+        let (codec, clock) = p
             .codecs
             .iter()
             .find(|c| c.0 == pkt.header.payload_type)
@@ -1393,7 +1428,7 @@ impl ShardCore {
             MediaKind::Audio => true,
             MediaKind::Video => is_keyframe_start(codec.codec, &pkt.payload),
         };
-        Some(MediaPacket {
+        let m = MediaPacket {
             room: peer.room,
             source: SourceKey {
                 participant: p.participant,
@@ -1408,7 +1443,25 @@ impl ShardCore {
             payload: pkt.payload,
             arrival: now,
             epoch: peer.session.0,
-        })
+        };
+        p.health.observe(now, &observed(&m, clock));
+        Some(m)
+    }
+
+    /// The health of a publisher session on this shard (WHIP peer or bridge) at `now`; `None`
+    /// for unknown sessions and subscribers.
+    pub fn publisher_health(&self, session: SessionId, now: Instant) -> Option<PublisherHealth> {
+        if let Some(b) = self.bridges.get(&session) {
+            return Some(b.health.snapshot(now));
+        }
+        let idx = *self.by_session.get(&session)?;
+        match self.peers.get(idx) {
+            Some(Some(Peer {
+                role: Role::Publisher(p),
+                ..
+            })) => Some(p.health.snapshot(now)),
+            _ => None,
+        }
     }
 
     /// Sends one publisher packet to every local subscriber track that shows its source.
@@ -1812,6 +1865,21 @@ impl ShardCore {
         for src in waiting {
             self.request_keyframe(src, KeyframeRequestKind::Pli, now);
         }
+    }
+}
+
+/// What the health meter needs of a packet (borrowed, no copy).
+fn observed(pkt: &MediaPacket, clock_hz: u32) -> Observed<'_> {
+    Observed {
+        kind: pkt.kind,
+        rid: pkt.source.rid,
+        codec: pkt.codec.codec,
+        profile: pkt.codec.profile,
+        clock_hz,
+        seq: pkt.seq,
+        rtp_time: pkt.rtp_time,
+        payload: &pkt.payload,
+        keyframe_start: pkt.switch_point && pkt.kind == MediaKind::Video,
     }
 }
 

@@ -20,6 +20,11 @@ use venue_sfu::{ParticipantId, RoomId, SessionId, SfuConfig, SfuEvent, Subscribe
 
 const ROOM: RoomId = RoomId(1);
 const SERVER: &str = "10.0.0.1:5000";
+/// A real 640x360 constrained-baseline SPS (libx264), so health can read the size.
+const SPS_360P: &[u8] = &[
+    0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01,
+    0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48,
+];
 
 /// A synthetic H.264 + Opus publisher: sends a keyframe on start and whenever asked.
 struct PubClient {
@@ -272,10 +277,9 @@ impl Net {
                     for (rid, size, tag) in layers {
                         let mut data = Vec::new();
                         if key {
-                            data.extend_from_slice(&[
-                                0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c,
-                                0x80,
-                            ]);
+                            data.extend_from_slice(&[0, 0, 0, 1]);
+                            data.extend_from_slice(SPS_360P);
+                            data.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
                             data.extend_from_slice(&[0, 0, 0, 1, 0x65, tag]);
                         } else {
                             data.extend_from_slice(&[0, 0, 0, 1, 0x41, tag]);
@@ -327,7 +331,7 @@ impl Net {
                         pts_90k: *frame * 3000,
                         keyframe,
                         parameter_sets: vec![
-                            Bytes::from_static(&[0x67, 0x42, 0xe0, 0x1f]),
+                            Bytes::from_static(SPS_360P),
                             Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]),
                         ],
                     });
@@ -802,4 +806,78 @@ fn bridge_publisher_reaches_viewers_and_switches_like_a_webrtc_one() {
         n,
         "nothing flows on the slot after the bridge closed"
     );
+}
+
+#[test]
+fn publisher_health_is_reported_for_webrtc_and_bridge_publishers() {
+    use venue_sfu::health::{B_FRAMES_WARNING, BridgeInfo, Protocol, PublisherHealth};
+    let mut net = Net::new(1);
+    let whip = net.publish(1);
+    let bridge = net.bridge(2);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe(1);
+    net.run(Duration::from_secs(3));
+    let health = |net: &mut Net, session| -> Option<PublisherHealth> {
+        let (tx, rx) = oneshot::channel();
+        net.shard.handle_command(
+            net.now,
+            ShardCommand::PublisherHealth { session, reply: tx },
+        );
+        rx.blocking_recv().unwrap().unwrap()
+    };
+
+    let h = health(&mut net, whip).expect("the WHIP publisher has health");
+    assert_eq!(h.protocol, Protocol::Whip);
+    assert_eq!(h.video.len(), 1, "{h:?}");
+    let v = &h.video[0];
+    assert_eq!(v.codec, "H.264");
+    assert_eq!((v.width, v.height), (Some(640), Some(360)), "from the SPS");
+    assert_eq!(v.profile_level_id.as_deref(), Some("42c01e"));
+    assert!(
+        (v.fps - 30.3).abs() < 1.0,
+        "a 33 ms frame period: {}",
+        v.fps
+    );
+    assert!(
+        v.bitrate_bps > 500_000,
+        "3 KB frames at 30 fps: {}",
+        v.bitrate_bps
+    );
+    let a = h.audio.as_ref().expect("audio");
+    assert_eq!(
+        (a.codec.as_str(), a.channels, a.sample_rate_hz),
+        ("Opus", 2, 48_000)
+    );
+    assert!(a.bitrate_bps > 0);
+    assert_eq!(h.packet_loss, 0.0, "a lossless virtual network");
+    assert!(!h.b_frames && h.warnings.is_empty(), "{h:?}");
+
+    // The bridge: RTMP-style, one keyframe per 30 frames; B-frames told by the bridge.
+    let h = health(&mut net, bridge).expect("the bridge has health");
+    assert_eq!(h.protocol, Protocol::Rtmp);
+    let v = &h.video[0];
+    assert_eq!((v.width, v.height), (Some(640), Some(360)));
+    assert!((v.fps - 30.3).abs() < 1.0, "{}", v.fps);
+    let gop = v.keyframe_interval_s.expect("keyframe interval");
+    assert!((gop - 1.0).abs() < 0.05, "GOP of 30 frames: {gop}");
+    assert!(!h.b_frames);
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::BridgeInfo {
+            session: bridge,
+            info: BridgeInfo {
+                protocol: Protocol::Rtmp,
+                b_frames: true,
+                source_audio: None,
+            },
+        },
+    );
+    let h = health(&mut net, bridge).unwrap();
+    assert!(h.b_frames);
+    assert_eq!(h.warnings, vec![B_FRAMES_WARNING.to_string()]);
+
+    // Not publishers: a subscriber, an unknown session.
+    let sub_session = SessionId(0x1000 + s as u64 * 256);
+    assert!(health(&mut net, sub_session).is_none());
+    assert!(health(&mut net, SessionId(0xdead00)).is_none());
 }
