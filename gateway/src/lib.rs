@@ -141,7 +141,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/admin/rooms/{room}/events/{id}/bookings/{booking}",
-            axum::routing::delete(api::schedule::delete_booking),
+            axum::routing::put(api::schedule::put_booking).delete(api::schedule::delete_booking),
         )
         .route(
             "/api/admin/sticker-sets",

@@ -410,3 +410,122 @@ async fn public_signup_only_when_enabled() {
     let (_, list) = admin(r, Method::GET, "/api/admin/rooms/main/events", Value::Null).await;
     assert_eq!(list[1]["slots"][1]["booking"]["email"], "zoe@example.org");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_move_resize_refuse_overlaps_and_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), 0).await;
+    let r = &app.router;
+    let events = "/api/admin/rooms/main/events";
+    // Four 30-minute slots: 20:00, 20:30, 21:00, 21:30.
+    let (status, event) = admin(r, Method::POST, events, json!({"title": "Night", "start": "2026-11-21T20:00:00Z", "end": "2026-11-21T22:00:00Z", "slot_minutes": 30})).await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    let bookings = format!("{events}/{}/bookings", event["id"]);
+    let (_, ann) = admin(r, Method::POST, &bookings, json!({"slot_start": "2026-11-21T20:00:00Z", "artist_name": "Ann", "timezone": "Europe/Paris"})).await;
+    let (_, bob) = admin(
+        r,
+        Method::POST,
+        &bookings,
+        json!({"slot_start": "2026-11-21T21:00:00Z", "artist_name": "Bob", "timezone": "UTC"}),
+    )
+    .await;
+    let ann_id = ann["booking"]["id"].as_i64().unwrap();
+    let ann_streamer = ann["booking"]["streamer_id"].as_i64().unwrap();
+    let bob_id = bob["booking"]["id"].as_i64().unwrap();
+    let one = format!("{bookings}/{ann_id}");
+
+    // Onto Bob's slot, or stretched into it → 409; nothing moves.
+    let (status, body) = admin(
+        r,
+        Method::PUT,
+        &one,
+        json!({"slot_start": "2026-11-21T21:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = admin(
+        r,
+        Method::PUT,
+        &one,
+        json!({"slot_start": "2026-11-21T20:00:00Z", "slots": 3}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Off the grid, past the end, no slots, unknown fields → 400; unknown booking → 404.
+    for bad in [
+        json!({"slot_start": "2026-11-21T20:17:00Z"}),
+        json!({"slot_start": "2026-11-21T21:30:00Z", "slots": 2}),
+        json!({"slot_start": "2026-11-21T20:30:00Z", "slots": 0}),
+        json!({"slot_start": "2026-11-21T20:30:00Z", "artist_name": "Zed"}),
+    ] {
+        let (status, body) = admin(r, Method::PUT, &one, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} → {body}");
+    }
+    let (status, _) = admin(
+        r,
+        Method::PUT,
+        &format!("{bookings}/999"),
+        json!({"slot_start": "2026-11-21T20:30:00Z"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = admin(r, Method::GET, events, Value::Null).await;
+    assert_eq!(list[0]["slots"][0]["booking"]["id"], ann_id);
+
+    // Move Ann to 20:30: 200 with the new window, in UTC and in her zone.
+    let (status, moved) = admin(
+        r,
+        Method::PUT,
+        &one,
+        json!({"slot_start": "2026-11-21T21:30:00+01:00"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["id"], ann_id);
+    assert_eq!(moved["start"], "2026-11-21T20:30:00Z");
+    assert_eq!(moved["end"], "2026-11-21T21:00:00Z");
+    assert_eq!(moved["local_start"], "2026-11-21T21:30:00+01:00");
+    assert_eq!(moved["streamer_id"], ann_streamer);
+    let (_, list) = admin(r, Method::GET, events, Value::Null).await;
+    assert!(list[0]["slots"][0]["booking"].is_null());
+    assert_eq!(list[0]["slots"][1]["booking"]["id"], ann_id);
+
+    // A second booking of Ann's streamer at 21:30; Bob goes; moving it to 21:00 lands next to
+    // her 20:30 booking: one booking 20:30–21:30 with the moved one's id.
+    let (status, ann2) = admin(r, Method::POST, &bookings, json!({"slot_start": "2026-11-21T21:30:00Z", "streamer_id": ann_streamer, "timezone": "Europe/Paris"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{ann2}");
+    assert_eq!(ann2["merged"], false);
+    let ann2_id = ann2["booking"]["id"].as_i64().unwrap();
+    let (status, _, _) = call(
+        r,
+        Method::DELETE,
+        &format!("{bookings}/{bob_id}"),
+        Some(ADMIN),
+        "application/json",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, merged) = admin(
+        r,
+        Method::PUT,
+        &format!("{bookings}/{ann2_id}"),
+        json!({"slot_start": "2026-11-21T21:00:00Z"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["id"], ann2_id);
+    assert_eq!(merged["start"], "2026-11-21T20:30:00Z");
+    assert_eq!(merged["end"], "2026-11-21T21:30:00Z");
+    let (_, list) = admin(r, Method::GET, events, Value::Null).await;
+    let ids: Vec<Value> = list[0]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["booking"]["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![Value::Null, json!(ann2_id), json!(ann2_id), Value::Null]
+    );
+}

@@ -26,6 +26,12 @@
 //!   slots overlap a booking in the room. A booked streamer is slot-bound from then on: its key
 //!   works from `[schedule] grace_before_s` before one of its windows to the window's end, and
 //!   its live session is ended `grace_after_s` after the window closes (see [`crate::schedule`]).
+//! - `PUT /api/admin/rooms/{room}/events/{id}/bookings/{booking}` `{slot_start, slots?: 1}` →
+//!   200 `booking`: moves and/or resizes the booking to `slots` slots from `slot_start` (400
+//!   not a slot start or past the event's end, 409 overlap with another booking in the room,
+//!   404 no such booking). Landing next to another booking of the same streamer in this event
+//!   merges them into this one (its id and fields stay). A live session now outside every
+//!   window of its streamer is ended at once, as on delete.
 //! - `DELETE /api/admin/rooms/{room}/events/{id}/bookings/{booking}` → 204 (a live session of
 //!   that streamer outside any remaining window is ended at once).
 //!
@@ -378,6 +384,44 @@ pub async fn create_booking(
     let e = event(&app, &room, &id).await?;
     let body: BookingBody = json_body(body)?;
     book(&app, &e, &body.spec()?, &headers, true).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    slot_start: String,
+    #[serde(default = "one")]
+    slots: u32,
+}
+
+/// `PUT /api/admin/rooms/{room}/events/{id}/bookings/{booking}` `{slot_start, slots?}` → 200
+/// `booking` (moved / resized; merged with a contiguous booking of the same streamer).
+pub async fn put_booking(
+    State(app): State<AppState>,
+    Path((name, id, booking)): Path<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BookingView>, ApiError> {
+    let room = room(&app, &name).await?;
+    let e = event(&app, &room, &id).await?;
+    let not_found = || ApiError::NotFound(format!("no booking {booking:?} in event {}", e.id));
+    let booking_id: i64 = booking.parse().map_err(|_| not_found())?;
+    let body: MoveBody = json_body(body)?;
+    let slot_start = parse_time("slot_start", &body.slot_start)?;
+    let (b, merged) = app
+        .store
+        .move_booking(&e, booking_id, slot_start, body.slots)
+        .await?
+        .ok_or_else(not_found)?;
+    app.schedule.changed();
+    tracing::info!(event = e.id, booking = b.id, merged, "booking moved");
+    let live = app
+        .state
+        .live(vec![b.streamer_id])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(false);
+    Ok(Json(BookingView::new(&b, live, true)))
 }
 
 /// `DELETE /api/admin/rooms/{room}/events/{id}/bookings/{booking}` → 204.

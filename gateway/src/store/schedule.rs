@@ -558,6 +558,98 @@ impl Store {
         )
     }
 
+    /// Moves and/or resizes booking `id` of `event` to `slots` contiguous slots from
+    /// `slot_start` (the same rules as [`Store::create_booking`]: a slot start, not past the
+    /// event's end, no overlap with another booking in the room). A moved booking contiguous
+    /// with another of the same streamer in this event merges with it: the moved booking keeps
+    /// its id and fields and stretches over the neighbour, which is deleted. Returns the
+    /// booking and whether it merged; `None`: no such booking. Errors: `Invalid`, `Conflict`
+    /// (nothing is changed).
+    pub async fn move_booking(
+        &self,
+        event: &Event,
+        id: i64,
+        slot_start: i64,
+        slots: u32,
+    ) -> Result<Option<(Booking, bool)>, StoreError> {
+        if slots == 0 {
+            return Err(StoreError::Invalid("slots must be at least 1".into()));
+        }
+        if !event.on_grid(slot_start) {
+            return Err(StoreError::Invalid(
+                "slot_start must be the start of one of the event's slots".into(),
+            ));
+        }
+        let span = event.slot_seconds.saturating_mul(i64::from(slots));
+        if slot_start.saturating_add(span) - event.slot_seconds >= event.end_at {
+            return Err(StoreError::Invalid(format!(
+                "the event has fewer than {slots} slots from slot_start"
+            )));
+        }
+        let (start, end) = (slot_start, (slot_start + span).min(event.end_at));
+        let mut tx = self.pool.begin().await?;
+        let Some(old) = sqlx::query_as::<_, Booking>(concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE event_id = ? AND id = ?"
+        ))
+        .bind(event.id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        if let Some((other, name)) = sqlx::query_as::<_, (i64, String)>(
+            "SELECT b.id, b.artist_name FROM bookings b JOIN events e ON e.id = b.event_id \
+             WHERE e.room_id = ? AND b.id != ? AND b.start_at < ? AND b.end_at > ? LIMIT 1",
+        )
+        .bind(event.room_id)
+        .bind(id)
+        .bind(end)
+        .bind(start)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            return Err(StoreError::Conflict(format!(
+                "these slots overlap booking {other} ({name})"
+            )));
+        }
+        let neighbours = sqlx::query_as::<_, Booking>(concat!(
+            "SELECT ",
+            booking_columns!(),
+            " FROM bookings WHERE event_id = ? AND streamer_id = ? AND id != ? \
+             AND (end_at = ? OR start_at = ?)"
+        ))
+        .bind(event.id)
+        .bind(old.streamer_id)
+        .bind(id)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut start_at, mut end_at) = (start, end);
+        for n in &neighbours {
+            start_at = start_at.min(n.start_at);
+            end_at = end_at.max(n.end_at);
+            sqlx::query("DELETE FROM bookings WHERE id = ?")
+                .bind(n.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let booking = sqlx::query_as::<_, Booking>(concat!(
+            "UPDATE bookings SET start_at = ?, end_at = ? WHERE id = ? RETURNING ",
+            booking_columns!()
+        ))
+        .bind(start_at)
+        .bind(end_at)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((booking, !neighbours.is_empty())))
+    }
+
     /// The streamer of `key` with its windows, if the key is known.
     pub async fn key_access(&self, key: &str) -> Result<Option<KeyAccess>, StoreError> {
         let Some((id, room_id, name, created_at, sticker_set, slot_bound)) =
