@@ -40,6 +40,8 @@ pub struct RtmpConfig {
     pub enabled: bool,
     /// Address of the RTMP listener. Default `0.0.0.0:1935`.
     pub listen: SocketAddr,
+    /// Bitrate of the Opus made from an RTMP stream's AAC, kbit/s, 6..=510. Default 128.
+    pub opus_bitrate_kbps: u32,
 }
 
 impl Default for RtmpConfig {
@@ -47,6 +49,7 @@ impl Default for RtmpConfig {
         RtmpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            opus_bitrate_kbps: 128,
         }
     }
 }
@@ -302,6 +305,9 @@ impl Config {
         if let Some(v) = env("VENUE_RTMP_LISTEN") {
             self.rtmp.listen = parse("VENUE_RTMP_LISTEN", &v)?;
         }
+        if let Some(v) = env("VENUE_RTMP_OPUS_BITRATE_KBPS") {
+            self.rtmp.opus_bitrate_kbps = parse("VENUE_RTMP_OPUS_BITRATE_KBPS", &v)?;
+        }
         if let Some(v) = env("VENUE_PUBLIC_URL") {
             self.http.public_url = Some(v);
         }
@@ -402,6 +408,12 @@ impl Config {
                     "admin_token must be at least 8 characters without whitespace".into(),
                 ));
             }
+        }
+        if !(6..=510).contains(&self.rtmp.opus_bitrate_kbps) {
+            return Err(ConfigError::Invalid(format!(
+                "rtmp.opus_bitrate_kbps must be 6..=510, got {}",
+                self.rtmp.opus_bitrate_kbps
+            )));
         }
         let i = &self.interaction;
         if !(10..=1000).contains(&i.tick_ms) {

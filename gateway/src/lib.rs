@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod audio;
 pub mod config;
 pub mod error;
 pub mod hub;

@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let app = venue_gateway::build_app(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     let rtmp = if config.rtmp.enabled {
-        venue_gateway::rtmp::spawn(app.state.clone(), config.rtmp.listen).await
+        venue_gateway::rtmp::spawn(app.state.clone(), config.rtmp).await
     } else {
         None
     };

@@ -11,7 +11,11 @@
 //! transcoding; SPS/PPS from the sequence header go out before every IDR. A non-zero
 //! composition time offset (B-frames) is logged as a warning with the OBS fix.
 //!
-//! Audio (AAC → Opus) is not bridged yet.
+//! Audio: the FLV AAC audio tag (FLV v10.1 §E.4.2: `AudioTagHeader` with `SoundFormat` 10,
+//! `AACPacketType` 0 = `AudioSpecificConfig`, 1 = raw frame) is transcoded to Opus by
+//! [`crate::audio::AacToOpus`] (48 kHz, the stream's channels, `[rtmp] opus_bitrate_kbps`). Other
+//! audio codecs (MP3, Speex, Enhanced RTMP FourCCs) are dropped with one warning per connection;
+//! the video goes on either way.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,6 +31,8 @@ use venue_sfu::bridge::{BridgeMedia, VideoFrame};
 use venue_sfu::{BridgeHandle, RoomId};
 
 use crate::AppState;
+use crate::audio::{AacToOpus, OpusSettings};
+use crate::config::RtmpConfig;
 use crate::state::{SessionInfo, SessionKind, participant};
 
 /// Largest read from a connection at once, bytes.
@@ -39,13 +45,16 @@ const SESSION_CHECK: Duration = Duration::from_secs(1);
 
 /// Accepts RTMP connections on `listener` forever; each runs in its own task. An accept error
 /// is logged and survived.
-pub async fn serve(app: AppState, listener: TcpListener) {
+pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
+    let opus = OpusSettings {
+        bitrate_bps: config.opus_bitrate_kbps.saturating_mul(1000),
+    };
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let app = app.clone();
                 tokio::spawn(async move {
-                    if let Err(reason) = connection(app, stream).await {
+                    if let Err(reason) = connection(app, stream, opus).await {
                         tracing::info!(%peer, %reason, "RTMP connection closed");
                     }
                 });
@@ -174,6 +183,36 @@ fn parse_decoder_config(b: &[u8]) -> Result<AvcTag, FlvError> {
     })
 }
 
+/// What an FLV audio tag carried.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AudioTag {
+    /// AAC `AudioSpecificConfig` (ISO/IEC 14496-3 §1.6.2.1).
+    AacConfig(Bytes),
+    /// One raw AAC frame.
+    AacFrame(Bytes),
+    /// Another `SoundFormat` (FLV v10.1 §E.4.2.1; 9 = Enhanced RTMP `ExHeader`).
+    Other { sound_format: u8 },
+}
+
+/// Parses one FLV audio tag body (FLV v10.1 §E.4.2.1 `AudioTagHeader` + `AACAUDIODATA`).
+/// Errors: [`FlvError::Truncated`] for an empty tag or an AAC tag without its packet type;
+/// never panics on any input.
+pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag, FlvError> {
+    let Some((first, rest)) = data.split_first() else {
+        return Err(FlvError::Truncated);
+    };
+    let sound_format = first >> 4;
+    if sound_format != 10 {
+        return Ok(AudioTag::Other { sound_format });
+    }
+    match rest.split_first() {
+        Some((0, asc)) => Ok(AudioTag::AacConfig(Bytes::copy_from_slice(asc))),
+        Some((1, frame)) => Ok(AudioTag::AacFrame(Bytes::copy_from_slice(frame))),
+        Some((_, _)) => Ok(AudioTag::Other { sound_format }),
+        None => Err(FlvError::Truncated),
+    }
+}
+
 /// Per-connection publishing state.
 struct Publishing {
     bridge: BridgeHandle,
@@ -181,6 +220,79 @@ struct Publishing {
     parameter_sets: Vec<Bytes>,
     b_frames_warned: bool,
     last_check: Instant,
+    audio: AudioState,
+}
+
+/// Per-connection audio state.
+struct AudioState {
+    settings: OpusSettings,
+    transcoder: Option<AacToOpus>,
+    /// One warning per connection for audio Venue cannot take.
+    warned: bool,
+    /// AAC frames that did not decode (logged at debug level each, summarised at the end).
+    bad_frames: u64,
+    out: Vec<venue_sfu::bridge::AudioFrame>,
+}
+
+impl AudioState {
+    fn new(settings: OpusSettings) -> Self {
+        AudioState {
+            settings,
+            transcoder: None,
+            warned: false,
+            bad_frames: 0,
+            out: Vec::new(),
+        }
+    }
+
+    fn warn_once(&mut self, session: venue_sfu::SessionId, what: &str) {
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!(%session, "RTMP audio dropped: {what}; the video goes on");
+        }
+    }
+
+    /// Handles one audio tag at RTMP time `ms`, sending Opus packets into `bridge`.
+    fn tag(&mut self, bridge: &BridgeHandle, data: &[u8], ms: i64) {
+        match parse_audio_tag(data) {
+            Ok(AudioTag::AacConfig(asc)) => match AacToOpus::new(&asc, self.settings) {
+                Ok(t) => {
+                    tracing::info!(session = %bridge.session(), source = ?t.source(), "RTMP AAC audio → Opus");
+                    self.transcoder = Some(t);
+                }
+                Err(e) => {
+                    self.transcoder = None;
+                    self.warn_once(bridge.session(), &e.to_string());
+                }
+            },
+            Ok(AudioTag::AacFrame(frame)) => {
+                let Some(t) = self.transcoder.as_mut() else {
+                    return self
+                        .warn_once(bridge.session(), "AAC frames before their sequence header");
+                };
+                self.out.clear();
+                if let Err(e) = t.push(&frame, ms, &mut self.out) {
+                    self.bad_frames += 1;
+                    tracing::debug!(session = %bridge.session(), error = %e, "AAC frame dropped");
+                }
+                for packet in self.out.drain(..) {
+                    if let Err(e) = bridge.send(BridgeMedia::Audio(packet)) {
+                        tracing::debug!(error = %e, "bridge audio dropped");
+                    }
+                }
+            }
+            Ok(AudioTag::Other { sound_format }) => self.warn_once(
+                bridge.session(),
+                &format!(
+                    "FLV SoundFormat {sound_format} is not AAC (set the encoder's audio to AAC)"
+                ),
+            ),
+            Err(e) => {
+                self.bad_frames += 1;
+                tracing::debug!(error = %e, "bad FLV audio tag dropped");
+            }
+        }
+    }
 }
 
 async fn write_results(
@@ -198,7 +310,11 @@ async fn write_results(
     Ok(())
 }
 
-async fn connection(app: AppState, mut stream: TcpStream) -> Result<(), String> {
+async fn connection(
+    app: AppState,
+    mut stream: TcpStream,
+    opus: OpusSettings,
+) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; READ_BUF];
     // Handshake.
@@ -242,7 +358,7 @@ async fn connection(app: AppState, mut stream: TcpStream) -> Result<(), String> 
             match r {
                 ServerSessionResult::OutboundResponse(_) => out.push(r),
                 ServerSessionResult::RaisedEvent(event) => {
-                    match handle_event(&app, &mut session, &mut publishing, event).await {
+                    match handle_event(&app, &mut session, &mut publishing, event, opus).await {
                         Ok(more) => out.extend(more),
                         Err(reason) => {
                             write_results(&mut stream, &out).await.ok();
@@ -283,6 +399,9 @@ async fn finish(
 ) -> Result<(), String> {
     if let Some(p) = publishing {
         let session = p.bridge.session();
+        if p.audio.bad_frames > 0 {
+            tracing::info!(%session, bad_frames = p.audio.bad_frames, "AAC frames or audio tags dropped on this connection");
+        }
         let _ = p.bridge.close().await;
         let _ = app.state.session_closed(session).await;
     }
@@ -303,6 +422,7 @@ async fn handle_event(
     session: &mut ServerSession,
     publishing: &mut Option<Publishing>,
     event: ServerSessionEvent,
+    opus: OpusSettings,
 ) -> Result<Vec<ServerSessionResult>, String> {
     match event {
         ServerSessionEvent::ConnectionRequested {
@@ -338,6 +458,11 @@ async fn handle_event(
                 .bridge(room, p)
                 .await
                 .map_err(|e| format!("media plane: {e}"))?;
+            let _ = bridge.set_info(venue_sfu::health::BridgeInfo {
+                protocol: venue_sfu::health::Protocol::Rtmp,
+                b_frames: false,
+                source_audio: None,
+            });
             app.state
                 .session_created(
                     bridge.session(),
@@ -357,6 +482,7 @@ async fn handle_event(
                 parameter_sets: Vec::new(),
                 b_frames_warned: false,
                 last_check: Instant::now(),
+                audio: AudioState::new(opus),
             });
             session
                 .accept_request(request_id)
@@ -383,6 +509,11 @@ async fn handle_event(
                 }) => {
                     if composition_time_ms != 0 && !p.b_frames_warned {
                         p.b_frames_warned = true;
+                        let _ = p.bridge.set_info(venue_sfu::health::BridgeInfo {
+                            protocol: venue_sfu::health::Protocol::Rtmp,
+                            b_frames: true,
+                            source_audio: None,
+                        });
                         tracing::warn!(session = %p.bridge.session(), "the RTMP stream has B-frames (composition time offsets); WebRTC viewers may stutter — in OBS set the x264 profile to baseline or B-frames to 0");
                     }
                     let pts_ms = i64::from(timestamp.value) + i64::from(composition_time_ms);
@@ -405,6 +536,14 @@ async fn handle_event(
             }
             Ok(Vec::new())
         }
+        ServerSessionEvent::AudioDataReceived {
+            data, timestamp, ..
+        } => {
+            if let Some(p) = publishing.as_mut() {
+                p.audio.tag(&p.bridge, &data, i64::from(timestamp.value));
+            }
+            Ok(Vec::new())
+        }
         ServerSessionEvent::PublishStreamFinished { .. } => {
             Err("the encoder stopped publishing".into())
         }
@@ -412,13 +551,14 @@ async fn handle_event(
     }
 }
 
-/// Binds `addr` and serves RTMP in the background; a bind failure is logged and Venue runs
+/// Binds `config.listen` and serves RTMP in the background; a bind failure is logged and Venue runs
 /// without RTMP ingest.
-pub async fn spawn(app: AppState, addr: SocketAddr) -> Option<SocketAddr> {
+pub async fn spawn(app: AppState, config: RtmpConfig) -> Option<SocketAddr> {
+    let addr = config.listen;
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             let local = listener.local_addr().ok();
-            tokio::spawn(serve(app, listener));
+            tokio::spawn(serve(app, listener, config));
             local
         }
         Err(e) => {

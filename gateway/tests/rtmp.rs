@@ -62,9 +62,15 @@ async fn ffmpeg_rtmp_publisher_reaches_a_whep_viewer() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(app.state.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("RTMP listens");
+    let rtmp = venue_gateway::rtmp::spawn(
+        app.state.clone(),
+        venue_gateway::config::RtmpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("RTMP listens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = app.router.clone();

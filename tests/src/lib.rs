@@ -6,5 +6,6 @@
 //! embedded in synthetic media payloads, `/proc` CPU accounting and a tiny loopback HTTP/1.1
 //! client.
 
+pub mod audio;
 pub mod load;
 pub mod peer;
