@@ -30,6 +30,39 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// `[rtmp]`: RTMP ingest.
     pub rtmp: RtmpConfig,
+    /// `[webhooks]`: signed POSTs on publish start/stop and slot start/end.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]` section: where and how [`crate::webhooks`] delivers events.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Receivers (`http://` or `https://` URLs), each sent every event. Default none: no
+    /// webhooks. Env `VENUE_WEBHOOKS_URLS` (comma-separated).
+    pub urls: Vec<String>,
+    /// HMAC-SHA256 key of the `Venue-Signature` header, at least 16 characters; required
+    /// when `urls` is not empty. Env `VENUE_WEBHOOKS_SECRET`. Never logged.
+    pub secret: Option<Secret>,
+    /// Time limit of one delivery attempt (connect + response), ms, 100..=60000. Default 5000.
+    pub timeout_ms: u64,
+    /// Attempts per event and URL, first included, 1..=20. Default 6.
+    pub max_attempts: u32,
+    /// Wait before the first retry, ms, 1..=60000; doubles per retry, capped at 60 s, with
+    /// jitter. Default 1000.
+    pub retry_initial_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            urls: Vec::new(),
+            secret: None,
+            timeout_ms: 5000,
+            max_attempts: 6,
+            retry_initial_ms: 1000,
+        }
+    }
 }
 
 /// `[rtmp]` section: RTMP ingest (`rtmp://host:1935/live/<stream key>`).
@@ -156,7 +189,59 @@ impl Default for Config {
             interaction: InteractionConfig::default(),
             schedule: ScheduleConfig::default(),
             rtmp: RtmpConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
+    }
+}
+
+impl WebhooksConfig {
+    /// Checks URLs, secret and ranges. Errors name the key, never the secret's value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for url in &self.urls {
+            let ok = reqwest::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks.urls: {url:?} is not an http:// or https:// URL"
+                )));
+            }
+        }
+        if !self.urls.is_empty() {
+            match &self.secret {
+                None => {
+                    return Err(ConfigError::Invalid(
+                        "webhooks.secret (or VENUE_WEBHOOKS_SECRET) is required when \
+                         webhooks.urls is set: receivers verify the Venue-Signature with it"
+                            .into(),
+                    ));
+                }
+                Some(s) if s.expose().chars().count() < 16 => {
+                    return Err(ConfigError::Invalid(
+                        "webhooks.secret must be at least 16 characters".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "webhooks.timeout_ms must be 100..=60000, got {}",
+                self.timeout_ms
+            )));
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            return Err(ConfigError::Invalid(format!(
+                "webhooks.max_attempts must be 1..=20, got {}",
+                self.max_attempts
+            )));
+        }
+        if !(1..=60_000).contains(&self.retry_initial_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "webhooks.retry_initial_ms must be 1..=60000, got {}",
+                self.retry_initial_ms
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +428,17 @@ impl Config {
         if let Some(v) = env("VENUE_MEDIA_MAX_SLOTS") {
             self.media.max_slots = parse("VENUE_MEDIA_MAX_SLOTS", &v)?;
         }
+        if let Some(v) = env("VENUE_WEBHOOKS_URLS") {
+            self.webhooks.urls = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = env("VENUE_WEBHOOKS_SECRET") {
+            self.webhooks.secret = Some(Secret(v));
+        }
         if let Some(v) = env("VENUE_INTERACTION_PER_IP_FACTOR") {
             self.interaction.limits.per_ip_factor = parse("VENUE_INTERACTION_PER_IP_FACTOR", &v)?;
         }
@@ -447,6 +543,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.webhooks.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("data_dir must not be empty".into()));
         }

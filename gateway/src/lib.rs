@@ -32,6 +32,7 @@ pub mod rtmp;
 pub mod schedule;
 pub mod state;
 pub mod store;
+pub mod webhooks;
 pub mod ws;
 
 use std::future::Future;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Slot-bound stream keys: the key check and the window-closing timer.
     pub schedule: schedule::Schedule,
+    /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// The HTTP router over `state`.
@@ -246,12 +249,21 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         admin_digest,
         ip_salt: Arc::new(salt),
     };
-    let state_handle = state::spawn(store.clone(), sfu.clone(), events, hub_deps)
-        .await
-        .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let webhooks =
+        webhooks::Webhooks::start(&config.webhooks).context("starting webhook delivery")?;
+    let state_handle = state::spawn(
+        store.clone(),
+        sfu.clone(),
+        events,
+        hub_deps,
+        webhooks.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
-    schedule.spawn_enforcer(store.clone(), &state_handle);
+    schedule.spawn_enforcer(store.clone(), &state_handle, webhooks.clone());
     let state = AppState {
+        webhooks,
         schedule,
         store,
         sfu,

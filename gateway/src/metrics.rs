@@ -1,5 +1,6 @@
 //! Prometheus text exposition (`GET /metrics`), hand-written: HTTP request counts by status
-//! class (counted by [`count_requests`]) and gauges from the state actor.
+//! class (counted by [`count_requests`]), gauges from the state actor, webhook delivery
+//! counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,6 +72,7 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             hubs.batches += h.batches;
         }
     }
+    let webhooks = app.webhooks.stats();
     gauge(
         "venue_interaction_users",
         "Interaction clients (WebSocket or data channel) that said hello.",
@@ -106,6 +108,26 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             "venue_interaction_batches_total",
             "Event batches broadcast (reliable and lossy).",
             hubs.batches,
+        ),
+        (
+            "venue_webhooks_delivered_total",
+            "Webhook deliveries (event x URL) answered 2xx.",
+            webhooks.delivered,
+        ),
+        (
+            "venue_webhooks_failed_total",
+            "Webhook deliveries given up (final answer or attempts used up).",
+            webhooks.failed,
+        ),
+        (
+            "venue_webhooks_dropped_total",
+            "Webhook deliveries dropped because a queue was full.",
+            webhooks.dropped,
+        ),
+        (
+            "venue_webhooks_retried_total",
+            "Webhook attempts after the first.",
+            webhooks.retried,
         ),
     ] {
         out.push_str(&format!(

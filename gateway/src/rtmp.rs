@@ -468,7 +468,7 @@ async fn handle_event(
                     bridge.session(),
                     SessionInfo {
                         room,
-                        kind: SessionKind::Publisher(p),
+                        kind: SessionKind::Publisher(p, crate::state::Protocol::Rtmp),
                         etag: String::new(),
                     },
                 )

@@ -12,8 +12,22 @@
 //!   (`tokio::time::sleep_until`), re-armed whenever events or bookings change
 //!   ([`Schedule::changed`]); it never polls. Sessions are closed through the state actor's
 //!   path that closes a streamer's sessions (`StateHandle::close_publishers`).
+//! - The same task emits the `slot.started` / `slot.ended` webhooks (when webhooks are
+//!   configured): it also wakes at every window start and end, and a [`SlotTracker`] decides
+//!   what fired. A window is one booking row (contiguous slots of one artist merged); its
+//!   start and end are the booked times, without the graces. Each window gets at most one
+//!   `slot.started` and, after it, one `slot.ended`, however often the timer is re-armed:
+//!   - windows already in progress when the server starts get no `slot.started` (the start
+//!     happened while nobody was watching; a late "started" would mislead), but do get their
+//!     `slot.ended`; windows that start and end while the server runs get both;
+//!   - instants the timer slept through (a moved clock, a suspended host) are caught up in
+//!     time order, ends before starts at the same instant;
+//!   - a window booked, moved or extended while in progress is announced started when the
+//!     timer next sees it in progress; one deleted or moved out of `now` while announced gets
+//!     its `slot.ended` at once (with the window as last seen).
 //! - Wall-clock time comes from a [`Clock`] that tests can set; timers run on tokio's clock.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -24,7 +38,9 @@ use tokio::sync::Notify;
 use crate::config::ScheduleConfig;
 use crate::error::ApiError;
 use crate::state::StateHandle;
+use crate::store::schedule::BookedWindow;
 use crate::store::{Store, Streamer};
+use crate::webhooks::{Event, SlotData, Webhooks};
 
 /// UTC wall clock with an adjustable offset (tests move it; production leaves it at 0).
 #[derive(Clone, Debug, Default)]
@@ -176,25 +192,79 @@ impl Schedule {
         Ok(next.map(|end| end.saturating_add(after)))
     }
 
-    /// Starts the timer task that ends sessions when windows close. It holds the state actor
-    /// weakly and stops when the actor has stopped.
-    pub fn spawn_enforcer(&self, store: Store, state: &StateHandle) {
+    /// Emits the slot webhooks due at the clock's `now`; returns the next window start or end
+    /// after it, if any.
+    async fn slots(
+        &self,
+        store: &Store,
+        tracker: &mut SlotTracker,
+        webhooks: &Webhooks,
+    ) -> Result<Option<i64>, ApiError> {
+        let now = self.clock.now();
+        let t = now.timestamp();
+        let windows = store.windows_between(tracker.since(t), t).await?;
+        for edge in tracker.advance(t, windows) {
+            let (started, w) = match edge {
+                SlotEdge::Started(w) => (true, w),
+                SlotEdge::Ended(w) => (false, w),
+            };
+            tracing::info!(
+                booking = w.booking_id,
+                streamer = w.streamer_id,
+                started,
+                "slot webhook"
+            );
+            webhooks.emit(Event::slot(
+                started,
+                w.room,
+                SlotData {
+                    event_id: w.event_id,
+                    booking_id: w.booking_id,
+                    streamer_id: w.streamer_id,
+                    artist_name: w.artist_name,
+                    start: rfc3339(w.start_at),
+                    end: rfc3339(w.end_at),
+                },
+                now,
+            ));
+        }
+        Ok(store.next_window_edge_after(t).await?)
+    }
+
+    /// Starts the timer task that ends sessions when windows close and, when `webhooks` is
+    /// enabled, emits `slot.started` / `slot.ended`. It holds the state actor weakly and stops
+    /// when the actor has stopped.
+    pub fn spawn_enforcer(&self, store: Store, state: &StateHandle, webhooks: Webhooks) {
         let schedule = self.clone();
         let state = state.downgrade();
         tokio::spawn(async move {
+            let mut tracker = SlotTracker::default();
             loop {
                 let Some(handle) = state.upgrade() else {
                     break;
                 };
                 let swept = schedule.sweep(&store, &handle).await;
                 drop(handle);
-                let next = match swept {
+                let mut next = match swept {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!(error = %e, "schedule sweep failed; retrying in 1 s");
                         Some(schedule.clock.now().timestamp().saturating_add(1))
                     }
                 };
+                if webhooks.enabled() {
+                    let edge = match schedule.slots(&store, &mut tracker, &webhooks).await {
+                        Ok(edge) => edge,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "slot webhooks failed; retrying in 1 s");
+                            Some(schedule.clock.now().timestamp().saturating_add(1))
+                        }
+                    };
+                    next = match (next, edge) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 let sleep = next.map(|at| {
                     let at = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
                     let wait = (at - schedule.clock.now()).to_std().unwrap_or_default();
@@ -214,3 +284,85 @@ impl Schedule {
         });
     }
 }
+
+/// A window starting or ending (for the slot webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotEdge {
+    Started(BookedWindow),
+    Ended(BookedWindow),
+}
+
+/// Which windows have been announced started, sans IO: the timer feeds it the windows the
+/// store has between [`SlotTracker::since`] and `now` and emits what it returns. See the
+/// module docs for the rules (boot, catch-up, edits).
+#[derive(Debug, Default)]
+pub struct SlotTracker {
+    /// The `now` of the last [`SlotTracker::advance`]; `None` before the first (boot).
+    seen_until: Option<i64>,
+    /// Windows announced started and not yet ended, by booking id.
+    announced: BTreeMap<i64, BookedWindow>,
+}
+
+impl SlotTracker {
+    /// The lower bound of the windows [`SlotTracker::advance`] needs at `now` (Unix seconds):
+    /// every window with `start_at ≤ now` and `end_at > since(now)`.
+    pub fn since(&self, now: i64) -> i64 {
+        self.seen_until.map_or(now, |seen| seen.min(now))
+    }
+
+    /// Takes the windows with `start_at ≤ now` and `end_at > self.since(now)` (others are
+    /// ignored) and returns the edges to announce, in time order (ends before starts at the
+    /// same instant).
+    pub fn advance(&mut self, now: i64, windows: Vec<BookedWindow>) -> Vec<SlotEdge> {
+        let boot = self.seen_until.is_none();
+        let since = self.since(now);
+        // (instant, ends first, edge)
+        let mut edges: Vec<(i64, u8, SlotEdge)> = Vec::new();
+        let mut present = HashSet::new();
+        for w in windows {
+            if w.start_at > now || w.end_at <= since {
+                continue;
+            }
+            present.insert(w.booking_id);
+            let in_progress = w.end_at > now;
+            if self.announced.contains_key(&w.booking_id) {
+                if in_progress {
+                    self.announced.insert(w.booking_id, w);
+                } else {
+                    self.announced.remove(&w.booking_id);
+                    edges.push((w.end_at, 0, SlotEdge::Ended(w)));
+                }
+                continue;
+            }
+            if boot {
+                // In progress before we started: no start, but its end will be announced.
+                self.announced.insert(w.booking_id, w);
+                continue;
+            }
+            edges.push((w.start_at.max(since), 1, SlotEdge::Started(w.clone())));
+            if in_progress {
+                self.announced.insert(w.booking_id, w);
+            } else {
+                edges.push((w.end_at, 0, SlotEdge::Ended(w)));
+            }
+        }
+        let gone: Vec<i64> = self
+            .announced
+            .keys()
+            .filter(|id| !present.contains(*id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(w) = self.announced.remove(&id) {
+                edges.push((now, 0, SlotEdge::Ended(w)));
+            }
+        }
+        edges.sort_by_key(|(at, order, _)| (*at, *order));
+        self.seen_until = Some(now);
+        edges.into_iter().map(|(_, _, edge)| edge).collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/schedule.rs"]
+mod tests;

@@ -25,15 +25,26 @@ use venue_sfu::{ParticipantId, RoomId, SessionId, SfuEvent, SfuHandle};
 use crate::error::ApiError;
 use crate::hub::shell::{HubDeps, HubHandle};
 use crate::store::{Room, Stage, Store};
+use crate::webhooks::{Event, PublishData, Webhooks};
 
 /// Shortest interval between two frames caused by viewer-count changes alone.
 pub const VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How a publisher reaches the server (`"whip"` / `"rtmp"` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// WebRTC-HTTP ingest (RFC 9725), from a browser or OBS.
+    Whip,
+    /// RTMP ingest (`rtmp://host/live/<stream key>`), bridged into the SFU.
+    Rtmp,
+}
+
 /// What kind of session a WHIP/WHEP resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
-    /// A WHIP publisher of this streamer.
-    Publisher(ParticipantId),
+    /// A publisher of this streamer, over this protocol (a WHIP resource or an RTMP bridge).
+    Publisher(ParticipantId, Protocol),
     /// A WHEP viewer of the room's stage.
     Viewer,
     /// An admin's live preview of one streamer (not counted as a viewer).
@@ -81,12 +92,27 @@ pub struct Stats {
     pub viewers: usize,
 }
 
-/// An SFU call the shell must make.
+/// A publisher session that started or stopped (for webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishNotice {
+    pub room_id: i64,
+    /// The room's name ("" if the room is unknown).
+    pub room: String,
+    pub streamer: i64,
+    pub session: SessionId,
+    pub protocol: Protocol,
+}
+
+/// An SFU call (or a webhook) the shell must make.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     SetStage(RoomId, Vec<Option<ParticipantId>>),
     RoomState(RoomId, Bytes),
     Close(SessionId),
+    /// A publisher session was registered: `publish.started`.
+    PublishStarted(PublishNotice),
+    /// A registered publisher session ended: `publish.stopped`.
+    PublishStopped(PublishNotice),
 }
 
 #[derive(Debug)]
@@ -111,6 +137,9 @@ pub struct Core {
     sessions: HashMap<SessionId, SessionInfo>,
     /// Publisher sessions that are up, per streamer.
     live: HashMap<ParticipantId, HashSet<SessionId>>,
+    /// Publisher sessions announced with `Effect::PublishStarted` and not yet stopped: each
+    /// gets exactly one `PublishStopped`, whichever path ends it.
+    announced: HashMap<SessionId, PublishNotice>,
 }
 
 impl Core {
@@ -124,6 +153,7 @@ impl Core {
             names: HashMap::new(),
             sessions: HashMap::new(),
             live: HashMap::new(),
+            announced: HashMap::new(),
         }
     }
 
@@ -216,7 +246,7 @@ impl Core {
             .sessions
             .iter()
             .filter(|(_, info)| match info.kind {
-                SessionKind::Publisher(p) => p == participant,
+                SessionKind::Publisher(p, _) => p == participant,
                 SessionKind::Preview(p) => previews && p == participant,
                 SessionKind::Viewer => false,
             })
@@ -226,7 +256,11 @@ impl Core {
         for s in &closed {
             self.sessions.remove(s);
         }
-        let effects: Vec<Effect> = closed.into_iter().map(Effect::Close).collect();
+        let mut effects: Vec<Effect> = Vec::with_capacity(closed.len());
+        for s in closed {
+            effects.push(Effect::Close(s));
+            effects.extend(self.unannounce(s));
+        }
         let was_live = self
             .live
             .remove(&participant)
@@ -264,6 +298,24 @@ impl Core {
     ) -> Vec<Effect> {
         let room = info.room;
         let preview = matches!(info.kind, SessionKind::Preview(_));
+        let mut effects = Vec::new();
+        if let SessionKind::Publisher(p, protocol) = info.kind
+            && !self.announced.contains_key(&session)
+        {
+            let notice = PublishNotice {
+                room_id: room.0 as i64,
+                room: self
+                    .rooms
+                    .get(&(room.0 as i64))
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+                streamer: p.0 as i64,
+                session,
+                protocol,
+            };
+            self.announced.insert(session, notice.clone());
+            effects.push(Effect::PublishStarted(notice));
+        }
         self.sessions.insert(session, info);
         // A preview's SubscriberUp may have come first: it is not a viewer.
         if preview
@@ -272,9 +324,14 @@ impl Core {
                 .get_mut(&(room.0 as i64))
                 .is_some_and(|r| r.viewers.remove(&session))
         {
-            return self.viewers_changed(room.0 as i64, now);
+            effects.extend(self.viewers_changed(room.0 as i64, now));
         }
-        Vec::new()
+        effects
+    }
+
+    /// Forgets an announced publisher session: its `PublishStopped`, once.
+    fn unannounce(&mut self, session: SessionId) -> Option<Effect> {
+        self.announced.remove(&session).map(Effect::PublishStopped)
     }
 
     /// The session was closed through its resource URL.
@@ -283,7 +340,11 @@ impl Core {
             return Vec::new();
         };
         match info.kind {
-            SessionKind::Publisher(p) => self.publisher_down(info.room, p, session, now),
+            SessionKind::Publisher(p, _) => {
+                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
+                effects.extend(self.publisher_down(info.room, p, session, now));
+                effects
+            }
             SessionKind::Viewer => self.subscriber_down(info.room, session, now),
             SessionKind::Preview(_) => Vec::new(),
         }
@@ -302,9 +363,11 @@ impl Core {
                 participant,
                 session,
             } => {
+                // The gateway registers the session (with its protocol) right after the SFU
+                // accepted it; this placeholder only covers an event that overtakes that.
                 self.sessions.entry(session).or_insert_with(|| SessionInfo {
                     room,
-                    kind: SessionKind::Publisher(participant),
+                    kind: SessionKind::Publisher(participant, Protocol::Whip),
                     etag: String::new(),
                 });
                 let set = self.live.entry(participant).or_default();
@@ -321,7 +384,9 @@ impl Core {
                 session,
             } => {
                 self.sessions.remove(&session);
-                self.publisher_down(room, participant, session, now)
+                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
+                effects.extend(self.publisher_down(room, participant, session, now));
+                effects
             }
             SfuEvent::SubscriberUp { room, session } => {
                 if matches!(
@@ -400,6 +465,15 @@ impl Core {
                 .collect(),
             viewer_count: r.viewers.len(),
         })
+    }
+
+    /// The publisher sessions of streamer `id` that are up (usually one; two for a moment
+    /// while a new session replaces the old).
+    pub fn live_sessions(&self, id: i64) -> Vec<SessionId> {
+        self.live
+            .get(&participant(id))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether streamer `id` has a publisher session up.
@@ -568,6 +642,10 @@ enum Command {
         ids: Vec<i64>,
         reply: oneshot::Sender<Vec<bool>>,
     },
+    LiveSessions {
+        ids: Vec<i64>,
+        reply: oneshot::Sender<Vec<Vec<SessionId>>>,
+    },
     Stats {
         reply: oneshot::Sender<Stats>,
     },
@@ -687,6 +765,11 @@ impl StateHandle {
         self.ask(|reply| Command::Live { ids, reply }).await
     }
 
+    /// The live publisher sessions of each streamer id, in order (empty when offline).
+    pub async fn live_sessions(&self, ids: Vec<i64>) -> Result<Vec<Vec<SessionId>>, ApiError> {
+        self.ask(|reply| Command::LiveSessions { ids, reply }).await
+    }
+
     /// Totals for metrics.
     pub async fn stats(&self) -> Result<Stats, ApiError> {
         self.ask(|reply| Command::Stats { reply }).await
@@ -733,12 +816,62 @@ struct Shell {
     hub_deps: HubDeps,
     /// Interaction hub of each room, by store id.
     hubs: HashMap<i64, HubHandle>,
+    /// `publish.*` webhooks.
+    webhooks: Webhooks,
+    /// Streamer name of each announced publisher session (a deleted streamer's
+    /// `publish.stopped` still carries it).
+    publisher_names: HashMap<SessionId, String>,
 }
 
 impl Shell {
-    async fn apply(&self, effects: Vec<Effect>) {
+    /// Emits `publish.started` / `publish.stopped` (never waits on the delivery).
+    async fn publish_webhook(&mut self, started: bool, notice: PublishNotice) {
+        if !self.webhooks.enabled() {
+            return;
+        }
+        let name = if started {
+            None
+        } else {
+            self.publisher_names.remove(&notice.session)
+        };
+        let name = match name {
+            Some(name) => name,
+            None => match self.store.streamer(notice.room_id, notice.streamer).await {
+                Ok(Some(s)) => s.name,
+                Ok(None) => String::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "streamer name for a webhook");
+                    String::new()
+                }
+            },
+        };
+        if started {
+            self.publisher_names.insert(notice.session, name.clone());
+        }
+        self.webhooks.emit(Event::publish(
+            started,
+            notice.room,
+            PublishData {
+                streamer_id: notice.streamer,
+                streamer_name: name,
+                session_id: notice.session.to_string(),
+                protocol: notice.protocol,
+            },
+            chrono::Utc::now(),
+        ));
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             let result = match effect {
+                Effect::PublishStarted(notice) => {
+                    self.publish_webhook(true, notice).await;
+                    Ok(())
+                }
+                Effect::PublishStopped(notice) => {
+                    self.publish_webhook(false, notice).await;
+                    Ok(())
+                }
                 Effect::SetStage(room, slots) => self.sfu.set_stage(room, slots).await,
                 Effect::RoomState(room, frame) => {
                     // The hub sends the stage as `Event.stage` to its clients (WebSocket ones
@@ -855,6 +988,9 @@ impl Shell {
             Command::Live { ids, reply } => {
                 let _ = reply.send(ids.iter().map(|id| self.core.is_live(*id)).collect());
             }
+            Command::LiveSessions { ids, reply } => {
+                let _ = reply.send(ids.iter().map(|id| self.core.live_sessions(*id)).collect());
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(self.core.stats());
             }
@@ -943,6 +1079,7 @@ pub async fn spawn(
     sfu: SfuHandle,
     mut events: mpsc::Receiver<SfuEvent>,
     hub_deps: HubDeps,
+    webhooks: Webhooks,
 ) -> Result<StateHandle, ApiError> {
     let revision_base = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -954,6 +1091,8 @@ pub async fn spawn(
         sfu,
         hub_deps,
         hubs: HashMap::new(),
+        webhooks,
+        publisher_names: HashMap::new(),
     };
     for room in shell.store.rooms().await? {
         shell.load_room(&room).await?;

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::AppState;
 use crate::error::{ApiError, TextError};
-use crate::state::{SessionInfo, SessionKind, participant};
+use crate::state::{Protocol, SessionInfo, SessionKind, participant};
 
 /// `POST /api/whip` (RFC 9725 §4.2): 201 + `Location` + `ETag` + SDP answer.
 pub async fn post(
@@ -44,7 +44,7 @@ pub async fn post(
             answer.session,
             SessionInfo {
                 room,
-                kind: SessionKind::Publisher(p),
+                kind: SessionKind::Publisher(p, Protocol::Whip),
                 etag: tag.clone(),
             },
         )
@@ -64,7 +64,7 @@ async fn publisher_session(
 ) -> Result<(venue_sfu::SessionId, SessionInfo), ApiError> {
     let id = session_id(session)?;
     match app.state.session(id).await? {
-        Some(info) if matches!(info.kind, SessionKind::Publisher(_)) => Ok((id, info)),
+        Some(info) if matches!(info.kind, SessionKind::Publisher(..)) => Ok((id, info)),
         _ => Err(ApiError::NotFound("no such WHIP session".into())),
     }
 }

@@ -160,6 +160,23 @@ pub struct KeyAccess {
     pub windows: Vec<(i64, i64)>,
 }
 
+/// A booked window with its room, as the slot timer sees it (one booking row: contiguous
+/// slots of one artist in one event are one row).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BookedWindow {
+    pub booking_id: i64,
+    pub event_id: i64,
+    pub room_id: i64,
+    /// The room's name.
+    pub room: String,
+    pub streamer_id: i64,
+    pub artist_name: String,
+    /// Unix seconds, UTC.
+    pub start_at: i64,
+    /// Unix seconds, UTC; after `start_at`.
+    pub end_at: i64,
+}
+
 macro_rules! event_columns {
     () => {
         "id, room_id, title, start_at, end_at, slot_seconds, public_signup, created_at"
@@ -700,6 +717,37 @@ impl Store {
         .bind(now)
         .bind(grace_after)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Windows with `start_at ≤ now` and `end_at > since` (Unix seconds), by start: those in
+    /// progress at `now` and those that ended after `since`.
+    pub async fn windows_between(
+        &self,
+        since: i64,
+        now: i64,
+    ) -> Result<Vec<BookedWindow>, StoreError> {
+        Ok(sqlx::query_as::<_, BookedWindow>(
+            "SELECT b.id AS booking_id, b.event_id, e.room_id, r.name AS room, b.streamer_id, \
+             b.artist_name, b.start_at, b.end_at FROM bookings b \
+             JOIN events e ON e.id = b.event_id JOIN rooms r ON r.id = e.room_id \
+             WHERE b.start_at <= ? AND b.end_at > ? ORDER BY b.start_at, b.id",
+        )
+        .bind(now)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The earliest booking start or end after `t` (Unix seconds), if any.
+    pub async fn next_window_edge_after(&self, t: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(x) FROM (SELECT MIN(start_at) AS x FROM bookings WHERE start_at > ? \
+             UNION ALL SELECT MIN(end_at) FROM bookings WHERE end_at > ?)",
+        )
+        .bind(t)
+        .bind(t)
+        .fetch_one(&self.pool)
         .await?)
     }
 

@@ -145,3 +145,57 @@ fn public_url_is_normalised_and_secret_not_debug_printed() {
     );
     assert!(!format!("{c:?}").contains("super-secret-token"));
 }
+
+#[test]
+fn webhooks_need_a_secret_take_urls_from_the_env_and_never_print_the_secret() {
+    let c = Config::load_with_env(&Cli::default(), no_env).expect("loads");
+    assert!(c.webhooks.urls.is_empty());
+    assert_eq!(
+        (
+            c.webhooks.timeout_ms,
+            c.webhooks.max_attempts,
+            c.webhooks.retry_initial_ms
+        ),
+        (5000, 6, 1000)
+    );
+    // URLs without a secret: a clear error naming the key.
+    let mut c = Config::from_toml("[webhooks]\nurls = [\"https://hooks.example.org/v\"]\n")
+        .expect("parses");
+    let err = c.validate().expect_err("no secret").to_string();
+    assert!(err.contains("webhooks.secret"), "{err}");
+    let mut c = Config::from_toml(
+        "[webhooks]\nurls = [\"https://hooks.example.org/v\"]\nsecret = \"short\"\n",
+    )
+    .expect("parses");
+    assert!(c.validate().is_err());
+    let mut c = Config::from_toml(
+        "[webhooks]\nurls = [\"ftp://hooks.example.org/v\"]\nsecret = \"0123456789abcdef\"\n",
+    )
+    .expect("parses");
+    assert!(c.validate().is_err());
+    let mut c = Config::from_toml("[webhooks]\nmax_attempts = 0\n").expect("parses");
+    assert!(c.validate().is_err());
+    assert!(Config::from_toml("[webhooks]\nurl = \"x\"\n").is_err());
+
+    let env: HashMap<&str, &str> = HashMap::from([
+        (
+            "VENUE_WEBHOOKS_URLS",
+            "https://a.example.org/hook, http://127.0.0.1:9000/h,",
+        ),
+        ("VENUE_WEBHOOKS_SECRET", "env-secret-0123456789"),
+    ]);
+    let c = Config::load_with_env(&Cli::default(), |k| env.get(k).map(|v| v.to_string()))
+        .expect("loads");
+    assert_eq!(
+        c.webhooks.urls,
+        vec!["https://a.example.org/hook", "http://127.0.0.1:9000/h"]
+    );
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("env-secret-0123456789"), "{printed}");
+    // The environment's secret alone is not enough without URLs, and is fine then.
+    let c = Config::load_with_env(&Cli::default(), |k| {
+        (k == "VENUE_WEBHOOKS_SECRET").then(|| "x".to_owned())
+    })
+    .expect("no URLs: the secret is unused");
+    assert!(c.webhooks.urls.is_empty());
+}

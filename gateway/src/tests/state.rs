@@ -159,7 +159,7 @@ fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
     core.load_room(&room(1, "main"), 2, vec![None, Some((4, "Dee".into()))], t);
     let info = SessionInfo {
         room: RoomId(1),
-        kind: SessionKind::Publisher(ParticipantId(4)),
+        kind: SessionKind::Publisher(ParticipantId(4), Protocol::Whip),
         etag: "\"e\"".into(),
     };
     core.session_created(SessionId(9), info, t);
@@ -187,7 +187,7 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     let (r, p) = (RoomId(1), ParticipantId(7));
     let publisher = SessionInfo {
         room: r,
-        kind: SessionKind::Publisher(p),
+        kind: SessionKind::Publisher(p, Protocol::Rtmp),
         etag: "\"a\"".into(),
     };
     let preview = SessionInfo {
@@ -206,7 +206,11 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     );
     let fx = core.close_streamer_sessions(1, 7, false, t);
     assert_eq!(fx[0], Effect::Close(SessionId(1)));
-    assert_eq!(fx.len(), 2, "{fx:?}");
+    assert!(
+        matches!(&fx[1], Effect::PublishStopped(n) if n.session == SessionId(1) && n.protocol == Protocol::Rtmp),
+        "{fx:?}"
+    );
+    assert_eq!(fx.len(), 3, "{fx:?}");
     let stage = &frames(&fx)[0];
     assert_eq!(stage.slots[0].streamer_id, 7);
     assert!(!stage.slots[0].live);
@@ -217,4 +221,87 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     );
     // Nothing left to close: no effects.
     assert!(core.close_streamer_sessions(1, 7, false, t).is_empty());
+}
+
+fn publish_notices(effects: &[Effect]) -> Vec<(bool, SessionId)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::PublishStarted(n) => Some((true, n.session)),
+            Effect::PublishStopped(n) => Some((false, n.session)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_publisher_session_is_announced_started_and_stopped_once() {
+    let t = Instant::now();
+    let mut core = Core::new(1, 0);
+    core.load_room(&room(1, "main"), 1, vec![], t);
+    let (r, p) = (RoomId(1), ParticipantId(4));
+    let info = |protocol| SessionInfo {
+        room: r,
+        kind: SessionKind::Publisher(p, protocol),
+        etag: String::new(),
+    };
+    // The SFU's PublisherUp may overtake the registration: still one start, with the
+    // registered protocol and the room's name.
+    let up = core.on_event(
+        SfuEvent::PublisherUp {
+            room: r,
+            participant: p,
+            session: SessionId(1),
+        },
+        t,
+    );
+    assert!(publish_notices(&up).is_empty());
+    let fx = core.session_created(SessionId(1), info(Protocol::Rtmp), t);
+    let [Effect::PublishStarted(n)] = fx.as_slice() else {
+        panic!("one start: {fx:?}");
+    };
+    assert_eq!(
+        (n.room.as_str(), n.streamer, n.protocol),
+        ("main", 4, Protocol::Rtmp)
+    );
+    // Closed through its resource URL, then the SFU's PublisherDown: one stop.
+    let fx = core.session_closed(SessionId(1), t);
+    assert_eq!(publish_notices(&fx), vec![(false, SessionId(1))]);
+    let fx = core.on_event(
+        SfuEvent::PublisherDown {
+            room: r,
+            participant: p,
+            session: SessionId(1),
+        },
+        t,
+    );
+    assert!(publish_notices(&fx).is_empty(), "{fx:?}");
+
+    // A session ended by the SFU (replaced or disconnected), and one by a deleted streamer.
+    core.session_created(SessionId(2), info(Protocol::Whip), t);
+    let fx = core.on_event(
+        SfuEvent::PublisherDown {
+            room: r,
+            participant: p,
+            session: SessionId(2),
+        },
+        t,
+    );
+    assert_eq!(publish_notices(&fx), vec![(false, SessionId(2))]);
+    core.session_created(SessionId(3), info(Protocol::Whip), t);
+    let fx = core.remove_streamer(1, 4, t);
+    assert_eq!(publish_notices(&fx), vec![(false, SessionId(3))]);
+    assert!(publish_notices(&core.session_closed(SessionId(3), t)).is_empty());
+
+    // Viewers and previews are never announced.
+    let fx = core.session_created(
+        SessionId(4),
+        SessionInfo {
+            room: r,
+            kind: SessionKind::Viewer,
+            etag: String::new(),
+        },
+        t,
+    );
+    assert!(publish_notices(&fx).is_empty());
 }
