@@ -2,7 +2,8 @@
 // for a new artist (the stream key is shown once, with the RTMP server and WHIP URL), see the
 // booking on the timeline and in the public schedule, publish with the key over RTMP (Debian's
 // ffmpeg) and see the block turn LIVE, get the API's 400 shown inline when resizing wrongly,
-// then delete the booking and the event from the console.
+// move it by drag and drop and stretch it in its panel (PUT …/bookings/{id}), then delete the
+// booking and the event from the console.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -11,6 +12,9 @@ import { join } from "node:path";
 import { ADMIN_TOKEN, OUT, ensureOut, freeTcpPort, launchChromium, startVenue, waitFor } from "./lib.mjs";
 
 const FFMPEG = process.env.FFMPEG ?? "/usr/bin/ffmpeg";
+
+/** `HH:MM` of an RFC 3339 instant in the browser's zone (the test's, as it runs beside it). */
+const hhmm = (t) => new Date(t).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 
 async function publicSchedule(base) {
   const r = await fetch(`${base}/api/rooms/main/schedule`);
@@ -118,6 +122,23 @@ test("admin schedules an artist by clicks; the timeline shows them live", async 
     await admin.click(`${ed} button[type=submit]`);
     await waitFor(async () => /400.*end must be after start/.test(await admin.textContent(`${ed} .sched-error`)), { what: "the 400 inline" });
     await admin.click(`${ed} button:text-is('Cancel')`);
+
+    // Move the booking: drag it onto the third slot, then stretch it to two slots in its panel.
+    const onSlot = async (k) => (await publicSchedule(venue.base)).events[0].slots[k].booking?.id === bookingId;
+    await admin.dragAndDrop(
+      `.tl-block.booked[data-booking="${bookingId}"]`,
+      `.sched-event[data-event="${ev.id}"] .tl-block.free[data-slot-start="${ev.slots[2].start}"]`,
+    );
+    await waitFor(() => onSlot(2), { what: "the booking dragged to slot 3" });
+    assert.equal(await onSlot(0), false);
+    await admin.waitForSelector(`.tl-block.booked[data-booking="${bookingId}"] >> text=${hhmm(ev.slots[2].start)}`);
+    await admin.click(`.tl-block.booked[data-booking="${bookingId}"]`);
+    const panel = `.sched-event[data-event="${ev.id}"] .sched-bookbox[data-booking="${bookingId}"]`;
+    await admin.waitForSelector(`${panel} .sched-moveform`);
+    await admin.fill(`${panel} input[name=slots]`, "2");
+    await admin.click(`${panel} button[type=submit]`);
+    await waitFor(async () => (await onSlot(2)) && (await onSlot(3)), { what: "the booking stretched over slots 3 and 4" });
+    await admin.waitForSelector(panel, { state: "hidden" });
 
     // Delete the booking from the timeline, then the event.
     await admin.hover(`.tl-block.booked[data-booking="${bookingId}"]`);

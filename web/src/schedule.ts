@@ -175,6 +175,8 @@ interface EventView {
   edit: HTMLElement;
   scroll: HTMLDivElement;
   book: HTMLElement;
+  /** The last failed timeline action (a refused move), under the timeline. */
+  msg: HTMLElement;
   /** The slot start picked for booking (highlighted), if the form is open. */
   picked: string | null;
   scrolledToNow: boolean;
@@ -208,6 +210,8 @@ export function mountSchedule(host: ScheduleHost): void {
   let shownRoom = "";
   let loading = false;
   let streamers: StreamerJson[] = [];
+  /** The booking being dragged onto a free slot (desktop), if any: refreshes wait for it. */
+  let dragged: { event: number; booking: BookingJson } | null = null;
 
   const roomPath = () => `/api/admin/rooms/${encodeURIComponent(host.room())}`;
   const eventsPath = () => `${roomPath()}/events`;
@@ -406,6 +410,7 @@ export function mountSchedule(host: ScheduleHost): void {
 
   function openBook(v: EventView, slotStart: string) {
     v.picked = slotStart;
+    delete v.book.dataset.booking;
     renderTimeline(v);
     const e = v.data;
     const free = e.slots.filter((s) => !s.booking);
@@ -521,8 +526,85 @@ export function mountSchedule(host: ScheduleHost): void {
 
   function closeBook(v: EventView) {
     v.picked = null;
+    delete v.book.dataset.booking;
     v.book.hidden = true;
     v.book.replaceChildren();
+    renderTimeline(v);
+  }
+
+  /** How many slots booking `b` covers (the event's last slot may be shorter). */
+  function slotsOf(e: EventJson, b: BookingJson): number {
+    const bs = new Date(b.start).getTime();
+    const be = new Date(b.end).getTime();
+    return Math.max(1, e.slots.filter((s) => {
+      const t = new Date(s.start).getTime();
+      return t >= bs && t < be;
+    }).length);
+  }
+
+  /** PUT the booking to `slots` slots from `slotStart`; the API's 400/409 goes to `err`. */
+  async function moveBooking(v: EventView, b: BookingJson, slotStart: string, slots: number, err: HTMLElement = v.msg) {
+    err.textContent = "";
+    v.msg.textContent = "";
+    try {
+      const moved = await host.api<BookingJson>("PUT", `${eventsPath()}/${v.data.id}/bookings/${b.id}`, { slot_start: slotStart, slots });
+      host.toast(`${moved.artist_name} now ${span(new Date(moved.start), new Date(moved.end))}`);
+      await refresh();
+      return true;
+    } catch (x) {
+      err.textContent = `Not moved: ${errorMessage(x)}`;
+      return false;
+    }
+  }
+
+  /** The panel of a booked block: details, move / resize, delete. */
+  function openMove(v: EventView, b: BookingJson) {
+    v.picked = null;
+    const e = v.data;
+    const slotSel = h("select", { name: "slot_start" });
+    slotSel.replaceChildren(...e.slots.map((s) => h("option", { value: s.start, text: span(new Date(s.start), new Date(s.end)) })));
+    slotSel.value = b.start;
+    const count = h("input", { name: "slots", type: "number", min: 1, max: e.slots.length, step: 1 });
+    count.value = String(slotsOf(e, b));
+    const err = h("span", { class: "error sched-error", role: "alert" });
+    const line = (k: string, val: string | null | undefined) => (val ? h("div", {}, h("span", { class: "muted", text: `${k}: ` }), val) : null);
+    const bs = new Date(b.start);
+    const form = h(
+      "form",
+      { class: "sched-form sched-moveform", autocomplete: "off" },
+      h("div", { class: "sched-field" }, h("label", { for: `sched-m${b.id}-slot`, text: "Start slot" }), slotSel),
+      h("div", { class: "sched-field sched-narrow" }, h("label", { for: `sched-m${b.id}-slots`, text: "Slots" }), count),
+      h(
+        "div",
+        { class: "row sched-actions" },
+        h("button", { class: "primary", type: "submit", text: "Move / resize" }),
+        h("button", { class: "danger", type: "button", "data-action": "delete-booking", text: "Delete booking", onclick: () => void deleteBooking(e, b) }),
+        h("button", { type: "button", text: "Close", onclick: () => closeBook(v) }),
+        err,
+      ),
+    );
+    slotSel.id = `sched-m${b.id}-slot`;
+    count.id = `sched-m${b.id}-slots`;
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (await moveBooking(v, b, slotSel.value, Math.max(1, Number(count.value) || 1), err)) closeBook(v);
+    });
+    v.book.replaceChildren(
+      h("h3", { class: "sched-sub" }, `Booking of “${b.artist_name}”`, b.live ? h("span", { class: "badge live", style: "margin-left:8px", text: "live" }) : null),
+      h(
+        "div",
+        { class: "sched-details" },
+        line("your time", `${span(bs, new Date(b.end))} (${utcOffset(bs)})`),
+        line("their time", `${artistLocal(b)} ${b.timezone}`),
+        line("from", b.location),
+        line("about", b.description),
+        line("email", b.email),
+        line("streamer", b.streamer_id !== undefined ? `#${b.streamer_id}` : null),
+      ),
+      form,
+    );
+    v.book.dataset.booking = String(b.id);
+    v.book.hidden = false;
     renderTimeline(v);
   }
 
@@ -592,11 +674,12 @@ export function mountSchedule(host: ScheduleHost): void {
       edit: h("div", { class: "sched-editbox", hidden: true }),
       scroll: h("div", { class: "tl-scroll" }),
       book: h("div", { class: "sched-bookbox", hidden: true }),
+      msg: h("div", { class: "error sched-error sched-msg", role: "alert" }),
       picked: null,
       scrolledToNow: false,
       data: e,
     };
-    v.root.append(v.head, v.edit, v.scroll, v.book);
+    v.root.append(v.head, v.edit, v.scroll, v.msg, v.book);
     return v;
   }
 
@@ -693,6 +776,7 @@ export function mountSchedule(host: ScheduleHost): void {
         b.description,
         b.email ? `email: ${b.email}` : "",
         b.streamer_id !== undefined ? `streamer #${b.streamer_id}` : "",
+        "click for details, move / resize; or drag onto a free slot",
       ]
         .filter(Boolean)
         .join("\n");
@@ -707,6 +791,24 @@ export function mountSchedule(host: ScheduleHost): void {
             "data-booking": b.id,
             "data-live": b.live ? "1" : "0",
             tabindex: 0,
+            draggable: "true",
+            onclick: () => openMove(v, b),
+            onkeydown: (ev: Event) => {
+              if ((ev as KeyboardEvent).key === "Enter" && ev.target === ev.currentTarget) openMove(v, b);
+            },
+            ondragstart: (ev: Event) => {
+              dragged = { event: e.id, booking: b };
+              const dt = (ev as DragEvent).dataTransfer;
+              if (dt) {
+                dt.setData("text/plain", `${b.artist_name}`);
+                dt.effectAllowed = "move";
+              }
+              v.scroll.classList.add("dragging");
+            },
+            ondragend: () => {
+              dragged = null;
+              v.scroll.classList.remove("dragging");
+            },
           },
           b.live ? h("span", { class: "tl-live", text: "LIVE" }) : null,
           h("div", { class: "tl-name" }, h("span", { class: "tl-artist", text: b.artist_name })),
@@ -740,6 +842,19 @@ export function mountSchedule(host: ScheduleHost): void {
             title: `book ${span(new Date(ss), new Date(se))}`,
             "data-slot-start": s.start,
             onclick: () => openBook(v, s.start),
+            ondragover: (ev: Event) => {
+              if (dragged?.event !== e.id) return;
+              ev.preventDefault();
+              (ev.currentTarget as HTMLElement).classList.add("drop");
+            },
+            ondragleave: (ev: Event) => (ev.currentTarget as HTMLElement).classList.remove("drop"),
+            ondrop: (ev: Event) => {
+              ev.preventDefault();
+              const d = dragged;
+              dragged = null;
+              v.scroll.classList.remove("dragging");
+              if (d?.event === e.id) void moveBooking(v, d.booking, s.start, slotsOf(e, d.booking));
+            },
           },
           h("span", { class: "tl-plus", text: "+" }),
           h("span", { class: "tl-time", text: hm(new Date(ss)) }),
@@ -777,6 +892,8 @@ export function mountSchedule(host: ScheduleHost): void {
       if (v.picked && !e.slots.some((s) => s.start === v.picked && !s.booking)) {
         v.picked = null;
       }
+      const open = v.book.dataset.booking;
+      if (open && !e.slots.some((s) => String(s.booking?.id) === open)) closeBook(v);
       renderTimeline(v);
     }
     for (const [id, v] of views) {
@@ -802,6 +919,7 @@ export function mountSchedule(host: ScheduleHost): void {
   let again = false;
   async function refresh(): Promise<void> {
     if (!host.active()) return;
+    if (dragged) return; // re-rendering would pull the blocks from under the pointer
     if (loading) {
       again = true; // a change was made while a read was under way: read once more after it
       return;
