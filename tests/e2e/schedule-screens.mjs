@@ -76,6 +76,10 @@ try {
   await desk.click(".sched-bookform button[type=submit]");
   await desk.waitForSelector("#sched-key:not([hidden])");
   await desk.locator("#schedule").screenshot({ path: join(DIR, "admin-schedule-key.png") });
+  await desk.click("#sched-key button:text-is('I saved it — hide')");
+  await desk.click(".tl-block.booked.live");
+  await desk.locator("#schedule").screenshot({ path: join(DIR, "admin-schedule-booking-panel.png") });
+  await desk.click(".sched-bookbox button:text-is('Close')");
   await desk.click("#sched-new");
   await desk.locator("#schedule").screenshot({ path: join(DIR, "admin-schedule-new.png") });
 
