@@ -116,6 +116,10 @@ pub fn router(state: AppState) -> Router {
             post(api::admin::preview),
         )
         .route(
+            "/api/admin/rooms/{room}/streamers/{id}/health",
+            get(api::admin::streamer_health),
+        )
+        .route(
             "/api/admin/rooms/{room}/stage",
             get(api::admin::get_stage).put(api::admin::put_stage),
         )

@@ -341,11 +341,15 @@ impl HealthMeter {
         }
     }
 
-    /// Facts from a bridge (replace the previous ones).
+    /// Facts from a bridge: the protocol and B-frames replace the previous ones; a `None`
+    /// `source_audio` keeps the source audio set before (so a bridge can report B-frames
+    /// without repeating its audio).
     pub fn set_info(&mut self, info: BridgeInfo) {
         self.protocol = info.protocol;
         self.info_b_frames = info.b_frames;
-        self.source_audio = info.source_audio;
+        if info.source_audio.is_some() {
+            self.source_audio = info.source_audio;
+        }
     }
 
     /// One packet received at `now` (times must not go backwards).

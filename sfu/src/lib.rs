@@ -458,7 +458,8 @@ impl BridgeHandle {
 
     /// Tells the SFU what the bridge knows about its source that the media cannot show (the
     /// protocol, B-frames, the audio before transcoding), for
-    /// [`SfuHandle::publisher_health`]. Replaces what was set before. Does not wait. Errors:
+    /// [`SfuHandle::publisher_health`]. The protocol and B-frames replace what was set before;
+    /// a `None` `source_audio` keeps the earlier one. Does not wait. Errors:
     /// [`SfuError::Overloaded`] when the shard's queue is full (the info is dropped; set it
     /// again), [`SfuError::Stopped`].
     pub fn set_info(&self, info: health::BridgeInfo) -> Result<(), SfuError> {

@@ -2,8 +2,21 @@
 //! constant time). JSON in and out; errors are `{"error": "..."}`.
 //!
 //! - `GET  /api/admin/rooms` → `[room]`; `POST` `{name, title?}` → 201 room (409 taken, 400 bad name)
-//! - `GET  /api/admin/rooms/{room}/streamers` → `[{id, name, live, created_at, sticker_set}]`
-//!   where `sticker_set` is the streamer's own sticker set id or `null`
+//! - `GET  /api/admin/rooms/{room}/streamers` → `[{id, name, live, created_at, sticker_set,
+//!   health}]` where `sticker_set` is the streamer's own sticker set id or `null`, and `health`
+//!   the live publisher's health (shape below) or `null` when offline
+//! - `GET /api/admin/rooms/{room}/streamers/{id}/health` → 200 the health, or `null` when the
+//!   streamer is offline; 404 no such room or streamer. Health (issue 4 item 7), measured by the
+//!   SFU on the media it receives (`venue_sfu::health::PublisherHealth`):
+//!   `{protocol: "whip"|"rtmp", video: [{rid, codec, profile_level_id, width, height, fps,
+//!   bitrate_bps, keyframe_interval_s}], audio: {codec, channels, sample_rate_hz, bitrate_bps,
+//!   source: {codec, channels, sample_rate_hz}|null}|null, packet_loss, b_frames, warnings}` —
+//!   `codec` `"H.264"`/`"VP8"`/`"Opus"`…, `profile_level_id` six hex digits (RFC 6184 §8.1) or
+//!   `null`, `width`/`height` pixels or `null` until a keyframe was seen, `fps` pictures/s and
+//!   `bitrate_bps` bit/s over the last 4 s, `keyframe_interval_s` seconds between the last two
+//!   keyframes or `null`, `source` the RTMP audio before transcoding, `packet_loss` the fraction
+//!   (0..1) lost on the way in over the last 2 s, `b_frames` true when the stream has B-frames,
+//!   `warnings` human-readable problems with their fix (B-frames: the OBS setting to change)
 //! - `POST /api/admin/rooms/{room}/streamers` `{name}` → 201 `{id, name, stream_key, whip_url,
 //!   rtmp_url, created_at}`; the key is shown this once only
 //! - `DELETE /api/admin/rooms/{room}/streamers/{id}` → 204 (closes its sessions, empties its slots)
@@ -32,7 +45,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use venue_sfu::{RoomId, SubscribeTarget};
+use venue_sfu::health::PublisherHealth;
+use venue_sfu::{RoomId, SessionId, SubscribeTarget};
 
 use super::interaction::{SettingsPatch, apply_settings, sticker_set};
 use super::json_body;
@@ -104,6 +118,8 @@ pub struct StreamerItem {
     pub created_at: i64,
     /// The streamer's own sticker set id, if any.
     pub sticker_set: Option<String>,
+    /// The live publisher's health (see the module docs); `null` when offline.
+    pub health: Option<PublisherHealth>,
 }
 
 impl StreamerItem {
@@ -114,8 +130,25 @@ impl StreamerItem {
             live,
             created_at: s.created_at,
             sticker_set: s.sticker_set,
+            health: None,
         }
     }
+}
+
+/// The health of the first of `sessions` the SFU still has as a publisher. An SFU that is
+/// overloaded or stopping gives `None` (logged): health is informational and must not fail
+/// the streamer list.
+async fn health_of(app: &AppState, sessions: &[SessionId]) -> Option<PublisherHealth> {
+    for &session in sessions {
+        match app.sfu.publisher_health(session).await {
+            Ok(Some(h)) => return Some(h),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(%session, error = %e, "publisher health unavailable");
+            }
+        }
+    }
+    None
 }
 
 /// `GET /api/admin/rooms/{room}/streamers`.
@@ -125,17 +158,38 @@ pub async fn list_streamers(
 ) -> Result<Json<Vec<StreamerItem>>, ApiError> {
     let room = room(&app, &name).await?;
     let streamers = app.store.streamers(room.id).await?;
-    let live = app
+    let sessions = app
         .state
-        .live(streamers.iter().map(|s| s.id).collect())
+        .live_sessions(streamers.iter().map(|s| s.id).collect())
         .await?;
-    Ok(Json(
-        streamers
-            .into_iter()
-            .zip(live.into_iter().chain(std::iter::repeat(false)))
-            .map(|(s, live)| StreamerItem::new(s, live))
-            .collect(),
-    ))
+    let mut items = Vec::with_capacity(streamers.len());
+    for (s, sessions) in streamers
+        .into_iter()
+        .zip(sessions.into_iter().chain(std::iter::repeat(Vec::new())))
+    {
+        let mut item = StreamerItem::new(s, !sessions.is_empty());
+        item.health = health_of(&app, &sessions).await;
+        items.push(item);
+    }
+    Ok(Json(items))
+}
+
+/// `GET /api/admin/rooms/{room}/streamers/{id}/health` → 200 the live publisher's health (shape
+/// in the module docs) or `null` when the streamer is offline; 404 no such room or streamer.
+pub async fn streamer_health(
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Option<PublisherHealth>>, ApiError> {
+    let room = room(&app, &name).await?;
+    let s = streamer(&app, &room, &id).await?;
+    let sessions = app
+        .state
+        .live_sessions(vec![s.id])
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Ok(Json(health_of(&app, &sessions).await))
 }
 
 #[derive(Deserialize)]
