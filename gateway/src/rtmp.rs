@@ -28,10 +28,11 @@ use rml_rtmp::sessions::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use venue_sfu::bridge::{BridgeMedia, VideoFrame};
+use venue_sfu::health::{BridgeInfo, Protocol as HealthProtocol, SourceAudio};
 use venue_sfu::{BridgeHandle, RoomId};
 
 use crate::AppState;
-use crate::audio::{AacToOpus, OpusSettings};
+use crate::audio::{AacToOpus, OpusSettings, SourceAudioInfo};
 use crate::config::RtmpConfig;
 use crate::state::{SessionInfo, SessionKind, participant};
 
@@ -218,7 +219,8 @@ struct Publishing {
     bridge: BridgeHandle,
     length_size: usize,
     parameter_sets: Vec<Bytes>,
-    b_frames_warned: bool,
+    /// What the health report shows that the SFU cannot see (B-frames, the source audio).
+    info: BridgeInfo,
     last_check: Instant,
     audio: AudioState,
 }
@@ -252,13 +254,16 @@ impl AudioState {
         }
     }
 
-    /// Handles one audio tag at RTMP time `ms`, sending Opus packets into `bridge`.
-    fn tag(&mut self, bridge: &BridgeHandle, data: &[u8], ms: i64) {
+    /// Handles one audio tag at RTMP time `ms`, sending Opus packets into `bridge`. Returns
+    /// the source's description when a sequence header (re)configured the transcoder.
+    fn tag(&mut self, bridge: &BridgeHandle, data: &[u8], ms: i64) -> Option<SourceAudioInfo> {
         match parse_audio_tag(data) {
             Ok(AudioTag::AacConfig(asc)) => match AacToOpus::new(&asc, self.settings) {
                 Ok(t) => {
-                    tracing::info!(session = %bridge.session(), source = ?t.source(), "RTMP AAC audio → Opus");
+                    let source = t.source();
+                    tracing::info!(session = %bridge.session(), ?source, "RTMP AAC audio → Opus");
                     self.transcoder = Some(t);
+                    return Some(source);
                 }
                 Err(e) => {
                     self.transcoder = None;
@@ -267,8 +272,8 @@ impl AudioState {
             },
             Ok(AudioTag::AacFrame(frame)) => {
                 let Some(t) = self.transcoder.as_mut() else {
-                    return self
-                        .warn_once(bridge.session(), "AAC frames before their sequence header");
+                    self.warn_once(bridge.session(), "AAC frames before their sequence header");
+                    return None;
                 };
                 self.out.clear();
                 if let Err(e) = t.push(&frame, ms, &mut self.out) {
@@ -292,6 +297,7 @@ impl AudioState {
                 tracing::debug!(error = %e, "bad FLV audio tag dropped");
             }
         }
+        None
     }
 }
 
@@ -458,11 +464,12 @@ async fn handle_event(
                 .bridge(room, p)
                 .await
                 .map_err(|e| format!("media plane: {e}"))?;
-            let _ = bridge.set_info(venue_sfu::health::BridgeInfo {
-                protocol: venue_sfu::health::Protocol::Rtmp,
+            let info = BridgeInfo {
+                protocol: HealthProtocol::Rtmp,
                 b_frames: false,
                 source_audio: None,
-            });
+            };
+            let _ = bridge.set_info(info.clone());
             app.state
                 .session_created(
                     bridge.session(),
@@ -480,7 +487,7 @@ async fn handle_event(
                 bridge,
                 length_size: 4,
                 parameter_sets: Vec::new(),
-                b_frames_warned: false,
+                info,
                 last_check: Instant::now(),
                 audio: AudioState::new(opus),
             });
@@ -507,13 +514,9 @@ async fn handle_event(
                     composition_time_ms,
                     nalus,
                 }) => {
-                    if composition_time_ms != 0 && !p.b_frames_warned {
-                        p.b_frames_warned = true;
-                        let _ = p.bridge.set_info(venue_sfu::health::BridgeInfo {
-                            protocol: venue_sfu::health::Protocol::Rtmp,
-                            b_frames: true,
-                            source_audio: None,
-                        });
+                    if composition_time_ms != 0 && !p.info.b_frames {
+                        p.info.b_frames = true;
+                        let _ = p.bridge.set_info(p.info.clone());
                         tracing::warn!(session = %p.bridge.session(), "the RTMP stream has B-frames (composition time offsets); WebRTC viewers may stutter — in OBS set the x264 profile to baseline or B-frames to 0");
                     }
                     let pts_ms = i64::from(timestamp.value) + i64::from(composition_time_ms);
@@ -539,8 +542,15 @@ async fn handle_event(
         ServerSessionEvent::AudioDataReceived {
             data, timestamp, ..
         } => {
-            if let Some(p) = publishing.as_mut() {
-                p.audio.tag(&p.bridge, &data, i64::from(timestamp.value));
+            if let Some(p) = publishing.as_mut()
+                && let Some(source) = p.audio.tag(&p.bridge, &data, i64::from(timestamp.value))
+            {
+                p.info.source_audio = Some(SourceAudio {
+                    codec: "AAC".into(),
+                    channels: source.channels,
+                    sample_rate_hz: source.sample_rate_hz,
+                });
+                let _ = p.bridge.set_info(p.info.clone());
             }
             Ok(Vec::new())
         }

@@ -34,7 +34,11 @@ pub fn ffmpeg_aac_tone(freqs: &[u32], rate: u32, seconds: f32) -> anyhow::Result
         .arg(format!("aevalsrc={expr}:s={rate}:d={seconds}"))
         .args(["-c:a", "aac", "-b:a", "128k", "-f", "adts", "-"])
         .output()?;
-    anyhow::ensure!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_adts(&out.stdout)
 }
 
@@ -104,7 +108,11 @@ pub fn worst_step_ratio(samples: &[f32], rate: u32, freq: f64) -> f64 {
         .windows(2)
         .map(|w| f64::from((w[1] - w[0]).abs()))
         .fold(0.0, f64::max);
-    if max_step > 0.0 { worst / max_step } else { f64::INFINITY }
+    if max_step > 0.0 {
+        worst / max_step
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Splits interleaved samples into channels.

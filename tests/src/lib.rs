@@ -7,5 +7,6 @@
 //! client.
 
 pub mod audio;
+pub mod h264;
 pub mod load;
 pub mod peer;
