@@ -28,6 +28,33 @@ interface Streamer {
   created_at?: string | number;
   /** The streamer's own sticker set id; null = the room keeps its set. */
   sticker_set?: string | null;
+  /** Streamer health measured by the SFU (null when offline). */
+  health?: Health | null;
+}
+
+/** GET …/streamers → `health` (see gateway/src/api/admin.rs for the shape). */
+interface Health {
+  protocol: "whip" | "rtmp";
+  video: {
+    rid: string | null;
+    codec: string;
+    profile_level_id: string | null;
+    width: number | null;
+    height: number | null;
+    fps: number;
+    bitrate_bps: number;
+    keyframe_interval_s: number | null;
+  }[];
+  audio: {
+    codec: string;
+    channels: number;
+    sample_rate_hz: number;
+    bitrate_bps: number;
+    source: { codec: string; channels: number; sample_rate_hz: number } | null;
+  } | null;
+  packet_loss: number;
+  b_frames: boolean;
+  warnings: string[];
 }
 
 interface Stage {
@@ -332,6 +359,8 @@ interface Card {
   thumb: HTMLDivElement;
   meta: HTMLDivElement;
   stickers: HTMLSelectElement;
+  health: HTMLDivElement;
+  warnings: HTMLDivElement;
 }
 
 const streamerCards = new Map<string, Card>();
@@ -354,6 +383,7 @@ function renderStreamers() {
     card.meta.textContent = `#${s.id}${slotIdx >= 0 ? ` · on slot ${slotIdx + 1}` : ""}`;
     card.root.classList.toggle("selected", selected === key);
     showStreamerSet(card.stickers, s.sticker_set ?? "");
+    renderHealth(card, s.live ? (s.health ?? null) : null);
     if (s.live) startPreview(s.id, card);
     else stopPreview(key, card);
   }
@@ -375,6 +405,8 @@ function makeCard(s: Streamer): Card {
   const badge = h("span", { class: "badge" });
   const thumb = h("div", { class: "thumb", text: "offline" });
   const meta = h("div", { class: "muted", style: "font-size:12px" });
+  const health = h("div", { class: "health", hidden: true });
+  const warnings = h("div", { class: "healthwarns", hidden: true });
   const del = h("button", {
     class: "small danger",
     text: "Delete",
@@ -404,10 +436,64 @@ function makeCard(s: Streamer): Card {
     },
     h("div", { class: "top" }, name, badge),
     thumb,
+    health,
+    warnings,
     h("label", { class: "row stickerrow", onclick: (ev: Event) => ev.stopPropagation() }, h("span", { class: "muted", text: "stickers:" }), stickers),
     h("div", { class: "row" }, h("div", { class: "grow" }, meta), del),
   );
-  return { root, name, badge, thumb, meta, stickers };
+  return { root, name, badge, thumb, meta, stickers, health, warnings };
+}
+
+// ---------- streamer health (refreshed with the list, every POLL_MS) ----------
+
+// Numbers stay with their units when the line wraps (U+00A0).
+const kHz = (hz: number) => `${Number((hz / 1000).toFixed(1))}\u00a0kHz`;
+const channels = (n: number) => (n === 1 ? "mono" : n === 2 ? "stereo" : `${n} ch`);
+
+function bitrate(bps: number): string {
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)}\u00a0Mbit/s`;
+  return `${Math.round(bps / 1e3)}\u00a0kbit/s`;
+}
+
+/** One compact line: "H.264 1280×720 30 fps 2.9 Mbit/s · GOP 1.0 s · Opus stereo 48 kHz (from
+ * AAC 44.1 kHz) · loss 0.2%", after a protocol badge; warnings in a box below. */
+function renderHealth(card: Card, hl: Health | null) {
+  card.health.hidden = hl === null;
+  card.warnings.hidden = hl === null || hl.warnings.length === 0;
+  if (hl === null) {
+    card.health.replaceChildren();
+    card.warnings.replaceChildren();
+    return;
+  }
+  const parts: string[] = [];
+  // The largest layer first (simulcast sends several).
+  const layers = [...hl.video].sort((a, b) => (b.height ?? 0) - (a.height ?? 0) || b.bitrate_bps - a.bitrate_bps);
+  const v = layers[0];
+  if (v) {
+    const size = v.width && v.height ? ` ${v.width}×${v.height}` : "";
+    const total = layers.reduce((n, l) => n + l.bitrate_bps, 0);
+    let text = `${v.codec}${size} ${Math.round(v.fps)}\u00a0fps ${bitrate(total)}`;
+    if (layers.length > 1) text += ` (${layers.length} layers)`;
+    parts.push(text);
+    if (v.keyframe_interval_s !== null) parts.push(`GOP\u00a0${v.keyframe_interval_s.toFixed(1)}\u00a0s`);
+  } else {
+    parts.push("no video");
+  }
+  const a = hl.audio;
+  if (a) {
+    let text = `${a.codec} ${channels(a.channels)} ${kHz(a.sample_rate_hz)}`;
+    if (a.source) text += ` (from ${a.source.codec} ${kHz(a.source.sample_rate_hz)}${a.source.channels !== a.channels ? ` ${channels(a.source.channels)}` : ""})`;
+    parts.push(text);
+  } else {
+    parts.push("no audio");
+  }
+  parts.push(`loss\u00a0${Number((hl.packet_loss * 100).toFixed(1))}%`);
+  const title = v?.profile_level_id ? `profile-level-id ${v.profile_level_id}` : "";
+  card.health.replaceChildren(
+    h("span", { class: `proto ${hl.protocol}`, text: hl.protocol.toUpperCase() }),
+    h("span", { class: `healthtext${hl.packet_loss > 0.05 ? " bad" : ""}`, text: parts.join(" · "), title }),
+  );
+  card.warnings.replaceChildren(...hl.warnings.map((w) => h("div", { class: "healthwarn", role: "alert", text: `⚠ ${w}` })));
 }
 
 /** Fills a card's sticker select: "(room default)" plus every set; left alone while in use. */
