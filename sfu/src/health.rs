@@ -170,6 +170,8 @@ struct RateWindow {
     origin: Instant,
     /// Index of the newest bucket written.
     head: u64,
+    /// When bucket `head` ends: until then a packet only adds (no division on the fast path).
+    head_end: Instant,
     bytes: [u64; BUCKETS],
     events: [u32; BUCKETS],
 }
@@ -179,6 +181,7 @@ impl RateWindow {
         RateWindow {
             origin,
             head: 0,
+            head_end: origin + BUCKET,
             bytes: [0; BUCKETS],
             events: [0; BUCKETS],
         }
@@ -189,6 +192,20 @@ impl RateWindow {
     }
 
     fn add(&mut self, now: Instant, bytes: u64, events: u32) {
+        if now >= self.head_end {
+            self.advance(now);
+        }
+        let slot = (self.head % BUCKETS as u64) as usize;
+        if let Some(x) = self.bytes.get_mut(slot) {
+            *x = x.saturating_add(bytes);
+        }
+        if let Some(x) = self.events.get_mut(slot) {
+            *x = x.saturating_add(events);
+        }
+    }
+
+    /// Moves `head` to the bucket of `now`, clearing the buckets it passes.
+    fn advance(&mut self, now: Instant) {
         let b = self.bucket_of(now);
         if b > self.head {
             let clear = (b - self.head).min(BUCKETS as u64);
@@ -203,13 +220,7 @@ impl RateWindow {
             }
             self.head = b;
         }
-        let slot = (self.head % BUCKETS as u64) as usize;
-        if let Some(x) = self.bytes.get_mut(slot) {
-            *x = x.saturating_add(bytes);
-        }
-        if let Some(x) = self.events.get_mut(slot) {
-            *x = x.saturating_add(events);
-        }
+        self.head_end = self.origin + BUCKET * (self.head as u32 + 1);
     }
 
     /// (bytes/s, events/s) over the window ending at `now`.
@@ -241,7 +252,7 @@ struct LossMeter {
     received: u64,
     expected_prior: u64,
     received_prior: u64,
-    interval_start: Instant,
+    interval_end: Instant,
     /// (lost, expected) of the last complete interval.
     last: Option<(u64, u64)>,
 }
@@ -254,7 +265,7 @@ impl LossMeter {
             received: 0,
             expected_prior: 0,
             received_prior: 0,
-            interval_start: now,
+            interval_end: now + LOSS_INTERVAL,
             last: None,
         }
     }
@@ -264,11 +275,11 @@ impl LossMeter {
             self.max = seq;
         }
         self.received += 1;
-        if now.saturating_duration_since(self.interval_start) >= LOSS_INTERVAL {
+        if now >= self.interval_end {
             self.last = Some(self.interval());
             self.expected_prior = self.expected();
             self.received_prior = self.received;
-            self.interval_start = now;
+            self.interval_end = now + LOSS_INTERVAL;
         }
     }
 

@@ -352,8 +352,8 @@ struct Publisher {
     last_keyframe_request: Vec<(Option<Rid>, Instant)>,
     /// Requests held back by the throttle, sent when it allows.
     deferred_keyframe_requests: Vec<(Option<Rid>, KeyframeRequestKind)>,
-    /// Streamer health of this session.
-    health: HealthMeter,
+    /// Streamer health of this session (boxed: it is large next to `Subscriber`).
+    health: Box<HealthMeter>,
 }
 
 #[derive(Debug)]
@@ -945,7 +945,7 @@ impl ShardCore {
                 codecs,
                 last_keyframe_request: Vec::new(),
                 deferred_keyframe_requests: Vec::new(),
-                health: HealthMeter::new(IngestProtocol::Whip),
+                health: Box::new(HealthMeter::new(IngestProtocol::Whip)),
             }),
         );
         let idx = self.insert_peer(peer);

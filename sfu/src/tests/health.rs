@@ -69,7 +69,7 @@ impl Bits {
     /// NAL header + bytes with the RBSP stop bit, emulation prevention inserted.
     fn sps(&mut self) -> Vec<u8> {
         self.bits.push(true);
-        while self.bits.len() % 8 != 0 {
+        while !self.bits.len().is_multiple_of(8) {
             self.bits.push(false);
         }
         let raw: Vec<u8> = self
@@ -422,6 +422,38 @@ fn bridge_info_sets_protocol_b_frames_and_source_audio() {
         a.bitrate_bps
     );
     assert_eq!(a.source.unwrap().sample_rate_hz, 44_100);
+    // A later call without source audio (B-frames seen) keeps it.
+    m.set_info(BridgeInfo {
+        protocol: Protocol::Rtmp,
+        b_frames: true,
+        source_audio: None,
+    });
+    assert_eq!(m.snapshot(now).audio.unwrap().source.unwrap().codec, "AAC");
+}
+
+#[test]
+fn rate_window_forgets_what_is_older_than_four_seconds() {
+    let t0 = Instant::now();
+    let mut w = RateWindow::new(t0);
+    // 1000 bytes every 10 ms for 3 s, then 4.5 s of silence, then one packet.
+    for i in 0..300u64 {
+        w.add(t0 + Duration::from_millis(i * 10), 1000, 1);
+    }
+    let (bytes, events) = w.rates(t0 + Duration::from_secs(3));
+    assert!((bytes - 100_000.0).abs() < 1_000.0, "{bytes}");
+    assert!((events - 100.0).abs() < 1.0, "{events}");
+    let later = t0 + Duration::from_millis(7_500);
+    assert_eq!(
+        w.rates(later),
+        (0.0, 0.0),
+        "old buckets are out of the window"
+    );
+    w.add(later, 500, 1);
+    let (bytes, _) = w.rates(later + Duration::from_millis(100));
+    assert!(
+        bytes > 0.0 && bytes < 200.0,
+        "only the new packet counts: {bytes}"
+    );
 }
 
 #[test]
