@@ -75,6 +75,11 @@ pub struct RtmpConfig {
     pub listen: SocketAddr,
     /// Bitrate of the Opus made from an RTMP stream's AAC, kbit/s, 6..=510. Default 128.
     pub opus_bitrate_kbps: u32,
+    /// RTMP connections open at once, 1..=10000; more are closed on accept. Default 64.
+    pub max_connections: usize,
+    /// A connection must have its publish accepted within this many seconds of connecting,
+    /// 1..=300. Default 10.
+    pub publish_timeout_s: u64,
 }
 
 impl Default for RtmpConfig {
@@ -83,6 +88,8 @@ impl Default for RtmpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             opus_bitrate_kbps: 128,
+            max_connections: 64,
+            publish_timeout_s: 10,
         }
     }
 }
@@ -504,6 +511,13 @@ impl Config {
                     "admin_token must be at least 8 characters without whitespace".into(),
                 ));
             }
+        }
+        if !(1..=10_000).contains(&self.rtmp.max_connections)
+            || !(1..=300).contains(&self.rtmp.publish_timeout_s)
+        {
+            return Err(ConfigError::Invalid(
+                "rtmp.max_connections must be 1..=10000 and rtmp.publish_timeout_s 1..=300".into(),
+            ));
         }
         if !(6..=510).contains(&self.rtmp.opus_bitrate_kbps) {
             return Err(ConfigError::Invalid(format!(

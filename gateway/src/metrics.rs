@@ -17,6 +17,23 @@ use crate::error::ApiError;
 pub struct Metrics {
     /// Responses by status class: index 0 = 1xx … 4 = 5xx.
     http_responses: [AtomicU64; 5],
+    /// RTMP ingest counters (updated by `crate::rtmp`).
+    pub rtmp: RtmpCounters,
+}
+
+/// RTMP ingest counters.
+#[derive(Debug, Default)]
+pub struct RtmpCounters {
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Connections refused because `[rtmp] max_connections` were open.
+    pub refused_over_cap: AtomicU64,
+    /// Connections closed for malformed RTMP (handshake, chunk stream, AMF) input.
+    pub protocol_errors: AtomicU64,
+    /// Connections closed because no publish was accepted within the publish timeout.
+    pub publish_timeouts: AtomicU64,
+    /// AAC frames or FLV audio/video tags that did not parse or decode (dropped).
+    pub bad_media: AtomicU64,
 }
 
 impl Metrics {
@@ -74,6 +91,12 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
     }
     let webhooks = app.webhooks.stats();
     gauge(
+        "venue_rtmp_connections",
+        "RTMP connections open.",
+        app.metrics.rtmp.connections.load(Ordering::Relaxed) as usize,
+    );
+    let rtmp = &app.metrics.rtmp;
+    gauge(
         "venue_interaction_users",
         "Interaction clients (WebSocket or data channel) that said hello.",
         hubs.users as usize,
@@ -108,6 +131,26 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             "venue_interaction_batches_total",
             "Event batches broadcast (reliable and lossy).",
             hubs.batches,
+        ),
+        (
+            "venue_rtmp_refused_over_cap_total",
+            "RTMP connections refused: max_connections were open.",
+            rtmp.refused_over_cap.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_rtmp_protocol_errors_total",
+            "RTMP connections closed for malformed handshake, chunk or AMF input.",
+            rtmp.protocol_errors.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_rtmp_publish_timeouts_total",
+            "RTMP connections closed for not publishing within the publish timeout.",
+            rtmp.publish_timeouts.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_rtmp_bad_media_total",
+            "FLV tags or AAC frames from RTMP publishers dropped as malformed.",
+            rtmp.bad_media.load(Ordering::Relaxed),
         ),
         (
             "venue_webhooks_delivered_total",

@@ -18,7 +18,9 @@
 //! the video goes on either way.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -27,6 +29,7 @@ use rml_rtmp::sessions::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use venue_sfu::bridge::{BridgeMedia, VideoFrame};
 use venue_sfu::health::{BridgeInfo, Protocol as HealthProtocol, SourceAudio};
 use venue_sfu::{BridgeHandle, RoomId};
@@ -40,24 +43,45 @@ use crate::state::{SessionInfo, SessionKind, participant};
 const READ_BUF: usize = 64 * 1024;
 /// A connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a publishing connection checks that its session still exists (a window closed,
-/// an admin deleted the streamer).
-const SESSION_CHECK: Duration = Duration::from_secs(1);
 
 /// Accepts RTMP connections on `listener` forever; each runs in its own task. An accept error
 /// is logged and survived.
 pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
-    let opus = OpusSettings {
-        bitrate_bps: config.opus_bitrate_kbps.saturating_mul(1000),
+    let limits = Limits {
+        opus: OpusSettings {
+            bitrate_bps: config.opus_bitrate_kbps.saturating_mul(1000),
+        },
+        publish_timeout: Duration::from_secs(config.publish_timeout_s),
     };
+    let permits = Arc::new(Semaphore::new(config.max_connections));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let counters = &app.metrics.rtmp;
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    counters.refused_over_cap.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "RTMP connection refused: max_connections open");
+                    drop(stream);
+                    continue;
+                };
                 let app = app.clone();
                 tokio::spawn(async move {
-                    if let Err(reason) = connection(app, stream, opus).await {
+                    let counters = &app.metrics.rtmp;
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    if let Err(reason) = connection(&app, stream, limits).await {
+                        match reason {
+                            Closed::Protocol(_) => {
+                                counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Closed::PublishTimeout => {
+                                counters.publish_timeouts.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Closed::Other(_) => {}
+                        }
                         tracing::info!(%peer, %reason, "RTMP connection closed");
                     }
+                    counters.connections.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -65,6 +89,53 @@ pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Per-connection limits from `[rtmp]`.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    opus: OpusSettings,
+    publish_timeout: Duration,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Closed {
+    /// Malformed handshake, chunk stream or AMF (counted).
+    Protocol(String),
+    /// No publish accepted in time (counted).
+    PublishTimeout,
+    /// Anything else: refused key, the peer left, the session was ended.
+    Other(String),
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Closed::Protocol(why) => write!(f, "malformed RTMP input: {why}"),
+            Closed::PublishTimeout => f.write_str("no publish within the publish timeout"),
+            Closed::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for Closed {
+    fn from(s: String) -> Self {
+        Closed::Other(s)
+    }
+}
+
+/// Runs rml_rtmp's parsing of peer input, turning a panic inside it into a protocol error:
+/// the crate indexes slices and subtracts lengths from peer-supplied values without checks
+/// (found by the fuzz target), and one bad peer must not take the task down without cleanup.
+fn guarded<T, E: std::fmt::Debug>(f: impl FnOnce() -> Result<T, E>) -> Result<T, Closed> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Closed::Protocol(format!("{e:?}"))),
+        Err(_) => Err(Closed::Protocol(
+            "the RTMP parser rejected the input (panic)".into(),
+        )),
     }
 }
 
@@ -221,7 +292,6 @@ struct Publishing {
     parameter_sets: Vec<Bytes>,
     /// What the health report shows that the SFU cannot see (B-frames, the source audio).
     info: BridgeInfo,
-    last_check: Instant,
     audio: AudioState,
 }
 
@@ -304,71 +374,59 @@ impl AudioState {
 async fn write_results(
     stream: &mut TcpStream,
     results: &[ServerSessionResult],
-) -> Result<(), String> {
+) -> Result<(), Closed> {
     for r in results {
         if let ServerSessionResult::OutboundResponse(packet) = r {
-            stream
-                .write_all(&packet.bytes)
-                .await
-                .map_err(|e| format!("write: {e}"))?;
+            write_all(stream, &packet.bytes).await?;
         }
     }
     Ok(())
 }
 
-async fn connection(
-    app: AppState,
-    mut stream: TcpStream,
-    opus: OpusSettings,
-) -> Result<(), String> {
+async fn connection(app: &AppState, mut stream: TcpStream, limits: Limits) -> Result<(), Closed> {
     let _ = stream.set_nodelay(true);
+    let publish_deadline = tokio::time::Instant::now() + limits.publish_timeout;
     let mut buf = vec![0u8; READ_BUF];
     // Handshake.
     let mut handshake = Handshake::new(PeerType::Server);
     let remaining = loop {
-        let n = read(&mut stream, &mut buf).await?;
-        match handshake
-            .process_bytes(buf.get(..n).unwrap_or_default())
-            .map_err(|e| format!("handshake: {e:?}"))?
-        {
+        let n = read(&mut stream, &mut buf, Some(publish_deadline)).await?;
+        let input = buf.get(..n).unwrap_or_default();
+        match guarded(|| handshake.process_bytes(input))? {
             HandshakeProcessResult::InProgress { response_bytes } => {
-                stream
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
+                write_all(&mut stream, &response_bytes).await?;
             }
             HandshakeProcessResult::Completed {
                 response_bytes,
                 remaining_bytes,
             } => {
-                stream
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?;
+                write_all(&mut stream, &response_bytes).await?;
                 break remaining_bytes;
             }
         }
     };
-    let (mut session, initial) =
-        ServerSession::new(ServerSessionConfig::new()).map_err(|e| format!("session: {e:?}"))?;
+    let (mut session, initial) = guarded(|| ServerSession::new(ServerSessionConfig::new()))?;
     write_results(&mut stream, &initial).await?;
+    // Subscribed before any session exists, so no close can be missed.
+    let mut closed = app.state.closed_sessions();
     let mut publishing: Option<Publishing> = None;
     let mut input = remaining;
     let result = loop {
-        let results = match session.handle_input(&input) {
+        let results = match guarded(|| session.handle_input(&input)) {
             Ok(r) => r,
-            Err(e) => break Err(format!("RTMP protocol error: {e:?}")),
+            Err(e) => break Err(e),
         };
         let mut out = Vec::new();
         for r in results {
             match r {
                 ServerSessionResult::OutboundResponse(_) => out.push(r),
                 ServerSessionResult::RaisedEvent(event) => {
-                    match handle_event(&app, &mut session, &mut publishing, event, opus).await {
+                    match handle_event(app, &mut session, &mut publishing, event, limits.opus).await
+                    {
                         Ok(more) => out.extend(more),
                         Err(reason) => {
                             write_results(&mut stream, &out).await.ok();
-                            return finish(&app, publishing, Err(reason)).await;
+                            return finish(app, publishing, Err(reason.into())).await;
                         }
                     }
                 }
@@ -378,31 +436,57 @@ async fn connection(
         if let Err(e) = write_results(&mut stream, &out).await {
             break Err(e);
         }
-        if let Some(p) = publishing.as_mut()
-            && p.last_check.elapsed() >= SESSION_CHECK
-        {
-            p.last_check = Instant::now();
-            if !matches!(app.state.session(p.bridge.session()).await, Ok(Some(_))) {
-                break Err(
+        let deadline = publishing.is_none().then_some(publish_deadline);
+        let read = tokio::select! {
+            r = read(&mut stream, &mut buf, deadline) => r,
+            ended = session_ended(&mut closed, app, publishing.as_ref().map(|p| p.bridge.session())) => {
+                debug_assert!(ended);
+                break Err(Closed::Other(
                     "the publisher session was ended (key window closed or streamer removed)"
                         .into(),
-                );
+                ));
             }
-        }
-        let n = match read(&mut stream, &mut buf).await {
+        };
+        let n = match read {
             Ok(n) => n,
             Err(e) => break Err(e),
         };
         input = buf.get(..n).unwrap_or_default().to_vec();
     };
-    finish(&app, publishing, result).await
+    finish(app, publishing, result).await
+}
+
+/// Resolves when the gateway ends the `publishing` session; pending forever while not
+/// publishing.
+async fn session_ended(
+    closed: &mut tokio::sync::broadcast::Receiver<venue_sfu::SessionId>,
+    app: &AppState,
+    publishing: Option<venue_sfu::SessionId>,
+) -> bool {
+    let Some(mine) = publishing else {
+        return std::future::pending().await;
+    };
+    loop {
+        match closed.recv().await {
+            Ok(s) if s == mine => return true,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                if !matches!(app.state.session(mine).await, Ok(Some(_))) {
+                    return true;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return std::future::pending().await;
+            }
+        }
+    }
 }
 
 async fn finish(
     app: &AppState,
     publishing: Option<Publishing>,
-    result: Result<(), String>,
-) -> Result<(), String> {
+    result: Result<(), Closed>,
+) -> Result<(), Closed> {
     if let Some(p) = publishing {
         let session = p.bridge.session();
         if p.audio.bad_frames > 0 {
@@ -414,13 +498,29 @@ async fn finish(
     result
 }
 
-async fn read(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, String> {
-    match tokio::time::timeout(IDLE_TIMEOUT, stream.read(buf)).await {
-        Ok(Ok(0)) => Err("peer closed".into()),
+/// Reads what is there; fails when the peer closes, after [`IDLE_TIMEOUT`] of silence, or at
+/// `publish_deadline` (a connection that has not published yet).
+async fn read(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    publish_deadline: Option<tokio::time::Instant>,
+) -> Result<usize, Closed> {
+    let idle = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    let until = publish_deadline.map_or(idle, |d| d.min(idle));
+    match tokio::time::timeout_at(until, stream.read(buf)).await {
+        Ok(Ok(0)) => Err(Closed::Other("peer closed".into())),
         Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) => Err(format!("read: {e}")),
-        Err(_) => Err("idle for 30 s".into()),
+        Ok(Err(e)) => Err(Closed::Other(format!("read: {e}"))),
+        Err(_) if publish_deadline.is_some_and(|d| d <= idle) => Err(Closed::PublishTimeout),
+        Err(_) => Err(Closed::Other("idle for 30 s".into())),
     }
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| Closed::Other(format!("write: {e}")))
 }
 
 async fn handle_event(
@@ -488,7 +588,6 @@ async fn handle_event(
                 length_size: 4,
                 parameter_sets: Vec::new(),
                 info,
-                last_check: Instant::now(),
                 audio: AudioState::new(opus),
             });
             session

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use prost::Message;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use venue_proto::v1;
 use venue_sfu::{ParticipantId, RoomId, SessionId, SfuEvent, SfuHandle};
 
@@ -671,18 +671,23 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct StateHandle {
     tx: mpsc::Sender<Command>,
+    closed: broadcast::Sender<SessionId>,
 }
 
 /// A [`StateHandle`] that does not keep the actor running (background tasks).
 #[derive(Clone, Debug)]
 pub struct WeakStateHandle {
     tx: mpsc::WeakSender<Command>,
+    closed: broadcast::Sender<SessionId>,
 }
 
 impl WeakStateHandle {
     /// The handle, while the actor runs.
     pub fn upgrade(&self) -> Option<StateHandle> {
-        self.tx.upgrade().map(|tx| StateHandle { tx })
+        self.tx.upgrade().map(|tx| StateHandle {
+            tx,
+            closed: self.closed.clone(),
+        })
     }
 }
 
@@ -695,7 +700,16 @@ impl StateHandle {
     pub fn downgrade(&self) -> WeakStateHandle {
         WeakStateHandle {
             tx: self.tx.downgrade(),
+            closed: self.closed.clone(),
         }
+    }
+
+    /// Sessions the gateway ends (a booked window closed, the streamer was deleted or replaced)
+    /// as they are closed in the media plane: lets a connection that owns a session (RTMP)
+    /// hang up at once instead of polling. Subscribe before creating the session; on
+    /// `RecvError::Lagged` check [`StateHandle::session`].
+    pub fn closed_sessions(&self) -> broadcast::Receiver<SessionId> {
+        self.closed.subscribe()
     }
 
     async fn ask<T>(
@@ -821,6 +835,8 @@ struct Shell {
     /// Streamer name of each announced publisher session (a deleted streamer's
     /// `publish.stopped` still carries it).
     publisher_names: HashMap<SessionId, String>,
+    /// Sessions closed by the gateway ([`StateHandle::closed_sessions`]).
+    closed: broadcast::Sender<SessionId>,
 }
 
 impl Shell {
@@ -885,10 +901,13 @@ impl Shell {
                     }
                     self.sfu.set_room_state(room, frame).await
                 }
-                Effect::Close(session) => match self.sfu.close(session).await {
-                    Err(venue_sfu::SfuError::UnknownSession) => Ok(()),
-                    other => other,
-                },
+                Effect::Close(session) => {
+                    let _ = self.closed.send(session);
+                    match self.sfu.close(session).await {
+                        Err(venue_sfu::SfuError::UnknownSession) => Ok(()),
+                        other => other,
+                    }
+                }
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "media plane call failed");
@@ -1085,6 +1104,7 @@ pub async fn spawn(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    let (closed, _) = broadcast::channel(64);
     let mut shell = Shell {
         core: Core::new(sfu.max_slots(), revision_base),
         store,
@@ -1093,6 +1113,7 @@ pub async fn spawn(
         hubs: HashMap::new(),
         webhooks,
         publisher_names: HashMap::new(),
+        closed: closed.clone(),
     };
     for room in shell.store.rooms().await? {
         shell.load_room(&room).await?;
@@ -1127,7 +1148,7 @@ pub async fn spawn(
         }
         tracing::debug!("state actor stopped");
     });
-    Ok(StateHandle { tx })
+    Ok(StateHandle { tx, closed })
 }
 
 #[cfg(test)]
