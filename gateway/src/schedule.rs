@@ -325,9 +325,9 @@ impl SlotTracker {
             }
             present.insert(w.booking_id);
             let in_progress = w.end_at > now;
-            if self.announced.contains_key(&w.booking_id) {
+            if let Some(seen) = self.announced.get_mut(&w.booking_id) {
                 if in_progress {
-                    self.announced.insert(w.booking_id, w);
+                    *seen = w;
                 } else {
                     self.announced.remove(&w.booking_id);
                     edges.push((w.end_at, 0, SlotEdge::Ended(w)));

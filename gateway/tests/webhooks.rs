@@ -464,3 +464,69 @@ async fn a_receiver_that_hangs_holds_back_neither_the_api_nor_other_receivers() 
     assert_eq!(count["publish.started"], 9);
     assert_eq!(*receiver.hang_answered.lock().unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_publisher_delivers_publish_started_and_stopped_with_protocol_rtmp() {
+    let receiver = Receiver::default();
+    let base = receiver.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.webhooks.urls = vec![format!("{base}/ok")];
+    config.webhooks.secret = Some(venue_gateway::config::Secret::new(SECRET));
+    let app = build_app(&config).await.unwrap();
+    let rtmp = venue_gateway::rtmp::spawn(
+        app.state.clone(),
+        venue_gateway::config::RtmpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..config.rtmp
+        },
+    )
+    .await
+    .expect("RTMP listens");
+    let server = Server {
+        addr: rtmp,
+        router: app.router.clone(),
+        dir: dir.path().to_owned(),
+    };
+    let (id, key) = host(&server, "Encoder").await;
+
+    // Two seconds of H.264 from Debian's ffmpeg; the connection closes when it ends.
+    let status = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc=size=320x240:rate=30:duration=2")
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-pix_fmt", "yuv420p", "-f", "flv"])
+        .arg(format!("rtmp://{rtmp}/live/{key}"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
+    assert!(status.success(), "ffmpeg published");
+
+    let hits = receiver.wait("ok", 2).await;
+    assert!(hits.iter().all(|h| h.signature_ok), "{hits:#?}");
+    let types: Vec<&str> = hits.iter().map(|h| h.event_type.as_str()).collect();
+    assert_eq!(types, vec!["publish.started", "publish.stopped"]);
+    for h in &hits {
+        assert_eq!(h.body["data"]["protocol"], "rtmp");
+        assert_eq!(h.body["data"]["streamer_id"], id);
+        assert_eq!(h.body["data"]["streamer_name"], "Encoder");
+    }
+    assert_eq!(hits[0].body["data"], hits[1].body["data"]);
+}
