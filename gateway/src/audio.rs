@@ -240,7 +240,7 @@ impl AacToOpus {
                 return Err(AudioError::Decode(format!("decoder panicked: {panic}")));
             }
         }
-        if self.decoded.len() % self.channels != 0 {
+        if !self.decoded.len().is_multiple_of(self.channels) {
             return Err(AudioError::Decode("odd sample count".into()));
         }
         let frames = (self.decoded.len() / self.channels) as u64;

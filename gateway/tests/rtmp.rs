@@ -205,3 +205,124 @@ async fn ffmpeg_rtmp_publisher_reaches_a_whep_viewer() {
     assert!((left - 440.0).abs() < 3.0, "left channel {left:.1} Hz");
     assert!((right - 660.0).abs() < 3.0, "right channel {right:.1} Hz");
 }
+
+/// A booked artist's RTMP session ends when the window closes (plus `grace_after_s`), within
+/// one second, and the encoder's connection is hung up then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_publisher_is_disconnected_when_its_window_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    let grace_after = Duration::from_secs(1);
+    config.schedule.grace_after_s = grace_after.as_secs();
+    let app = build_app(&config).await.unwrap();
+    let schedule = app.state.schedule.clone();
+    let rtmp = venue_gateway::rtmp::spawn(
+        app.state.clone(),
+        venue_gateway::config::RtmpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("RTMP listens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    let server = Server {
+        addr,
+        router,
+        dir: dir.path().to_owned(),
+    };
+
+    let (status, event) = server
+        .admin(
+            Method::POST,
+            "/api/admin/rooms/main/events",
+            Some(json!({"title": "Night", "start": "2026-11-21T20:00:00Z",
+                        "end": "2026-11-21T23:00:00Z", "slot_minutes": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    let (status, booked) = server
+        .admin(
+            Method::POST,
+            &format!("/api/admin/rooms/main/events/{}/bookings", event["id"]),
+            Some(
+                json!({"slot_start": "2026-11-21T21:00:00Z", "artist_name": "Ann",
+                        "timezone": "Europe/Berlin"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
+    let key = booked["stream_key"].as_str().unwrap().to_owned();
+    let live = || async {
+        let (_, list) = server
+            .admin(Method::GET, "/api/admin/rooms/main/streamers", None)
+            .await;
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["live"] == json!(true))
+    };
+
+    // Before the window's grace: ffmpeg is refused.
+    schedule.set_now("2026-11-21T20:50:00Z".parse().unwrap());
+    let mut early = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{key}"), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while early.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        early.0.try_wait().unwrap().is_some_and(|s| !s.success()),
+        "refused before its window"
+    );
+    assert!(!live().await);
+
+    // Four seconds before the window closes: accepted and live.
+    schedule.set_now("2026-11-21T21:29:56Z".parse().unwrap());
+    let window_end = Instant::now() + Duration::from_secs(4);
+    let mut ff = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{key}"), 30);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while !live().await {
+        assert!(
+            Instant::now() < deadline,
+            "the booked key publishes in its window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The session ends at the window's end + grace, within one second; ffmpeg is hung up.
+    while live().await {
+        assert!(
+            Instant::now() < window_end + grace_after + Duration::from_secs(5),
+            "the session outlived its window"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ended = Instant::now();
+    assert!(
+        ended + Duration::from_millis(100) >= window_end + grace_after,
+        "ended {:?} before window end + grace",
+        (window_end + grace_after) - ended
+    );
+    assert!(
+        ended <= window_end + grace_after + Duration::from_secs(1),
+        "ended {:?} after window end + grace",
+        ended - (window_end + grace_after)
+    );
+    let deadline = ended + Duration::from_secs(2);
+    while ff.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the encoder's connection was closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // After the window: refused again.
+    let mut late = ffmpeg_publish(&format!("rtmp://{rtmp}/live/{key}"), 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while late.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!live().await, "refused after its window");
+}
