@@ -677,6 +677,111 @@ pub async fn spawn(app: AppState, config: RtmpConfig) -> Option<SocketAddr> {
     }
 }
 
+/// Fuzzing entry points: everything an RTMP peer's bytes reach before the SFU, run without a
+/// socket. Used by the cargo-fuzz targets in `fuzz/` and by the seeded random-input test
+/// `gateway/tests/rtmp_fuzz.rs` that CI runs. Neither function may panic or abort on any input
+/// (a panic inside rml_rtmp is caught, as the connection task catches it).
+pub mod fuzzing {
+    use rml_rtmp::sessions::{
+        ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+    };
+
+    use super::{AudioTag, AvcTag, guarded, parse_audio_tag, parse_video_tag};
+    use crate::audio::{AacToOpus, OpusSettings};
+
+    /// Feeds `data` (the bytes after the handshake) into a server session in pieces of
+    /// `1 + data[0]` bytes, accepting every connect and publish, and parses every video and
+    /// audio tag it yields (AAC transcoded as the connection would). Returns the number of
+    /// media tags parsed.
+    pub fn session_input(data: &[u8]) -> usize {
+        let Some((&step, data)) = data.split_first() else {
+            return 0;
+        };
+        let Ok((mut session, _)) = guarded(|| ServerSession::new(ServerSessionConfig::new()))
+        else {
+            return 0;
+        };
+        let mut media = Media::default();
+        for piece in data.chunks(usize::from(step) + 1) {
+            let Ok(results) = guarded(|| session.handle_input(piece)) else {
+                break;
+            };
+            for r in results {
+                let ServerSessionResult::RaisedEvent(event) = r else {
+                    continue;
+                };
+                match event {
+                    ServerSessionEvent::ConnectionRequested { request_id, .. }
+                    | ServerSessionEvent::PublishStreamRequested { request_id, .. } => {
+                        let _ = guarded(|| session.accept_request(request_id));
+                    }
+                    ServerSessionEvent::VideoDataReceived { data, .. } => media.video(&data),
+                    ServerSessionEvent::AudioDataReceived {
+                        data, timestamp, ..
+                    } => {
+                        media.audio(&data, i64::from(timestamp.value));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        media.tags
+    }
+
+    /// Parses `data` as a sequence of FLV tag bodies, each prefixed by a 1-byte kind (even:
+    /// video, odd: audio) and a 2-byte big-endian length: the FLV/AAC layer alone, with the
+    /// AAC transcoder. Returns the number of tags parsed.
+    pub fn flv_tags(mut data: &[u8]) -> usize {
+        let mut media = Media::default();
+        while let [kind, hi, lo, rest @ ..] = data {
+            let n = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
+            let (tag, tail) = rest.split_at(n);
+            if kind % 2 == 0 {
+                media.video(tag);
+            } else {
+                media.audio(tag, media.tags as i64 * 21);
+            }
+            data = tail;
+        }
+        media.tags
+    }
+
+    #[derive(Default)]
+    struct Media {
+        length_size: Option<usize>,
+        aac: Option<AacToOpus>,
+        out: Vec<venue_sfu::bridge::AudioFrame>,
+        tags: usize,
+    }
+
+    impl Media {
+        fn video(&mut self, tag: &[u8]) {
+            self.tags += 1;
+            if let Ok(AvcTag::SequenceHeader { length_size, .. }) =
+                parse_video_tag(tag, self.length_size.unwrap_or(4))
+            {
+                self.length_size = Some(length_size);
+            }
+        }
+
+        fn audio(&mut self, tag: &[u8], ms: i64) {
+            self.tags += 1;
+            match parse_audio_tag(tag) {
+                Ok(AudioTag::AacConfig(asc)) => {
+                    self.aac = AacToOpus::new(&asc, OpusSettings::default()).ok();
+                }
+                Ok(AudioTag::AacFrame(frame)) => {
+                    if let Some(t) = self.aac.as_mut() {
+                        self.out.clear();
+                        let _ = t.push(&frame, ms, &mut self.out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "tests/rtmp.rs"]
 mod tests;
