@@ -94,6 +94,13 @@ struct Args {
     /// Opus bitrate, bit/s (20 ms frames).
     #[arg(long, default_value_t = 128_000)]
     audio_bitrate: u64,
+    /// Publish over RTMP instead of WHIP (issue 4's bridge latency): the venue RTMP listener,
+    /// `host:port`. With --spawn-server, `--rtmp spawn` picks a free loopback port and passes
+    /// `--rtmp-listen` to the server. The publisher sends FLV AVC tags (one per picture, the
+    /// slice stamped with its send time) over one TCP connection; video only, so the viewers'
+    /// video delay is RTMP message written → RTP received.
+    #[arg(long, value_name = "ADDR")]
+    rtmp: Option<String>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -203,6 +210,15 @@ fn main() -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     // The server: spawned or given.
     let mut spawned = None;
+    let mut args = args;
+    if args.rtmp.as_deref() == Some("spawn") {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        args.rtmp = Some(format!("127.0.0.1:{port}"));
+        args.server_arg
+            .push(format!("--rtmp-listen=127.0.0.1:{port}"));
+    }
     let (server, admin_token, server_pid) = if let Some(path) = &args.spawn_server {
         let (s, url, token) = spawn_server(path, &args.server_arg).await?;
         let pid = s.child.id();
@@ -308,17 +324,23 @@ async fn bench(
 
     // 2. The publisher on its own thread.
     let pub_shared = Arc::new(PubShared::default());
-    let (pub_thread, whip_location) = start_publisher(
-        &server,
-        &stream_key,
-        PubConfig {
-            fps: args.fps,
-            video_bitrate: args.video_bitrate,
-            audio_bitrate: args.audio_bitrate,
-        },
-        pub_shared.clone(),
-    )
-    .await?;
+    let pub_cfg = PubConfig {
+        fps: args.fps,
+        video_bitrate: args.video_bitrate,
+        audio_bitrate: args.audio_bitrate,
+    };
+    let (pub_thread, whip_location) = match &args.rtmp {
+        Some(addr) => {
+            let addr: std::net::SocketAddr = addr.parse().context("--rtmp host:port")?;
+            let shared = pub_shared.clone();
+            let key = stream_key.clone();
+            let handle = std::thread::Builder::new()
+                .name("loadgen-rtmp".into())
+                .spawn(move || rtmp_publisher(addr, &key, pub_cfg, &shared))?;
+            (handle, None)
+        }
+        None => start_publisher(&server, &stream_key, pub_cfg, pub_shared.clone()).await?,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pub_shared.connected.load(Ordering::Relaxed) {
         if pub_thread.is_finished() || Instant::now() > deadline {
@@ -703,6 +725,168 @@ fn print_human(r: &serde_json::Value) {
 
 // ---------------------------------------------------------------------------------------------
 // Publisher
+
+/// The RTMP publisher (`--rtmp`): handshake, connect `live`, publish the key, an AVC sequence
+/// header, then one FLV AVC tag per picture at `fps` (a keyframe each second, sizes as the WHIP
+/// publisher's), the slice stamped with its send time. rml_rtmp's client session does the
+/// protocol; this thread does blocking IO on loopback.
+fn rtmp_publisher(
+    addr: std::net::SocketAddr,
+    key: &str,
+    cfg: PubConfig,
+    sh: &PubShared,
+) -> Result<()> {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    use rml_rtmp::sessions::{
+        ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+        PublishRequestType,
+    };
+    use rml_rtmp::time::RtmpTimestamp;
+    use std::io::{Read, Write};
+
+    let mut tcp = std::net::TcpStream::connect(addr).context("connecting to the RTMP port")?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut hs = Handshake::new(PeerType::Client);
+    tcp.write_all(
+        &hs.generate_outbound_p0_and_p1()
+            .map_err(|e| anyhow!("{e:?}"))?,
+    )?;
+    let rest = loop {
+        let n = tcp.read(&mut buf)?;
+        if n == 0 {
+            bail!("RTMP server closed during the handshake");
+        }
+        match hs.process_bytes(&buf[..n]).map_err(|e| anyhow!("{e:?}"))? {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                tcp.write_all(&response_bytes)?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                tcp.write_all(&response_bytes)?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let (mut session, init) =
+        ClientSession::new(ClientSessionConfig::new()).map_err(|e| anyhow!("{e:?}"))?;
+    let send = |tcp: &mut std::net::TcpStream, results: Vec<ClientSessionResult>| -> Result<bool> {
+        let mut accepted = false;
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(p) => tcp.write_all(&p.bytes)?,
+                ClientSessionResult::RaisedEvent(
+                    ClientSessionEvent::ConnectionRequestAccepted
+                    | ClientSessionEvent::PublishRequestAccepted,
+                ) => accepted = true,
+                ClientSessionResult::RaisedEvent(e) => {
+                    if matches!(e, ClientSessionEvent::ConnectionRequestRejected { .. }) {
+                        bail!("RTMP request rejected: {e:?}");
+                    }
+                }
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(accepted)
+    };
+    send(&mut tcp, init)?;
+    let mut pending = rest;
+    // Connect, then publish: each waits for the server's answer.
+    for step in 0..2 {
+        let request = if step == 0 {
+            session.request_connection("live".into())
+        } else {
+            session.request_publishing(key.to_owned(), PublishRequestType::Live)
+        }
+        .map_err(|e| anyhow!("{e:?}"))?;
+        send(&mut tcp, vec![request])?;
+        loop {
+            let results = session
+                .handle_input(&pending)
+                .map_err(|e| anyhow!("{e:?}"))?;
+            pending.clear();
+            if send(&mut tcp, results)? {
+                break;
+            }
+            let n = tcp.read(&mut buf)?;
+            if n == 0 {
+                bail!("RTMP server closed the connection (key refused?)");
+            }
+            pending.extend_from_slice(&buf[..n]);
+        }
+    }
+    tcp.set_nonblocking(true)?;
+    sh.connected.store(true, Ordering::Relaxed);
+    eprintln!("loadgen: RTMP publisher publishing");
+
+    // SPS (640x360 constrained baseline) and PPS for the AVC sequence header.
+    let sps: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00,
+    ];
+    let pps: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+    let mut config = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1e, 0xff, 0xe1];
+    config.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    config.extend_from_slice(sps);
+    config.push(1);
+    config.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    config.extend_from_slice(pps);
+    let packet = session
+        .publish_video_data(config.into(), RtmpTimestamp::new(0), false)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    tcp.set_nonblocking(false)?;
+    send(&mut tcp, vec![packet])?;
+    let fps = u64::from(cfg.fps);
+    let frame_iv = Duration::from_secs(1).div_f64(cfg.fps as f64);
+    let unit = (cfg.video_bitrate / 8 / (fps + 2)) as usize;
+    let start = Instant::now();
+    let mut frame_no = 0u64;
+    while !sh.stop.load(Ordering::Relaxed) {
+        let due = start + frame_iv.mul_f64(frame_no as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let key = frame_no % fps == 0;
+        let size = if key { unit * 3 } else { unit };
+        let stamp = media::nanos_since_epoch(Instant::now());
+        // One slice as an AVCC unit: the Annex-B frame's last unit (the stamped slice).
+        let annexb = media::h264_frame(false, stamp, size);
+        let slice = &annexb[4..];
+        let mut tag = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        let mut unit_bytes = slice.to_vec();
+        if key {
+            unit_bytes[0] = 0x65;
+        }
+        tag.extend_from_slice(&(unit_bytes.len() as u32).to_be_bytes());
+        tag.extend_from_slice(&unit_bytes);
+        let ms = (frame_no * 1000 / fps) as u32;
+        let packet = session
+            .publish_video_data(tag.into(), RtmpTimestamp::new(ms), false)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        send(&mut tcp, vec![packet])?;
+        sh.frames.fetch_add(1, Ordering::Relaxed);
+        if key {
+            sh.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
+        // Drain what the server sent (acknowledgements) without blocking.
+        tcp.set_nonblocking(true)?;
+        loop {
+            match tcp.read(&mut buf) {
+                Ok(0) => bail!("RTMP server closed the connection"),
+                Ok(n) => {
+                    let _ = session.handle_input(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tcp.set_nonblocking(false)?;
+        frame_no += 1;
+    }
+    Ok(())
+}
 
 /// Creates the publishing peer, runs the WHIP exchange and starts its thread.
 async fn start_publisher(
