@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bridge;
 pub mod config;
+pub mod egress;
 pub mod forward;
 pub mod health;
 pub mod keyframe;
