@@ -9,4 +9,6 @@
 pub mod audio;
 pub mod h264;
 pub mod load;
+pub mod media_files;
+pub mod mp4;
 pub mod peer;
