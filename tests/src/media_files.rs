@@ -4,6 +4,9 @@
 
 use std::process::Command;
 
+/// ffprobe's JSON output (re-exported so tests need no `serde_json` of their own).
+pub use serde_json::Value as Json;
+
 /// One H.264 access unit: its NAL units without start codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct H264Frame {
@@ -229,4 +232,21 @@ pub fn ogg_packets(data: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
         at = body;
     }
     Ok(packets)
+}
+
+/// Runs `ffprobe -v error -of json ARGS PATH_OR_URL` and returns its JSON. Errors: ffprobe
+/// failed, printed any error (`-v error` must stay silent) or printed no JSON.
+pub fn ffprobe_json(input: &str, args: &[&str]) -> anyhow::Result<Json> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(input)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe {input}: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
