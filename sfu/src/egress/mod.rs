@@ -7,6 +7,7 @@
 //! the same instant (the program's start), so that audio and video stay in sync in the output.
 
 pub mod cmaf;
+pub mod compositor;
 pub mod hls;
 
 use bytes::Bytes;
