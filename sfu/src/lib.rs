@@ -14,6 +14,7 @@ pub mod health;
 pub mod keyframe;
 pub mod shard;
 pub mod shell;
+pub mod tap;
 
 pub use api::*;
 pub use config::SfuConfig;
@@ -319,6 +320,30 @@ impl SfuHandle {
             .await?;
         }
         Ok(())
+    }
+
+    /// Opens a stage tap of `room` (see [`tap`]): the returned handle receives every stage
+    /// slot's packets, following the stage like a viewer, until it is dropped. For the
+    /// compositor and recorder; read it from a thread of its own. Errors:
+    /// [`SfuError::Overloaded`], [`SfuError::Stopped`].
+    pub async fn open_tap(&self, room: RoomId) -> Result<tap::TapHandle, SfuError> {
+        static NEXT_TAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_TAP.fetch_add(1, Ordering::Relaxed);
+        let shard = self.pick_shard();
+        let (tx, rx) = mpsc::channel(tap::TAP_QUEUE);
+        self.send(shard, ShardCommand::OpenTap { id, room, tx })
+            .await?;
+        let shard_tx = self
+            .inner
+            .shards
+            .get(shard)
+            .cloned()
+            .ok_or(SfuError::Stopped)?;
+        Ok(tap::TapHandle {
+            id,
+            rx,
+            shard: shard_tx,
+        })
     }
 
     /// Opens a bridge publisher (RTMP ingest or another non-WebRTC source) for `participant`

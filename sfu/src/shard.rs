@@ -41,6 +41,7 @@ use crate::health::{
     BridgeInfo, HealthMeter, Observed, Protocol as IngestProtocol, PublisherHealth,
 };
 use crate::keyframe::is_keyframe_start;
+use crate::tap::{TAP_BUDGET_BPS, TapPacket};
 
 /// How long a session may take to connect before it is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,6 +227,16 @@ pub enum ShardCommand {
         class: ChannelClass,
         frame: Bytes,
     },
+    /// Start a stage tap of `room` (see [`crate::tap`]).
+    OpenTap {
+        id: u64,
+        room: RoomId,
+        tx: tokio::sync::mpsc::Sender<TapPacket>,
+    },
+    /// Stop a tap.
+    CloseTap { id: u64 },
+    /// A tap's reader lost packets of `slot`: ask its source for a keyframe.
+    TapKeyframe { id: u64, slot: usize },
 }
 
 /// What the shard wants done.
@@ -262,6 +273,8 @@ pub struct ShardStats {
     pub stale_dropped: u64,
     /// Lossy data-channel frames dropped because the SCTP buffer was full.
     pub lossy_dropped: u64,
+    /// Packets for stage taps dropped because the reader's queue was full.
+    pub tap_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -378,6 +391,21 @@ struct TrackOut {
     pts: Vec<(CodecKey, Pt)>,
 }
 
+/// A stage tap (see [`crate::tap`]): forwarders per slot, like a subscriber's tracks.
+#[derive(Debug)]
+struct Tap {
+    room: RoomId,
+    tracks: Vec<TapTrack>,
+    tx: tokio::sync::mpsc::Sender<TapPacket>,
+}
+
+#[derive(Debug)]
+struct TapTrack {
+    slot: usize,
+    kind: MediaKind,
+    fwd: Forwarder,
+}
+
 #[derive(Debug)]
 struct LayerSeen {
     participant: ParticipantId,
@@ -419,6 +447,8 @@ pub struct ShardCore {
     hold_until: Option<Instant>,
     stats: ShardStats,
     multi_shard: bool,
+    /// Stage taps by id.
+    taps: HashMap<u64, Tap>,
 }
 
 impl std::fmt::Debug for ShardCore {
@@ -509,6 +539,7 @@ impl ShardCore {
             hold_until: None,
             stats: ShardStats::default(),
             multi_shard: shard_count > 1,
+            taps: HashMap::new(),
         }
     }
 
@@ -829,6 +860,47 @@ impl ShardCore {
                 let subs = r.subscribers.clone();
                 for idx in subs {
                     self.refresh_targets(idx, now);
+                }
+                self.refresh_taps(now);
+            }
+            ShardCommand::OpenTap { id, room, tx } => {
+                self.rooms.entry(room).or_default();
+                let mut tracks = Vec::new();
+                for slot in 0..self.config.max_slots {
+                    tracks.push(TapTrack {
+                        slot,
+                        kind: MediaKind::Video,
+                        fwd: Forwarder::new(90_000),
+                    });
+                    tracks.push(TapTrack {
+                        slot,
+                        kind: MediaKind::Audio,
+                        fwd: Forwarder::new(48_000),
+                    });
+                }
+                self.taps.insert(id, Tap { room, tracks, tx });
+                info!(
+                    shard = self.index,
+                    tap = id,
+                    room = room.0,
+                    "stage tap opened"
+                );
+                self.refresh_taps(now);
+            }
+            ShardCommand::CloseTap { id } => {
+                if self.taps.remove(&id).is_some() {
+                    info!(shard = self.index, tap = id, "stage tap closed");
+                }
+            }
+            ShardCommand::TapKeyframe { id, slot } => {
+                let src = self.taps.get(&id).and_then(|t| {
+                    t.tracks
+                        .iter()
+                        .find(|t| t.slot == slot && t.kind == MediaKind::Video)
+                        .and_then(|t| t.fwd.target())
+                });
+                if let Some(src) = src {
+                    self.request_keyframe(src, KeyframeRequestKind::Pli, now);
                 }
             }
             ShardCommand::SetRoomState { room, frame } => {
@@ -1541,6 +1613,96 @@ impl ShardCore {
                 }
             }
         }
+        if !self.taps.is_empty() {
+            self.dispatch_taps(pkt, &meta);
+        }
+    }
+
+    /// Hands `pkt` to the room's stage taps (see [`crate::tap`]).
+    fn dispatch_taps(&mut self, pkt: &MediaPacket, meta: &PacketMeta) {
+        for tap in self.taps.values_mut().filter(|t| t.room == pkt.room) {
+            for t in tap.tracks.iter_mut().filter(|t| t.kind == pkt.kind) {
+                let rw = match t.fwd.on_packet(meta) {
+                    Verdict::Drop => continue,
+                    Verdict::Forward(rw) | Verdict::Switched(rw) => rw,
+                };
+                let out = TapPacket {
+                    slot: t.slot,
+                    kind: pkt.kind,
+                    codec: pkt.codec.codec,
+                    seq: rw.seq,
+                    rtp_time: rw.rtp_time,
+                    marker: pkt.marker,
+                    payload: pkt.payload.clone(),
+                };
+                if tap.tx.try_send(out).is_err() {
+                    self.stats.tap_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Points every tap's forwarders at the stage's sources (layer by [`TAP_BUDGET_BPS`] ÷
+    /// slots in use) and asks new video sources for keyframes.
+    fn refresh_taps(&mut self, now: Instant) {
+        let mut requests = Vec::new();
+        let ids: Vec<u64> = self.taps.keys().copied().collect();
+        for id in ids {
+            let Some(room) = self.taps.get(&id).map(|t| t.room) else {
+                continue;
+            };
+            let stage = self
+                .rooms
+                .get(&room)
+                .map(|r| r.stage.clone())
+                .unwrap_or_default();
+            let active = stage.iter().filter(|s| s.is_some()).count().max(1) as u64;
+            let budget = TAP_BUDGET_BPS / active;
+            let wanted: Vec<Option<SourceKey>> = match self.taps.get(&id) {
+                Some(tap) => tap
+                    .tracks
+                    .iter()
+                    .map(|t| match (stage.get(t.slot).copied().flatten(), t.kind) {
+                        (None, _) => None,
+                        (Some(p), MediaKind::Audio) => Some(SourceKey {
+                            participant: p,
+                            rid: None,
+                        }),
+                        (Some(p), _) => Some(SourceKey {
+                            participant: p,
+                            rid: match self.choose_layer(p, budget) {
+                                Some(rid) => rid,
+                                None => t.fwd.target().and_then(|k| k.rid),
+                            },
+                        }),
+                    })
+                    .collect(),
+                None => continue,
+            };
+            if let Some(tap) = self.taps.get_mut(&id) {
+                for (t, key) in tap.tracks.iter_mut().zip(wanted) {
+                    if t.fwd.target() == key && t.fwd.current().is_some() {
+                        if t.kind == MediaKind::Video
+                            && let Some(p) = t.fwd.pending()
+                        {
+                            requests.push(p);
+                        }
+                        continue;
+                    }
+                    let pending = t.fwd.set_target(key);
+                    if (pending || t.fwd.current().is_none())
+                        && t.kind == MediaKind::Video
+                        && let Some(k) = key
+                    {
+                        requests.push(k);
+                    }
+                }
+            }
+        }
+        requests.dedup();
+        for k in requests {
+            self.request_keyframe(k, KeyframeRequestKind::Pli, now);
+        }
     }
 
     fn note_layer(&mut self, pkt: &MediaPacket, now: Instant) {
@@ -1864,6 +2026,9 @@ impl ShardCore {
         }
         for src in waiting {
             self.request_keyframe(src, KeyframeRequestKind::Pli, now);
+        }
+        if !self.taps.is_empty() {
+            self.refresh_taps(now);
         }
     }
 }

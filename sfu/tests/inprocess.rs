@@ -881,3 +881,93 @@ fn publisher_health_is_reported_for_webrtc_and_bridge_publishers() {
     assert!(health(&mut net, sub_session).is_none());
     assert!(health(&mut net, SessionId(0xdead00)).is_none());
 }
+
+/// A stage tap (the compositor's reader) follows the stage like a viewer: slot 0's packets
+/// depacketize into access units starting on a keyframe, a stage switch waits for the new
+/// source's keyframe with sequence numbers continuous, slot 1 gets the second source, audio
+/// arrives, and a closed tap gets nothing more.
+#[test]
+fn a_stage_tap_follows_the_stage_and_reassembles_pictures() {
+    let mut net = Net::new(2);
+    net.publish(1);
+    net.bridge(2);
+    net.stage(vec![Some(2), None]);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(venue_sfu::tap::TAP_QUEUE);
+    net.shard.handle_command(
+        net.now,
+        ShardCommand::OpenTap {
+            id: 7,
+            room: ROOM,
+            tx,
+        },
+    );
+    net.run(Duration::from_millis(1500));
+    let drain = |rx: &mut tokio::sync::mpsc::Receiver<venue_sfu::tap::TapPacket>| {
+        let mut v = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            v.push(p);
+        }
+        v
+    };
+    let got = drain(&mut rx);
+    let video0: Vec<_> = got
+        .iter()
+        .filter(|p| p.slot == 0 && p.kind == MediaKind::Video)
+        .collect();
+    let mut d = venue_sfu::tap::H264Depacketizer::new();
+    let units: Vec<_> = video0
+        .iter()
+        .filter_map(|p| d.push(p.seq, p.rtp_time, p.marker, &p.payload))
+        .collect();
+    assert!(units.len() > 20, "pictures of slot 0: {}", units.len());
+    assert!(units[0].keyframe, "the tap starts on a keyframe");
+    assert!(
+        units.iter().all(|u| u
+            .nalus
+            .iter()
+            .any(|n| n.get(1) == Some(&2) && n[0] & 0x1f != 7)),
+        "slot 0 shows the bridge (source 2)"
+    );
+    assert_eq!(d.dropped, 0);
+    assert!(got.iter().all(|p| p.slot == 0), "slot 1 is empty");
+
+    // Put the WebRTC publisher on slot 1 and swap slot 0 to it too.
+    net.stage(vec![Some(1), Some(2)]);
+    net.run(Duration::from_millis(1500));
+    let got = drain(&mut rx);
+    let slot0: Vec<_> = got
+        .iter()
+        .filter(|p| p.slot == 0 && p.kind == MediaKind::Video)
+        .collect();
+    for w in slot0.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "slot 0 continuous across the switch"
+        );
+    }
+    let units: Vec<_> = slot0
+        .iter()
+        .filter_map(|p| d.push(p.seq, p.rtp_time, p.marker, &p.payload))
+        .collect();
+    let last = units.last().expect("slot 0 pictures after the switch");
+    assert!(
+        last.nalus.iter().any(|n| n.get(1) == Some(&1)),
+        "slot 0 now shows source 1"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.slot == 1 && p.kind == MediaKind::Video),
+        "slot 1 shows the bridge"
+    );
+    assert!(
+        got.iter()
+            .any(|p| p.slot == 0 && p.kind == MediaKind::Audio),
+        "slot 0 audio from the WebRTC publisher"
+    );
+
+    net.shard
+        .handle_command(net.now, ShardCommand::CloseTap { id: 7 });
+    net.run(Duration::from_millis(300));
+    assert!(drain(&mut rx).is_empty(), "a closed tap gets nothing");
+}
