@@ -71,6 +71,8 @@ pub struct AppState {
     pub schedule: schedule::Schedule,
     /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
     pub webhooks: webhooks::Webhooks,
+    /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
+    pub hls: api::hls::HlsPrograms,
 }
 
 /// The HTTP router over `state`.
@@ -173,6 +175,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(whip_whep)
         .merge(admin)
+        .merge(api::hls::routes())
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
         .route(
@@ -277,6 +280,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         metrics: Arc::new(metrics::Metrics::default()),
         ws_queue: config.interaction.queue_policy(),
         trusted_proxies: config.http.trusted_proxies.clone().into(),
+        hls: api::hls::HlsPrograms::default(),
     };
     Ok(App {
         router: router(state.clone()),

@@ -6,6 +6,7 @@
 //! and the URLs handed to streamers.
 
 pub mod admin;
+pub mod hls;
 pub mod interaction;
 pub mod rooms;
 pub mod schedule;

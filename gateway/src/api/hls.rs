@@ -1,0 +1,511 @@
+//! LL-HLS over HTTP: the registry of running programs ([`HlsPrograms`]) and the routes that
+//! serve them from memory (draft-pantos-hls-rfc8216bis-17, "8216bis"; the packager is
+//! [`venue_sfu::egress::hls`]).
+//!
+//! - `GET /hls/{room}/index.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES|v2]` — the media
+//!   playlist (`application/vnd.apple.mpegurl`). With `_HLS_msn` the request is a blocking
+//!   reload (§6.2.5.2): held until segment M (part P) is published, then answered at once;
+//!   400 when it is too far ahead (`_HLS_msn` more than two segments past the last, a part past
+//!   the Advance Part Limit, `_HLS_part` alone, malformed numbers); 503 + `Retry-After` when
+//!   it does not come within the blocking timeout (3 × target duration by default, §6.2.5.2
+//!   "three times the Target Duration"). A plain request is held the same way until the first
+//!   part exists. Each playlist request of an existing room is recorded
+//!   ([`HlsPrograms::last_watched`]); when the room has no program yet the request waits up to
+//!   the blocking timeout for one to start, then 404.
+//! - `GET /hls/{room}/init-{run}.mp4` (`video/mp4`), `seg{msn}.m4s` and `part{msn}.{part}.m4s`
+//!   (`video/iso.segment`) — from memory. A part not yet published but within the Advance Part
+//!   Limit (the preload hint, §4.4.5.3 / §6.2.6) is held until it is; otherwise, or on timeout,
+//!   404.
+//! - Caching (Apple "Enabling Low-Latency HLS", CDN section): blocking playlist responses
+//!   `public, max-age=1` (their URL names the part; a CDN collapses identical requests),
+//!   plain playlists `no-cache`, init/segments/parts `public, max-age=31536000, immutable`
+//!   (their URLs are never reused: media sequence numbers grow with the wall clock across
+//!   program restarts, see [`HlsPrograms::start`]), errors `no-store`.
+//! - CORS: `Access-Control-Allow-Origin: *` on every answer; `OPTIONS` answers the preflight.
+//! - 404 for unknown rooms, rooms without a running program, and media outside the window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use tokio::sync::watch;
+use venue_sfu::egress::hls::{HlsConfig, HlsError, LlHlsPackager, PlaylistAnswer, PlaylistQuery};
+use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
+
+use crate::AppState;
+
+/// `Content-Type` of playlists (8216bis §4).
+pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// `Content-Type` of the init segment.
+pub const INIT_TYPE: &str = "video/mp4";
+/// `Content-Type` of media segments and parts (ISO BMFF media segment, RFC 6381 registry).
+pub const SEGMENT_TYPE: &str = "video/iso.segment";
+/// `Cache-Control` of init segments, segments and parts: their URLs are never reused.
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of blocking playlist responses (the query names the part).
+pub const CACHE_BLOCKING: &str = "public, max-age=1";
+/// `Cache-Control` of the plain playlist (always the live edge).
+pub const CACHE_PLAIN: &str = "no-cache";
+/// `Cache-Control` of errors (a 404 for a part that comes later must not stick in a cache).
+pub const CACHE_ERROR: &str = "no-store";
+
+/// One running program of a room: its packager and a generation counter that moves every
+/// time a part is published (held requests wait on it).
+#[derive(Debug)]
+pub struct HlsProgram {
+    packager: Mutex<LlHlsPackager>,
+    generation: watch::Sender<u64>,
+    target_duration: Duration,
+}
+
+impl HlsProgram {
+    fn lock(&self) -> MutexGuard<'_, LlHlsPackager> {
+        // The packager never panics on input; if a bug did, keep serving what it holds.
+        self.packager.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pushes one program picture (see [`LlHlsPackager::push_video`]); wakes held requests
+    /// when a part was published. Never blocks on IO; the lock is held for the packaging of
+    /// one picture.
+    pub fn push_video(&self, frame: ProgramVideo, now: SystemTime) {
+        let generation = {
+            let mut p = self.lock();
+            p.push_video(frame, now).then(|| p.generation())
+        };
+        if let Some(g) = generation {
+            self.generation.send_replace(g);
+        }
+    }
+
+    /// Pushes one Opus packet (see [`LlHlsPackager::push_audio`]).
+    pub fn push_audio(&self, packet: ProgramAudio) {
+        self.lock().push_audio(packet);
+    }
+
+    /// The packager's `EXT-X-TARGETDURATION`.
+    pub fn target_duration(&self) -> Duration {
+        self.target_duration
+    }
+
+    /// Runs `f` on the packager (for tests and diagnostics).
+    pub fn with<R>(&self, f: impl FnOnce(&LlHlsPackager) -> R) -> R {
+        f(&self.lock())
+    }
+}
+
+#[derive(Debug)]
+struct Registry {
+    programs: Mutex<HashMap<String, Arc<HlsProgram>>>,
+    /// Room name → when a playlist of it was last requested.
+    watched: Mutex<HashMap<String, Instant>>,
+    /// Room name → the media sequence number after the last program's last one.
+    next_msn: Mutex<HashMap<String, u64>>,
+    /// Moves when a program starts (requests waiting for one).
+    started: watch::Sender<u64>,
+    /// Overrides 3 × target duration as the blocking timeout.
+    block_timeout: Mutex<Option<Duration>>,
+}
+
+/// The running LL-HLS programs by room name, shared by the HTTP handlers and whoever feeds
+/// them (the compositor wiring). Cheap to clone.
+///
+/// Feeding side: [`start`](Self::start) a program with the compositor's format, then
+/// [`publish_video`](Self::publish_video) / [`publish_audio`](Self::publish_audio) (or push
+/// on the returned [`HlsProgram`]), [`stop`](Self::stop) when done. Run the compositor only
+/// while [`last_watched`](Self::last_watched) is recent.
+#[derive(Debug, Clone)]
+pub struct HlsPrograms {
+    inner: Arc<Registry>,
+}
+
+impl Default for HlsPrograms {
+    fn default() -> Self {
+        HlsPrograms {
+            inner: Arc::new(Registry {
+                programs: Mutex::default(),
+                watched: Mutex::default(),
+                next_msn: Mutex::default(),
+                started: watch::Sender::new(0),
+                block_timeout: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl HlsPrograms {
+    /// Starts (or replaces) the program of `room`. Its first media sequence number is the
+    /// largest of `config.first_msn`, the wall clock in segment targets since the Unix epoch
+    /// and one past the previous program of the room, so that URIs are never reused and
+    /// caches may keep media as immutable. Errors: [`HlsError`] from
+    /// [`LlHlsPackager::new`].
+    pub fn start(
+        &self,
+        room: &str,
+        mut config: HlsConfig,
+        format: ProgramFormat,
+    ) -> Result<Arc<HlsProgram>, HlsError> {
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let by_clock =
+            u64::try_from(wall.as_millis() / config.segment_target.as_millis().max(1)).unwrap_or(0);
+        let after_previous = lock(&self.inner.next_msn).get(room).copied().unwrap_or(0);
+        config.first_msn = config.first_msn.max(by_clock).max(after_previous);
+        let packager = LlHlsPackager::new(config, format)?;
+        let target_duration = Duration::from_secs(packager.target_duration_s());
+        let program = Arc::new(HlsProgram {
+            packager: Mutex::new(packager),
+            generation: watch::Sender::new(0),
+            target_duration,
+        });
+        if let Some(old) = lock(&self.inner.programs).insert(room.to_owned(), program.clone()) {
+            self.remember_end(room, &old);
+        }
+        self.inner.started.send_modify(|n| *n += 1);
+        tracing::info!(room, "LL-HLS program started");
+        Ok(program)
+    }
+
+    /// Stops the program of `room` (its media is no longer served). No-op without one.
+    pub fn stop(&self, room: &str) {
+        let old = lock(&self.inner.programs).remove(room);
+        if let Some(old) = old {
+            self.remember_end(room, &old);
+            tracing::info!(room, "LL-HLS program stopped");
+        }
+    }
+
+    fn remember_end(&self, room: &str, program: &HlsProgram) {
+        if let Some((msn, _)) = program.with(|p| p.next_part()) {
+            lock(&self.inner.next_msn).insert(room.to_owned(), msn + 1);
+        }
+    }
+
+    /// The running program of `room`.
+    pub fn get(&self, room: &str) -> Option<Arc<HlsProgram>> {
+        lock(&self.inner.programs).get(room).cloned()
+    }
+
+    /// Pushes a picture into `room`'s program. Returns false when none runs.
+    pub fn publish_video(&self, room: &str, frame: ProgramVideo, now: SystemTime) -> bool {
+        self.get(room).map(|p| p.push_video(frame, now)).is_some()
+    }
+
+    /// Pushes an Opus packet into `room`'s program. Returns false when none runs.
+    pub fn publish_audio(&self, room: &str, packet: ProgramAudio) -> bool {
+        self.get(room).map(|p| p.push_audio(packet)).is_some()
+    }
+
+    /// When a playlist of `room` was last requested (rooms that exist only), if ever.
+    pub fn last_watched(&self, room: &str) -> Option<Instant> {
+        lock(&self.inner.watched).get(room).copied()
+    }
+
+    /// Records that `room` is watched now.
+    pub fn watched(&self, room: &str, now: Instant) {
+        lock(&self.inner.watched).insert(room.to_owned(), now);
+    }
+
+    /// Sets how long held requests wait (`None`: 3 × the program's target duration; 6 s while
+    /// no program runs).
+    pub fn set_block_timeout(&self, timeout: Option<Duration>) {
+        *lock(&self.inner.block_timeout) = timeout;
+    }
+
+    fn block_timeout(&self, program: Option<&HlsProgram>) -> Duration {
+        lock(&self.inner.block_timeout)
+            .unwrap_or_else(|| program.map_or(Duration::from_secs(6), |p| p.target_duration * 3))
+    }
+
+    /// The program of `room`, waiting up to the blocking timeout for one to start.
+    async fn wait_program(&self, room: &str) -> Option<Arc<HlsProgram>> {
+        let mut started = self.inner.started.subscribe();
+        let deadline = tokio::time::Instant::now() + self.block_timeout(None);
+        loop {
+            if let Some(p) = self.get(room) {
+                return Some(p);
+            }
+            match tokio::time::timeout_at(deadline, started.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The `/hls` routes, with CORS on every answer.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/hls/{room}/index.m3u8", get(playlist).options(preflight))
+        .route("/hls/{room}/{file}", get(media).options(preflight))
+        .layer(middleware::from_fn(cors))
+}
+
+async fn cors(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// `OPTIONS`: the CORS preflight.
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "Range, Cache-Control"),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE_ERROR),
+        ],
+        format!("{}\n", message.into()),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Parses the delivery directives (8216bis §6.2.5). Errors: a malformed number.
+fn parse_query(raw: Option<&str>) -> Result<PlaylistQuery, String> {
+    let mut query = PlaylistQuery::default();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "_HLS_msn" => {
+                query.msn =
+                    Some(value.parse().map_err(|_| {
+                        format!("_HLS_msn must be a decimal integer, got {value:?}")
+                    })?);
+            }
+            "_HLS_part" => {
+                query.part =
+                    Some(value.parse().map_err(|_| {
+                        format!("_HLS_part must be a decimal integer, got {value:?}")
+                    })?);
+            }
+            "_HLS_skip" => query.skip = value == "YES" || value == "v2",
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /hls/{room}/index.m3u8` — see the module docs.
+pub async fn playlist(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let query = match parse_query(raw.as_deref()) {
+        Ok(q) => q,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let hls = &app.hls;
+    let program = match hls.get(&room) {
+        Some(p) => p,
+        None => {
+            match app.state.view(&room).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return error(StatusCode::NOT_FOUND, format!("no room {room:?}")),
+                Err(e) => return error(e.status(), e.public_message()),
+            }
+            hls.watched(&room, Instant::now());
+            match hls.wait_program(&room).await {
+                Some(p) => p,
+                None => {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        format!("no program is running in room {room:?}"),
+                    );
+                }
+            }
+        }
+    };
+    hls.watched(&room, Instant::now());
+    let deadline = tokio::time::Instant::now() + hls.block_timeout(Some(&program));
+    let mut changes = program.generation.subscribe();
+    loop {
+        changes.mark_unchanged();
+        match program.with(|p| p.playlist(query)) {
+            PlaylistAnswer::Ready(text) => {
+                let cache = if query.msn.is_some() {
+                    CACHE_BLOCKING
+                } else {
+                    CACHE_PLAIN
+                };
+                return (
+                    [
+                        (header::CONTENT_TYPE, PLAYLIST_TYPE),
+                        (header::CACHE_CONTROL, cache),
+                    ],
+                    text,
+                )
+                    .into_response();
+            }
+            PlaylistAnswer::BadRequest(reason) => return error(StatusCode::BAD_REQUEST, reason),
+            PlaylistAnswer::NotYet => {}
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            // Timed out, or the program is gone (its sender dropped).
+            _ => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the requested segment or part was not published in time",
+                );
+            }
+        }
+    }
+}
+
+/// What a media file name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaFile {
+    Init(u64),
+    Segment(u64),
+    Part(u64, u32),
+}
+
+fn parse_file(name: &str) -> Option<MediaFile> {
+    if let Some(run) = name
+        .strip_prefix("init-")
+        .and_then(|s| s.strip_suffix(".mp4"))
+    {
+        return run.parse().ok().map(MediaFile::Init);
+    }
+    if let Some(msn) = name
+        .strip_prefix("seg")
+        .and_then(|s| s.strip_suffix(".m4s"))
+    {
+        return msn.parse().ok().map(MediaFile::Segment);
+    }
+    let rest = name.strip_prefix("part")?.strip_suffix(".m4s")?;
+    let (msn, part) = rest.split_once('.')?;
+    Some(MediaFile::Part(msn.parse().ok()?, part.parse().ok()?))
+}
+
+fn media_response(content_type: &'static str, data: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, CACHE_IMMUTABLE),
+        ],
+        Body::from(data),
+    )
+        .into_response()
+}
+
+/// `GET /hls/{room}/{file}`: init segment, segment or part — see the module docs.
+pub async fn media(
+    State(app): State<AppState>,
+    Path((room, file)): Path<(String, String)>,
+) -> Response {
+    let Some(program) = app.hls.get(&room) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no program is running in room {room:?}"),
+        );
+    };
+    let not_found = || error(StatusCode::NOT_FOUND, format!("no {file} in room {room:?}"));
+    match parse_file(&file) {
+        None => not_found(),
+        Some(MediaFile::Init(run)) => {
+            match program.with(|p| (p.config().first_msn == run).then(|| p.init()).flatten()) {
+                Some(data) => media_response(INIT_TYPE, data),
+                None => not_found(),
+            }
+        }
+        Some(MediaFile::Segment(msn)) => match program.with(|p| p.segment(msn)) {
+            Some(data) => media_response(SEGMENT_TYPE, data),
+            None => not_found(),
+        },
+        Some(MediaFile::Part(msn, part)) => {
+            let deadline = tokio::time::Instant::now() + app.hls.block_timeout(Some(&program));
+            let mut changes = program.generation.subscribe();
+            loop {
+                changes.mark_unchanged();
+                let (data, coming) =
+                    program.with(|p| (p.part(msn, part), p.part_is_coming(msn, part)));
+                if let Some(data) = data {
+                    return media_response(SEGMENT_TYPE, data);
+                }
+                if !coming {
+                    return not_found();
+                }
+                match tokio::time::timeout_at(deadline, changes.changed()).await {
+                    Ok(Ok(())) => {}
+                    _ => return not_found(),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file("init-12.mp4"), Some(MediaFile::Init(12)));
+        assert_eq!(parse_file("seg7.m4s"), Some(MediaFile::Segment(7)));
+        assert_eq!(parse_file("part7.3.m4s"), Some(MediaFile::Part(7, 3)));
+        for bad in [
+            "init.mp4",
+            "seg.m4s",
+            "seg-1.m4s",
+            "part7.m4s",
+            "part7.x.m4s",
+            "part99999999999999999999.0.m4s",
+            "index.m3u8",
+            "seg7.mp4",
+        ] {
+            assert_eq!(parse_file(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn delivery_directives() {
+        assert_eq!(parse_query(None), Ok(PlaylistQuery::default()));
+        assert_eq!(
+            parse_query(Some("_HLS_msn=5&_HLS_part=2&_HLS_skip=YES&x=1")),
+            Ok(PlaylistQuery {
+                msn: Some(5),
+                part: Some(2),
+                skip: true
+            })
+        );
+        assert_eq!(parse_query(Some("_HLS_skip=v2")).map(|q| q.skip), Ok(true));
+        assert_eq!(parse_query(Some("_HLS_skip=NO")).map(|q| q.skip), Ok(false));
+        assert!(parse_query(Some("_HLS_msn=-1")).is_err());
+        assert!(parse_query(Some("_HLS_part=abc&_HLS_msn=1")).is_err());
+    }
+}
