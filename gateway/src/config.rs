@@ -32,6 +32,33 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     /// `[webhooks]`: signed POSTs on publish start/stop and slot start/end.
     pub webhooks: WebhooksConfig,
+    /// `[hls]`: the LL-HLS program and overflow (when viewers get HLS instead of WebRTC).
+    pub hls: HlsConfig,
+}
+
+/// `[hls]` section: overflow from WebRTC to the LL-HLS program ([`crate::overflow`]).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// WebRTC viewers a room takes, 0..=1000000; at this many, `GET /api/rooms/{room}/join`
+    /// answers `hls` and new WHEP viewers are refused with 503. Admin previews do not count.
+    /// 0 sends every viewer to HLS. Default 500. Env `VENUE_MAX_WEBRTC_VIEWERS`, flag
+    /// `--max-webrtc-viewers`.
+    pub max_webrtc_viewers: usize,
+    /// The server counts as overloaded while this process uses more than this share of all
+    /// CPU cores, percent, 0..=100 (sampled from `/proc/self/stat` every second); then new
+    /// viewers get HLS and new WHEP viewers 503. 0 = no CPU check. Default 85. Env
+    /// `VENUE_MAX_CPU_PERCENT`.
+    pub max_cpu_percent: u32,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            max_webrtc_viewers: 500,
+            max_cpu_percent: 85,
+        }
+    }
 }
 
 /// `[webhooks]` section: where and how [`crate::webhooks`] delivers events.
@@ -197,6 +224,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             rtmp: RtmpConfig::default(),
             webhooks: WebhooksConfig::default(),
+            hls: HlsConfig::default(),
         }
     }
 }
@@ -315,6 +343,9 @@ pub struct Cli {
     /// Stage slots per room, 1..=9 (also `VENUE_MEDIA_MAX_SLOTS`).
     #[arg(long, value_name = "K")]
     pub media_max_slots: Option<usize>,
+    /// WebRTC viewers per room before new viewers get HLS (also `VENUE_MAX_WEBRTC_VIEWERS`).
+    #[arg(long, value_name = "N")]
+    pub max_webrtc_viewers: Option<usize>,
 }
 
 /// Why the configuration could not be loaded.
@@ -446,6 +477,12 @@ impl Config {
         if let Some(v) = env("VENUE_WEBHOOKS_SECRET") {
             self.webhooks.secret = Some(Secret(v));
         }
+        if let Some(v) = env("VENUE_MAX_WEBRTC_VIEWERS") {
+            self.hls.max_webrtc_viewers = parse("VENUE_MAX_WEBRTC_VIEWERS", &v)?;
+        }
+        if let Some(v) = env("VENUE_MAX_CPU_PERCENT") {
+            self.hls.max_cpu_percent = parse("VENUE_MAX_CPU_PERCENT", &v)?;
+        }
         if let Some(v) = env("VENUE_INTERACTION_PER_IP_FACTOR") {
             self.interaction.limits.per_ip_factor = parse("VENUE_INTERACTION_PER_IP_FACTOR", &v)?;
         }
@@ -482,6 +519,9 @@ impl Config {
         }
         if let Some(v) = cli.media_max_slots {
             self.media.max_slots = v;
+        }
+        if let Some(v) = cli.max_webrtc_viewers {
+            self.hls.max_webrtc_viewers = v;
         }
     }
 
@@ -558,6 +598,12 @@ impl Config {
             ));
         }
         self.webhooks.validate()?;
+        if self.hls.max_webrtc_viewers > 1_000_000 || self.hls.max_cpu_percent > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "hls.max_webrtc_viewers must be 0..=1000000 and hls.max_cpu_percent 0..=100, got {} and {}",
+                self.hls.max_webrtc_viewers, self.hls.max_cpu_percent
+            )));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("data_dir must not be empty".into()));
         }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod overflow;
 pub mod rtmp;
 pub mod schedule;
 pub mod state;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub schedule: schedule::Schedule,
     /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
     pub webhooks: webhooks::Webhooks,
+    /// Overflow to HLS: `[hls]` limits and the CPU sample (`/join`, WHEP admission).
+    pub overflow: overflow::Overflow,
     /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
     pub hls: api::hls::HlsPrograms,
 }
@@ -178,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::hls::routes())
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
+        .route("/api/rooms/{room}/join", get(api::rooms::join))
         .route(
             "/api/rooms/{room}/schedule",
             get(api::schedule::public_schedule),
@@ -280,6 +284,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         metrics: Arc::new(metrics::Metrics::default()),
         ws_queue: config.interaction.queue_policy(),
         trusted_proxies: config.http.trusted_proxies.clone().into(),
+        overflow: overflow::Overflow::start(config.hls),
         hls: api::hls::HlsPrograms::default(),
     };
     Ok(App {

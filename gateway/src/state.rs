@@ -483,6 +483,24 @@ impl Core {
             .is_some_and(|s| !s.is_empty())
     }
 
+    /// WebRTC viewers of room `id` for the overflow decision: its viewer sessions that the
+    /// gateway registered (from the WHEP answer on, before ICE completes) together with those the
+    /// SFU reported up. Admin previews are not counted. O(sessions).
+    pub fn webrtc_viewers(&self, id: i64) -> usize {
+        let registered = self
+            .sessions
+            .values()
+            .filter(|s| s.room.0 as i64 == id && matches!(s.kind, SessionKind::Viewer))
+            .count();
+        let unregistered = self.rooms.get(&id).map_or(0, |r| {
+            r.viewers
+                .iter()
+                .filter(|s| !self.sessions.contains_key(s))
+                .count()
+        });
+        registered + unregistered
+    }
+
     /// Totals for metrics.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -649,6 +667,10 @@ enum Command {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    WebrtcViewers {
+        room_id: i64,
+        reply: oneshot::Sender<usize>,
+    },
     Hub {
         name: String,
         reply: oneshot::Sender<Option<(i64, HubHandle)>>,
@@ -782,6 +804,12 @@ impl StateHandle {
     /// The live publisher sessions of each streamer id, in order (empty when offline).
     pub async fn live_sessions(&self, ids: Vec<i64>) -> Result<Vec<Vec<SessionId>>, ApiError> {
         self.ask(|reply| Command::LiveSessions { ids, reply }).await
+    }
+
+    /// WebRTC viewers of room `room_id` (see [`Core::webrtc_viewers`]).
+    pub async fn webrtc_viewers(&self, room_id: i64) -> Result<usize, ApiError> {
+        self.ask(|reply| Command::WebrtcViewers { room_id, reply })
+            .await
     }
 
     /// Totals for metrics.
@@ -1003,6 +1031,9 @@ impl Shell {
             }
             Command::View { name, reply } => {
                 let _ = reply.send(self.core.view(&name));
+            }
+            Command::WebrtcViewers { room_id, reply } => {
+                let _ = reply.send(self.core.webrtc_viewers(room_id));
             }
             Command::Live { ids, reply } => {
                 let _ = reply.send(ids.iter().map(|id| self.core.is_live(*id)).collect());

@@ -1,20 +1,29 @@
 //! WHEP (draft-ietf-wish-whep): `POST /api/whep/{room}` creates a viewer session of the room's
 //! stage (the i-th video and i-th audio m-line carry stage slot i); `PATCH`/`DELETE
 //! /api/whep/{room}/{session}` trickle and end it. No authentication. Same error rules as WHIP.
+//!
+//! Admission: a new viewer is refused with 503 + `Retry-After` and a JSON body pointing at
+//! the HLS program when the room is at `hls.max_webrtc_viewers` or the server is overloaded
+//! ([`crate::overflow`]); admin previews (`/api/admin/.../whep`) are not subject to it.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use venue_sfu::{RoomId, SessionId, SubscribeTarget};
 
 use super::{SDP, created, etag, require_content_type, sdp_offer, session_id};
 use crate::AppState;
+use crate::api::rooms::JoinAnswer;
 use crate::error::{ApiError, TextError};
+use crate::overflow::{self, JoinMode};
 use crate::state::{SessionInfo, SessionKind};
 
-/// `POST /api/whep/{room}`: 201 + `Location: /api/whep/{room}/{session}` + `ETag` + answer.
+/// `POST /api/whep/{room}`: 201 + `Location: /api/whep/{room}/{session}` + `ETag` + answer;
+/// 503 + `Retry-After` + `application/json` [`JoinAnswer`] (`mode: "hls"`, the reason, the
+/// HLS URL; `error` holds the reason too) when the room is full or the server overloaded.
 pub async fn post(
     State(app): State<AppState>,
     Path(room): Path<String>,
@@ -28,6 +37,11 @@ pub async fn post(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
+    let decision = app.overflow.decide(&app.state, room.id).await?;
+    if decision.mode == JoinMode::Hls {
+        tracing::info!(room = %room.name, reason = %decision.reason, "WHEP viewer refused: overflow to HLS");
+        return Ok(refused(JoinAnswer::new(&room.name, decision)));
+    }
     let room_id = RoomId(room.id as u64);
     let answer = app
         .sfu
@@ -50,6 +64,23 @@ pub async fn post(
         &tag,
         answer.answer_sdp,
     )?)
+}
+
+/// 503 of a refused viewer: `Retry-After` ([`overflow::RETRY_AFTER_S`]) and the join answer with
+/// an `error` field (the reason) like every JSON error of the API.
+fn refused(answer: JoinAnswer) -> Response {
+    let mut body = serde_json::to_value(&answer).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.insert("error".into(), answer.reason.clone().into());
+    }
+    let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(overflow::RETRY_AFTER_S),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// A viewer or preview session of room `room`; 404 otherwise.

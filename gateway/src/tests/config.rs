@@ -199,3 +199,32 @@ fn webhooks_need_a_secret_take_urls_from_the_env_and_never_print_the_secret() {
     .expect("no URLs: the secret is unused");
     assert!(c.webhooks.urls.is_empty());
 }
+
+#[test]
+fn hls_overflow_keys_from_file_env_and_flag_are_validated() {
+    assert_eq!(Config::default().hls.max_webrtc_viewers, 500);
+    let c =
+        Config::from_toml("[hls]\nmax_webrtc_viewers = 3\nmax_cpu_percent = 0\n").expect("parses");
+    assert_eq!(c.hls.max_webrtc_viewers, 3);
+    assert_eq!(c.hls.max_cpu_percent, 0);
+    let env = |k: &str| match k {
+        "VENUE_MAX_WEBRTC_VIEWERS" => Some("1".to_owned()),
+        "VENUE_MAX_CPU_PERCENT" => Some("70".to_owned()),
+        _ => None,
+    };
+    let c = Config::load_with_env(&Cli::default(), env).expect("loads");
+    assert_eq!((c.hls.max_webrtc_viewers, c.hls.max_cpu_percent), (1, 70));
+    let cli = Cli {
+        max_webrtc_viewers: Some(7),
+        ..Default::default()
+    };
+    let c = Config::load_with_env(&cli, env).expect("loads");
+    assert_eq!(
+        c.hls.max_webrtc_viewers, 7,
+        "the flag beats the environment"
+    );
+    let bad = |k: &str| (k == "VENUE_MAX_CPU_PERCENT").then(|| "101".to_owned());
+    assert!(Config::load_with_env(&Cli::default(), bad).is_err());
+    let bad = |k: &str| (k == "VENUE_MAX_WEBRTC_VIEWERS").then(|| "many".to_owned());
+    assert!(Config::load_with_env(&Cli::default(), bad).is_err());
+}

@@ -57,6 +57,10 @@ pub async fn spawn_server(
         .arg("--media-base-port")
         .arg("0")
         .args(extra)
+        // A load test measures the media plane: no overflow to HLS (a flag in `extra` still
+        // sets --max-webrtc-viewers).
+        .env("VENUE_MAX_WEBRTC_VIEWERS", "1000000")
+        .env("VENUE_MAX_CPU_PERCENT", "0")
         .env("VENUE_ADMIN_TOKEN", &token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
