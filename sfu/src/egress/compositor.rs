@@ -155,10 +155,10 @@ impl CompositorConfig {
     /// Checks every field's range. Errors: [`CompositorError::Config`] naming the field.
     pub fn validate(&self) -> Result<(), CompositorError> {
         let bad = |m: String| Err(CompositorError::Config(m));
-        if !(128..=3840).contains(&self.width) || self.width % 2 != 0 {
+        if !(128..=3840).contains(&self.width) || !self.width.is_multiple_of(2) {
             return bad(format!("width {} must be even and 128..=3840", self.width));
         }
-        if !(72..=2160).contains(&self.height) || self.height % 2 != 0 {
+        if !(72..=2160).contains(&self.height) || !self.height.is_multiple_of(2) {
             return bad(format!("height {} must be even and 72..=2160", self.height));
         }
         if !(1..=60).contains(&self.fps) {
@@ -1312,12 +1312,12 @@ impl Compositor {
                 return;
             }
             let gap = ts_48k.saturating_sub(next) / frame;
-            if (1..=MAX_PLC_FRAMES).contains(&gap) {
-                if let Some(buf) = self.pcm.get_mut(..AUDIO_FRAME_SAMPLES * AUDIO_CHANNELS) {
-                    for _ in 0..gap {
-                        if let Ok(n) = dec.decode_float(&[], buf, false) {
-                            a.fifo.extend(buf.iter().take(n * AUDIO_CHANNELS));
-                        }
+            if (1..=MAX_PLC_FRAMES).contains(&gap)
+                && let Some(buf) = self.pcm.get_mut(..AUDIO_FRAME_SAMPLES * AUDIO_CHANNELS)
+            {
+                for _ in 0..gap {
+                    if let Ok(n) = dec.decode_float(&[], buf, false) {
+                        a.fifo.extend(buf.iter().take(n * AUDIO_CHANNELS));
                     }
                 }
             }
