@@ -29,6 +29,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod overflow;
+pub mod program;
 pub mod rtmp;
 pub mod schedule;
 pub mod state;
@@ -287,6 +288,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         overflow: overflow::Overflow::start(config.hls),
         hls: api::hls::HlsPrograms::default(),
     };
+    program::spawn_supervisor(state.clone());
     Ok(App {
         router: router(state.clone()),
         state,

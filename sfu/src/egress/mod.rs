@@ -9,6 +9,7 @@
 pub mod cmaf;
 pub mod compositor;
 pub mod hls;
+pub mod program;
 
 use bytes::Bytes;
 
