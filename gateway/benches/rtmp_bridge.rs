@@ -58,10 +58,24 @@ fn main() {
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=1280x720:rate=30:duration=20")
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=20"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=20",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
         .args(["-b:v", "3M", "-maxrate", "3M", "-bufsize", "1M", "-g", "30"])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100", "-ac", "2", "-b:a", "128k"])
+        .args([
+            "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100", "-ac", "2", "-b:a", "128k",
+        ])
         .arg(&file)
         .status()
         .expect("ffmpeg");
