@@ -39,8 +39,9 @@ use super::{ProgramAudio, ProgramFormat, ProgramVideo};
 
 /// 90 kHz ticks per second (video timescale, the packager's timeline).
 const TICKS: u64 = 90_000;
-/// Audio buffered before the first keyframe, packets (5 s of 20 ms packets).
-const MAX_EARLY_AUDIO: usize = 250;
+/// Audio waiting for its part, packets (10 s of 20 ms packets): bounds memory when pictures
+/// stop coming (or have not started) while audio goes on; the oldest is dropped.
+const MAX_QUEUED_AUDIO: usize = 500;
 /// Largest accepted gap between two pictures, 90 kHz ticks; beyond it the picture gets the
 /// nominal frame duration.
 const MAX_FRAME_GAP: u64 = TICKS;
@@ -317,7 +318,7 @@ impl LlHlsPackager {
             .audio_next
             .map_or(packet.ts_48k, |next| packet.ts_48k.max(next));
         self.audio_next = Some(dts + u64::from(samples));
-        if self.anchor.is_none() && self.audio.len() >= MAX_EARLY_AUDIO {
+        if self.audio.len() >= MAX_QUEUED_AUDIO {
             self.audio.pop_front();
         }
         self.audio.push_back(QueuedAudio {
