@@ -1061,9 +1061,10 @@ struct Tile {
 }
 
 impl Tile {
+    /// Forgets the slot's media; its next picture must start at a keyframe.
     fn reset_media(&mut self) {
         self.decoder = None;
-        self.needs_keyframe = false;
+        self.needs_keyframe = true;
         self.has_picture = false;
         self.picture_at = None;
         self.dirty = true;
@@ -1159,7 +1160,12 @@ impl Compositor {
             layout: 1,
             title,
             rects: Vec::new(),
-            tiles: (0..MAX_SLOTS).map(|_| Tile::default()).collect(),
+            tiles: (0..MAX_SLOTS)
+                .map(|_| Tile {
+                    needs_keyframe: true,
+                    ..Tile::default()
+                })
+                .collect(),
             full_redraw: true,
             bg_yuv,
             black: rgb_to_yuv([0, 0, 0]),
@@ -1204,13 +1210,22 @@ impl Compositor {
             self.full_redraw = true;
         }
         let mut slots = slots.into_iter();
-        for tile in &mut self.tiles {
+        for (i, tile) in self.tiles.iter_mut().enumerate() {
             let name = slots.next().flatten();
             if name != tile.name {
                 tile.name = name;
                 tile.reset_media();
+            } else if i >= layout as usize && tile.decoder.is_some() {
+                // Hidden slots are not decoded; they start over when shown again.
+                tile.reset_media();
             }
         }
+    }
+
+    /// Whether slot `slot` waits for a keyframe (after a start, a stage change or a decode
+    /// error): the caller should ask the slot's source for one (PLI/FIR).
+    pub fn needs_keyframe(&self, slot: usize) -> bool {
+        slot < self.layout as usize && self.tiles.get(slot).is_some_and(|t| t.needs_keyframe)
     }
 
     /// Decodes one access unit of slot `slot`: H.264 NAL units without start codes (SPS/PPS
@@ -1307,7 +1322,7 @@ impl Compositor {
         };
         let frame = AUDIO_FRAME_SAMPLES as u64;
         if let Some(next) = a.next_ts {
-            if ts_48k + frame / 2 < next {
+            if ts_48k.saturating_add(frame / 2) < next {
                 tile.stats.audio_errors += 1;
                 return;
             }
@@ -1325,12 +1340,12 @@ impl Compositor {
         match dec.decode_float(opus, &mut self.pcm, false) {
             Ok(n) => {
                 a.fifo.extend(self.pcm.iter().take(n * AUDIO_CHANNELS));
-                a.next_ts = Some(ts_48k + n as u64);
+                a.next_ts = Some(ts_48k.saturating_add(n as u64));
                 tile.stats.audio_packets += 1;
             }
             Err(e) => {
                 debug!(slot, error = %e, "compositor: Opus decode error");
-                a.next_ts = Some(ts_48k + frame);
+                a.next_ts = Some(ts_48k.saturating_add(frame));
                 tile.stats.audio_errors += 1;
             }
         }

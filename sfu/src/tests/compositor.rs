@@ -499,6 +499,34 @@ fn stage_changes_redraw_and_reset_the_slot() {
 }
 
 #[test]
+fn a_slot_waits_for_its_keyframe() {
+    let mut c = Compositor::new(test_config()).unwrap();
+    c.set_stage(2, vec![Some("Ada".into()), None], "Room");
+    assert!(c.needs_keyframe(0) && c.needs_keyframe(1) && !c.needs_keyframe(2));
+    let stream = tile_stream(31);
+    // Joining mid-GOP: P-frames before the next IDR are dropped, not decode errors.
+    for (nalus, key) in &stream[1..5] {
+        assert!(!key);
+        c.push_tile_video(0, nalus, *key, 0);
+    }
+    let s = c.stats();
+    assert_eq!(
+        (s.tiles[0].frames_dropped, s.tiles[0].decode_errors),
+        (4, 0)
+    );
+    assert!(c.needs_keyframe(0));
+    c.push_tile_video(0, &stream[0].0, true, 0);
+    assert!(!c.needs_keyframe(0));
+    assert_eq!(c.stats().tiles[0].frames_decoded, 1);
+    // Hidden by a smaller layout, a slot starts over when shown again.
+    c.push_tile_video(1, &stream[0].0, true, 0);
+    assert!(!c.needs_keyframe(1));
+    c.set_stage(1, vec![Some("Ada".into()), None], "Room");
+    c.set_stage(2, vec![Some("Ada".into()), None], "Room");
+    assert!(c.needs_keyframe(1) && !c.needs_keyframe(0));
+}
+
+#[test]
 fn late_caller_skips_ahead_instead_of_bursting() {
     let mut c = Compositor::new(test_config()).unwrap();
     let t0 = Instant::now();
