@@ -53,7 +53,8 @@ pub struct HlsConfig {
     /// half a frame). `EXT-X-TARGETDURATION` is this rounded up to whole seconds.
     /// Default 2 s; 0.5 s..=10 s.
     pub segment_target: Duration,
-    /// Part target duration (`PART-TARGET`). Default 1/3 s; 50 ms..=`segment_target`.
+    /// Part target duration (`PART-TARGET`): a part closes before the picture that would
+    /// make it longer. Default 1/3 s; 50 ms..=`segment_target`.
     pub part_target: Duration,
     /// How much media the playlist and memory keep: finished segments are dropped once the
     /// rest still cover this. Default 30 s; at least 4 × `segment_target`.
@@ -295,7 +296,9 @@ impl LlHlsPackager {
         if frame.keyframe && now_dts - seg_start + slack >= self.segment_ticks {
             published = self.close_part(now_dts);
             self.close_segment(now_dts);
-        } else if now_dts - self.part_start + slack >= self.part_ticks {
+        } else if now_dts - self.part_start + duration > self.part_ticks {
+            // One more picture of the same duration would make the part longer than
+            // PART-TARGET, which no part may be (§4.4.3.7).
             published = self.close_part(now_dts);
         }
         self.pending = Some(frame);

@@ -488,3 +488,36 @@ fn dates_are_rfc3339() {
         "2099-12-31T23:59:59.000Z"
     );
 }
+
+#[test]
+fn parts_never_exceed_the_part_target() {
+    // 29.97 fps: 3003 ticks per picture; 10 pictures would be 0.3337 s > 0.33334 s.
+    let mut p = LlHlsPackager::new(HlsConfig::default(), format()).unwrap();
+    for i in 0..200u64 {
+        p.push_video(
+            ProgramVideo {
+                nalus: vec![Bytes::from_static(&[0x41, 0x9a])],
+                keyframe: i % 60 == 0,
+                pts_90k: i * 3003,
+            },
+            t0(),
+        );
+    }
+    let PlaylistAnswer::Ready(text) = p.playlist(PlaylistQuery::default()) else {
+        panic!("ready");
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut parts = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") else {
+            continue;
+        };
+        parts += 1;
+        let d: f64 = rest.split(',').next().unwrap().parse().unwrap();
+        assert!(d <= 0.33334, "{line}");
+        // 9 pictures (0.3003 s), at least 85 % of the target — but the last part of a segment.
+        let last_of_segment = lines[i + 1].starts_with("#EXTINF");
+        assert!(last_of_segment || d >= 0.85 * 0.33334, "{line}");
+    }
+    assert!(parts > 10);
+}
