@@ -2,7 +2,7 @@
 // dist/publish.html (`/publish`), dist/admin.html (`/admin`), hashed assets under /assets/.
 //
 // `npm run dev` serves the pages with the same routes and proxies /api to a running
-// `venue` (VENUE_URL, default http://127.0.0.1:8080).
+// `venue` (VENUE_URL, default http://127.0.0.1:8080); /hls (the LL-HLS program) likewise.
 import { defineConfig, type Plugin } from "vite";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,6 +54,6 @@ export default defineConfig({
       },
     },
   },
-  server: { proxy: { "/api": { target, changeOrigin: false } } },
-  preview: { proxy: { "/api": { target, changeOrigin: false } } },
+  server: { proxy: { "/api": { target, changeOrigin: false }, "/hls": { target, changeOrigin: false } } },
+  preview: { proxy: { "/api": { target, changeOrigin: false }, "/hls": { target, changeOrigin: false } } },
 });

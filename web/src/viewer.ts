@@ -9,6 +9,15 @@
 // the chat panel (chat.ts). `?transport=ws` (or a browser without WebRTC) joins the room over
 // the WebSocket instead of the data channels; `&media=0` with it skips the stage video.
 // `?name=` joins with that display name without asking; `?fx=0` draws nothing (load tests).
+//
+// Overflow (issue 5): the page first asks `GET /api/rooms/{room}/join`. In `webrtc` mode it does
+// the above. In `hls` mode (the room is at its WebRTC capacity or the server is busy) it plays
+// the room's LL-HLS program — the stage already composed into one picture — with hls.js in
+// low-latency mode in one <video> filling the stage area (Safari: native HLS), and the living
+// room goes over the WebSocket. A WebRTC viewer whose WHEP offer is refused (503), whose ICE
+// fails or never connects, or who gets no video from a live stage within MEDIA_TIMEOUT_MS falls
+// back to HLS by itself. A badge in the header says which mode the page is in. `?mode=hls` /
+// `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back).
 import "./style.css";
 import type { StageState } from "./gen/venue_pb";
 import {
@@ -18,6 +27,7 @@ import {
   errorMessage,
   getJson,
   h,
+  HttpError,
   postOffer,
   type SdpSession,
 } from "./common";
@@ -62,7 +72,40 @@ interface Timing {
   firstFrame: Record<number, number>;
 }
 
+/** `GET /api/rooms/{room}/join`. */
+interface JoinAnswer {
+  mode: WatchMode;
+  reason: string;
+  cause?: "capacity" | "cpu" | null;
+  webrtc_viewers?: number;
+  max_webrtc_viewers?: number;
+  hls_url: string;
+  whep_url: string;
+  ws_url: string;
+}
+
+/** How the page watches the stage. */
+type WatchMode = "webrtc" | "hls";
+
+/** The parts of an hls.js instance the page and tests use. */
+interface HlsPlayer {
+  readonly url: string | null;
+  readonly latency: number;
+  readonly media: HTMLMediaElement | null;
+  destroy(): void;
+}
+
 interface VenueGlobal {
+  /** `webrtc` or `hls` once decided; null before. */
+  mode: WatchMode | null;
+  /** The server's answer to `/join` (or the page's own when forced or unreachable). */
+  join: JoinAnswer | null;
+  /** Why a WebRTC attempt fell back to HLS; null when it did not. */
+  fallback: string | null;
+  /** HLS mode: the hls.js player (null with native HLS or between retries), its URL, the video. */
+  hls: HlsPlayer | null;
+  hlsUrl: string | null;
+  program: HTMLVideoElement | null;
   pc: RTCPeerConnection | null;
   /** The living room's state (users, cursors, stickers, chat, notices…). */
   room: RoomState;
@@ -96,8 +139,11 @@ const whepUrl = `/api/whep/${encodeURIComponent(room)}`;
 
 const params = new URLSearchParams(location.search);
 const hasWebRTC = typeof RTCPeerConnection === "function";
-/** Room events over the WebSocket instead of the data channels. */
-const useWs = params.get("transport") === "ws" || !hasWebRTC;
+/** `?mode=hls|webrtc`: skip `/join` and watch this way (tests, debugging). */
+const forcedMode: WatchMode | null =
+  params.get("mode") === "hls" ? "hls" : params.get("mode") === "webrtc" ? "webrtc" : null;
+/** Room events over the WebSocket instead of the data channels (always in HLS mode). */
+let useWs = params.get("transport") === "ws" || !hasWebRTC;
 /** Stage video (WHEP); `?transport=ws&media=0` watches the room without it. */
 const useMedia = hasWebRTC && !(useWs && params.get("media") === "0");
 const ADMIN_TOKEN_STORAGE = "venue.adminToken";
@@ -106,6 +152,12 @@ const client = new RoomClient(room);
 const fx = new RoomFx($("#room"), $("#fxback"), $("#fxfront"));
 
 const venue: VenueGlobal = {
+  mode: null,
+  join: null,
+  fallback: null,
+  hls: null,
+  hlsUrl: null,
+  program: null,
   pc: null,
   state: null,
   room: client.state,
@@ -128,6 +180,7 @@ const stageEl = $("#stage");
 const unmuteBtn = $<HTMLButtonElement>("#unmute");
 const nowPlayingEl = $("#nowplaying");
 const roomEl = $("#room");
+const modeBadge = $("#modebadge");
 
 function setStatus(text: string, kind: "" | "ok" | "live" | "warn" | "err" = "") {
   statusEl.textContent = text;
@@ -176,6 +229,10 @@ function gridFor(n: number): { cols: number; rows: number } {
 }
 
 function renderTiles() {
+  if (venue.mode === "hls") {
+    renderProgram();
+    return;
+  }
   const s = venue.state;
   const layout = Math.max(1, Math.min(s?.layout || 1, tiles.length || 1));
   const { cols, rows } = gridFor(layout);
@@ -253,6 +310,7 @@ unmuteBtn.addEventListener("click", () => {
   unmuteBtn.classList.toggle("primary", userMuted);
   renderTiles();
   for (const t of tiles) t.video.play().catch(() => {});
+  venue.program?.play().catch(() => {});
 });
 
 // ---------- stage state over the data channel, HTTP as fallback ----------
@@ -312,7 +370,11 @@ function teardown() {
 }
 
 function scheduleReconnect(reason: string) {
-  if (retryTimer || client.state.ended) return;
+  if (retryTimer || client.state.ended || venue.mode !== "webrtc") return;
+  if (forcedMode !== "webrtc" && attempt >= MAX_WEBRTC_RETRIES) {
+    fallBackToHls(`${reason}, ${attempt + 1} tries`);
+    return;
+  }
   generation++; // events of the old connection are stale from now on
   teardown();
   const delay = backoffMs(attempt++);
@@ -360,6 +422,8 @@ async function connect() {
     if (gen !== generation) return;
     const st = pc.connectionState;
     if (st === "connected") {
+      everConnected = true;
+      watchMedia(gen);
       // Back-off resets only once a connection has held for a while.
       setTimeout(() => {
         if (gen === generation && pc.connectionState === "connected") attempt = 0;
@@ -369,7 +433,8 @@ async function connect() {
       venue.timing.connectedAt ??= performance.now();
       setStatus("connected", "ok");
     } else if (st === "failed") {
-      scheduleReconnect("connection failed");
+      if (!everConnected && forcedMode !== "webrtc") fallBackToHls("ICE failed");
+      else scheduleReconnect("connection failed");
     } else if (st === "disconnected") {
       setStatus("connection interrupted…", "warn");
       if (watchdog) clearTimeout(watchdog);
@@ -396,12 +461,209 @@ async function connect() {
     venue.timing.answerAt = performance.now();
     await pc.setRemoteDescription({ type: "answer", sdp: s.answer });
     watchdog = setTimeout(() => {
-      if (gen === generation && pc.connectionState !== "connected") scheduleReconnect("no connection");
+      if (gen !== generation || pc.connectionState === "connected") return;
+      if (!everConnected && forcedMode !== "webrtc") fallBackToHls("no WebRTC connection in 10 s");
+      else scheduleReconnect("no connection");
     }, 10000);
   } catch (e) {
     if (gen !== generation) return;
     console.warn("venue: WHEP failed", e);
+    if (e instanceof HttpError && e.status === 503 && forcedMode !== "webrtc") {
+      // Full room or busy server: the body says so (`error`) and where the program is.
+      fallBackToHls(errorMessage(e).replace(/^503[^:]*:\s*/, ""));
+      return;
+    }
     scheduleReconnect(errorMessage(e));
+  }
+}
+
+/** After this many failed reconnects in a row, a WebRTC viewer falls back to HLS. */
+const MAX_WEBRTC_RETRIES = 2;
+/** A connected viewer of a live stage with no video frame for this long falls back to HLS. */
+const MEDIA_TIMEOUT_MS = 12000;
+/** A WebRTC connection of this page reached "connected" at least once. */
+let everConnected = false;
+
+/** Falls back to HLS when a live slot shows no video `MEDIA_TIMEOUT_MS` after connecting. */
+function watchMedia(gen: number) {
+  if (forcedMode === "webrtc") return;
+  setTimeout(() => {
+    if (gen !== generation || venue.mode !== "webrtc") return;
+    const s = venue.state;
+    const layout = Math.max(1, Math.min(s?.layout || 1, tiles.length || 1));
+    const stalled = tiles.some((t, i) => {
+      const slot = s?.slots.find((x) => x.index === i);
+      return i < layout && !!slot?.live && !t.playing;
+    });
+    if (stalled) fallBackToHls(`no video in ${MEDIA_TIMEOUT_MS / 1000} s`);
+  }, MEDIA_TIMEOUT_MS);
+}
+
+// ---------- HLS ----------
+
+/** Leaves WebRTC for the HLS program (the WHEP session is deleted). */
+function fallBackToHls(reason: string) {
+  if (venue.mode === "hls") return;
+  console.info(`venue: WebRTC → HLS: ${reason}`);
+  generation++;
+  if (retryTimer) clearTimeout(retryTimer);
+  retryTimer = null;
+  teardown();
+  venue.pc = null;
+  venue.fallback = reason;
+  enterHls(venue.join?.hls_url ?? defaultJoin("hls", "").hls_url, `WebRTC unavailable: ${reason}`);
+}
+
+/** Switches the page to HLS: the living room over the WebSocket, one program video. */
+function enterHls(url: string, why: string) {
+  venue.mode = "hls";
+  if (!useWs) {
+    useWs = true;
+    client.connectWebSocket();
+  }
+  renderBadge(why);
+  buildProgram();
+  void startHls(url);
+}
+
+interface ProgramView {
+  root: HTMLDivElement;
+  video: HTMLVideoElement;
+  placeholder: HTMLDivElement;
+  what: HTMLDivElement;
+  playing: boolean;
+}
+let programView: ProgramView | null = null;
+
+/** One tile-sized video for the composed program, where the slot tiles were. */
+function buildProgram() {
+  const video = h("video", { "data-program": "", autoplay: true, playsinline: true });
+  video.muted = userMuted;
+  const who = h("div", { class: "who" });
+  const what = h("div", { class: "what", text: "starting the HLS program…" });
+  const placeholder = h("div", { class: "placeholder" }, who, what);
+  const root = h("div", { class: "tile program" }, video, placeholder);
+  programView = { root, video, placeholder, what, playing: false };
+  tiles.length = 0;
+  stageEl.replaceChildren(root);
+  stageEl.classList.add("hls");
+  venue.program = video;
+  video.addEventListener("playing", () => {
+    if (!programView) return;
+    programView.playing = true;
+    renderProgram();
+    setStatus("playing", "ok");
+  });
+  video.addEventListener("waiting", () => setStatus("buffering…", "warn"));
+  renderProgram();
+}
+
+function renderProgram() {
+  stageEl.style.setProperty("--cols", "1");
+  stageEl.style.setProperty("--rows", "1");
+  if (!programView) return;
+  const p = programView;
+  p.placeholder.hidden = p.playing;
+  const who = p.placeholder.querySelector(".who");
+  if (who) who.textContent = client.state.settings.title || venue.state?.title || room;
+  p.video.muted = userMuted;
+}
+
+let hlsAttempt = 0;
+
+/** Plays `url` with hls.js (low-latency mode), or natively where MSE is missing (Safari on iOS). */
+async function startHls(url: string) {
+  const video = programView?.video;
+  if (!video) return;
+  venue.hlsUrl = url;
+  setStatus("loading the HLS program…");
+  let Hls: typeof import("hls.js/light").default;
+  try {
+    Hls = (await import("hls.js/light")).default;
+  } catch (e) {
+    setStatus(`could not load the HLS player: ${errorMessage(e)}`, "err");
+    return;
+  }
+  if (!Hls.isSupported()) {
+    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = url;
+      video.play().catch(() => {});
+    } else {
+      setStatus("this browser cannot play HLS", "err");
+    }
+    return;
+  }
+  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+  venue.hls = hls;
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    hlsAttempt = 0;
+    video.play().catch(() => {});
+  });
+  hls.on(Hls.Events.ERROR, (_ev, data) => {
+    if (!data.fatal || venue.hls !== hls) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+      return;
+    }
+    // The program is not running yet (it starts on the first playlist request) or the
+    // network dropped: start over after a back-off.
+    hls.destroy();
+    venue.hls = null;
+    if (programView) {
+      programView.playing = false;
+      programView.what.textContent = "waiting for the HLS program…";
+      renderProgram();
+    }
+    const delay = backoffMs(hlsAttempt++);
+    setStatus(`waiting for the HLS program — retrying in ${delay / 1000}s`, "warn");
+    setTimeout(() => void startHls(url), delay);
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+}
+
+// ---------- mode badge ----------
+
+let badgeTimer: ReturnType<typeof setInterval> | null = null;
+
+/** "WebRTC · live" or "HLS · ~2 s delay" (hls.js's measured latency once known); `why` as its tooltip. */
+function renderBadge(why: string) {
+  const mode = venue.mode;
+  modeBadge.hidden = !mode;
+  if (!mode) return;
+  modeBadge.dataset.mode = mode;
+  modeBadge.className = `modebadge ${mode}`;
+  modeBadge.title = why;
+  const text = () => {
+    if (mode === "webrtc") return "WebRTC · live";
+    const lat = venue.hls?.latency;
+    return lat && Number.isFinite(lat) && lat > 0 ? `HLS · ${lat.toFixed(1)} s delay` : "HLS · ~2 s delay";
+  };
+  modeBadge.textContent = text();
+  if (badgeTimer) clearInterval(badgeTimer);
+  badgeTimer = mode === "hls" ? setInterval(() => (modeBadge.textContent = text()), 2000) : null;
+}
+
+/** The page's own join answer (forced mode, or `/join` unreachable). */
+function defaultJoin(mode: WatchMode, reason: string): JoinAnswer {
+  const r = encodeURIComponent(room);
+  return {
+    mode,
+    reason,
+    hls_url: `/hls/${r}/index.m3u8`,
+    whep_url: whepUrl,
+    ws_url: `${apiRoom}/ws`,
+  };
+}
+
+/** How to watch: `?mode=`, else the server's `/join` (WebRTC when it cannot be asked). */
+async function askJoin(): Promise<JoinAnswer> {
+  if (forcedMode) return defaultJoin(forcedMode, `forced with ?mode=${forcedMode}`);
+  if (!hasWebRTC) return defaultJoin("hls", "this browser has no WebRTC");
+  try {
+    return await getJson<JoinAnswer>(`${apiRoom}/join`);
+  } catch (e) {
+    return defaultJoin("webrtc", `could not ask the server (${errorMessage(e)})`);
   }
 }
 
@@ -507,7 +769,8 @@ function renderDock() {
 
 client.on({
   hello() {
-    setStatus(useMedia ? (venue.pc?.connectionState === "connected" ? "connected" : "joining…") : "in the room", "ok");
+    if (venue.mode === "hls") setStatus(programView?.playing ? "playing" : "joining…", "ok");
+    else setStatus(useMedia ? (venue.pc?.connectionState === "connected" ? "connected" : "joining…") : "in the room", "ok");
   },
   snapshot() {
     fx.clearCursors();
@@ -643,10 +906,24 @@ async function main() {
     }
   }
   venue.maxSlots = Math.max(1, Math.min(9, info.max_slots || info.slots.length || 1));
-  buildTiles(venue.maxSlots);
-  applyState(fromRoomInfo(info));
-  if (useMedia) void connect();
-  else setStatus(client.state.joined ? "in the room" : "joining…");
+  if (useMedia || forcedMode === "hls") {
+    const join = await askJoin();
+    venue.join = join;
+    if (join.mode === "hls") {
+      enterHls(join.hls_url, join.reason);
+      applyState(fromRoomInfo(info));
+    } else {
+      venue.mode = "webrtc";
+      renderBadge(join.reason);
+      buildTiles(venue.maxSlots);
+      applyState(fromRoomInfo(info));
+      void connect();
+    }
+  } else {
+    buildTiles(venue.maxSlots);
+    applyState(fromRoomInfo(info));
+    setStatus(client.state.joined ? "in the room" : "joining…");
+  }
   setInterval(poll, 4000);
 }
 
