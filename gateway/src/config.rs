@@ -34,6 +34,25 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[hls]`: the LL-HLS program and overflow (when viewers get HLS instead of WebRTC).
     pub hls: HlsConfig,
+    /// `[recording]`: recordings of artists' sets ([`crate::recording`]).
+    pub recording: RecordingConfig,
+}
+
+/// `[recording]` section: each artist's set on stage slot 0 recorded to
+/// `data_dir/recordings` ([`crate::recording`]).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record sets: while a streamer is live on slot 0 the room's program runs (even if no one
+    /// watches HLS) and is written to an fMP4 file. Default true. Env
+    /// `VENUE_RECORDING_ENABLED` (`true`/`false`).
+    pub enabled: bool,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig { enabled: true }
+    }
 }
 
 /// `[hls]` section: overflow from WebRTC to the LL-HLS program ([`crate::overflow`]).
@@ -225,6 +244,7 @@ impl Default for Config {
             rtmp: RtmpConfig::default(),
             webhooks: WebhooksConfig::default(),
             hls: HlsConfig::default(),
+            recording: RecordingConfig::default(),
         }
     }
 }
@@ -482,6 +502,9 @@ impl Config {
         }
         if let Some(v) = env("VENUE_MAX_CPU_PERCENT") {
             self.hls.max_cpu_percent = parse("VENUE_MAX_CPU_PERCENT", &v)?;
+        }
+        if let Some(v) = env("VENUE_RECORDING_ENABLED") {
+            self.recording.enabled = parse("VENUE_RECORDING_ENABLED", &v)?;
         }
         if let Some(v) = env("VENUE_INTERACTION_PER_IP_FACTOR") {
             self.interaction.limits.per_ip_factor = parse("VENUE_INTERACTION_PER_IP_FACTOR", &v)?;

@@ -30,6 +30,7 @@ pub mod hub;
 pub mod metrics;
 pub mod overflow;
 pub mod program;
+pub mod recording;
 pub mod rtmp;
 pub mod schedule;
 pub mod state;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub overflow: overflow::Overflow,
     /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
     pub hls: api::hls::HlsPrograms,
+    /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
+    pub recordings: recording::Recordings,
 }
 
 /// The HTTP router over `state`.
@@ -171,6 +174,14 @@ pub fn router(state: AppState) -> Router {
                 api::interaction::MAX_STICKER_IMAGE_BYTES,
             )),
         )
+        .route(
+            "/api/admin/rooms/{room}/recordings",
+            get(api::recordings::list),
+        )
+        .route(
+            "/api/admin/recordings/{id}",
+            get(api::recordings::download).delete(api::recordings::delete),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             api::admin::require_admin,
@@ -182,6 +193,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api::hls::routes())
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
+        .route(
+            "/api/recordings/{id}/file",
+            get(api::recordings::signed_download),
+        )
         .route("/api/rooms/{room}/join", get(api::rooms::join))
         .route(
             "/api/rooms/{room}/schedule",
@@ -272,6 +287,15 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let recordings = recording::Recordings::open(
+        store.clone(),
+        &config.data_dir,
+        config.recording,
+        config.schedule.grace_before_s,
+        admin_digest,
+    )
+    .await
+    .context("opening the recordings")?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
     schedule.spawn_enforcer(store.clone(), &state_handle, webhooks.clone());
     let state = AppState {
@@ -287,6 +311,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         trusted_proxies: config.http.trusted_proxies.clone().into(),
         overflow: overflow::Overflow::start(config.hls),
         hls: api::hls::HlsPrograms::default(),
+        recordings,
     };
     program::spawn_supervisor(state.clone());
     Ok(App {

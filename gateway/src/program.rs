@@ -7,8 +7,17 @@
 //! of the stage (layout, artists, title) follows the room. A room nobody watched for [`IDLE`]
 //! has its program stopped and its playlist gone (404 until someone asks again, which starts
 //! it anew within about a second; the first request waits for it).
+//!
+//! Recording (issue 5 item 4, [`crate::recording`]): the program also runs while a set is
+//! being recorded — `[recording] enabled` and a live streamer on stage slot 0 — so the
+//! start/stop condition is *watched or recording wanted*. The sink feeds the recorder
+//! (`RecorderFeed`, never blocking) always and the LL-HLS packager only while watched. Each
+//! tick the room's [`SetTracker`](crate::recording::SetTracker) says when a set starts (a file
+//! is opened and attached to the feed) or ends (its writer is finished off the loop).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use venue_sfu::RoomId;
@@ -17,6 +26,7 @@ use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::program::{ProgramRunner, StageLook};
 
 use crate::AppState;
+use crate::recording::{FeedControl, RecorderFeed, RoomSets, Seat, SetChange};
 use crate::state::RoomView;
 
 /// A program whose playlist nobody requested for this long is stopped.
@@ -27,6 +37,19 @@ const TICK: Duration = Duration::from_millis(500);
 struct Running {
     runner: ProgramRunner,
     look: StageLook,
+    /// Whether the sink feeds the LL-HLS packager (someone watches).
+    hls_on: Arc<AtomicBool>,
+    /// Commands to the sink's recorder feed.
+    feed: std::sync::mpsc::Sender<FeedControl>,
+}
+
+fn seat_of(view: &RoomView) -> Option<Seat> {
+    let slot = view.slots.first()?;
+    Some(Seat {
+        streamer_id: slot.streamer_id?,
+        name: slot.name.clone().unwrap_or_default(),
+        live: slot.live,
+    })
 }
 
 fn look_of(view: &RoomView) -> StageLook {
@@ -45,6 +68,7 @@ fn look_of(view: &RoomView) -> StageLook {
 pub fn spawn_supervisor(app: AppState) {
     tokio::spawn(async move {
         let mut running: HashMap<String, Running> = HashMap::new();
+        let mut sets: HashMap<String, RoomSets> = HashMap::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -62,8 +86,32 @@ pub fn spawn_supervisor(app: AppState) {
                     .hls
                     .last_watched(&name)
                     .is_some_and(|t| t.elapsed() < IDLE);
+                let view = match app.state.view(&name).await {
+                    Ok(Some(v)) => Some(v),
+                    _ => None,
+                };
+                let seat = view.as_ref().and_then(seat_of);
+                let enabled = app.recordings.enabled();
+                let record = enabled && seat.as_ref().is_some_and(|s| s.live);
+                let wanted = watched || record;
+                // Sets: end the recording of a set that ended (or whose writer stopped by
+                // itself: full disk, program gone — the set goes on unrecorded).
+                let room_sets = sets.entry(name.clone()).or_default();
+                let changes = match &view {
+                    Some(_) => room_sets.tracker.observe(enabled, seat.as_ref()),
+                    None => Vec::new(),
+                };
+                let ended = changes.iter().any(|c| matches!(c, SetChange::End { .. }))
+                    || room_sets.active.as_ref().is_some_and(|a| a.writer_ended());
+                if ended && let Some(rec) = room_sets.active.take() {
+                    if let Some(r) = running.get(&name) {
+                        let _ = r.feed.send(FeedControl::Detach);
+                    }
+                    let recordings = app.recordings.clone();
+                    tokio::spawn(async move { recordings.finish(rec, SystemTime::now()).await });
+                }
                 let alive = running.get(&name).is_some_and(|r| r.runner.is_running());
-                if !watched || !alive {
+                if !wanted || !alive {
                     if let Some(old) = running.remove(&name) {
                         // Joining the thread takes up to one compositor step: off the runtime.
                         let _ = tokio::task::spawn_blocking(move || drop(old)).await;
@@ -71,27 +119,59 @@ pub fn spawn_supervisor(app: AppState) {
                         tracing::info!(room = %name, "LL-HLS program stopped (nobody watching)");
                     }
                 }
-                if !watched {
+                if !wanted {
                     continue;
                 }
-                let view = match app.state.view(&name).await {
-                    Ok(Some(v)) => v,
-                    _ => continue,
-                };
+                let Some(view) = view else { continue };
                 let look = look_of(&view);
                 if let Some(r) = running.get_mut(&name) {
                     if r.look != look {
                         r.runner.set_look(look.clone());
                         r.look = look;
                     }
-                    continue;
-                }
-                match start(&app, &name, &view, look.clone()).await {
-                    Ok(runner) => {
-                        tracing::info!(room = %name, "LL-HLS program starting");
-                        running.insert(name, Running { runner, look });
+                    if r.hls_on.swap(watched, Ordering::Relaxed) && !watched {
+                        app.hls.stop(&name);
                     }
-                    Err(e) => tracing::warn!(room = %name, error = %e, "cannot start the program"),
+                } else {
+                    let hls_on = Arc::new(AtomicBool::new(watched));
+                    let (feed, feed_rx) = crate::recording::feed_channel();
+                    match start(&app, &name, &view, look.clone(), hls_on.clone(), feed_rx).await {
+                        Ok(runner) => {
+                            tracing::info!(room = %name, "program starting");
+                            running.insert(
+                                name.clone(),
+                                Running {
+                                    runner,
+                                    look,
+                                    hls_on,
+                                    feed,
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            tracing::warn!(room = %name, error = %e, "cannot start the program")
+                        }
+                    }
+                }
+                // A set that started is recorded into a new file fed by the program.
+                for change in changes {
+                    let SetChange::Start { streamer_id, name: artist } = change else {
+                        continue;
+                    };
+                    let Some(r) = running.get(&name) else { continue };
+                    match app
+                        .recordings
+                        .start(view.id, &name, streamer_id, &artist, SystemTime::now())
+                        .await
+                    {
+                        Ok((rec, tx)) => {
+                            let _ = r.feed.send(FeedControl::Attach(tx));
+                            room_sets.active = Some(rec);
+                        }
+                        Err(e) => {
+                            tracing::warn!(room = %name, error = %e, "cannot start a recording")
+                        }
+                    }
                 }
             }
         }
@@ -103,6 +183,8 @@ async fn start(
     name: &str,
     view: &RoomView,
     look: StageLook,
+    hls_on: Arc<AtomicBool>,
+    feed: std::sync::mpsc::Receiver<FeedControl>,
 ) -> Result<ProgramRunner, String> {
     let tap = app
         .sfu
@@ -120,8 +202,14 @@ async fn start(
     let hls = app.hls.clone();
     let room = name.to_owned();
     let mut program = None;
+    let mut recorder = RecorderFeed::new(feed, app.recordings.stats().clone());
     let sink = Box::new(
         move |out: ProgramOutput, format: Option<&venue_sfu::egress::ProgramFormat>| {
+            recorder.feed(&out, format);
+            if !hls_on.load(Ordering::Relaxed) {
+                program = None;
+                return;
+            }
             if program.is_none() {
                 let Some(format) = format else { return };
                 match hls.start(&room, hls_config.clone(), format.clone()) {

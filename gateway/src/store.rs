@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 };
 
 mod interaction;
+pub mod recordings;
 pub mod schedule;
 
 /// The room that exists on first start.

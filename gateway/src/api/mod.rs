@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod hls;
 pub mod interaction;
+pub mod recordings;
 pub mod rooms;
 pub mod schedule;
 pub mod whep;
