@@ -220,6 +220,13 @@ pub struct HttpConfig {
     /// is the rightmost address in that header that is not itself a trusted proxy. Default
     /// none: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// PEM certificate chain (leaf first) for HTTPS on `listen`. Set together with `tls_key`;
+    /// then the listener speaks TLS only, with ALPN `h2` and `http/1.1` ([`crate::tls`]).
+    /// Default none: plain HTTP. Env `VENUE_TLS_CERT`, flag `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Env `VENUE_TLS_KEY`, flag
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -228,6 +235,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             public_url: None,
             trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -245,6 +254,33 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Checks that `tls_cert` and `tls_key` are set together and not empty. The files are
+    /// read, and their PEM contents checked, when the listener starts
+    /// ([`crate::tls::TlsConfig::from_pem_files`], whose errors name the key and the path).
+    pub fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(()),
+            (Some(_), None) | (None, Some(_)) => Err(ConfigError::Invalid(
+                "http.tls_cert and http.tls_key (VENUE_TLS_CERT / VENUE_TLS_KEY, --tls-cert / \
+                 --tls-key) must be set together: HTTPS needs both the certificate chain and \
+                 its private key"
+                    .into(),
+            )),
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls_cert", cert), ("tls_key", key)] {
+                    if path.as_os_str().is_empty() {
+                        return Err(ConfigError::Invalid(format!(
+                            "http.{name} must not be empty"
+                        )));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -366,6 +402,12 @@ pub struct Cli {
     /// WebRTC viewers per room before new viewers get HLS (also `VENUE_MAX_WEBRTC_VIEWERS`).
     #[arg(long, value_name = "N")]
     pub max_webrtc_viewers: Option<usize>,
+    /// PEM certificate chain: serve HTTPS with HTTP/2 (also `VENUE_TLS_CERT`; needs --tls-key).
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (also `VENUE_TLS_KEY`).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Why the configuration could not be loaded.
@@ -461,6 +503,12 @@ impl Config {
                 .map(|s| parse("VENUE_TRUSTED_PROXIES", s))
                 .collect::<Result<_, _>>()?;
         }
+        if let Some(v) = env("VENUE_TLS_CERT") {
+            self.http.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("VENUE_TLS_KEY") {
+            self.http.tls_key = Some(PathBuf::from(v));
+        }
         if let Some(v) = env("VENUE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
@@ -522,6 +570,12 @@ impl Config {
         if let Some(v) = &cli.public_url {
             self.http.public_url = Some(v.clone());
         }
+        if let Some(v) = &cli.tls_cert {
+            self.http.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.tls_key {
+            self.http.tls_key = Some(v.clone());
+        }
         if let Some(v) = &cli.data_dir {
             self.data_dir = v.clone();
         }
@@ -567,6 +621,7 @@ impl Config {
                 }
             }
         }
+        self.http.validate_tls()?;
         if let Some(token) = &self.admin_token {
             let t = token.expose();
             if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -35,6 +35,7 @@ pub mod rtmp;
 pub mod schedule;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod webhooks;
 pub mod ws;
 
@@ -254,6 +255,18 @@ impl App {
         )
         .with_graceful_shutdown(shutdown)
         .await
+    }
+
+    /// Like [`serve`](Self::serve) but HTTPS: TLS with ALPN `h2` and `http/1.1` (HTTP/2 for
+    /// clients that offer it, HTTP/1.1 and WebSocket upgrades otherwise), see [`tls::serve`].
+    /// `tls` comes from [`tls::TlsConfig::from_pem_files`] (`[http] tls_cert` / `tls_key`).
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: tls::TlsConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tls::serve(listener, self.router, tls, shutdown).await
     }
 }
 

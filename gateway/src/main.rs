@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse();
     let config = Config::load(&cli)?;
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(venue_gateway::tls::TlsConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let app = venue_gateway::build_app(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     let rtmp = if config.rtmp.enabled {
@@ -29,12 +33,16 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(
         http = %listener.local_addr()?,
+        tls = tls.is_some(),
         media = ?app.state.sfu.addrs().shards,
         rtmp = ?rtmp,
         data_dir = %config.data_dir.display(),
         "venue listening"
     );
-    app.serve(listener, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => app.serve_tls(listener, tls, shutdown_signal()).await?,
+        None => app.serve(listener, shutdown_signal()).await?,
+    }
     tracing::info!("venue stopped");
     Ok(())
 }

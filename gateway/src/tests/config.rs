@@ -228,3 +228,37 @@ fn hls_overflow_keys_from_file_env_and_flag_are_validated() {
     let bad = |k: &str| (k == "VENUE_MAX_WEBRTC_VIEWERS").then(|| "many".to_owned());
     assert!(Config::load_with_env(&Cli::default(), bad).is_err());
 }
+
+#[test]
+fn tls_paths_from_file_env_and_flags_come_in_pairs() {
+    assert_eq!(Config::default().http.tls_cert, None);
+    let c =
+        Config::from_toml("[http]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n").expect("parses");
+    assert_eq!(c.http.tls_cert.as_deref(), Some(Path::new("/c.pem")));
+    assert_eq!(c.http.tls_key.as_deref(), Some(Path::new("/k.pem")));
+    let env = |k: &str| match k {
+        "VENUE_TLS_CERT" => Some("/env-c.pem".to_owned()),
+        "VENUE_TLS_KEY" => Some("/env-k.pem".to_owned()),
+        _ => None,
+    };
+    let c = Config::load_with_env(&Cli::default(), env).expect("loads");
+    assert_eq!(c.http.tls_cert.as_deref(), Some(Path::new("/env-c.pem")));
+    let cli = Cli {
+        tls_key: Some("/flag-k.pem".into()),
+        ..Default::default()
+    };
+    let c = Config::load_with_env(&cli, env).expect("loads");
+    assert_eq!(c.http.tls_key.as_deref(), Some(Path::new("/flag-k.pem")));
+    // One without the other is refused with a message naming both keys.
+    let only_cert = |k: &str| (k == "VENUE_TLS_CERT").then(|| "/c.pem".to_owned());
+    let err = Config::load_with_env(&Cli::default(), only_cert)
+        .expect_err("a certificate without a key")
+        .to_string();
+    assert!(
+        err.contains("http.tls_cert") && err.contains("http.tls_key"),
+        "{err}"
+    );
+    let mut c =
+        Config::from_toml("[http]\ntls_cert = \"\"\ntls_key = \"/k.pem\"\n").expect("parses");
+    assert!(c.validate().is_err());
+}
