@@ -583,7 +583,26 @@ fn config_is_validated() {
         ..Default::default()
     };
     assert_eq!(hd.gop_frames(), 60);
-    assert!(Compositor::new(hd).is_ok());
+    let mut c = Compositor::new(hd).unwrap();
+    c.set_stage(4, vec![None; 4], "HD");
+    let t0 = Instant::now();
+    let video: Vec<ProgramVideo> = (0..4)
+        .flat_map(|k| c.poll(t0 + Duration::from_millis(k * 34)))
+        .filter_map(|o| match o {
+            ProgramOutput::Video(v) => Some(v),
+            ProgramOutput::Audio(_) => None,
+        })
+        .collect();
+    assert_eq!(video.len(), 4);
+    assert!(video[0].keyframe && !video[1].keyframe);
+    let f = c.format().unwrap();
+    assert_eq!((f.width, f.height), (1920, 1080));
+    let odd_kf = CompositorConfig {
+        fps: 25,
+        keyframe_interval: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    assert_eq!(odd_kf.gop_frames(), 38);
 }
 
 #[test]
