@@ -3,8 +3,9 @@
 //! thread of its own so that decoding and encoding never run on a media shard.
 //!
 //! The thread keeps the compositor's cadence (it sleeps on the tap until the next picture or
-//! audio packet is due), asks a slot's source for a keyframe when that slot's stream broke
-//! (at most every [`KEYFRAME_RETRY`]), and widens the tap's 32-bit RTP timestamps into the
+//! audio packet is due), asks a slot's source for a keyframe when that slot's stream broke or
+//! the compositor waits for one (a slot just assigned or shown again; at most every
+//! [`KEYFRAME_RETRY`]), and widens the tap's 32-bit RTP timestamps into the
 //! 64-bit ones the compositor takes. VP8 tiles are not decoded (the compositor is H.264 only;
 //! Venue's publish page and OBS send H.264): such a slot shows its card.
 
@@ -130,7 +131,7 @@ impl ProgramRunner {
                                     let pts = video_ts[slot].widen(au.rtp_time);
                                     comp.push_tile_video(slot, &au.nalus, au.keyframe, pts);
                                 }
-                                if d.needs_keyframe()
+                                if (d.needs_keyframe() || comp.needs_keyframe(slot))
                                     && asked[slot].is_none_or(|t| t.elapsed() >= KEYFRAME_RETRY)
                                 {
                                     asked[slot] = Some(Instant::now());
