@@ -634,14 +634,20 @@ function renderBadge(why: string) {
   modeBadge.dataset.mode = mode;
   modeBadge.className = `modebadge ${mode}`;
   modeBadge.title = why;
-  const text = () => {
-    if (mode === "webrtc") return "WebRTC · live";
+  // The part in `.more` is dropped on phones.
+  const render = () => {
     const lat = venue.hls?.latency;
-    return lat && Number.isFinite(lat) && lat > 0 ? `HLS · ${lat.toFixed(1)} s delay` : "HLS · ~2 s delay";
+    const [main, more] =
+      mode === "webrtc"
+        ? ["WebRTC", " · live"]
+        : lat && Number.isFinite(lat) && lat > 0
+          ? [`HLS · ${lat.toFixed(1)} s`, " delay"]
+          : ["HLS · ~2 s", " delay"];
+    modeBadge.replaceChildren(main, h("span", { class: "more", text: more }));
   };
-  modeBadge.textContent = text();
+  render();
   if (badgeTimer) clearInterval(badgeTimer);
-  badgeTimer = mode === "hls" ? setInterval(() => (modeBadge.textContent = text()), 2000) : null;
+  badgeTimer = mode === "hls" ? setInterval(render, 2000) : null;
 }
 
 /** The page's own join answer (forced mode, or `/join` unreachable). */
