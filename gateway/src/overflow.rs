@@ -132,13 +132,17 @@ impl CpuMeter {
     }
 
     /// Records a sample; returns the lowest share of the last [`SUSTAIN`] intervals (see
-    /// [`CpuMeter::share`]), `None` for the first sample or when no time passed.
+    /// [`CpuMeter::share`]), `None` until there are that many (a start-up burst is not
+    /// overload) or when no time passed.
     pub fn observe(&mut self, now: Instant, ticks: u64) -> Option<f32> {
         let share = self.share(now, ticks)?;
         if self.recent.len() == SUSTAIN {
             self.recent.pop_front();
         }
         self.recent.push_back(share);
+        if self.recent.len() < SUSTAIN {
+            return None;
+        }
         self.recent.iter().copied().reduce(f32::min)
     }
 
@@ -289,12 +293,11 @@ mod tests {
         let t0 = Instant::now();
         let mut m = CpuMeter::new(2);
         assert_eq!(m.observe(t0, 1000), None, "first sample");
-        // 1 s later, 100 more ticks = one core busy = 50 % of two.
-        let p = m.observe(t0 + Duration::from_secs(1), 1100).unwrap();
-        assert!((p - 50.0).abs() < 0.01, "{p}");
-        // 2 s, 400 ticks: 100 % (clamped), but the lowest of the recent samples counts.
-        let p = m.observe(t0 + Duration::from_secs(3), 1500).unwrap();
-        assert!((p - 50.0).abs() < 0.01, "{p}");
+        // 1 s later, 100 more ticks = one core busy = 50 % of two; then 2 s with 400 ticks =
+        // 100 % (clamped). Nothing is reported before SUSTAIN intervals.
+        assert_eq!(m.observe(t0 + Duration::from_secs(1), 1100), None);
+        assert_eq!(m.observe(t0 + Duration::from_secs(3), 1500), None);
+        // The lowest of the last three counts.
         let p = m.observe(t0 + Duration::from_secs(4), 1700).unwrap();
         assert!(
             (p - 50.0).abs() < 0.01,
@@ -310,7 +313,9 @@ mod tests {
         // A counter that went backwards is 0, not a wrap.
         let mut m = CpuMeter::new(1);
         m.observe(t0, 1000);
-        assert_eq!(m.observe(t0 + Duration::from_secs(1), 10), Some(0.0));
+        m.observe(t0 + Duration::from_secs(1), 1100);
+        m.observe(t0 + Duration::from_secs(2), 1200);
+        assert_eq!(m.observe(t0 + Duration::from_secs(3), 10), Some(0.0));
     }
 
     #[test]
