@@ -111,13 +111,13 @@ pub fn spawn_supervisor(app: AppState) {
                     tokio::spawn(async move { recordings.finish(rec, SystemTime::now()).await });
                 }
                 let alive = running.get(&name).is_some_and(|r| r.runner.is_running());
-                if !wanted || !alive {
-                    if let Some(old) = running.remove(&name) {
-                        // Joining the thread takes up to one compositor step: off the runtime.
-                        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
-                        app.hls.stop(&name);
-                        tracing::info!(room = %name, "LL-HLS program stopped (nobody watching)");
-                    }
+                if (!wanted || !alive)
+                    && let Some(old) = running.remove(&name)
+                {
+                    // Joining the thread takes up to one compositor step: off the runtime.
+                    let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+                    app.hls.stop(&name);
+                    tracing::info!(room = %name, "program stopped (nobody watching, no set recorded)");
                 }
                 if !wanted {
                     continue;
@@ -155,10 +155,16 @@ pub fn spawn_supervisor(app: AppState) {
                 }
                 // A set that started is recorded into a new file fed by the program.
                 for change in changes {
-                    let SetChange::Start { streamer_id, name: artist } = change else {
+                    let SetChange::Start {
+                        streamer_id,
+                        name: artist,
+                    } = change
+                    else {
                         continue;
                     };
-                    let Some(r) = running.get(&name) else { continue };
+                    let Some(r) = running.get(&name) else {
+                        continue;
+                    };
                     match app
                         .recordings
                         .start(view.id, &name, streamer_id, &artist, SystemTime::now())

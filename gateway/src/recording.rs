@@ -165,7 +165,11 @@ pub fn slug(name: &str) -> String {
             dash = true;
         }
     }
-    if out.is_empty() { "set".to_owned() } else { out }
+    if out.is_empty() {
+        "set".to_owned()
+    } else {
+        out
+    }
 }
 
 /// `{room}-{YYYYMMDDTHHMMSSZ}-{slug}.mp4` for a set of `artist` in `room` starting at `start`.
@@ -337,12 +341,14 @@ impl Fragmenter {
                 taken.push(a);
             }
         }
-        let next_dts = self.audio.front().map(|a| a.dts);
+        // A packet's duration reaches to the next one in the fragment (gaps kept); the last one
+        // lasts its own samples: the next fragment's `tfdt` places what follows, so a late
+        // packet never stretches the end of the file.
         let audio: Vec<Sample> = taken
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let next = taken.get(i + 1).map(|n| n.dts).or(next_dts);
+                let next = taken.get(i + 1).map(|n| n.dts);
                 let duration = next.map_or(u64::from(a.samples), |n| n.saturating_sub(a.dts));
                 Sample {
                     duration: u32::try_from(duration).unwrap_or(u32::MAX),
@@ -796,7 +802,9 @@ impl Recordings {
                 room_id,
                 streamer_id,
                 start_s,
-                start_s.saturating_add(self.inner.grace_before_s).saturating_add(1),
+                start_s
+                    .saturating_add(self.inner.grace_before_s)
+                    .saturating_add(1),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -846,7 +854,8 @@ impl Recordings {
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
         let thread = {
-            let (stop, progress, stats) = (stop.clone(), progress.clone(), self.inner.stats.clone());
+            let (stop, progress, stats) =
+                (stop.clone(), progress.clone(), self.inner.stats.clone());
             std::thread::Builder::new()
                 .name("venue-recorder".into())
                 .spawn(move || write_loop(file, rx, stop, progress, stats))
@@ -911,7 +920,9 @@ impl Recordings {
                     bytes = outcome.bytes,
                     "recording finished"
                 ),
-                Err(e) => tracing::warn!(file = %rec.row.file, error = %e, "recording: storing its end failed"),
+                Err(e) => {
+                    tracing::warn!(file = %rec.row.file, error = %e, "recording: storing its end failed")
+                }
             }
         } else {
             self.inner.stats.discarded.fetch_add(1, Ordering::Relaxed);

@@ -18,6 +18,7 @@ import {
   type SdpSession,
 } from "./common";
 import { mountSchedule } from "./schedule";
+import { mountRecordings } from "./recordings";
 
 type Id = number | string;
 
@@ -988,6 +989,8 @@ $("#m-clearstickers").addEventListener("click", () => {
 
 // The schedule card (events, slots, bookings, who is live): web/src/schedule.ts.
 mountSchedule({ api, room: () => room, toast, active: () => !consoleEl.hidden });
+// The recordings card (each set on slot 0, download, delete): web/src/recordings.ts.
+mountRecordings({ api, room: () => room, toast, active: () => !consoleEl.hidden });
 
 if (token) void enter();
 else showLogin();

@@ -77,11 +77,24 @@ fn a_set_is_named_after_the_booking_whose_window_covers_its_start() {
         window(8, "Ann Late", 21 * h, 22 * h),
     ];
     // Inside a window.
-    assert_eq!(booking_for(20 * h + 600, &bookings, 300).unwrap().booking_id, 7);
+    assert_eq!(
+        booking_for(20 * h + 600, &bookings, 300)
+            .unwrap()
+            .booking_id,
+        7
+    );
     // In the grace before a window (the key already works): that booking.
-    assert_eq!(booking_for(20 * h - 120, &bookings, 300).unwrap().booking_id, 7);
+    assert_eq!(
+        booking_for(20 * h - 120, &bookings, 300)
+            .unwrap()
+            .booking_id,
+        7
+    );
     // Inside window 7 and the grace of window 8: the window it is in wins.
-    assert_eq!(booking_for(21 * h - 60, &bookings, 300).unwrap().booking_id, 7);
+    assert_eq!(
+        booking_for(21 * h - 60, &bookings, 300).unwrap().booking_id,
+        7
+    );
     assert_eq!(booking_for(21 * h, &bookings, 300).unwrap().booking_id, 8);
     // Before the grace, after the end: no booking (the streamer's name is used).
     assert!(booking_for(20 * h - 301, &bookings, 300).is_none());
@@ -216,7 +229,11 @@ fn the_fragmenter_writes_a_playable_fmp4_with_one_second_fragments() {
             .any(|s| s["codec_name"] == "opus" && s["channels"] == 2),
         "{info}"
     );
-    let duration: f64 = info["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let duration: f64 = info["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((duration - 4.0).abs() < 0.2, "{info}");
     // Every fragment's video starts where the previous one ended (tfdt).
     let moofs = venue_tests::mp4::find_all(&file, &["moof"]);
@@ -231,7 +248,11 @@ fn pictures_before_the_first_keyframe_are_dropped_and_a_short_set_is_not_kept() 
     let (file, f, _) = fragment_all(&m);
     assert!(!keep(f.written()), "{:?}", f.written());
     // 1.5 s − 10 dropped pictures, cut at the keyframe at 1 s: ~0.5 s.
-    assert!(f.written() < Duration::from_millis(700), "{:?}", f.written());
+    assert!(
+        f.written() < Duration::from_millis(700),
+        "{:?}",
+        f.written()
+    );
     let info = probe(&file);
     assert_eq!(info["streams"].as_array().unwrap().len(), 2, "{info}");
 }
