@@ -371,10 +371,6 @@ function teardown() {
 
 function scheduleReconnect(reason: string) {
   if (retryTimer || client.state.ended || venue.mode !== "webrtc") return;
-  if (forcedMode !== "webrtc" && attempt >= MAX_WEBRTC_RETRIES) {
-    fallBackToHls(`${reason}, ${attempt + 1} tries`);
-    return;
-  }
   generation++; // events of the old connection are stale from now on
   teardown();
   const delay = backoffMs(attempt++);
@@ -426,15 +422,14 @@ async function connect() {
       watchMedia(gen);
       // Back-off resets only once a connection has held for a while.
       setTimeout(() => {
-        if (gen === generation && pc.connectionState === "connected") attempt = 0;
+        if (gen === generation && pc.connectionState === "connected") attempt = iceFailures = 0;
       }, 10000);
       if (watchdog) clearTimeout(watchdog);
       watchdog = null;
       venue.timing.connectedAt ??= performance.now();
       setStatus("connected", "ok");
     } else if (st === "failed") {
-      if (!everConnected && forcedMode !== "webrtc") fallBackToHls("ICE failed");
-      else scheduleReconnect("connection failed");
+      webrtcFailed("ICE failed");
     } else if (st === "disconnected") {
       setStatus("connection interrupted…", "warn");
       if (watchdog) clearTimeout(watchdog);
@@ -462,8 +457,7 @@ async function connect() {
     await pc.setRemoteDescription({ type: "answer", sdp: s.answer });
     watchdog = setTimeout(() => {
       if (gen !== generation || pc.connectionState === "connected") return;
-      if (!everConnected && forcedMode !== "webrtc") fallBackToHls("no WebRTC connection in 10 s");
-      else scheduleReconnect("no connection");
+      webrtcFailed("no WebRTC connection in 10 s");
     }, 10000);
   } catch (e) {
     if (gen !== generation) return;
@@ -477,8 +471,20 @@ async function connect() {
   }
 }
 
-/** After this many failed reconnects in a row, a WebRTC viewer falls back to HLS. */
-const MAX_WEBRTC_RETRIES = 2;
+/**
+ * A viewer whose WebRTC connected before falls back to HLS after this many ICE failures in a
+ * row (one that never connected, at the first). An unreachable server is not one: HLS comes
+ * from the same server, so that only reconnects.
+ */
+const MAX_ICE_FAILURES = 2;
+let iceFailures = 0;
+
+/** The server answered the offer but the connection failed or never came up. */
+function webrtcFailed(reason: string) {
+  iceFailures++;
+  if (forcedMode !== "webrtc" && (!everConnected || iceFailures >= MAX_ICE_FAILURES)) fallBackToHls(reason);
+  else scheduleReconnect(reason);
+}
 /** A connected viewer of a live stage with no video frame for this long falls back to HLS. */
 const MEDIA_TIMEOUT_MS = 12000;
 /** A WebRTC connection of this page reached "connected" at least once. */
