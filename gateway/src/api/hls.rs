@@ -215,7 +215,14 @@ impl HlsPrograms {
 
     /// Records that `room` is watched now.
     pub fn watched(&self, room: &str, now: Instant) {
-        lock(&self.inner.watched).insert(room.to_owned(), now);
+        let mut watched = lock(&self.inner.watched);
+        // Every playlist request lands here: no allocation once the room is known.
+        match watched.get_mut(room) {
+            Some(at) => *at = now,
+            None => {
+                watched.insert(room.to_owned(), now);
+            }
+        }
     }
 
     /// Sets how long held requests wait (`None`: 3 × the program's target duration; 6 s while
@@ -412,15 +419,18 @@ fn parse_file(name: &str) -> Option<MediaFile> {
     Some(MediaFile::Part(msn.parse().ok()?, part.parse().ok()?))
 }
 
+/// The answer for media bytes. The hot path of a mirror's misses and of direct viewers: the
+/// body is the packager's shared `Bytes` (no copy) and the header values are static (no
+/// allocation; `(HeaderName, &str)` pairs would copy and re-validate each value).
 fn media_response(content_type: &'static str, data: Bytes) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, CACHE_IMMUTABLE),
-        ],
-        Body::from(data),
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(data));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_IMMUTABLE),
+    );
+    response
 }
 
 /// `GET /hls/{room}/{file}`: init segment, segment or part — see the module docs.
@@ -448,6 +458,13 @@ pub async fn media(
             None => not_found(),
         },
         Some(MediaFile::Part(msn, part)) => {
+            // Fast path: a published part is answered under one packager lock, without
+            // subscribing to the generation or reading the blocking timeout.
+            match program.with(|p| p.part(msn, part).ok_or_else(|| p.part_is_coming(msn, part))) {
+                Ok(data) => return media_response(SEGMENT_TYPE, data),
+                Err(false) => return not_found(),
+                Err(true) => {}
+            }
             let deadline = tokio::time::Instant::now() + app.hls.block_timeout(Some(&program));
             let mut changes = program.generation.subscribe();
             loop {
