@@ -69,6 +69,10 @@ pub struct HlsConfig {
     /// viewers get HLS and new WHEP viewers 503. 0 = no CPU check. Default 85. Env
     /// `VENUE_MAX_CPU_PERCENT`.
     pub max_cpu_percent: u32,
+    /// Compose a room's stage into the LL-HLS program while someone requests its playlist
+    /// ([`crate::program`]). `false`: no program for watchers (the playlist answers 404;
+    /// recordings, if enabled, still compose). Default true.
+    pub compose: bool,
 }
 
 impl Default for HlsConfig {
@@ -76,6 +80,7 @@ impl Default for HlsConfig {
         HlsConfig {
             max_webrtc_viewers: 500,
             max_cpu_percent: 85,
+            compose: true,
         }
     }
 }

@@ -220,7 +220,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(assets::fallback)
         .layer(DefaultBodyLimit::max(api::MAX_SDP_BYTES))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::count_requests,
         ))
         .layer(TraceLayer::new_for_http())
@@ -326,7 +326,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         hls: api::hls::HlsPrograms::default(),
         recordings,
     };
-    program::spawn_supervisor(state.clone());
+    program::spawn_supervisor(state.clone(), config.hls.compose);
     Ok(App {
         router: router(state.clone()),
         state,

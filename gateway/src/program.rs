@@ -65,7 +65,8 @@ fn look_of(view: &RoomView) -> StageLook {
 }
 
 /// Starts the supervisor task (see the module docs).
-pub fn spawn_supervisor(app: AppState) {
+/// `compose`: `[hls] compose` — whether watchers get a program (recordings always do).
+pub fn spawn_supervisor(app: AppState, compose: bool) {
     tokio::spawn(async move {
         let mut running: HashMap<String, Running> = HashMap::new();
         let mut sets: HashMap<String, RoomSets> = HashMap::new();
@@ -82,10 +83,11 @@ pub fn spawn_supervisor(app: AppState) {
             };
             for room in rooms {
                 let name = room.name;
-                let watched = app
-                    .hls
-                    .last_watched(&name)
-                    .is_some_and(|t| t.elapsed() < IDLE);
+                let watched = compose
+                    && app
+                        .hls
+                        .last_watched(&name)
+                        .is_some_and(|t| t.elapsed() < IDLE);
                 let view = match app.state.view(&name).await {
                     Ok(Some(v)) => Some(v),
                     _ => None,
@@ -132,6 +134,10 @@ pub fn spawn_supervisor(app: AppState) {
                     if r.hls_on.swap(watched, Ordering::Relaxed) && !watched {
                         app.hls.stop(&name);
                     }
+                } else if app.hls.get(&name).is_some() {
+                    // A program this supervisor did not start (fed by another source, or a
+                    // test) is left alone.
+                    continue;
                 } else {
                     let hls_on = Arc::new(AtomicBool::new(watched));
                     let (feed, feed_rx) = crate::recording::feed_channel();

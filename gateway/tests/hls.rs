@@ -27,7 +27,10 @@ struct Hls {
 
 async fn serve() -> Hls {
     let dir = tempfile::tempdir().unwrap();
-    let app = build_app(&common::config(dir.path())).await.unwrap();
+    // These tests feed programs by hand: no compositor for watched rooms.
+    let mut config = common::config(dir.path());
+    config.hls.compose = false;
+    let app = build_app(&config).await.unwrap();
     let hls = app.state.hls.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

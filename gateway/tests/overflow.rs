@@ -111,6 +111,7 @@ async fn second_viewer_is_sent_to_hls_until_the_first_leaves() {
     config.hls = HlsConfig {
         max_webrtc_viewers: 1,
         max_cpu_percent: 0,
+        ..Default::default()
     };
     let app = build_app(&config).await.unwrap();
     let r = &app.router;
@@ -218,6 +219,7 @@ async fn an_overloaded_server_sends_new_viewers_to_hls() {
     let overflow = Overflow::new(HlsConfig {
         max_webrtc_viewers: 500,
         max_cpu_percent: 50,
+        ..Default::default()
     });
     let state = AppState {
         overflow: overflow.clone(),
