@@ -220,7 +220,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(assets::fallback)
         .layer(DefaultBodyLimit::max(api::MAX_SDP_BYTES))
         .layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::count_requests,
         ))
         .layer(TraceLayer::new_for_http())

@@ -45,10 +45,15 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts every response by status class.
-pub async fn count_requests(State(app): State<AppState>, req: Request, next: Next) -> Response {
+/// Middleware: counts every response by status class. Its state is the counters alone (one
+/// `Arc` clone per request, not the whole `AppState`'s dozen).
+pub async fn count_requests(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let res = next.run(req).await;
-    app.metrics.record(res.status().as_u16());
+    metrics.record(res.status().as_u16());
     res
 }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{FromRef, Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -137,6 +137,12 @@ impl Default for HlsPrograms {
                 block_timeout: Mutex::new(None),
             }),
         }
+    }
+}
+
+impl FromRef<AppState> for HlsPrograms {
+    fn from_ref(app: &AppState) -> Self {
+        app.hls.clone()
     }
 }
 
@@ -433,12 +439,13 @@ fn media_response(content_type: &'static str, data: Bytes) -> Response {
     response
 }
 
-/// `GET /hls/{room}/{file}`: init segment, segment or part — see the module docs.
+/// `GET /hls/{room}/{file}`: init segment, segment or part — see the module docs. Takes the
+/// registry alone as state (one `Arc` clone per request rather than the whole `AppState`).
 pub async fn media(
-    State(app): State<AppState>,
+    State(hls): State<HlsPrograms>,
     Path((room, file)): Path<(String, String)>,
 ) -> Response {
-    let Some(program) = app.hls.get(&room) else {
+    let Some(program) = hls.get(&room) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no program is running in room {room:?}"),
@@ -465,7 +472,7 @@ pub async fn media(
                 Err(false) => return not_found(),
                 Err(true) => {}
             }
-            let deadline = tokio::time::Instant::now() + app.hls.block_timeout(Some(&program));
+            let deadline = tokio::time::Instant::now() + hls.block_timeout(Some(&program));
             let mut changes = program.generation.subscribe();
             loop {
                 changes.mark_unchanged();
