@@ -129,13 +129,12 @@ fn last_part_and_segment(playlist: &str) -> (String, String) {
         .lines()
         .filter(|l| l.starts_with("#EXT-X-PART:"))
         .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
-        .last()
+        .next_back()
         .expect("a part in the playlist")
         .to_owned();
     let segment = playlist
         .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .last()
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
         .expect("a segment in the playlist")
         .to_owned();
     (part, segment)
