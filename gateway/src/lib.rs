@@ -191,7 +191,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(whip_whep)
         .merge(admin)
-        .merge(api::hls::routes())
+        .merge(api::hls::routes(state.hls.clone(), state.state.clone()))
         .route("/api/rooms/{room}", get(api::rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
         .route(

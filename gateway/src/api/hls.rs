@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRef, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use venue_sfu::egress::hls::{HlsConfig, HlsError, LlHlsPackager, PlaylistAnswer, PlaylistQuery};
 use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
 
-use crate::AppState;
+use crate::state::StateHandle;
 
 /// `Content-Type` of playlists (8216bis §4).
 pub const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -137,12 +137,6 @@ impl Default for HlsPrograms {
                 block_timeout: Mutex::new(None),
             }),
         }
-    }
-}
-
-impl FromRef<AppState> for HlsPrograms {
-    fn from_ref(app: &AppState) -> Self {
-        app.hls.clone()
     }
 }
 
@@ -258,11 +252,34 @@ impl HlsPrograms {
     }
 }
 
-/// The `/hls` routes, with CORS on every answer.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// What a playlist request needs: the programs, and the room state to tell an unknown room
+/// (404 at once) from a room whose program has not started yet.
+#[derive(Debug)]
+pub struct PlaylistDeps {
+    pub hls: HlsPrograms,
+    pub rooms: StateHandle,
+}
+
+/// The `/hls` routes, with CORS on every answer, mergeable into a router of any state. Their
+/// handlers get only what they use as state — media the [`HlsPrograms`] (one `Arc`),
+/// playlists an `Arc<PlaylistDeps>` — because axum clones a router's state for every request,
+/// and cloning the whole `AppState` (a dozen `Arc`s and channel senders) was a visible share
+/// of the server's CPU under load (BENCHMARKS.md, "LL-HLS serving").
+pub fn routes<S>(hls: HlsPrograms, rooms: StateHandle) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let playlists = Router::new()
         .route("/hls/{room}/index.m3u8", get(playlist).options(preflight))
+        .with_state(Arc::new(PlaylistDeps {
+            hls: hls.clone(),
+            rooms,
+        }));
+    let media_files = Router::new()
         .route("/hls/{room}/{file}", get(media).options(preflight))
+        .with_state(hls);
+    playlists
+        .merge(media_files)
         .layer(middleware::from_fn(cors))
 }
 
@@ -333,7 +350,7 @@ fn parse_query(raw: Option<&str>) -> Result<PlaylistQuery, String> {
 
 /// `GET /hls/{room}/index.m3u8` — see the module docs.
 pub async fn playlist(
-    State(app): State<AppState>,
+    State(deps): State<Arc<PlaylistDeps>>,
     Path(room): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -341,11 +358,11 @@ pub async fn playlist(
         Ok(q) => q,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
-    let hls = &app.hls;
+    let hls = &deps.hls;
     let program = match hls.get(&room) {
         Some(p) => p,
         None => {
-            match app.state.view(&room).await {
+            match deps.rooms.view(&room).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return error(StatusCode::NOT_FOUND, format!("no room {room:?}")),
                 Err(e) => return error(e.status(), e.public_message()),
