@@ -73,6 +73,15 @@ pub struct HlsConfig {
     /// ([`crate::program`]). `false`: no program for watchers (the playlist answers 404;
     /// recordings, if enabled, still compose). Default true.
     pub compose: bool,
+    /// Program width and height, pixels: even, 128x72..=3840x2160. Default 1280x720 (1920x1080
+    /// for a full-HD program).
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+    /// Program frame rate, 1..=60. Default 30.
+    pub fps: u32,
+    /// Program H.264 bitrate, kbit/s, 100..=50000. Default 3000.
+    pub video_bitrate_kbps: u32,
 }
 
 impl Default for HlsConfig {
@@ -81,6 +90,10 @@ impl Default for HlsConfig {
             max_webrtc_viewers: 500,
             max_cpu_percent: 85,
             compose: true,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            video_bitrate_kbps: 3000,
         }
     }
 }
@@ -681,6 +694,20 @@ impl Config {
             ));
         }
         self.webhooks.validate()?;
+        let h = &self.hls;
+        if !(128..=3840).contains(&h.width)
+            || !(72..=2160).contains(&h.height)
+            || h.width % 2 != 0
+            || h.height % 2 != 0
+            || !(1..=60).contains(&h.fps)
+            || !(100..=50_000).contains(&h.video_bitrate_kbps)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "hls.width x hls.height must be even and 128x72..=3840x2160, hls.fps 1..=60, \
+                 hls.video_bitrate_kbps 100..=50000; got {}x{} at {} fps, {} kbit/s",
+                h.width, h.height, h.fps, h.video_bitrate_kbps
+            )));
+        }
         if self.hls.max_webrtc_viewers > 1_000_000 || self.hls.max_cpu_percent > 100 {
             return Err(ConfigError::Invalid(format!(
                 "hls.max_webrtc_viewers must be 0..=1000000 and hls.max_cpu_percent 0..=100, got {} and {}",

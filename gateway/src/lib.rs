@@ -326,7 +326,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         hls: api::hls::HlsPrograms::default(),
         recordings,
     };
-    program::spawn_supervisor(state.clone(), config.hls.compose);
+    program::spawn_supervisor(state.clone(), config.hls);
     Ok(App {
         router: router(state.clone()),
         state,

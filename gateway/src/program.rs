@@ -65,8 +65,10 @@ fn look_of(view: &RoomView) -> StageLook {
 }
 
 /// Starts the supervisor task (see the module docs).
-/// `compose`: `[hls] compose` — whether watchers get a program (recordings always do).
-pub fn spawn_supervisor(app: AppState, compose: bool) {
+/// `settings`: `[hls]` — `compose` says whether watchers get a program (recordings always
+/// do); the program's size, frame rate and bitrate.
+pub fn spawn_supervisor(app: AppState, settings: crate::config::HlsConfig) {
+    let compose = settings.compose;
     tokio::spawn(async move {
         let mut running: HashMap<String, Running> = HashMap::new();
         let mut sets: HashMap<String, RoomSets> = HashMap::new();
@@ -141,7 +143,17 @@ pub fn spawn_supervisor(app: AppState, compose: bool) {
                 } else {
                     let hls_on = Arc::new(AtomicBool::new(watched));
                     let (feed, feed_rx) = crate::recording::feed_channel();
-                    match start(&app, &name, &view, look.clone(), hls_on.clone(), feed_rx).await {
+                    match start(
+                        &app,
+                        &settings,
+                        &name,
+                        &view,
+                        look.clone(),
+                        hls_on.clone(),
+                        feed_rx,
+                    )
+                    .await
+                    {
                         Ok(runner) => {
                             tracing::info!(room = %name, "program starting");
                             running.insert(
@@ -190,8 +202,10 @@ pub fn spawn_supervisor(app: AppState, compose: bool) {
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn start(
     app: &AppState,
+    settings: &crate::config::HlsConfig,
     name: &str,
     view: &RoomView,
     look: StageLook,
@@ -205,6 +219,10 @@ async fn start(
         .map_err(|e| format!("stage tap: {e}"))?;
     let config = CompositorConfig {
         title: view.title.clone(),
+        width: settings.width,
+        height: settings.height,
+        fps: settings.fps,
+        video_bitrate_bps: settings.video_bitrate_kbps.saturating_mul(1000),
         ..CompositorConfig::default()
     };
     let hls_config = HlsConfig {

@@ -262,3 +262,29 @@ fn tls_paths_from_file_env_and_flags_come_in_pairs() {
         Config::from_toml("[http]\ntls_cert = \"\"\ntls_key = \"/k.pem\"\n").expect("parses");
     assert!(c.validate().is_err());
 }
+
+#[test]
+fn hls_program_picture_is_configurable_and_validated() {
+    let d = Config::default().hls;
+    assert_eq!(
+        (d.width, d.height, d.fps, d.video_bitrate_kbps),
+        (1280, 720, 30, 3000)
+    );
+    assert!(d.compose);
+    let mut c = Config::from_toml(
+        "[hls]\nwidth = 1920\nheight = 1080\nfps = 25\nvideo_bitrate_kbps = 6000\ncompose = false\n",
+    )
+    .expect("parses");
+    c.validate().expect("full HD validates");
+    assert_eq!((c.hls.width, c.hls.height, c.hls.fps), (1920, 1080, 25));
+    assert!(!c.hls.compose);
+    for bad in [
+        "[hls]\nwidth = 1281\n",
+        "[hls]\nheight = 4000\n",
+        "[hls]\nfps = 0\n",
+        "[hls]\nvideo_bitrate_kbps = 50\n",
+    ] {
+        let mut c = Config::from_toml(bad).expect("parses");
+        assert!(c.validate().is_err(), "{bad} must be refused");
+    }
+}
