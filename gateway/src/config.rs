@@ -697,8 +697,8 @@ impl Config {
         let h = &self.hls;
         if !(128..=3840).contains(&h.width)
             || !(72..=2160).contains(&h.height)
-            || h.width % 2 != 0
-            || h.height % 2 != 0
+            || !h.width.is_multiple_of(2)
+            || !h.height.is_multiple_of(2)
             || !(1..=60).contains(&h.fps)
             || !(100..=50_000).contains(&h.video_bitrate_kbps)
         {

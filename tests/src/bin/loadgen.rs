@@ -848,7 +848,7 @@ fn rtmp_publisher(
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let key = frame_no % fps == 0;
+        let key = frame_no.is_multiple_of(fps);
         let size = if key { unit * 3 } else { unit };
         let stamp = media::nanos_since_epoch(Instant::now());
         // One slice as an AVCC unit: the Annex-B frame's last unit (the stamped slice).
