@@ -999,3 +999,7 @@ fn msg_attrs<'m, 'a>(msg: &'m Message<'a>) -> impl Iterator<Item = (u16, &'a [u8
 fn msg_xor(v: &[u8], msg: &Message<'_>) -> Option<SocketAddr> {
     stun::decode_xor_addr(v, &msg.transaction_id)
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -34,6 +34,7 @@
 //! from RustCrypto (`hmac`, `sha1`, `sha2`, `md-5`) and `crc32fast`.
 
 pub mod auth;
+pub mod client;
 pub mod core;
 pub mod policy;
 pub mod shell;
