@@ -736,11 +736,11 @@ impl TurnCore {
             return;
         };
         // Every XOR-PEER-ADDRESS (RFC 8656 §10.2); all or nothing.
-        let mut peers: Vec<IpAddr> = Vec::new();
+        let mut peers: Vec<SocketAddr> = Vec::new();
         for (typ, v) in msg_attrs(msg) {
             if typ == attr::XOR_PEER_ADDRESS {
                 match msg_xor(v, msg) {
-                    Some(p) => peers.push(p.ip()),
+                    Some(p) => peers.push(p),
                     None => {
                         self.error(msg, ft, 400, "Bad Request", Some(&key), |_| {}, out);
                         return;
@@ -752,7 +752,9 @@ impl TurnCore {
             self.error(msg, ft, 400, "Bad Request", Some(&key), |_| {}, out);
             return;
         }
-        if peers.iter().any(|ip| !self.config.policy.permits_ip(*ip)) {
+        // Stricter than the per-IP permission itself: the full peer address (port included)
+        // must pass the policy, so a permission cannot be asked for an unlisted port either.
+        if peers.iter().any(|p| !self.config.policy.permits(*p)) {
             self.stats.forbidden += 1;
             self.error(msg, ft, 403, "Forbidden", Some(&key), |_| {}, out);
             return;
@@ -760,7 +762,7 @@ impl TurnCore {
         let Some(a) = self.allocations.get_mut(&ft) else {
             return;
         };
-        for ip in peers {
+        for ip in peers.iter().map(|p| p.ip()) {
             if let Some(p) = a.permissions.iter_mut().find(|(p, _)| *p == ip) {
                 p.1 = now + PERMISSION_LIFETIME;
             } else if a.permissions.len() < MAX_PERMISSIONS {

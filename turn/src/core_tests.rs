@@ -374,8 +374,12 @@ fn policy_refuses_loopback_private_metadata_with_403() {
             "{bad}"
         );
     }
-    // 127.0.0.1 is allow-listed at port 50000 only: a permission (per IP) is fine but a
-    // channel to another port is 403 and a Send to it is dropped.
+    // 127.0.0.1 is allow-listed at port 50000 only: a permission or channel for another port
+    // is 403, and a Send to it is dropped even with the per-IP permission installed.
+    assert_eq!(
+        code(&mut core, now, cl, &c.create_permission(a("127.0.0.1:22"))),
+        Some(403)
+    );
     assert_eq!(code(&mut core, now, cl, &c.create_permission(a(SFU))), None);
     assert_eq!(
         code(

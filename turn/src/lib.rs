@@ -36,6 +36,7 @@
 pub mod auth;
 pub mod client;
 pub mod core;
+pub mod fuzzing;
 pub mod policy;
 pub mod shell;
 pub mod stun;
