@@ -147,6 +147,8 @@ struct Allocation {
     /// retransmissions, RFC 8656 §7.2).
     allocate_txid: [u8; 12],
     allocate_sha256: bool,
+    /// The lifetime granted by Allocate, in seconds (reported in LIFETIME).
+    granted: u32,
     permissions: Vec<(IpAddr, SystemTime)>,
     channels: Vec<Channel>,
     tokens: f64,
@@ -343,12 +345,7 @@ impl TurnCore {
     /// The shell bound (or failed to bind) the relay socket asked for by
     /// [`Output::BindRelay`]: answers the pending Allocate with success (XOR-RELAYED-ADDRESS,
     /// LIFETIME, XOR-MAPPED-ADDRESS, RFC 8656 §7.2) or 508 Insufficient Capacity.
-    pub fn relay_bound(
-        &mut self,
-        now: SystemTime,
-        client: FiveTuple,
-        relay: Result<SocketAddr, ()>,
-    ) -> Vec<Output> {
+    pub fn relay_bound(&mut self, client: FiveTuple, relay: Result<SocketAddr, ()>) -> Vec<Output> {
         let mut out = Vec::new();
         let Some(a) = self.allocations.get_mut(&client) else {
             if let Ok(relay) = relay {
@@ -360,14 +357,14 @@ impl TurnCore {
             Ok(addr) => {
                 a.relay = Some(addr);
                 self.by_relay.insert(addr, client);
-                let lifetime = a.expires.duration_since(now).unwrap_or_default().as_secs();
+                let lifetime = a.granted;
                 let key = a.key;
                 let sha = a.allocate_sha256;
                 let txid = a.allocate_txid;
                 let mut wire = Vec::with_capacity(128);
                 let mut b = Builder::new(&mut wire, method::ALLOCATE, Class::Success, txid);
                 b.xor_addr(attr::XOR_RELAYED_ADDRESS, addr)
-                    .u32(attr::LIFETIME, lifetime as u32)
+                    .u32(attr::LIFETIME, lifetime)
                     .xor_addr(attr::XOR_MAPPED_ADDRESS, client.client);
                 finish(&mut b, &key, sha);
                 out.push(Output::ToClient {
@@ -572,15 +569,14 @@ impl TurnCore {
         out: &mut Vec<Output>,
     ) {
         // Retransmission of the Allocate that made an existing allocation (RFC 8656 §7.2).
-        if let Some(a) = self.allocations.get(&ft) {
-            if a.allocate_txid == msg.transaction_id {
-                if a.relay.is_some() {
-                    let relay = a.relay;
-                    let mut o = self.relay_bound(now, ft, relay.ok_or(()));
-                    out.append(&mut o);
-                }
-                return;
+        if let Some(a) = self.allocations.get(&ft)
+            && a.allocate_txid == msg.transaction_id
+        {
+            if let Some(relay) = a.relay {
+                let mut o = self.relay_bound(ft, Ok(relay));
+                out.append(&mut o);
             }
+            return;
         }
         let (username, user_id, key) = match self.authenticate(now, msg, ft, out) {
             Auth::Refused => return,
@@ -657,6 +653,7 @@ impl TurnCore {
                 expires: now + lifetime,
                 allocate_txid: msg.transaction_id,
                 allocate_sha256: msg.has_integrity_sha256(),
+                granted: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
                 permissions: Vec::new(),
                 channels: Vec::new(),
                 tokens: self.config.bandwidth_bytes_per_s as f64,

@@ -72,7 +72,7 @@ fn allocate(core: &mut TurnCore, now: SystemTime, from: &str, relay: &str, id: &
             ipv6: false
         }]
     );
-    let outs = core.relay_bound(now, udp(from), Ok(a(relay)));
+    let outs = core.relay_bound(udp(from), Ok(a(relay)));
     match client::decode(&reply(&outs), &c.key()) {
         Received::Success {
             method,
@@ -500,7 +500,7 @@ fn tcp_channel_data_is_padded() {
         core.handle(now, Transport::Tcp, cl, &c.allocate())[..],
         [Output::BindRelay { .. }]
     ));
-    core.relay_bound(now, ft, Ok(a(RELAY)));
+    core.relay_bound(ft, Ok(a(RELAY)));
     reply(&core.handle(now, Transport::Tcp, cl, &c.channel_bind(0x4000, a(SFU))));
     let outs = core.handle_peer(now, a(RELAY), a(SFU), b"abcde");
     let r = reply(&outs);

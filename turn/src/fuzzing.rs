@@ -48,8 +48,7 @@ pub fn feed(core: &mut TurnCore, data: &[u8]) {
     for transport in [Transport::Udp, Transport::Tcp] {
         for o in core.handle(now, transport, client, data) {
             if let crate::Output::BindRelay { client, .. } = o {
-                let _ =
-                    core.relay_bound(now, client, Ok(SocketAddr::from(([127, 0, 0, 1], 40000))));
+                let _ = core.relay_bound(client, Ok(SocketAddr::from(([127, 0, 0, 1], 40000))));
             }
         }
     }

@@ -350,7 +350,7 @@ impl Actor {
                         Some(ip) => self.bind_relay(ip).await,
                         None => Err(()),
                     };
-                    let more = self.core.relay_bound(SystemTime::now(), client, bound);
+                    let more = self.core.relay_bound(client, bound);
                     outs.extend(more);
                 }
                 Output::ReleaseRelay { relay } => {
