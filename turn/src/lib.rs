@@ -35,6 +35,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod core;
 pub mod fuzzing;
 pub mod policy;
@@ -42,6 +43,7 @@ pub mod shell;
 pub mod stun;
 
 pub use crate::auth::rest_credentials;
+pub use crate::config::{TurnConfig, TurnSecret};
 pub use crate::core::{CoreConfig, FiveTuple, Output, Stats, Transport, TurnCore};
 pub use crate::policy::PeerPolicy;
 pub use crate::shell::{ShellConfig, TurnServer};

@@ -27,6 +27,9 @@ pub struct ShellConfig {
     /// IPv4 address relay sockets bind to (port chosen by the OS) and advertise in
     /// XOR-RELAYED-ADDRESS. Must be an address peers (the SFU) can reach.
     pub relay_ipv4: Ipv4Addr,
+    /// IPv4 address advertised in XOR-RELAYED-ADDRESS instead of `relay_ipv4` (1:1 NAT, or
+    /// `relay_ipv4` unspecified); the port is the relay socket's.
+    pub relay_public_ipv4: Option<Ipv4Addr>,
     /// IPv6 address for relays when REQUESTED-ADDRESS-FAMILY asks for IPv6; `None` → 440.
     pub relay_ipv6: Option<Ipv6Addr>,
     /// TCP connections open at once; more are closed on accept.
@@ -41,6 +44,7 @@ impl Default for ShellConfig {
             udp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             tcp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             relay_ipv4: Ipv4Addr::UNSPECIFIED,
+            relay_public_ipv4: None,
             relay_ipv6: None,
             max_tcp_connections: 4096,
             core: CoreConfig::default(),
@@ -62,6 +66,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Relays would advertise 0.0.0.0: set `relay_ipv4` or `relay_public_ipv4`.
+    #[error("TURN relay address unknown: set a relay IP or a public relay IP")]
+    NoRelayAddress,
 }
 
 enum Event {
@@ -109,8 +116,12 @@ impl TurnServer {
     /// Binds the listeners and starts the actor. Must run inside a tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Bind`] when a listener cannot bind.
+    /// [`Error::Bind`] when a listener cannot bind; [`Error::NoRelayAddress`] when
+    /// `relay_ipv4` is unspecified and no `relay_public_ipv4` is given.
     pub async fn start(config: ShellConfig) -> Result<TurnServer, Error> {
+        if config.relay_ipv4.is_unspecified() && config.relay_public_ipv4.is_none() {
+            return Err(Error::NoRelayAddress);
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut tasks = Vec::new();
         let mut udp = None;
@@ -167,6 +178,7 @@ impl TurnServer {
             tcp: HashMap::new(),
             relays: HashMap::new(),
             relay_ipv4: config.relay_ipv4,
+            relay_public_ipv4: config.relay_public_ipv4,
             relay_ipv6: config.relay_ipv6,
             tx: tx.clone(),
         };
@@ -278,6 +290,7 @@ struct Actor {
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     relays: HashMap<SocketAddr, Relay>,
     relay_ipv4: Ipv4Addr,
+    relay_public_ipv4: Option<Ipv4Addr>,
     relay_ipv6: Option<Ipv6Addr>,
     tx: mpsc::Sender<Event>,
 }
@@ -364,7 +377,12 @@ impl Actor {
         let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.map_err(|e| {
             tracing::warn!(error = %e, %ip, "turn: cannot bind a relay socket");
         })?;
-        let addr = socket.local_addr().map_err(|_| ())?;
+        let local = socket.local_addr().map_err(|_| ())?;
+        // The address the core and the client know this relay by.
+        let addr = match (local.ip(), self.relay_public_ipv4) {
+            (IpAddr::V4(_), Some(public)) => SocketAddr::new(IpAddr::V4(public), local.port()),
+            _ => local,
+        };
         let socket = Arc::new(socket);
         let rs = socket.clone();
         let tx = self.tx.clone();
