@@ -253,21 +253,12 @@ impl TurnCore {
         };
         match (msg.class, msg.method) {
             (Class::Request, _) => {
-                let unknown: Vec<u16> =
-                    msg.attribute_types().filter(|t| !attr::known(*t)).collect();
-                if !unknown.is_empty() {
-                    let v: Vec<u8> = unknown.iter().flat_map(|t| t.to_be_bytes()).collect();
-                    self.error(
-                        &msg,
-                        ft,
-                        420,
-                        "Unknown Attribute",
-                        None,
-                        |b| {
-                            b.attr(attr::UNKNOWN_ATTRIBUTES, &v);
-                        },
-                        &mut out,
-                    );
+                // RFC 8489 §6.3.1 / RFC 5389 §7.3.1: unknown comprehension-required
+                // attributes → 420, after authentication (done in `authenticate`) for the
+                // TURN methods; Binding is unauthenticated.
+                if msg.method == method::BINDING
+                    && self.unknown_attributes(&msg, ft, None, &mut out)
+                {
                     return out;
                 }
                 match msg.method {
@@ -544,11 +535,45 @@ impl TurnCore {
             self.challenge(now, msg, ft, 401, out);
             return Auth::Refused;
         }
+        if self.unknown_attributes(msg, ft, Some(&key), out) {
+            return Auth::Refused;
+        }
         Auth::Ok {
             username: username.to_owned(),
             user_id,
             key,
         }
+    }
+
+    /// Answers 420 with UNKNOWN-ATTRIBUTES (RFC 8489 §14.13) when `msg` has
+    /// comprehension-required attributes we do not know; true when it did.
+    fn unknown_attributes(
+        &mut self,
+        msg: &Message<'_>,
+        ft: FiveTuple,
+        key: Option<&[u8; 16]>,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if msg.attribute_types().all(attr::known) {
+            return false;
+        }
+        let v: Vec<u8> = msg
+            .attribute_types()
+            .filter(|t| !attr::known(*t))
+            .flat_map(|t| t.to_be_bytes())
+            .collect();
+        self.error(
+            msg,
+            ft,
+            420,
+            "Unknown Attribute",
+            key,
+            |b| {
+                b.attr(attr::UNKNOWN_ATTRIBUTES, &v);
+            },
+            out,
+        );
+        true
     }
 
     fn lifetime(&self, msg: &Message<'_>) -> Duration {

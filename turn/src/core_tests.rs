@@ -290,27 +290,49 @@ fn allocate_errors_442_437_420() {
         code(&mut core, now, other, &c.create_permission(a(SFU))),
         Some(437)
     );
-    // Unknown comprehension-required attribute → 420.
+    // Unknown comprehension-required attribute → 420 after authentication (an unsigned
+    // request is challenged first), with UNKNOWN-ATTRIBUTES and MESSAGE-INTEGRITY.
+    let signed = |c: &Client, typ: u16, txid: u8| {
+        let mut out = Vec::new();
+        stun::Builder::new(
+            &mut out,
+            stun::method::ALLOCATE,
+            stun::Class::Request,
+            [txid; 12],
+        )
+        .attr(stun::attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+        .attr(typ, b"????")
+        .attr(stun::attr::USERNAME, c.username.as_bytes())
+        .attr(stun::attr::REALM, c.realm.as_bytes())
+        .attr(stun::attr::NONCE, c.nonce.as_bytes())
+        .integrity(&c.key())
+        .fingerprint();
+        out
+    };
+    let r = reply(&send(&mut core, now, other, &signed(&c, 0x7777, 1)));
+    let m = stun::Message::parse(&r).unwrap();
+    assert_eq!(client::error_code(&m), Some(420));
+    assert_eq!(
+        m.get(stun::attr::UNKNOWN_ATTRIBUTES),
+        Some(&[0x77u8, 0x77][..])
+    );
+    assert!(m.check_integrity(&c.key()));
+    // Unknown comprehension-optional attribute is ignored: the Allocate goes through.
+    assert!(matches!(
+        send(&mut core, now, other, &signed(&c, 0xC001, 2))[..],
+        [Output::BindRelay { .. }]
+    ));
+    // Binding (unauthenticated) with an unknown comprehension-required attribute → 420.
     let mut out = Vec::new();
     stun::Builder::new(
         &mut out,
-        stun::method::ALLOCATE,
+        stun::method::BINDING,
         stun::Class::Request,
-        [1; 12],
+        [3; 12],
     )
     .attr(0x7777, b"????")
     .fingerprint();
     assert_eq!(code(&mut core, now, other, &out), Some(420));
-    // Unknown comprehension-optional attribute is ignored (→ 401 challenge).
-    stun::Builder::new(
-        &mut out,
-        stun::method::ALLOCATE,
-        stun::Class::Request,
-        [2; 12],
-    )
-    .attr(0xC001, b"????")
-    .fingerprint();
-    assert_eq!(code(&mut core, now, other, &out), Some(401));
 }
 
 #[test]

@@ -110,6 +110,10 @@ pub struct TurnServer {
 }
 
 const QUEUE: usize = 4096;
+/// Time a new TCP connection has to send its first complete frame.
+const TCP_FIRST_FRAME: Duration = Duration::from_secs(10);
+/// Time a TCP connection may stay silent once it has spoken.
+const TCP_IDLE: Duration = Duration::from_secs(330);
 const MAX_DATAGRAM: usize = 65_536;
 
 impl TurnServer {
@@ -248,15 +252,25 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, tx: &mpsc::Sender<E
     }
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
+    let mut frames = 0u64;
     loop {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        // A silent connection is closed: TCP_FIRST_FRAME before the first frame (idle
+        // connections cannot hold slots), TCP_IDLE after (clients refresh permissions every
+        // 300 s at the latest, RFC 8656 §9).
+        let limit = if frames == 0 {
+            TCP_FIRST_FRAME
+        } else {
+            TCP_IDLE
+        };
+        let n = match tokio::time::timeout(limit, rd.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         loop {
             match stun::tcp_frame_len(&buf) {
                 Ok(Some(len)) if buf.len() >= len => {
+                    frames += 1;
                     let frame: Vec<u8> = buf.drain(..len).collect();
                     let ev = Event::Client {
                         transport: Transport::Tcp,
