@@ -510,7 +510,7 @@ impl TurnCore {
             self.challenge(now, msg, ft, 401, out);
             return Auth::Refused;
         }
-        let (Some(username), Some(_realm), Some(nonce)) = (
+        let (Some(username), Some(realm), Some(nonce)) = (
             msg.get_str(attr::USERNAME),
             msg.get_str(attr::REALM),
             msg.get_str(attr::NONCE),
@@ -518,6 +518,12 @@ impl TurnCore {
             self.error(msg, ft, 400, "Bad Request", None, |_| {}, out);
             return Auth::Refused;
         };
+        // RFC 8489 §14.3, §14.9, §14.10: USERNAME < 513 bytes, REALM and NONCE < 763 bytes.
+        if username.len() > 512 || nonce.len() > 762 || realm.len() > 762 {
+            self.stats.malformed += 1;
+            self.error(msg, ft, 400, "Bad Request", None, |_| {}, out);
+            return Auth::Refused;
+        }
         if self.nonces.check(nonce, now) == NonceState::Stale {
             self.challenge(now, msg, ft, 438, out);
             return Auth::Refused;

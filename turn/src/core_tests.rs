@@ -233,6 +233,11 @@ fn credentials_missing_expired_forged_are_401() {
     stretched.realm = c.realm.clone();
     stretched.nonce = c.nonce.clone();
     assert_eq!(code(&mut core, now, cl, &stretched.allocate()), Some(401));
+    // Oversize USERNAME (RFC 8489 §14.3: < 513 bytes) → 400, counted as malformed.
+    let mut long = Client::new(&"9".repeat(600), "pw");
+    long.realm = c.realm.clone();
+    long.nonce = c.nonce.clone();
+    assert_eq!(code(&mut core, now, cl, &long.allocate()), Some(400));
     // Not a REST username.
     let mut plain = Client::new("alice", "pw");
     plain.realm = c.realm.clone();
