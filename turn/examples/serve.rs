@@ -1,0 +1,56 @@
+//! Runs the TURN server alone, for interop checks and load tests:
+//!
+//! ```sh
+//! TURN_SECRET=0123456789abcdef TURN_ALLOWED=127.0.0.1:3480 \
+//!   cargo run --release -p venue-turn --example serve -- 127.0.0.1:3478
+//! ```
+//!
+//! `TURN_SECRET` (REST secret, ≥ 16 chars), `TURN_ALLOWED` (comma-separated allow-listed peers,
+//! port 0 = any port), `TURN_RELAY_IP` (default 127.0.0.1), `TURN_REALM` (default `venue`),
+//! `TURN_BANDWIDTH_BPS` (default 5000000, 0 = unlimited). Listens on UDP and TCP at the
+//! address given (default 127.0.0.1:3478). Prints the counters every 5 s.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use venue_turn::{TurnConfig, TurnSecret, TurnServer};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let listen: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3478".into())
+        .parse()?;
+    let env = |k: &str| std::env::var(k).ok();
+    let config = TurnConfig {
+        enabled: true,
+        udp_listen: Some(listen),
+        tcp_listen: Some(listen),
+        relay_ip: env("TURN_RELAY_IP")
+            .unwrap_or_else(|| "127.0.0.1".into())
+            .parse()?,
+        realm: env("TURN_REALM").unwrap_or_else(|| "venue".into()),
+        secret: TurnSecret::new(env("TURN_SECRET").unwrap_or_default()),
+        allowed_peers: env("TURN_ALLOWED")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
+        bandwidth_bps: env("TURN_BANDWIDTH_BPS").map_or(Ok(5_000_000), |v| v.parse())?,
+        ..TurnConfig::default()
+    };
+    let server = TurnServer::start(config.validate()?).await?;
+    println!(
+        "listening udp {:?} tcp {:?}",
+        server.udp_addr(),
+        server.tcp_addr()
+    );
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!("{:?}", server.stats().await);
+    }
+}
