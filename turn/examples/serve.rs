@@ -7,7 +7,8 @@
 //!
 //! `TURN_SECRET` (REST secret, ≥ 16 chars), `TURN_ALLOWED` (comma-separated allow-listed peers,
 //! port 0 = any port), `TURN_RELAY_IP` (default 127.0.0.1), `TURN_REALM` (default `venue`),
-//! `TURN_BANDWIDTH_BPS` (default 5000000, 0 = unlimited). Listens on UDP and TCP at the
+//! `TURN_BANDWIDTH_BPS` (default 5000000, 0 = unlimited), `TURN_USER_QUOTA` (allocations per
+//! credential id, default 5). Listens on UDP and TCP at the
 //! address given (default 127.0.0.1:3478). Prints the counters every 5 s.
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
             .map(str::parse)
             .collect::<Result<_, _>>()?,
         bandwidth_bps: env("TURN_BANDWIDTH_BPS").map_or(Ok(5_000_000), |v| v.parse())?,
+        max_allocations_per_user: env("TURN_USER_QUOTA").map_or(Ok(5), |v| v.parse())?,
         ..TurnConfig::default()
     };
     let server = TurnServer::start(config.validate()?).await?;

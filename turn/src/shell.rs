@@ -131,7 +131,7 @@ impl TurnServer {
         let mut udp = None;
         let mut udp_addr = None;
         if let Some(addr) = config.udp_listen {
-            let sock = UdpSocket::bind(addr).await.map_err(|source| Error::Bind {
+            let sock = bind_udp(addr).map_err(|source| Error::Bind {
                 what: "UDP",
                 addr,
                 source,
@@ -211,6 +211,21 @@ impl TurnServer {
         self.tx.send(Event::Stats(tx)).await.ok()?;
         rx.await.ok()
     }
+}
+
+/// Socket buffer size asked for (the kernel caps it at `net.core.rmem_max`/`wmem_max`): bursts
+/// from many clients must not overflow the default ~200 KiB while the actor catches up.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A non-blocking tokio UDP socket with large send and receive buffers.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, max: usize) {
@@ -388,7 +403,7 @@ impl Actor {
     }
 
     async fn bind_relay(&mut self, ip: IpAddr) -> Result<SocketAddr, ()> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.map_err(|e| {
+        let socket = bind_udp(SocketAddr::new(ip, 0)).map_err(|e| {
             tracing::warn!(error = %e, %ip, "turn: cannot bind a relay socket");
         })?;
         let local = socket.local_addr().map_err(|_| ())?;
