@@ -410,6 +410,7 @@ impl TurnCore {
 
     fn remove(&mut self, ft: &FiveTuple, out: &mut Vec<Output>) -> Option<Allocation> {
         let a = self.allocations.remove(ft)?;
+        tracing::debug!(client = %ft.client, transport = ?ft.transport, relay = ?a.relay, "turn: allocation removed");
         if let Some(relay) = a.relay {
             self.by_relay.remove(&relay);
             out.push(Output::ReleaseRelay { relay });
@@ -530,7 +531,8 @@ impl TurnCore {
         }
         let user_id = match auth::check_rest_username(username, now) {
             Ok(id) => id.to_owned(),
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!(client = %ft.client, error = %e, "turn: credential refused");
                 self.challenge(now, msg, ft, 401, out);
                 return Auth::Refused;
             }
@@ -692,6 +694,7 @@ impl TurnCore {
             },
         );
         self.stats.allocations_created += 1;
+        tracing::debug!(client = %ft.client, transport = ?ft.transport, lifetime_s = lifetime.as_secs(), "turn: allocation");
         out.push(Output::BindRelay { client: ft, ipv6 });
     }
 
@@ -784,6 +787,7 @@ impl TurnCore {
         // must pass the policy, so a permission cannot be asked for an unlisted port either.
         if peers.iter().any(|p| !self.config.policy.permits(*p)) {
             self.stats.forbidden += 1;
+            tracing::debug!(client = %ft.client, "turn: peer refused by policy (403)");
             self.error(msg, ft, 403, "Forbidden", Some(&key), |_| {}, out);
             return;
         }
@@ -848,6 +852,7 @@ impl TurnCore {
         }
         if !self.config.policy.permits(peer) {
             self.stats.forbidden += 1;
+            tracing::debug!(client = %ft.client, "turn: peer refused by policy (403)");
             self.error(msg, ft, 403, "Forbidden", Some(&key), |_| {}, out);
             return;
         }
