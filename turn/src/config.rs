@@ -171,6 +171,7 @@ impl TurnConfig {
                 max_allocations_per_user: self.max_allocations_per_user,
                 bandwidth_bytes_per_s: self.bandwidth_bps / 8,
                 max_allocations: self.max_allocations,
+                ipv6_relays: self.relay_ipv6.is_some(),
             },
         })
     }

@@ -53,6 +53,9 @@ pub struct CoreConfig {
     pub bandwidth_bytes_per_s: u64,
     /// Allocations in all (508 Insufficient Capacity beyond).
     pub max_allocations: usize,
+    /// IPv6 relays can be bound; without, REQUESTED-ADDRESS-FAMILY IPv6 gets 440 (RFC 8656
+    /// §7.2). The shell sets it from its configuration.
+    pub ipv6_relays: bool,
 }
 
 impl Default for CoreConfig {
@@ -67,6 +70,7 @@ impl Default for CoreConfig {
             max_allocations_per_user: 5,
             bandwidth_bytes_per_s: 5_000_000 / 8,
             max_allocations: 10_000,
+            ipv6_relays: false,
         }
     }
 }
@@ -648,7 +652,7 @@ impl TurnCore {
             .and_then(|v| v.first())
         {
             None | Some(0x01) => false,
-            Some(0x02) => true,
+            Some(0x02) if self.config.ipv6_relays => true,
             Some(_) => {
                 self.error(msg, ft, 440, "Address Family not Supported", k, |_| {}, out);
                 return;

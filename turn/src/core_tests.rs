@@ -283,6 +283,22 @@ fn allocate_errors_442_437_420() {
     let mut c = allocate(&mut core, now, cl, RELAY, "u");
     // A second Allocate on the same 5-tuple (new transaction) → 437.
     assert_eq!(code(&mut core, now, cl, &c.allocate()), Some(437));
+    // IPv6 relay without IPv6 relays configured → 440.
+    let mut v6 = Vec::new();
+    stun::Builder::new(
+        &mut v6,
+        stun::method::ALLOCATE,
+        stun::Class::Request,
+        [9; 12],
+    )
+    .attr(stun::attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+    .attr(stun::attr::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0])
+    .attr(stun::attr::USERNAME, c.username.as_bytes())
+    .attr(stun::attr::REALM, c.realm.as_bytes())
+    .attr(stun::attr::NONCE, c.nonce.as_bytes())
+    .integrity(&c.key())
+    .fingerprint();
+    assert_eq!(code(&mut core, now, "198.51.100.1:6002", &v6), Some(440));
     // TCP relay → 442.
     let other = "198.51.100.1:6001";
     assert_eq!(

@@ -177,7 +177,10 @@ impl TurnServer {
         }
         tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, realm = %config.core.realm, "TURN server listening");
         let actor = Actor {
-            core: TurnCore::new(config.core.clone()),
+            core: TurnCore::new(CoreConfig {
+                ipv6_relays: config.relay_ipv6.is_some(),
+                ..config.core.clone()
+            }),
             udp,
             tcp: HashMap::new(),
             relays: HashMap::new(),
