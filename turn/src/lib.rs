@@ -32,6 +32,19 @@
 //! STUN wire format is small and fixed (RFC 8489 §5, §14), so [`stun`] parses in place with no
 //! allocation and is checked against the RFC 5769 test vectors and fuzzed. Cryptography comes
 //! from RustCrypto (`hmac`, `sha1`, `sha2`, `md-5`) and `crc32fast`.
+//!
+//! # Performance
+//! The core handles a 1200-byte ChannelData or Send indication in ~100–140 ns
+//! (`cargo bench -p venue-turn --bench relay`); the whole server relays ~170,000 packets per
+//! server CPU-second against coturn's ~125,000 under the same `turnutils_uclient` load
+//! (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns the core; every
+//! datagram is still copied into a `Vec` once on its way in.
+//!
+//! # Not here (yet)
+//! TURN over TLS/DTLS, TCP relays (RFC 6062), PASSWORD-ALGORITHM SHA-256 and USERHASH
+//! (RFC 8489 §9.2: only the MD5 long-term key), EVEN-PORT/RESERVATION-TOKEN (refused with
+//! 508), the ICMP attribute, channel numbers above 0x4FFF (RFC 5766 clients that pick them
+//! get 400, per RFC 8656 §12), multiple relay shards.
 
 pub mod auth;
 pub mod client;
