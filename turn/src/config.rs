@@ -65,7 +65,7 @@ pub struct TurnConfig {
     pub allow_public_peers: bool,
     /// Allocation lifetime when the client asks for none, seconds (RFC 8656 §7.2). Default 600.
     pub default_lifetime_s: u64,
-    /// Longest allocation lifetime, seconds, ≥ `default_lifetime_s`. Default 3600.
+    /// Longest allocation lifetime, seconds, `default_lifetime_s..=86400`. Default 3600.
     pub max_lifetime_s: u64,
     /// NONCE validity, seconds, 30..=86400 (438 Stale Nonce after). Default 600.
     pub nonce_ttl_s: u64,
@@ -130,8 +130,11 @@ impl TurnConfig {
                 self.credential_ttl_s
             ));
         }
-        if self.default_lifetime_s == 0 || self.max_lifetime_s < self.default_lifetime_s {
-            return err("default_lifetime_s must be ≥ 1 and ≤ max_lifetime_s".into());
+        if self.default_lifetime_s == 0
+            || self.max_lifetime_s < self.default_lifetime_s
+            || self.max_lifetime_s > 86_400
+        {
+            return err("default_lifetime_s must be ≥ 1 and ≤ max_lifetime_s ≤ 86400".into());
         }
         if !(30..=86_400).contains(&self.nonce_ttl_s) {
             return err(format!(

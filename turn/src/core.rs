@@ -687,7 +687,7 @@ impl TurnCore {
                 username,
                 key,
                 relay: None,
-                expires: now + lifetime,
+                expires: later(now, lifetime),
                 allocate_txid: msg.transaction_id,
                 allocate_sha256: msg.has_integrity_sha256(),
                 granted: u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX),
@@ -741,7 +741,7 @@ impl TurnCore {
         } else {
             let lifetime = self.lifetime(msg);
             if let Some(a) = self.allocations.get_mut(&ft) {
-                a.expires = now + lifetime;
+                a.expires = later(now, lifetime);
             }
             lifetime.as_secs() as u32
         };
@@ -800,9 +800,9 @@ impl TurnCore {
         };
         for ip in peers.iter().map(|p| p.ip()) {
             if let Some(p) = a.permissions.iter_mut().find(|(p, _)| *p == ip) {
-                p.1 = now + PERMISSION_LIFETIME;
+                p.1 = later(now, PERMISSION_LIFETIME);
             } else if a.permissions.len() < MAX_PERMISSIONS {
-                a.permissions.push((ip, now + PERMISSION_LIFETIME));
+                a.permissions.push((ip, later(now, PERMISSION_LIFETIME)));
             } else {
                 self.stats.quota_refused += 1;
                 self.error(
@@ -876,23 +876,23 @@ impl TurnCore {
             return;
         }
         match a.channels.iter_mut().find(|c| c.number == number) {
-            Some(c) => c.expires = now + CHANNEL_LIFETIME,
+            Some(c) => c.expires = later(now, CHANNEL_LIFETIME),
             None => a.channels.push(Channel {
                 number,
                 peer,
-                expires: now + CHANNEL_LIFETIME,
+                expires: later(now, CHANNEL_LIFETIME),
             }),
         }
         // A channel binding installs or refreshes the permission too (§12.2).
         match a.permissions.iter().position(|(p, _)| *p == peer.ip()) {
             Some(i) => {
                 if let Some(p) = a.permissions.get_mut(i) {
-                    p.1 = now + PERMISSION_LIFETIME;
+                    p.1 = later(now, PERMISSION_LIFETIME);
                 }
             }
-            None if a.permissions.len() < MAX_PERMISSIONS => {
-                a.permissions.push((peer.ip(), now + PERMISSION_LIFETIME))
-            }
+            None if a.permissions.len() < MAX_PERMISSIONS => a
+                .permissions
+                .push((peer.ip(), later(now, PERMISSION_LIFETIME))),
             None => {}
         }
         let mut wire = Vec::with_capacity(64);
@@ -993,6 +993,11 @@ impl TurnCore {
             bytes: data.to_vec(),
         });
     }
+}
+
+/// `now + d`, saturating instead of panicking on an overflowing clock or configuration.
+fn later(now: SystemTime, d: Duration) -> SystemTime {
+    now.checked_add(d).unwrap_or(now)
 }
 
 /// MESSAGE-INTEGRITY (and -SHA256 when the request used it), then FINGERPRINT.
