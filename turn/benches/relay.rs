@@ -6,9 +6,8 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use venue_turn::client::{self, Client};
 use venue_turn::{
     CoreConfig, FiveTuple, Output, PeerPolicy, Transport, TurnCore, rest_credentials,
@@ -52,30 +51,38 @@ fn setup(channel: bool) -> (TurnCore, SocketAddr, SocketAddr, SocketAddr) {
     (core, from, relay, sfu)
 }
 
-fn bench(cr: &mut Criterion) {
+/// Runs `f` `n` times and prints nanoseconds per call and calls per second.
+fn time(name: &str, n: u32, mut f: impl FnMut()) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+    println!("{name:28} {ns:8.1} ns/packet  {:6.2} M packets/s", 1e3 / ns);
+}
+
+fn main() {
     let now = venue_turn::fuzzing::now();
+    let n = 2_000_000;
     let payload = vec![0xA5u8; 1200];
-    let mut g = cr.benchmark_group("turn_core");
-    g.throughput(Throughput::Elements(1));
     let (mut core, from, relay, sfu) = setup(true);
     let pkt = client::channel_data(0x4000, &payload, false);
-    g.bench_function("channel_data_to_peer", |b| {
-        b.iter(|| black_box(core.handle(now, Transport::Udp, from, black_box(&pkt))))
+    time("channel_data_to_peer", n, || {
+        black_box(core.handle(now, Transport::Udp, from, black_box(&pkt)));
     });
-    g.bench_function("peer_to_channel_data", |b| {
-        b.iter(|| black_box(core.handle_peer(now, relay, sfu, black_box(&payload))))
+    time("peer_to_channel_data", n, || {
+        black_box(core.handle_peer(now, relay, sfu, black_box(&payload)));
     });
     let (mut core, from, relay, sfu) = setup(false);
     let mut c = Client::new("", "");
     let send = c.send(sfu, &payload);
-    g.bench_function("send_indication_to_peer", |b| {
-        b.iter(|| black_box(core.handle(now, Transport::Udp, from, black_box(&send))))
+    time("send_indication_to_peer", n, || {
+        black_box(core.handle(now, Transport::Udp, from, black_box(&send)));
     });
-    g.bench_function("peer_to_data_indication", |b| {
-        b.iter(|| black_box(core.handle_peer(now, relay, sfu, black_box(&payload))))
+    time("peer_to_data_indication", n, || {
+        black_box(core.handle_peer(now, relay, sfu, black_box(&payload)));
     });
-    g.finish();
 }
-
-criterion_group!(benches, bench);
-criterion_main!(benches);

@@ -34,7 +34,7 @@
 //! from RustCrypto (`hmac`, `sha1`, `sha2`, `md-5`) and `crc32fast`.
 //!
 //! # Performance
-//! The core handles a 1200-byte ChannelData or Send indication in ~100–140 ns
+//! The core handles a 1200-byte ChannelData or Send indication in ~70–110 ns
 //! (`cargo bench -p venue-turn --bench relay`); the whole server relays ~170,000 packets per
 //! server CPU-second against coturn's ~125,000 under the same `turnutils_uclient` load
 //! (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns the core; every
