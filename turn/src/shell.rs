@@ -234,8 +234,14 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, max: usize) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
+        let (stream, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "turn: TCP accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         if open.load(Ordering::Relaxed) >= max {
             tracing::debug!(%from, "turn: too many TCP connections");
