@@ -348,3 +348,43 @@ async fn random_garbage_leaves_the_server_answering() {
     let stats = srv.stats().await.unwrap();
     assert!(stats.malformed > 500, "{stats:?}");
 }
+
+#[tokio::test]
+async fn per_user_allocation_quota_holds_on_real_sockets() {
+    let srv = server(vec!["127.0.0.1:50000".parse().unwrap()]).await;
+    let (u, p) = rest_credentials(
+        SECRET,
+        "quota-user",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        let mut conn = Conn::udp(srv.udp_addr().unwrap()).await;
+        let mut c = Client::new(&u, &p);
+        allocate(&mut conn, &mut c).await;
+        conns.push(conn);
+    }
+    // The sixth, over TCP this time, is refused with 486.
+    let mut conn = Conn::tcp(srv.tcp_addr().unwrap()).await;
+    let mut c = Client::new(&u, &p);
+    let req = c.allocate();
+    conn.send(&req).await;
+    assert_eq!(c.learn(&conn.recv().await), Some(401));
+    let req = c.allocate();
+    assert!(matches!(
+        conn.request(&c, &req).await,
+        Received::Error { code: 486, .. }
+    ));
+    // Another credential id is not affected.
+    let (u2, p2) = rest_credentials(
+        SECRET,
+        "someone-else",
+        Duration::from_secs(600),
+        SystemTime::now(),
+    );
+    let mut c2 = Client::new(&u2, &p2);
+    allocate(&mut conn, &mut c2).await;
+    let stats = srv.stats().await.unwrap();
+    assert_eq!((stats.allocations_created, stats.quota_refused), (6, 1));
+}
