@@ -101,6 +101,7 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
         app.metrics.rtmp.connections.load(Ordering::Relaxed) as usize,
     );
     let rtmp = &app.metrics.rtmp;
+    let recording = app.recordings.stats().clone();
     gauge(
         "venue_interaction_users",
         "Interaction clients (WebSocket or data channel) that said hello.",
@@ -158,6 +159,31 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             rtmp.bad_media.load(Ordering::Relaxed),
         ),
         (
+            "venue_whep_refused_overflow_total",
+            "WHEP viewers refused (503) because the room was full or the server overloaded.",
+            app.overflow.refused(),
+        ),
+        (
+            "venue_recordings_started_total",
+            "Recordings of sets started.",
+            recording.started.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_recordings_discarded_total",
+            "Recorded sets discarded as shorter than the minimum.",
+            recording.discarded.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_recordings_dropped_total",
+            "Program outputs not recorded because a writer's queue was full (slow disk).",
+            recording.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "venue_recordings_write_errors_total",
+            "Recording write errors (each ends its recording).",
+            recording.write_errors.load(Ordering::Relaxed),
+        ),
+        (
             "venue_webhooks_delivered_total",
             "Webhook deliveries (event x URL) answered 2xx.",
             webhooks.delivered,
@@ -180,6 +206,11 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
+    if let Some(cpu) = app.overflow.cpu_percent() {
+        out.push_str(&format!(
+            "# HELP venue_process_cpu_percent This process's CPU over the last sampled second, percent of all cores (the overflow check).\n# TYPE venue_process_cpu_percent gauge\nvenue_process_cpu_percent {cpu:.2}\n"
         ));
     }
     out.push_str("# HELP venue_http_requests_total HTTP requests answered, by status class.\n");

@@ -187,6 +187,8 @@ pub struct Overflow {
     config: HlsConfig,
     /// Last CPU sample in hundredths of a percent, or [`UNMEASURED`].
     cpu: Arc<AtomicU32>,
+    /// WHEP viewers refused (503) because the room was full or the server overloaded.
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Overflow {
@@ -195,6 +197,7 @@ impl Overflow {
         Overflow {
             config,
             cpu: Arc::new(AtomicU32::new(UNMEASURED)),
+            refused: Arc::default(),
         }
     }
 
@@ -230,6 +233,16 @@ impl Overflow {
             }
         });
         overflow
+    }
+
+    /// Counts one WHEP viewer refused for overflow.
+    pub fn note_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// WHEP viewers refused for overflow since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// The `[hls]` limits.

@@ -634,16 +634,26 @@ async fn handle_event(
                     }
                 }
                 Ok(AvcTag::Other) => {}
-                Err(e) => tracing::debug!(error = %e, "bad FLV video tag dropped"),
+                Err(e) => {
+                    app.metrics.rtmp.bad_media.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "bad FLV video tag dropped");
+                }
             }
             Ok(Vec::new())
         }
         ServerSessionEvent::AudioDataReceived {
             data, timestamp, ..
         } => {
-            if let Some(p) = publishing.as_mut()
-                && let Some(source) = p.audio.tag(&p.bridge, &data, i64::from(timestamp.value))
-            {
+            let Some(p) = publishing.as_mut() else {
+                return Ok(Vec::new());
+            };
+            let bad_before = p.audio.bad_frames;
+            let source = p.audio.tag(&p.bridge, &data, i64::from(timestamp.value));
+            app.metrics
+                .rtmp
+                .bad_media
+                .fetch_add(p.audio.bad_frames - bad_before, Ordering::Relaxed);
+            if let Some(source) = source {
                 p.info.source_audio = Some(SourceAudio {
                     codec: "AAC".into(),
                     channels: source.channels,

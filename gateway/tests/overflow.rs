@@ -166,6 +166,14 @@ async fn second_viewer_is_sent_to_hls_until_the_first_leaves() {
     let body = refused.json();
     assert_eq!(body["mode"], "hls");
     assert_eq!(body["hls_url"], "/hls/main/index.m3u8");
+    let metrics = call(r, Method::GET, "/metrics", &[], String::new()).await;
+    assert!(
+        metrics
+            .body
+            .contains("\nvenue_whep_refused_overflow_total 1\n"),
+        "the refusal is counted: {}",
+        metrics.body
+    );
     assert!(
         body["error"].as_str().unwrap().contains("capacity"),
         "{body}"

@@ -67,6 +67,57 @@ fn chunk0(csid: u8, type_id: u8, message_length: u32, stream_id: u32, body: &[u8
     v
 }
 
+/// Publishes on an RTMP connection with `key` (rml_rtmp's client session over the socket) and
+/// returns the session and stream, ready for media.
+async fn published(addr: SocketAddr, key: &str) -> (rml_rtmp::sessions::ClientSession, TcpStream) {
+    use rml_rtmp::sessions::{
+        ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+        PublishRequestType,
+    };
+    let mut s = handshaken(addr).await;
+    let (mut session, init) = ClientSession::new(ClientSessionConfig::new()).unwrap();
+    let mut out = Vec::new();
+    for r in init {
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            out.extend_from_slice(&p.bytes);
+        }
+    }
+    s.write_all(&out).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    for step in 0..2 {
+        let request = if step == 0 {
+            session.request_connection("live".into()).unwrap()
+        } else {
+            session
+                .request_publishing(key.to_owned(), PublishRequestType::Live)
+                .unwrap()
+        };
+        if let ClientSessionResult::OutboundResponse(p) = request {
+            s.write_all(&p.bytes).await.unwrap();
+        }
+        'answer: loop {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("the server answers")
+                .unwrap();
+            assert!(n > 0, "the server closed the connection");
+            for r in session.handle_input(&buf[..n]).unwrap() {
+                match r {
+                    ClientSessionResult::OutboundResponse(p) => {
+                        s.write_all(&p.bytes).await.unwrap()
+                    }
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::ConnectionRequestAccepted
+                        | ClientSessionEvent::PublishRequestAccepted,
+                    ) => break 'answer,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (session, s)
+}
+
 async fn metric(server: &Server, name: &str) -> u64 {
     let body = reqwest_get(server.addr, "/metrics").await;
     body.lines()
@@ -200,6 +251,42 @@ async fn bad_rtmp_input_closes_the_connection_and_leaves_the_server_unaffected()
             .iter()
             .all(|s| s["live"] == json!(false))
     );
+
+    // A publisher's malformed media is dropped and counted: an AVC tag whose NAL length runs
+    // past its end, and (after a good AAC config) an AAC tag cut before its packet type.
+    let (status, streamer) = server
+        .admin(
+            Method::POST,
+            "/api/admin/rooms/main/streamers",
+            Some(json!({"name": "Garbled"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = streamer["stream_key"].as_str().unwrap().to_string();
+    let (mut session, mut s) = published(rtmp, &key).await;
+    let before = metric(&server, "venue_rtmp_bad_media_total").await;
+    let ts = rml_rtmp::time::RtmpTimestamp::new(0);
+    let tags: [(bool, Vec<u8>); 3] = [
+        (true, vec![0x17, 1, 0, 0, 0, 0, 0, 0x40, 0, 0x65, 1, 2]),
+        (false, vec![0xaf, 0x00, 0x12, 0x10]),
+        (false, vec![0xaf]),
+    ];
+    for (video, tag) in tags {
+        let packet = if video {
+            session.publish_video_data(tag.into(), ts, false)
+        } else {
+            session.publish_audio_data(tag.into(), ts, false)
+        };
+        if let rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) = packet.unwrap() {
+            s.write_all(&p.bytes).await.unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&server, "venue_rtmp_bad_media_total").await < before + 2 {
+        assert!(Instant::now() < deadline, "bad FLV/AAC media is counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(s);
 
     // And a real encoder still goes live.
     let (status, streamer) = server

@@ -40,6 +40,7 @@ pub async fn post(
     let decision = app.overflow.decide(&app.state, room.id).await?;
     if decision.mode == JoinMode::Hls {
         tracing::info!(room = %room.name, reason = %decision.reason, "WHEP viewer refused: overflow to HLS");
+        app.overflow.note_refused();
         return Ok(refused(JoinAnswer::new(&room.name, decision)));
     }
     let room_id = RoomId(room.id as u64);
