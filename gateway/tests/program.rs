@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::json;
-use venue_gateway::build_app;
 
 struct Kill(Child);
 
@@ -29,25 +28,14 @@ impl Drop for Kill {
 async fn a_watched_room_gets_an_ll_hls_program_of_its_stage() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let (server, rtmp, _) = serve_rtmp(
+        config,
         venue_gateway::config::RtmpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         },
     )
-    .await
-    .expect("RTMP listens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let server = Server {
-        addr,
-        router,
-        dir: dir.path().to_owned(),
-    };
+    .await;
+    let addr = server.addr;
 
     let (status, streamer) = server
         .admin(

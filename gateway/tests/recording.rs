@@ -18,7 +18,6 @@ use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use venue_gateway::build_app;
 
 struct Kill(Child);
 
@@ -65,25 +64,13 @@ async fn get(
 async fn a_set_on_slot_0_is_recorded_listed_downloaded_kept_across_restarts_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let (server, rtmp, _) = serve_rtmp(
+        config,
         venue_gateway::config::RtmpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         },
     )
-    .await
-    .expect("RTMP listens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let server = Server {
-        addr,
-        router,
-        dir: dir.path().to_owned(),
-    };
+    .await;
 
     // A streamer, booked from a minute ago for an hour under another artist name.
     let (status, streamer) = server

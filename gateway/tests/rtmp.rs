@@ -19,7 +19,6 @@ use serde_json::json;
 use str0m::Event;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
-use venue_gateway::build_app;
 use venue_tests::peer::LoopbackPeer;
 use venue_tests::{audio, h264};
 
@@ -61,25 +60,13 @@ fn ffmpeg_publish(url: &str, seconds: u32) -> Ffmpeg {
 async fn ffmpeg_rtmp_publisher_reaches_a_whep_viewer() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let (server, rtmp, _) = serve_rtmp(
+        config,
         venue_gateway::config::RtmpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         },
     )
-    .await
-    .expect("RTMP listens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let server = Server {
-        addr,
-        router,
-        dir: dir.path().to_owned(),
-    };
+    .await;
 
     let (status, streamer) = server
         .admin(
@@ -214,26 +201,14 @@ async fn an_rtmp_publisher_is_disconnected_when_its_window_closes() {
     let mut config = config(dir.path());
     let grace_after = Duration::from_secs(1);
     config.schedule.grace_after_s = grace_after.as_secs();
-    let app = build_app(&config).await.unwrap();
-    let schedule = app.state.schedule.clone();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let (server, rtmp, app_state) = serve_rtmp(
+        config,
         venue_gateway::config::RtmpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
         },
     )
-    .await
-    .expect("RTMP listens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let server = Server {
-        addr,
-        router,
-        dir: dir.path().to_owned(),
-    };
+    .await;
+    let schedule = app_state.schedule.clone();
 
     let (status, event) = server
         .admin(

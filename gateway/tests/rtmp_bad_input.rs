@@ -18,7 +18,6 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use venue_gateway::build_app;
 use venue_gateway::config::RtmpConfig;
 
 /// Connects and completes the RTMP handshake as a client.
@@ -143,27 +142,15 @@ async fn reqwest_get(addr: SocketAddr, path: &str) -> String {
 async fn bad_rtmp_input_closes_the_connection_and_leaves_the_server_unaffected() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let (server, rtmp, _) = serve_rtmp(
+        config,
         RtmpConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 6,
             publish_timeout_s: 2,
             ..Default::default()
         },
     )
-    .await
-    .expect("RTMP listens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = app.router.clone();
-    tokio::spawn(app.serve(listener, std::future::pending()));
-    let server = Server {
-        addr,
-        router,
-        dir: dir.path().to_owned(),
-    };
+    .await;
     let quick = Duration::from_secs(2);
 
     // 1. Garbage instead of C0/C1 (C0 must be version 3).

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower::ServiceExt;
 use venue_gateway::build_app;
-use venue_gateway::config::{Config, Secret};
+use venue_gateway::config::{Config, RtmpConfig, Secret};
 use venue_gateway::hub::codec::decode_server;
 use venue_proto::Message;
 use venue_proto::v1;
@@ -61,6 +61,31 @@ pub async fn serve(config: Config) -> Server {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, std::future::pending()));
     Server { addr, router, dir }
+}
+
+/// Like [`serve`], and RTMP ingest with `rtmp` on an ephemeral loopback port (its `listen` is
+/// replaced). Returns the server, the RTMP address and the app state (schedule clock, stores).
+pub async fn serve_rtmp(
+    config: Config,
+    rtmp: RtmpConfig,
+) -> (Server, SocketAddr, venue_gateway::AppState) {
+    let dir = config.data_dir.clone();
+    let app = build_app(&config).await.expect("app builds");
+    let state = app.state.clone();
+    let rtmp = venue_gateway::rtmp::spawn(
+        app.state.clone(),
+        RtmpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..rtmp
+        },
+    )
+    .await
+    .expect("RTMP listens");
+    let router = app.router.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    (Server { addr, router, dir }, rtmp, state)
 }
 
 impl Server {
