@@ -1045,5 +1045,5 @@ fn msg_xor(v: &[u8], msg: &Message<'_>) -> Option<SocketAddr> {
 }
 
 #[cfg(test)]
-#[path = "core_tests.rs"]
+#[path = "tests/core.rs"]
 mod tests;
