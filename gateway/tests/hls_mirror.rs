@@ -13,23 +13,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
 use common::*;
-use serde_json::json;
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A free loopback TCP port (bound, read, released; nginx binds it right after).
 fn free_port() -> u16 {
@@ -88,7 +77,7 @@ http {{
 }
 
 /// Starts nginx with `conf` written into `dir`; waits (≤ 10 s) until it accepts connections.
-fn start_nginx(dir: &Path, conf: &str, port: u16) -> Kill {
+fn start_nginx(dir: &Path, conf: &str, port: u16) -> KillOnDrop {
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let child = Command::new(NGINX)
@@ -101,7 +90,7 @@ fn start_nginx(dir: &Path, conf: &str, port: u16) -> Kill {
         .stdin(Stdio::null())
         .spawn()
         .expect("nginx starts");
-    let nginx = Kill(child);
+    let nginx = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -147,62 +136,10 @@ async fn an_nginx_proxy_cache_mirror_serves_the_program_with_hits_on_parts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let (server, rtmp, _) = serve_rtmp(
-        config,
-        venue_gateway::config::RtmpConfig {
-            ..Default::default()
-        },
-    )
-    .await;
+    let (server, rtmp, _) = serve_rtmp(config, Default::default()).await;
     let addr = server.addr;
 
-    let (status, streamer) = server
-        .admin(
-            Method::POST,
-            "/api/admin/rooms/main/streamers",
-            Some(json!({"name": "Tone"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let id = streamer["id"].as_i64().unwrap();
-    let key = streamer["stream_key"].as_str().unwrap().to_string();
-    let (status, _) = server
-        .admin(
-            Method::PUT,
-            "/api/admin/rooms/main/stage",
-            Some(json!({"layout": 2, "slots": [id]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let _ff = Kill(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=30:duration=45",
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=44100:duration=45",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
-            .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("ffmpeg"),
-    );
+    let (_, _ff) = tone_on_stage(&server, rtmp, "Tone", 2, 45).await;
 
     let nginx_dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -8,82 +8,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
 use common::*;
-use serde_json::json;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_room_gets_an_ll_hls_program_of_its_stage() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let (server, rtmp, _) = serve_rtmp(
-        config,
-        venue_gateway::config::RtmpConfig {
-            ..Default::default()
-        },
-    )
-    .await;
+    let (server, rtmp, _) = serve_rtmp(config, Default::default()).await;
     let addr = server.addr;
 
-    let (status, streamer) = server
-        .admin(
-            Method::POST,
-            "/api/admin/rooms/main/streamers",
-            Some(json!({"name": "Tone"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let id = streamer["id"].as_i64().unwrap();
-    let key = streamer["stream_key"].as_str().unwrap().to_string();
-    let (status, _) = server
-        .admin(
-            Method::PUT,
-            "/api/admin/rooms/main/stage",
-            Some(json!({"layout": 2, "slots": [id]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let _ff = Kill(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=640x360:rate=30:duration=40",
-            ])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=44100:duration=40",
-            ])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
-            .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("ffmpeg"),
-    );
+    let (_, _ff) = tone_on_stage(&server, rtmp, "Tone", 2, 40).await;
 
     // The first playlist request starts the program; poll until three segments exist.
     let url = format!("http://{addr}/hls/main/index.m3u8");

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -18,15 +18,6 @@ use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn list(server: &Server) -> Vec<Value> {
     let (status, body) = server
@@ -119,7 +110,7 @@ async fn a_set_on_slot_0_is_recorded_listed_downloaded_kept_across_restarts_and_
 
     // ~6 s of a set over RTMP; nobody requests the playlist.
     let set_started = Instant::now();
-    let mut ff = Kill(
+    let mut ff = KillOnDrop(
         Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args([

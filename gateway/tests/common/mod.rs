@@ -88,6 +88,75 @@ pub async fn serve_rtmp(
     (Server { addr, router, dir }, rtmp, state)
 }
 
+/// A child process killed (and reaped) on drop: ffmpeg, nginx.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Creates streamer `name` in room `main`, puts it on slot 0 of a `layout`-tile stage and has
+/// Debian's ffmpeg publish `seconds` of a 640x360 test pattern (x264 zerolatency, GOP 30) with
+/// a 440 Hz AAC stereo tone to `rtmp`. Returns the streamer id and the running ffmpeg.
+pub async fn tone_on_stage(
+    server: &Server,
+    rtmp: SocketAddr,
+    name: &str,
+    layout: u32,
+    seconds: u32,
+) -> (i64, KillOnDrop) {
+    let (status, streamer) = server
+        .admin(
+            Method::POST,
+            "/api/admin/rooms/main/streamers",
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{streamer}");
+    let id = streamer["id"].as_i64().unwrap();
+    let key = streamer["stream_key"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .admin(
+            Method::PUT,
+            "/api/admin/rooms/main/stage",
+            Some(serde_json::json!({"layout": layout, "slots": [id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ff = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size=640x360:rate=30:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
+        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
+    (id, KillOnDrop(ff))
+}
+
 impl Server {
     /// An admin API call: (status, JSON body or Null).
     pub async fn admin(
