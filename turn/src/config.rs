@@ -78,6 +78,12 @@ pub struct TurnConfig {
     pub bandwidth_bps: u64,
     /// TCP connections open at once, ≥ 1. Default 4096.
     pub max_tcp_connections: usize,
+    /// TURN URIs handed to clients (RFC 7065 syntax, e.g. `turn:turn.example.org:3478?transport=udp`,
+    /// `turns:turn.example.org:5349?transport=tcp`). Empty with `enabled`: the gateway derives
+    /// them from the listeners and [`TurnConfig::advertised_ip`]. Non-empty with `enabled = false`:
+    /// an external TURN server (coturn with `use-auth-secret` and `static-auth-secret` = `secret`)
+    /// for which the gateway issues credentials. Default empty.
+    pub urls: Vec<String>,
 }
 
 impl Default for TurnConfig {
@@ -101,6 +107,7 @@ impl Default for TurnConfig {
             max_allocations: 10_000,
             bandwidth_bps: 5_000_000,
             max_tcp_connections: 4096,
+            urls: Vec::new(),
         }
     }
 }
