@@ -8,7 +8,8 @@
 //! `TURN_SECRET` (REST secret, ≥ 16 chars), `TURN_ALLOWED` (comma-separated allow-listed peers,
 //! port 0 = any port), `TURN_RELAY_IP` (default 127.0.0.1), `TURN_REALM` (default `venue`),
 //! `TURN_BANDWIDTH_BPS` (default 5000000, 0 = unlimited), `TURN_USER_QUOTA` (allocations per
-//! credential id, default 5). Listens on UDP and TCP at the
+//! credential id, default 5), `TURN_TLS_LISTEN` + `TURN_TLS_CERT` + `TURN_TLS_KEY` (TURN over
+//! TLS on that address with those PEM files; off by default). Listens on UDP and TCP at the
 //! address given (default 127.0.0.1:3478). Prints the counters every 5 s.
 
 use std::net::SocketAddr;
@@ -43,13 +44,17 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?,
         bandwidth_bps: env("TURN_BANDWIDTH_BPS").map_or(Ok(5_000_000), |v| v.parse())?,
         max_allocations_per_user: env("TURN_USER_QUOTA").map_or(Ok(5), |v| v.parse())?,
+        tls_listen: env("TURN_TLS_LISTEN").map(|v| v.parse()).transpose()?,
+        tls_cert: env("TURN_TLS_CERT").map(Into::into),
+        tls_key: env("TURN_TLS_KEY").map(Into::into),
         ..TurnConfig::default()
     };
     let server = TurnServer::start(config.validate()?).await?;
     println!(
-        "listening udp {:?} tcp {:?}",
+        "listening udp {:?} tcp {:?} tls {:?}",
         server.udp_addr(),
-        server.tcp_addr()
+        server.tcp_addr(),
+        server.tls_addr()
     );
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;

@@ -1,6 +1,10 @@
 //! A minimal sans-IO TURN client message builder (RFC 8656 §7–§12) for tests, probes and the
 //! benchmark: it signs requests with the long-term credential (RFC 8489 §9.2) once the server
 //! has sent REALM and NONCE. It keeps no transaction state; callers match responses.
+//!
+//! The same bytes go over UDP, TCP and TLS (RFC 8656 §12.5): on a stream, pass `stream = true`
+//! to [`channel_data`] (padding to 4 bytes) and split what the server sends with
+//! [`stun::StreamFrames`]; the caller owns the socket or TLS stream.
 
 use std::net::SocketAddr;
 
@@ -140,10 +144,10 @@ impl Client {
     }
 }
 
-/// ChannelData (RFC 8656 §12.4), padded when `tcp`.
-pub fn channel_data(channel: u16, data: &[u8], tcp: bool) -> Vec<u8> {
+/// ChannelData (RFC 8656 §12.4), padded to 4 bytes when `stream` (TCP or TLS, §12.5).
+pub fn channel_data(channel: u16, data: &[u8], stream: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    stun::write_channel_data(&mut out, channel, data, tcp);
+    stun::write_channel_data(&mut out, channel, data, stream);
     out
 }
 

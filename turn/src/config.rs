@@ -2,13 +2,15 @@
 //! config (`deny_unknown_fields`, every field defaulted) and validated into a [`ShellConfig`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::core::CoreConfig;
 use crate::policy::PeerPolicy;
-use crate::shell::ShellConfig;
+use crate::shell::{ShellConfig, TLS_HANDSHAKE_TIMEOUT, TlsListen};
+use crate::tls::TlsConfig;
 
 /// The shared REST secret; its `Debug` never prints it.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -42,6 +44,15 @@ pub struct TurnConfig {
     pub udp_listen: Option<SocketAddr>,
     /// TCP listener (RFC 8656 §12.5 framing); `None` disables it. Default `0.0.0.0:3478`.
     pub tcp_listen: Option<SocketAddr>,
+    /// TURN over TLS listener (RFC 8656 §3.1, `turns:` URIs; 5349 is the standard port, 443
+    /// gets through most firewalls); `None` disables it. Needs `tls_cert` and `tls_key`.
+    /// Default none.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for `tls_listen` (leaf first). Required when `tls_listen` is set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Required when `tls_listen` is
+    /// set.
+    pub tls_key: Option<PathBuf>,
     /// IPv4 address relay sockets bind to. Default `0.0.0.0` (then `relay_public_ip` is
     /// required).
     pub relay_ip: Ipv4Addr,
@@ -76,7 +87,7 @@ pub struct TurnConfig {
     /// Relayed bit/s per allocation, both directions together; excess dropped and counted.
     /// 0 = unlimited. Default 5000000.
     pub bandwidth_bps: u64,
-    /// TCP connections open at once, ≥ 1. Default 4096.
+    /// TCP and TLS connections open at once (both listeners together), ≥ 1. Default 4096.
     pub max_tcp_connections: usize,
     /// TURN URIs handed to clients (RFC 7065 syntax, e.g. `turn:turn.example.org:3478?transport=udp`,
     /// `turns:turn.example.org:5349?transport=tcp`). Empty with `enabled`: the gateway derives
@@ -92,6 +103,9 @@ impl Default for TurnConfig {
             enabled: false,
             udp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             tcp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
             relay_ip: Ipv4Addr::UNSPECIFIED,
             relay_public_ip: None,
             relay_ipv6: None,
@@ -118,11 +132,14 @@ impl Default for TurnConfig {
 pub struct ConfigError(pub String);
 
 impl TurnConfig {
-    /// Checks ranges and builds the shell configuration.
+    /// Checks ranges and builds the shell configuration; with `tls_listen` set it also reads
+    /// `tls_cert` and `tls_key` (start-up is where a bad certificate should surface).
     ///
     /// # Errors
     /// [`ConfigError`] naming the key: a short secret, an unspecified relay IP without
-    /// `relay_public_ip`, lifetimes, TTLs or quotas out of range.
+    /// `relay_public_ip`, lifetimes, TTLs or quotas out of range, `tls_listen` without
+    /// `tls_cert` / `tls_key`, an unreadable or empty PEM file (with its path), a key that does
+    /// not fit the certificate.
     pub fn validate(&self) -> Result<ShellConfig, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         if self.secret.expose().len() < 16 {
@@ -161,9 +178,21 @@ impl TurnConfig {
         if self.realm.is_empty() || self.realm.len() > 763 {
             return err("realm must be 1..=763 bytes (RFC 8489 §14.9)".into());
         }
+        let tls = match (self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (None, _, _) => None,
+            (Some(_), None, _) => return err("tls_cert is required when tls_listen is set".into()),
+            (Some(_), _, None) => return err("tls_key is required when tls_listen is set".into()),
+            (Some(listen), Some(cert), Some(key)) => Some(TlsListen {
+                listen,
+                config: TlsConfig::from_pem_files(cert, key)
+                    .map_err(|e| ConfigError(e.to_string()))?,
+                handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
+            }),
+        };
         Ok(ShellConfig {
             udp_listen: self.udp_listen,
             tcp_listen: self.tcp_listen,
+            tls,
             relay_ipv4: self.relay_ip,
             relay_public_ipv4: self.relay_public_ip,
             relay_ipv6: self.relay_ipv6,

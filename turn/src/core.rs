@@ -19,13 +19,22 @@ pub enum Transport {
     Udp,
     /// TCP 3478 (RFC 8656 §12.5 framing).
     Tcp,
+    /// TLS over TCP 5349 (RFC 8656 §3.1; the same framing inside TLS).
+    Tls,
+}
+
+impl Transport {
+    /// TCP or TLS: a byte stream, where ChannelData is padded to 4 bytes (RFC 8656 §12.5).
+    pub fn is_stream(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
+    }
 }
 
 /// A client's 5-tuple as the core sees it: its transport and source address (the server side
 /// is the one listener of that transport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FiveTuple {
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: Transport,
     /// The client's address as seen by the server (its reflexive address).
     pub client: SocketAddr,
@@ -83,7 +92,7 @@ pub enum Output {
     ToClient {
         /// The client's 5-tuple.
         to: FiveTuple,
-        /// Wire bytes (ChannelData is padded on TCP).
+        /// Wire bytes (ChannelData is padded on TCP and TLS).
         bytes: Vec<u8>,
     },
     /// Send `bytes` from the relay socket `relay` to `peer` (UDP).
@@ -133,6 +142,12 @@ pub struct Stats {
     pub relayed_to_client: u64,
     /// Allocations created.
     pub allocations_created: u64,
+    /// TLS handshakes that failed or timed out (filled in by the shell; the core never sees
+    /// TLS).
+    pub tls_handshakes_failed: u64,
+    /// TCP and TLS connections closed on accept because `max_tcp_connections` were open
+    /// (filled in by the shell).
+    pub connections_refused: u64,
 }
 
 struct Channel {
@@ -320,7 +335,7 @@ impl TurnCore {
             .iter()
             .find(|c| c.peer == peer && c.expires > now)
         {
-            stun::write_channel_data(&mut wire, ch.number, bytes, ft.transport == Transport::Tcp);
+            stun::write_channel_data(&mut wire, ch.number, bytes, ft.transport.is_stream());
         } else {
             let mut txid = [0u8; 12];
             let n = self.stats.relayed_to_client.to_be_bytes();

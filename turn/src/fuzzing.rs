@@ -8,7 +8,8 @@ use crate::core::{CoreConfig, Transport, TurnCore};
 use crate::policy::PeerPolicy;
 use crate::stun;
 
-/// Runs the STUN parser, TCP framer and ChannelData parser on `data`; must never panic.
+/// Runs the STUN parser, TCP framer (whole and in 7-byte pieces, as a stream arrives) and
+/// ChannelData parser on `data`; must never panic.
 pub fn parse(data: &[u8]) {
     if let Ok(m) = stun::Message::parse(data) {
         let _ = m.check_integrity(b"key");
@@ -19,6 +20,17 @@ pub fn parse(data: &[u8]) {
         }
     }
     let _ = stun::tcp_frame_len(data);
+    let mut frames = stun::StreamFrames::default();
+    'stream: for piece in data.chunks(7) {
+        frames.push(piece);
+        loop {
+            match frames.next_frame() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => break 'stream,
+            }
+        }
+    }
     let _ = stun::parse_channel_data(data);
 }
 

@@ -1,14 +1,20 @@
-//! Venue's TURN server: RFC 8656 relays over UDP and TCP 3478 with time-limited TURN REST
-//! credentials (draft-uberti-behave-turn-rest-00), and no open relay.
+//! Venue's TURN server: RFC 8656 relays for clients on UDP and TCP 3478 and TLS 5349, with
+//! time-limited TURN REST credentials (draft-uberti-behave-turn-rest-00), and no open relay.
 //!
 //! # Contract
 //! - [`TurnCore`] is sans-IO: [`TurnCore::handle`]`(now, transport, from, bytes)` takes one
 //!   client datagram or TCP frame and returns [`Output`]s (send to a client, send from a relay
 //!   to a peer, bind or release a relay socket); [`TurnCore::handle_peer`] takes what a relay
 //!   socket received. It never reads the clock or touches a socket.
-//! - [`shell`] is the thin tokio IO shell: UDP and TCP listeners (RFC 8656 §12.5 framing: STUN
-//!   messages and ChannelData padded to 4 bytes), one UDP relay socket per allocation, one actor
-//!   task owning the core (no locks).
+//! - [`shell`] is the thin tokio IO shell: UDP, TCP and TLS listeners (RFC 8656 §12.5 framing:
+//!   STUN messages and ChannelData padded to 4 bytes, one code path for TCP and TLS), one UDP
+//!   relay socket per allocation, one actor task owning the core (no locks).
+//! - TURN over TLS (RFC 8656 §3.1, `turns:` URIs of RFC 7065) when `[turn] tls_listen`,
+//!   `tls_cert` and `tls_key` are set ([`tls`]): rustls with the aws-lc-rs provider, TLS 1.2
+//!   and 1.3, ALPN `stun.turn` echoed when offered (RFC 7443) and never required; a handshake
+//!   must finish within 10 s; TCP and TLS connections share `max_tcp_connections`. Failed
+//!   handshakes and connections refused at the bound are counted in [`Stats`]. TLS is a
+//!   distinct transport of the 5-tuple ([`Transport::Tls`]).
 //! - Implemented: Binding (RFC 8489), Allocate (§7; UDP relays only, other
 //!   REQUESTED-TRANSPORT → 442), Refresh (§8; default 600 s, at most 3600 s, 0 deletes),
 //!   CreatePermission (§10), ChannelBind (§12, 0x4000–0x4FFF), Send/Data indications (§11),
@@ -41,7 +47,7 @@
 //! datagram is still copied into a `Vec` once on its way in.
 //!
 //! # Not here (yet)
-//! TURN over TLS/DTLS, TCP relays (RFC 6062), PASSWORD-ALGORITHM SHA-256 and USERHASH
+//! TURN over DTLS, TCP relays (RFC 6062), PASSWORD-ALGORITHM SHA-256 and USERHASH
 //! (RFC 8489 §9.2: only the MD5 long-term key), EVEN-PORT/RESERVATION-TOKEN (refused with
 //! 508), the ICMP attribute, channel numbers above 0x4FFF (RFC 5766 clients that pick them
 //! get 400, per RFC 8656 §12), multiple relay shards.
@@ -54,9 +60,11 @@ pub mod fuzzing;
 pub mod policy;
 pub mod shell;
 pub mod stun;
+pub mod tls;
 
 pub use crate::auth::rest_credentials;
 pub use crate::config::{TurnConfig, TurnSecret};
 pub use crate::core::{CoreConfig, FiveTuple, Output, Stats, Transport, TurnCore};
 pub use crate::policy::PeerPolicy;
-pub use crate::shell::{ShellConfig, TurnServer};
+pub use crate::shell::{ShellConfig, TlsListen, TurnServer};
+pub use crate::tls::TlsConfig;

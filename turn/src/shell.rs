@@ -1,21 +1,26 @@
-//! The tokio IO shell around [`TurnCore`]: a UDP listener, a TCP listener (RFC 8656 §12.5
-//! framing), one UDP relay socket per allocation, and one actor task that owns the core and
-//! carries out its [`Output`]s. Socket tasks talk to the actor through a bounded channel; no
-//! locks.
+//! The tokio IO shell around [`TurnCore`]: a UDP listener, a TCP listener and a TLS listener
+//! (RFC 8656 §12.5 framing on both, one code path: the TLS listener wraps the TCP stream and
+//! hands it to the same connection handler), one UDP relay socket per allocation, and one
+//! actor task that owns the core and carries out its [`Output`]s. Socket tasks talk to the
+//! actor through a bounded channel; no locks.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::timeout;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::rustls::server::Acceptor;
 
 use crate::core::{CoreConfig, FiveTuple, Output, Stats, Transport, TurnCore};
 use crate::stun;
+use crate::tls::TlsConfig;
 
 /// Shell configuration: where to listen and where relay sockets bind.
 #[derive(Debug, Clone)]
@@ -24,6 +29,8 @@ pub struct ShellConfig {
     pub udp_listen: Option<SocketAddr>,
     /// TCP listener (default `0.0.0.0:3478`); `None` disables TCP.
     pub tcp_listen: Option<SocketAddr>,
+    /// TURN over TLS listener (RFC 8656 §3.1); `None` (the default) disables TLS.
+    pub tls: Option<TlsListen>,
     /// IPv4 address relay sockets bind to (port chosen by the OS) and advertise in
     /// XOR-RELAYED-ADDRESS. Must be an address peers (the SFU) can reach.
     pub relay_ipv4: Ipv4Addr,
@@ -32,7 +39,8 @@ pub struct ShellConfig {
     pub relay_public_ipv4: Option<Ipv4Addr>,
     /// IPv6 address for relays when REQUESTED-ADDRESS-FAMILY asks for IPv6; `None` → 440.
     pub relay_ipv6: Option<Ipv6Addr>,
-    /// TCP connections open at once; more are closed on accept.
+    /// TCP and TLS connections open at once, both listeners together; more are closed on
+    /// accept and counted in [`Stats::connections_refused`].
     pub max_tcp_connections: usize,
     /// The core's configuration (realm, secret, policy, quotas).
     pub core: CoreConfig,
@@ -43,6 +51,7 @@ impl Default for ShellConfig {
         ShellConfig {
             udp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
             tcp_listen: Some(SocketAddr::from(([0, 0, 0, 0], 3478))),
+            tls: None,
             relay_ipv4: Ipv4Addr::UNSPECIFIED,
             relay_public_ipv4: None,
             relay_ipv6: None,
@@ -52,6 +61,22 @@ impl Default for ShellConfig {
     }
 }
 
+/// The TURN-over-TLS listener (RFC 8656 §3.1, `turns:` URIs of RFC 7065).
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    /// Address to listen on (5349 is the standard port; 443 passes most firewalls).
+    pub listen: SocketAddr,
+    /// Certificate and key ([`TlsConfig::from_pem_files`]).
+    pub config: TlsConfig,
+    /// A TLS handshake must finish this long after the TCP accept, else the connection is
+    /// closed and counted in [`Stats::tls_handshakes_failed`]. Default
+    /// [`TLS_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+}
+
+/// Default [`TlsListen::handshake_timeout`]: 10 s.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Start-up errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,7 +84,7 @@ pub enum Error {
     /// A listener could not bind.
     #[error("cannot bind {what} {addr}: {source}")]
     Bind {
-        /// "UDP" or "TCP".
+        /// "UDP", "TCP" or "TLS".
         what: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -82,12 +107,12 @@ enum Event {
         from: SocketAddr,
         bytes: Vec<u8>,
     },
-    TcpOpen {
-        from: SocketAddr,
+    StreamOpen {
+        client: FiveTuple,
         writer: mpsc::Sender<Vec<u8>>,
     },
-    TcpClosed {
-        from: SocketAddr,
+    StreamClosed {
+        client: FiveTuple,
     },
     Stats(oneshot::Sender<Stats>),
 }
@@ -105,6 +130,7 @@ impl Drop for Task {
 pub struct TurnServer {
     udp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     tx: mpsc::Sender<Event>,
     _tasks: Vec<Task>,
 }
@@ -115,9 +141,12 @@ const TCP_FIRST_FRAME: Duration = Duration::from_secs(10);
 /// Time a TCP connection may stay silent once it has spoken.
 const TCP_IDLE: Duration = Duration::from_secs(330);
 const MAX_DATAGRAM: usize = 65_536;
+/// Bytes a stream writer gathers from its queue into one write (and one TLS record).
+const WRITE_BATCH: usize = 16_384;
 
 impl TurnServer {
-    /// Binds the listeners and starts the actor. Must run inside a tokio runtime.
+    /// Binds the listeners (UDP, TCP, TLS: each when configured) and starts the actor. Must
+    /// run inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::Bind`] when a listener cannot bind; [`Error::NoRelayAddress`] when
@@ -161,6 +190,13 @@ impl TurnServer {
                 }
             })));
         }
+        let counters = Arc::new(Counters::default());
+        let streams = Streams {
+            open: Arc::new(AtomicUsize::new(0)),
+            max: config.max_tcp_connections,
+            counters: counters.clone(),
+            tx: tx.clone(),
+        };
         let mut tcp_addr = None;
         if let Some(addr) = config.tcp_listen {
             let listener = TcpListener::bind(addr)
@@ -171,18 +207,39 @@ impl TurnServer {
                     source,
                 })?;
             tcp_addr = listener.local_addr().ok();
-            let tx = tx.clone();
-            let max = config.max_tcp_connections;
-            tasks.push(Task(tokio::spawn(accept_loop(listener, tx, max))));
+            let streams = streams.clone();
+            tasks.push(Task(tokio::spawn(accept_loop(
+                listener,
+                Wrap::Tcp,
+                streams,
+            ))));
         }
-        tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, realm = %config.core.realm, "TURN server listening");
+        let mut tls_addr = None;
+        if let Some(tls) = &config.tls {
+            let addr = tls.listen;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    what: "TLS",
+                    addr,
+                    source,
+                })?;
+            tls_addr = listener.local_addr().ok();
+            let wrap = Wrap::Tls {
+                config: tls.config.clone(),
+                handshake_timeout: tls.handshake_timeout,
+            };
+            tasks.push(Task(tokio::spawn(accept_loop(listener, wrap, streams))));
+        }
+        tracing::info!(udp = ?udp_addr, tcp = ?tcp_addr, tls = ?tls_addr, realm = %config.core.realm, "TURN server listening");
         let actor = Actor {
             core: TurnCore::new(CoreConfig {
                 ipv6_relays: config.relay_ipv6.is_some(),
                 ..config.core.clone()
             }),
             udp,
-            tcp: HashMap::new(),
+            streams: HashMap::new(),
+            counters,
             relays: HashMap::new(),
             relay_ipv4: config.relay_ipv4,
             relay_public_ipv4: config.relay_public_ipv4,
@@ -193,6 +250,7 @@ impl TurnServer {
         Ok(TurnServer {
             udp_addr,
             tcp_addr,
+            tls_addr,
             tx,
             _tasks: tasks,
         })
@@ -208,7 +266,13 @@ impl TurnServer {
         self.tcp_addr
     }
 
-    /// The core's counters; `None` if the actor has stopped.
+    /// The bound TLS listener address.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The core's counters and the shell's ([`Stats::tls_handshakes_failed`],
+    /// [`Stats::connections_refused`]); `None` if the actor has stopped.
     pub async fn stats(&self) -> Option<Stats> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Event::Stats(tx)).await.ok()?;
@@ -231,10 +295,53 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, max: usize) {
-    let open = Arc::new(AtomicUsize::new(0));
+/// Shared by the TCP and TLS accept loops: the one bound on open stream connections, the
+/// shell's counters and the actor's queue.
+#[derive(Clone)]
+struct Streams {
+    open: Arc<AtomicUsize>,
+    max: usize,
+    counters: Arc<Counters>,
+    tx: mpsc::Sender<Event>,
+}
+
+/// What the shell counts itself (the core never sees it); merged into [`Stats`].
+#[derive(Default)]
+struct Counters {
+    tls_handshakes_failed: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// How an accept loop wraps its connections before the common framing code runs.
+#[derive(Clone)]
+enum Wrap {
+    Tcp,
+    Tls {
+        config: TlsConfig,
+        handshake_timeout: Duration,
+    },
+}
+
+/// One slot of [`Streams::open`], given back when the connection's task ends or is aborted.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts TCP connections, wraps them (TLS: handshake within `handshake_timeout`) and runs
+/// [`stream_connection`] on each. Connection tasks live in a `JoinSet`, so aborting this task
+/// (dropping the server) closes them all.
+async fn accept_loop(listener: TcpListener, wrap: Wrap, streams: Streams) {
+    let mut conns = JoinSet::new();
     loop {
-        let (stream, from) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let (stream, from) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -243,61 +350,135 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Event>, max: usize)
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= max {
-            tracing::debug!(%from, "turn: too many TCP connections");
+        if streams.open.load(Ordering::Relaxed) >= streams.max {
+            streams
+                .counters
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, "turn: too many TCP/TLS connections");
             continue;
         }
         let _ = stream.set_nodelay(true);
-        open.fetch_add(1, Ordering::Relaxed);
-        let tx = tx.clone();
-        let open = open.clone();
-        tokio::spawn(async move {
-            tcp_connection(stream, from, &tx).await;
-            let _ = tx.send(Event::TcpClosed { from }).await;
-            open.fetch_sub(1, Ordering::Relaxed);
+        streams.open.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot(streams.open.clone());
+        let streams = streams.clone();
+        let wrap = wrap.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            match wrap {
+                Wrap::Tcp => {
+                    let client = FiveTuple {
+                        transport: Transport::Tcp,
+                        client: from,
+                    };
+                    stream_connection(stream, client, &streams.tx).await;
+                }
+                Wrap::Tls {
+                    config,
+                    handshake_timeout,
+                } => {
+                    let failed = match timeout(handshake_timeout, tls_accept(stream, &config)).await
+                    {
+                        Ok(Ok(tls)) => {
+                            let client = FiveTuple {
+                                transport: Transport::Tls,
+                                client: from,
+                            };
+                            stream_connection(tls, client, &streams.tx).await;
+                            return;
+                        }
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "timed out".to_owned(),
+                    };
+                    streams
+                        .counters
+                        .tls_handshakes_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%from, error = %failed, "turn: TLS handshake failed");
+                }
+            }
         });
     }
 }
 
-/// Reads RFC 8656 §12.5 frames from one TCP client; returns when the connection ends or the
-/// stream cannot be framed.
-async fn tcp_connection(stream: TcpStream, from: SocketAddr, tx: &mpsc::Sender<Event>) {
-    let (mut rd, mut wr) = stream.into_split();
+/// The server side of a TLS handshake: reads the ClientHello first to pick the ALPN
+/// configuration ([`TlsConfig::for_client_hello`]), then completes the handshake.
+async fn tls_accept(
+    stream: TcpStream,
+    config: &TlsConfig,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
+    let server_config = config.for_client_hello(&start.client_hello());
+    start.into_stream(server_config).await
+}
+
+/// Runs one stream client, TCP or TLS alike: registers a writer with the actor, reads
+/// RFC 8656 §12.5 frames until the connection ends, goes silent or cannot be framed, then
+/// tells the actor it closed.
+async fn stream_connection<S>(stream: S, client: FiveTuple, tx: &mpsc::Sender<Event>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(256);
     let writer = Task(tokio::spawn(async move {
+        // What is queued goes out in one write (TLS: one record) and one flush.
+        let mut out = Vec::with_capacity(WRITE_BATCH);
         while let Some(bytes) = wrx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+            out.clear();
+            out.extend_from_slice(&bytes);
+            while out.len() < WRITE_BATCH {
+                match wrx.try_recv() {
+                    Ok(more) => out.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
                 return;
             }
         }
     }));
-    if tx.send(Event::TcpOpen { from, writer: wtx }).await.is_err() {
+    if tx
+        .send(Event::StreamOpen {
+            client,
+            writer: wtx,
+        })
+        .await
+        .is_err()
+    {
         return;
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    read_frames(&mut rd, client, tx).await;
+    drop(writer);
+    let _ = tx.send(Event::StreamClosed { client }).await;
+}
+
+/// Reads RFC 8656 §12.5 frames from one stream client into the actor's queue; returns when
+/// the connection ends, stays silent too long or cannot be framed.
+async fn read_frames<R>(rd: &mut R, client: FiveTuple, tx: &mpsc::Sender<Event>)
+where
+    R: AsyncRead + Unpin,
+{
+    let from = client.client;
+    let mut frames = stun::StreamFrames::default();
     let mut chunk = vec![0u8; 16384];
-    let mut frames = 0u64;
+    let mut seen = 0u64;
     loop {
         // A silent connection is closed: TCP_FIRST_FRAME before the first frame (idle
         // connections cannot hold slots), TCP_IDLE after (clients refresh permissions every
         // 300 s at the latest, RFC 8656 §9).
-        let limit = if frames == 0 {
-            TCP_FIRST_FRAME
-        } else {
-            TCP_IDLE
-        };
-        let n = match tokio::time::timeout(limit, rd.read(&mut chunk)).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => break,
+        let limit = if seen == 0 { TCP_FIRST_FRAME } else { TCP_IDLE };
+        let n = match timeout(limit, rd.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
             Ok(Ok(n)) => n,
         };
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        frames.push(chunk.get(..n).unwrap_or_default());
         loop {
-            match stun::tcp_frame_len(&buf) {
-                Ok(Some(len)) if buf.len() >= len => {
-                    frames += 1;
-                    let frame: Vec<u8> = buf.drain(..len).collect();
+            match frames.next_frame() {
+                Ok(Some(frame)) => {
+                    seen += 1;
                     let ev = Event::Client {
-                        transport: Transport::Tcp,
+                        transport: client.transport,
                         from,
                         bytes: frame,
                     };
@@ -305,16 +486,14 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, tx: &mpsc::Sender<E
                         return;
                     }
                 }
-                Ok(_) => break,
+                Ok(None) => break,
                 Err(_) => {
-                    tracing::debug!(%from, "turn: unframeable TCP stream, closing");
-                    drop(writer);
+                    tracing::debug!(%from, transport = ?client.transport, "turn: unframeable stream, closing");
                     return;
                 }
             }
         }
     }
-    drop(writer);
 }
 
 struct Relay {
@@ -325,7 +504,9 @@ struct Relay {
 struct Actor {
     core: TurnCore,
     udp: Option<Arc<UdpSocket>>,
-    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Writers of the open TCP and TLS connections.
+    streams: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>,
+    counters: Arc<Counters>,
     relays: HashMap<SocketAddr, Relay>,
     relay_ipv4: Ipv4Addr,
     relay_public_ipv4: Option<Ipv4Addr>,
@@ -348,16 +529,21 @@ impl Actor {
                         Event::Peer { relay, from, bytes } => {
                             self.core.handle_peer(now, relay, from, &bytes)
                         }
-                        Event::TcpOpen { from, writer } => {
-                            self.tcp.insert(from, writer);
+                        Event::StreamOpen { client, writer } => {
+                            self.streams.insert(client, writer);
                             Vec::new()
                         }
-                        Event::TcpClosed { from } => {
-                            self.tcp.remove(&from);
-                            self.core.connection_closed(FiveTuple { transport: Transport::Tcp, client: from })
+                        Event::StreamClosed { client } => {
+                            self.streams.remove(&client);
+                            self.core.connection_closed(client)
                         }
                         Event::Stats(reply) => {
-                            let _ = reply.send(self.core.stats());
+                            let mut stats = self.core.stats();
+                            stats.tls_handshakes_failed =
+                                self.counters.tls_handshakes_failed.load(Ordering::Relaxed);
+                            stats.connections_refused =
+                                self.counters.connections_refused.load(Ordering::Relaxed);
+                            let _ = reply.send(stats);
                             Vec::new()
                         }
                     };
@@ -380,8 +566,8 @@ impl Actor {
                             let _ = udp.try_send_to(&bytes, to.client);
                         }
                     }
-                    Transport::Tcp => {
-                        if let Some(w) = self.tcp.get(&to.client) {
+                    Transport::Tcp | Transport::Tls => {
+                        if let Some(w) = self.streams.get(&to) {
                             let _ = w.try_send(bytes);
                         }
                     }

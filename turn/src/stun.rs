@@ -245,6 +245,38 @@ pub fn tcp_frame_len(buf: &[u8]) -> Result<Option<usize>, Error> {
     }
 }
 
+/// Splits a TCP or TLS byte stream into frames (RFC 8656 §12.5) with [`tcp_frame_len`]: push
+/// what was read, pop whole STUN messages and ChannelData (padding included). The server's
+/// stream connections and the test clients share it. Holds at most one partial frame
+/// (< 64 KiB + 20 bytes) besides what was last pushed.
+#[derive(Debug, Default)]
+pub struct StreamFrames {
+    buf: Vec<u8>,
+}
+
+impl StreamFrames {
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes pushed and not yet popped as frames.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next whole frame; `Ok(None)` when more bytes are needed.
+    ///
+    /// # Errors
+    /// The stream cannot be framed ([`tcp_frame_len`]): close the connection.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match tcp_frame_len(&self.buf)? {
+            Some(len) if self.buf.len() >= len => Ok(Some(self.buf.drain(..len).collect())),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Parses ChannelData (RFC 8656 §12.4): `(channel number, application data)`. Trailing
 /// padding (TCP) is allowed; a declared length past the end is [`Error::Truncated`].
 pub fn parse_channel_data(bytes: &[u8]) -> Result<(u16, &[u8]), Error> {

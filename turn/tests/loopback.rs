@@ -1,31 +1,56 @@
 //! Real-socket smoke tests on loopback: a TURN client (the crate's sans-IO
-//! `venue_turn::client`, over tokio sockets) allocates with REST credentials over UDP and over
-//! TCP, creates a permission for an allow-listed peer socket, sends through a Send indication
+//! `venue_turn::client`, over tokio sockets) allocates with REST credentials over UDP, TCP and
+//! TLS, creates a permission for an allow-listed peer socket, sends through a Send indication
 //! and through ChannelData, and gets the peer's replies back as a Data indication and as
-//! ChannelData. Expired and forged credentials get 401, a non-allowed 127.0.0.1 port gets 403,
-//! and random garbage leaves the server answering.
+//! ChannelData. Missing, expired and forged credentials get 401, a non-allowed 127.0.0.1 port
+//! and private addresses get 403, the per-user quota gives 486, the bandwidth quota drops the
+//! excess, and random garbage leaves the server answering. TLS: ALPN `stun.turn`, non-TLS
+//! bytes and silent clients on the TLS port, the shared TCP/TLS connection bound.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use venue_turn::client::{self, Client, Received};
-use venue_turn::stun;
-use venue_turn::{CoreConfig, PeerPolicy, ShellConfig, TurnServer, rest_credentials};
+use venue_turn::stun::StreamFrames;
+use venue_turn::{
+    CoreConfig, PeerPolicy, ShellConfig, TlsConfig, TlsListen, TurnServer, rest_credentials,
+};
 
 const SECRET: &[u8] = b"loopback-secret";
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn server(allowed: Vec<SocketAddr>) -> TurnServer {
-    TurnServer::start(ShellConfig {
+/// One self-signed certificate for `localhost` per test binary, and the server's TLS config.
+fn test_cert() -> &'static (CertificateDer<'static>, TlsConfig) {
+    static CERT: OnceLock<(CertificateDer<'static>, TlsConfig)> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let der = certified.cert.der().clone();
+        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+        let config = TlsConfig::from_der(vec![der.clone()], key).unwrap();
+        (der, config)
+    })
+}
+
+fn config(allowed: Vec<SocketAddr>) -> ShellConfig {
+    ShellConfig {
         udp_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         tcp_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        tls: Some(TlsListen {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            config: test_cert().1.clone(),
+            handshake_timeout: Duration::from_secs(10),
+        }),
         relay_ipv4: Ipv4Addr::LOCALHOST,
         core: CoreConfig {
             secret: SECRET.to_vec(),
@@ -36,28 +61,80 @@ async fn server(allowed: Vec<SocketAddr>) -> TurnServer {
             ..CoreConfig::default()
         },
         ..ShellConfig::default()
-    })
-    .await
-    .unwrap()
+    }
 }
 
-/// One client connection, UDP or TCP.
+async fn server(allowed: Vec<SocketAddr>) -> TurnServer {
+    TurnServer::start(config(allowed)).await.unwrap()
+}
+
+/// A TLS client trusting the test certificate, offering these ALPN protocols.
+fn tls_connector(alpn: &[&[u8]]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(test_cert().0.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn tls_stream(
+    addr: SocketAddr,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    tls_connector(alpn).connect(name, tcp).await
+}
+
+/// A byte stream to the server: TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// One client connection. TCP and TLS share one code path (`Stream`): the same frames, the
+/// same RFC 8656 §12.5 framing of what comes back.
 enum Conn {
     Udp(UdpSocket, SocketAddr),
-    Tcp(TcpStream, Vec<u8>),
+    Stream(Box<dyn Stream>, StreamFrames),
 }
 
 impl Conn {
+    async fn open(kind: Kind, srv: &TurnServer) -> Conn {
+        match kind {
+            Kind::Udp => Conn::udp(srv.udp_addr().unwrap()).await,
+            Kind::Tcp => Conn::tcp(srv.tcp_addr().unwrap()).await,
+            Kind::Tls => Conn::tls(srv.tls_addr().unwrap()).await,
+        }
+    }
+
     async fn udp(server: SocketAddr) -> Conn {
         Conn::Udp(UdpSocket::bind("127.0.0.1:0").await.unwrap(), server)
     }
 
     async fn tcp(server: SocketAddr) -> Conn {
-        Conn::Tcp(TcpStream::connect(server).await.unwrap(), Vec::new())
+        let s = TcpStream::connect(server).await.unwrap();
+        Conn::Stream(Box::new(s), StreamFrames::default())
     }
 
-    fn is_tcp(&self) -> bool {
-        matches!(self, Conn::Tcp(..))
+    async fn tls(server: SocketAddr) -> Conn {
+        let s = tls_stream(server, &[b"stun.turn"]).await.unwrap();
+        assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"stun.turn"[..]));
+        Conn::Stream(Box::new(s), StreamFrames::default())
+    }
+
+    fn is_stream(&self) -> bool {
+        matches!(self, Conn::Stream(..))
     }
 
     async fn send(&mut self, bytes: &[u8]) {
@@ -65,11 +142,14 @@ impl Conn {
             Conn::Udp(s, to) => {
                 s.send_to(bytes, *to).await.unwrap();
             }
-            Conn::Tcp(s, _) => s.write_all(bytes).await.unwrap(),
+            Conn::Stream(s, _) => {
+                s.write_all(bytes).await.unwrap();
+                s.flush().await.unwrap();
+            }
         }
     }
 
-    /// The next datagram or TCP frame.
+    /// The next datagram or stream frame.
     async fn recv(&mut self) -> Vec<u8> {
         timeout(WAIT, async {
             match self {
@@ -79,16 +159,14 @@ impl Conn {
                     buf.truncate(n);
                     buf
                 }
-                Conn::Tcp(s, pending) => loop {
-                    if let Ok(Some(n)) = stun::tcp_frame_len(pending)
-                        && pending.len() >= n
-                    {
-                        return pending.drain(..n).collect();
+                Conn::Stream(s, frames) => loop {
+                    if let Some(frame) = frames.next_frame().unwrap() {
+                        return frame;
                     }
                     let mut chunk = [0u8; 4096];
                     let n = s.read(&mut chunk).await.unwrap();
-                    assert!(n > 0, "server closed the TCP connection");
-                    pending.extend_from_slice(&chunk[..n]);
+                    assert!(n > 0, "server closed the connection");
+                    frames.push(&chunk[..n]);
                 },
             }
         })
@@ -100,6 +178,21 @@ impl Conn {
         self.send(bytes).await;
         client::decode(&self.recv().await, &c.key())
     }
+}
+
+/// Reads from a raw stream until the server closes it (EOF or reset); panics after `WAIT`.
+async fn closed_by_server(s: &mut (impl AsyncRead + Unpin)) {
+    let mut buf = [0u8; 1024];
+    timeout(WAIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server kept the connection open");
 }
 
 async fn peer_recv(peer: &UdpSocket) -> (Vec<u8>, SocketAddr) {
@@ -130,24 +223,15 @@ async fn allocate(conn: &mut Conn, c: &mut Client) -> SocketAddr {
     }
 }
 
-async fn relay_both_ways(conn: &mut Conn) {
+async fn relay_both_ways(kind: Kind) {
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let peer_addr = peer.local_addr().unwrap();
     // Another socket on 127.0.0.1 that is NOT allow-listed.
     let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let stranger_addr = stranger.local_addr().unwrap();
     let srv = server(vec![peer_addr]).await;
-    let addr = if conn.is_tcp() {
-        srv.tcp_addr().unwrap()
-    } else {
-        srv.udp_addr().unwrap()
-    };
-    *conn = if conn.is_tcp() {
-        Conn::tcp(addr).await
-    } else {
-        Conn::udp(addr).await
-    };
-    let tcp = conn.is_tcp();
+    let conn = &mut Conn::open(kind, &srv).await;
+    let tcp = conn.is_stream();
     let (u, p) = rest_credentials(
         SECRET,
         "sess-1",
@@ -177,6 +261,22 @@ async fn relay_both_ways(conn: &mut Conn) {
         conn.request(&c, &req).await,
         Received::Error { code: 403, .. }
     ));
+    // Private, link-local (cloud metadata) and CGNAT addresses: 403 too (no open relay).
+    for private in [
+        "10.0.0.1:5000",
+        "192.168.1.1:5000",
+        "169.254.169.254:80",
+        "100.64.0.1:1",
+    ] {
+        let req = c.create_permission(private.parse().unwrap());
+        assert!(
+            matches!(
+                conn.request(&c, &req).await,
+                Received::Error { code: 403, .. }
+            ),
+            "{private}"
+        );
+    }
 
     // Send indication → the peer, from the relayed address; the reply → Data indication.
     conn.send(&c.send(peer_addr, b"via send")).await;
@@ -230,7 +330,7 @@ async fn relay_both_ways(conn: &mut Conn) {
         "the stranger received relayed data"
     );
     let stats = srv.stats().await.unwrap();
-    assert!(stats.forbidden >= 3, "{stats:?}");
+    assert!(stats.forbidden >= 7, "{stats:?}");
     assert!(stats.unroutable >= 1, "{stats:?}");
     assert_eq!((stats.relayed_to_peer, stats.relayed_to_client), (2, 2));
 
@@ -252,31 +352,31 @@ async fn relay_both_ways(conn: &mut Conn) {
 
 #[tokio::test]
 async fn udp_allocate_permission_send_channel_both_ways() {
-    let mut conn = Conn::Udp(
-        UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-        "127.0.0.1:9".parse().unwrap(),
-    );
-    relay_both_ways(&mut conn).await;
+    relay_both_ways(Kind::Udp).await;
 }
 
 #[tokio::test]
 async fn tcp_allocate_permission_send_channel_both_ways() {
-    // A placeholder TCP conn is replaced inside once the server's port is known.
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut conn = Conn::tcp(l.local_addr().unwrap()).await;
-    relay_both_ways(&mut conn).await;
+    relay_both_ways(Kind::Tcp).await;
 }
 
 #[tokio::test]
-async fn expired_and_forged_credentials_get_401() {
+async fn tls_allocate_permission_send_channel_both_ways() {
+    relay_both_ways(Kind::Tls).await;
+}
+
+#[tokio::test]
+async fn missing_expired_and_forged_credentials_get_401() {
     let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let srv = server(vec![peer]).await;
-    for tcp in [false, true] {
-        let mut conn = if tcp {
-            Conn::tcp(srv.tcp_addr().unwrap()).await
-        } else {
-            Conn::udp(srv.udp_addr().unwrap()).await
-        };
+    for kind in [Kind::Udp, Kind::Tcp, Kind::Tls] {
+        let mut conn = Conn::open(kind, &srv).await;
+        // Missing: an unsigned Allocate is challenged with 401 (REALM, NONCE) and no relay.
+        let mut anonymous = Client::new("", "");
+        let req = anonymous.allocate();
+        conn.send(&req).await;
+        assert_eq!(anonymous.learn(&conn.recv().await), Some(401));
+        assert!(!anonymous.nonce.is_empty() && anonymous.realm == "venue");
         let past = SystemTime::now() - Duration::from_secs(7200);
         let (u, p) = rest_credentials(SECRET, "old", Duration::from_secs(600), past);
         let mut expired = Client::new(&u, &p);
@@ -387,4 +487,199 @@ async fn per_user_allocation_quota_holds_on_real_sockets() {
     allocate(&mut conn, &mut c2).await;
     let stats = srv.stats().await.unwrap();
     assert_eq!((stats.allocations_created, stats.quota_refused), (6, 1));
+}
+
+#[tokio::test]
+async fn bandwidth_quota_drops_the_excess_on_real_sockets() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let mut cfg = config(vec![peer_addr]);
+    cfg.core.bandwidth_bytes_per_s = 10_000;
+    let srv = TurnServer::start(cfg).await.unwrap();
+    let mut conn = Conn::open(Kind::Udp, &srv).await;
+    let (u, p) = rest_credentials(SECRET, "bw", Duration::from_secs(600), SystemTime::now());
+    let mut c = Client::new(&u, &p);
+    allocate(&mut conn, &mut c).await;
+    let req = c.channel_bind(0x4000, peer_addr);
+    assert!(matches!(
+        conn.request(&c, &req).await,
+        Received::Success { .. }
+    ));
+    // 20 kB at once against a 10 kB/s bucket with a one-second burst.
+    for _ in 0..20 {
+        conn.send(&client::channel_data(0x4000, &[7u8; 1000], false))
+            .await;
+    }
+    // The actor handles one client's datagrams in order: once the Refresh is answered, all 20
+    // have been relayed or dropped.
+    let req = c.refresh(600);
+    assert!(matches!(
+        conn.request(&c, &req).await,
+        Received::Success { .. }
+    ));
+    let stats = srv.stats().await.unwrap();
+    // A few milliseconds of refill may let one more through.
+    assert!(
+        (10..=11).contains(&stats.relayed_to_peer),
+        "relayed {stats:?}"
+    );
+    assert_eq!(
+        stats.bandwidth_dropped_packets,
+        20 - stats.relayed_to_peer,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.bandwidth_dropped_bytes,
+        1000 * stats.bandwidth_dropped_packets
+    );
+    for _ in 0..stats.relayed_to_peer {
+        let (got, _) = peer_recv(&peer).await;
+        assert_eq!(got.len(), 1000);
+    }
+}
+
+#[tokio::test]
+async fn tls_alpn_stun_turn_is_echoed_and_other_offers_are_still_served() {
+    let srv = server(vec![]).await;
+    let addr = srv.tls_addr().unwrap();
+    let s = tls_stream(addr, &[b"h2", b"stun.turn"]).await.unwrap();
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"stun.turn"[..]));
+    for offer in [&[][..], &[&b"http/1.1"[..]][..]] {
+        let s = tls_stream(addr, offer).await.unwrap();
+        assert_eq!(s.get_ref().1.alpn_protocol(), None);
+        let mut conn = Conn::Stream(Box::new(s), StreamFrames::default());
+        let mut c = Client::new("", "");
+        let req = c.binding();
+        assert!(matches!(
+            conn.request(&c, &req).await,
+            Received::Success {
+                mapped: Some(_),
+                ..
+            }
+        ));
+    }
+    assert_eq!(srv.stats().await.unwrap().tls_handshakes_failed, 0);
+}
+
+#[tokio::test]
+async fn non_tls_bytes_on_the_tls_port_close_the_connection_and_tls_still_serves() {
+    let srv = server(vec![]).await;
+    let addr = srv.tls_addr().unwrap();
+    let mut c = Client::new("", "");
+    let binding = c.binding();
+    // A plain TURN client on the TLS port, then random bytes.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain.write_all(&binding).await.unwrap();
+    closed_by_server(&mut plain).await;
+    let mut rng = StdRng::seed_from_u64(5349);
+    let garbage: Vec<u8> = (0..300).map(|_| rng.random()).collect();
+    let mut noisy = TcpStream::connect(addr).await.unwrap();
+    let _ = noisy.write_all(&garbage).await;
+    closed_by_server(&mut noisy).await;
+    // A TLS client is still served, on the same port.
+    let mut conn = Conn::tls(addr).await;
+    assert!(matches!(
+        conn.request(&c, &binding).await,
+        Received::Success {
+            mapped: Some(_),
+            ..
+        }
+    ));
+    let stats = srv.stats().await.unwrap();
+    assert_eq!(stats.tls_handshakes_failed, 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn silent_or_stalled_tls_handshakes_are_closed_after_the_timeout() {
+    let mut cfg = config(vec![]);
+    let limit = Duration::from_millis(300);
+    if let Some(tls) = &mut cfg.tls {
+        tls.handshake_timeout = limit;
+    }
+    let srv = TurnServer::start(cfg).await.unwrap();
+    let addr = srv.tls_addr().unwrap();
+    let started = Instant::now();
+    // One says nothing; one stops after a TLS record header (a ClientHello that never comes).
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    closed_by_server(&mut silent).await;
+    closed_by_server(&mut stalled).await;
+    assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+    let stats = srv.stats().await.unwrap();
+    assert_eq!(stats.tls_handshakes_failed, 2, "{stats:?}");
+    // Both slots were given back: a TLS client is served.
+    let mut conn = Conn::tls(addr).await;
+    let mut c = Client::new("", "");
+    let req = c.binding();
+    assert!(matches!(
+        conn.request(&c, &req).await,
+        Received::Success { .. }
+    ));
+}
+
+#[tokio::test]
+async fn tls_and_tcp_connections_share_max_tcp_connections() {
+    let mut cfg = config(vec![]);
+    cfg.max_tcp_connections = 1;
+    let srv = TurnServer::start(cfg).await.unwrap();
+    let mut c = Client::new("", "");
+    let binding = c.binding();
+    // A TCP client holds the one slot: a TLS client is closed on accept.
+    let mut tcp = Conn::open(Kind::Tcp, &srv).await;
+    assert!(matches!(
+        tcp.request(&c, &binding).await,
+        Received::Success { .. }
+    ));
+    assert!(tls_stream(srv.tls_addr().unwrap(), &[]).await.is_err());
+    assert_eq!(srv.stats().await.unwrap().connections_refused, 1);
+    drop(tcp);
+    // Once the TCP client is gone, the slot comes back (the server notices the close
+    // asynchronously: poll with a deadline).
+    let deadline = Instant::now() + WAIT;
+    let mut tls = loop {
+        if let Ok(s) = tls_stream(srv.tls_addr().unwrap(), &[]).await {
+            break Conn::Stream(Box::new(s), StreamFrames::default());
+        }
+        assert!(Instant::now() < deadline, "the TCP slot was never freed");
+        tokio::task::yield_now().await;
+    };
+    assert!(matches!(
+        tls.request(&c, &binding).await,
+        Received::Success { .. }
+    ));
+    // Now TLS holds it: TCP is refused.
+    let mut refused = TcpStream::connect(srv.tcp_addr().unwrap()).await.unwrap();
+    closed_by_server(&mut refused).await;
+    let stats = srv.stats().await.unwrap();
+    assert!(stats.connections_refused >= 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn malformed_frames_over_tls_are_dropped_and_the_connection_kept() {
+    let srv = server(vec![]).await;
+    let mut conn = Conn::open(Kind::Tls, &srv).await;
+    let mut c = Client::new("", "");
+    let good = c.binding();
+    // Wrong FINGERPRINT (RFC 8489 §14.7).
+    let mut wrong_fp = good.clone();
+    let n = wrong_fp.len();
+    wrong_fp[n - 1] ^= 0xFF;
+    // An attribute whose length runs past the end of the message (the frame length is fine).
+    let mut oversize = good.clone();
+    oversize[22] = 0xFF;
+    conn.send(&wrong_fp).await;
+    conn.send(&oversize).await;
+    // Nothing answered them: the next frame back answers the good Binding.
+    match conn.request(&c, &good).await {
+        Received::Success {
+            mapped: Some(_), ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    let stats = srv.stats().await.unwrap();
+    assert_eq!(stats.malformed, 2, "{stats:?}");
 }

@@ -62,3 +62,75 @@ fn refuses_bad_values() {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn tls_listen_needs_a_readable_matching_cert_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["turn.example.org".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["turn.example.org".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let other_key = dir.path().join("other-key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+    let toml_text = format!(
+        "relay_ip = \"127.0.0.1\"\nsecret = \"0123456789abcdef\"\ntls_listen = \"0.0.0.0:5349\"\n\
+         tls_cert = {:?}\ntls_key = {:?}\n",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap()
+    );
+    let ok: TurnConfig = toml::from_str(&toml_text).unwrap();
+    let shell = ok.validate().unwrap();
+    let tls = shell.tls.unwrap();
+    assert_eq!(tls.listen, "0.0.0.0:5349".parse().unwrap());
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+    // Off by default, and cert/key alone do not turn it on.
+    assert!(TurnConfig::default().tls_listen.is_none());
+    let no_listen = TurnConfig {
+        tls_listen: None,
+        ..ok.clone()
+    };
+    assert!(no_listen.validate().unwrap().tls.is_none());
+
+    let message = |c: TurnConfig| c.validate().unwrap_err().to_string();
+    let m = message(TurnConfig {
+        tls_cert: None,
+        ..ok.clone()
+    });
+    assert!(m.starts_with("turn.tls_cert is required"), "{m}");
+    let m = message(TurnConfig {
+        tls_key: None,
+        ..ok.clone()
+    });
+    assert!(m.starts_with("turn.tls_key is required"), "{m}");
+    let missing = dir.path().join("nope.pem");
+    let m = message(TurnConfig {
+        tls_cert: Some(missing.clone()),
+        ..ok.clone()
+    });
+    assert!(
+        m.starts_with("turn.tls_cert") && m.contains(missing.to_str().unwrap()),
+        "{m}"
+    );
+    // A key file given as the certificate: no CERTIFICATE block.
+    let m = message(TurnConfig {
+        tls_cert: Some(key.clone()),
+        ..ok.clone()
+    });
+    assert!(
+        m.starts_with("turn.tls_cert") && m.contains("no CERTIFICATE"),
+        "{m}"
+    );
+    let m = message(TurnConfig {
+        tls_key: Some(cert.clone()),
+        ..ok.clone()
+    });
+    assert!(m.starts_with("turn.tls_key"), "{m}");
+    // The key of another certificate.
+    let m = message(TurnConfig {
+        tls_key: Some(other_key),
+        ..ok
+    });
+    assert!(m.starts_with("turn.tls_cert / tls_key"), "{m}");
+}

@@ -528,38 +528,54 @@ fn bandwidth_quota_drops_and_counts_excess() {
 }
 
 #[test]
-fn tcp_channel_data_is_padded() {
-    let mut core = core();
-    let now = t0();
-    let cl = a("198.51.100.1:6000");
-    let ft = FiveTuple {
-        transport: Transport::Tcp,
-        client: cl,
-    };
-    let mut c = creds("u", 3600, now);
-    let req = c.allocate();
-    c.learn(&reply(&core.handle(now, Transport::Tcp, cl, &req)));
-    assert!(matches!(
-        core.handle(now, Transport::Tcp, cl, &c.allocate())[..],
-        [Output::BindRelay { .. }]
-    ));
-    core.relay_bound(ft, Ok(a(RELAY)));
-    reply(&core.handle(now, Transport::Tcp, cl, &c.channel_bind(0x4000, a(SFU))));
-    let outs = core.handle_peer(now, a(RELAY), a(SFU), b"abcde");
-    let r = reply(&outs);
-    assert_eq!(r.len(), 12);
-    assert_eq!(
-        &r[..9],
-        &[0x40, 0x00, 0x00, 0x05, b'a', b'b', b'c', b'd', b'e']
-    );
-    // Padded ChannelData from the client is accepted.
-    let outs = core.handle(
-        now,
-        Transport::Tcp,
-        cl,
-        &client::channel_data(0x4000, b"xyz", true),
-    );
-    assert_eq!(outs.len(), 1);
+fn tcp_and_tls_channel_data_is_padded() {
+    for transport in [Transport::Tcp, Transport::Tls] {
+        let mut core = core();
+        let now = t0();
+        let cl = a("198.51.100.1:6000");
+        let ft = FiveTuple {
+            transport,
+            client: cl,
+        };
+        let mut c = creds("u", 3600, now);
+        let req = c.allocate();
+        c.learn(&reply(&core.handle(now, transport, cl, &req)));
+        assert!(matches!(
+            core.handle(now, transport, cl, &c.allocate())[..],
+            [Output::BindRelay { .. }]
+        ));
+        core.relay_bound(ft, Ok(a(RELAY)));
+        reply(&core.handle(now, transport, cl, &c.channel_bind(0x4000, a(SFU))));
+        let outs = core.handle_peer(now, a(RELAY), a(SFU), b"abcde");
+        assert!(
+            matches!(&outs[..], [Output::ToClient { to, .. }] if *to == ft),
+            "{transport:?}"
+        );
+        let r = reply(&outs);
+        assert_eq!(r.len(), 12);
+        assert_eq!(
+            &r[..9],
+            &[0x40, 0x00, 0x00, 0x05, b'a', b'b', b'c', b'd', b'e']
+        );
+        // Padded ChannelData from the client is accepted.
+        let outs = core.handle(
+            now,
+            transport,
+            cl,
+            &client::channel_data(0x4000, b"xyz", true),
+        );
+        assert_eq!(outs.len(), 1);
+        // The same address over UDP is another 5-tuple (RFC 8656 §2): no allocation there.
+        assert!(
+            core.handle(
+                now,
+                Transport::Udp,
+                cl,
+                &client::channel_data(0x4000, b"xyz", false)
+            )
+            .is_empty()
+        );
+    }
 }
 
 #[test]
