@@ -9,16 +9,34 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SfuConfig {
-    /// Address the shards' UDP sockets bind to. Default `0.0.0.0`.
+    /// Interface selection: the address the shards' UDP sockets (and ICE-TCP listeners) bind
+    /// to. `0.0.0.0` = every IPv4 interface; `::` = every interface, IPv4 and IPv6 (the
+    /// sockets are dual-stack: IPv4 peers arrive as IPv4-mapped addresses and are handled as
+    /// plain IPv4); a specific address = that interface only. Default `0.0.0.0`.
     pub bind_ip: IpAddr,
-    /// UDP port of shard 0; shard i listens on `base_port + i`. `0` = ephemeral ports
-    /// (tests). Default 50000.
+    /// UDP port of shard 0; shard i listens on `base_port + i` (UDP, and TCP on the same
+    /// number when `ice_tcp` is on). `0` = ephemeral ports (tests). Default 50000.
     pub base_port: u16,
     /// Number of shards (threads, one UDP socket each). `0` = one per CPU core. Default 0.
     pub shards: usize,
-    /// IPs advertised as ICE host candidates. Empty = the bind IP if it is specific, else every
-    /// local interface address (loopback included). Default empty.
+    /// Public IP / 1:1 NAT mapping: the IPs advertised as ICE host candidates (UDP, and TCP
+    /// when `ice_tcp` is on) *instead of* the local ones. Traffic that arrives at a local
+    /// address that is not listed (e.g. the private address behind a 1:1 NAT that forwards
+    /// the public one) is matched to the listed candidate of the sender's IP family and scope
+    /// (loopback to loopback). Empty = the bind IP if it is specific; else every local IPv4
+    /// interface address (loopback included) and, when `bind_ip` is `::`, the global and
+    /// unique-local (ULA, `fc00::/7`) IPv6 addresses (no link-local, no `::1`). Default empty.
     pub candidate_ips: Vec<IpAddr>,
+    /// ICE-TCP (RFC 6544, passive candidates, RFC 4571 framing) for viewers and publishers
+    /// whose network blocks UDP: each shard also listens on TCP at its UDP port number, and
+    /// every session's answer carries a `tcptype passive` host candidate per candidate
+    /// address (at a lower priority than UDP, so browsers use TCP only when UDP fails).
+    /// Default true.
+    pub ice_tcp: bool,
+    /// Most ICE-TCP connections open at once, all shards together; a connection over the
+    /// limit is closed as soon as it is accepted (counted in `IceTcpStats::refused`).
+    /// 1..=1_000_000. Default 4096.
+    pub ice_tcp_max_connections: usize,
     /// Stage slots per room (K), 1..=9. Default 4.
     pub max_slots: usize,
     /// Minimum interval between keyframe requests (PLI/FIR) sent to one publisher's layer, in
@@ -35,6 +53,8 @@ impl Default for SfuConfig {
             base_port: 50000,
             shards: 0,
             candidate_ips: Vec::new(),
+            ice_tcp: true,
+            ice_tcp_max_connections: 4096,
             max_slots: 4,
             keyframe_request_interval_ms: 250,
             initial_bitrate_bps: 3_000_000,
@@ -50,6 +70,8 @@ pub enum ConfigError {
     MaxSlots(usize),
     #[error("media.shards must be at most 64, got {0}")]
     Shards(usize),
+    #[error("media.ice_tcp_max_connections must be 1..=1000000, got {0}")]
+    IceTcpMaxConnections(usize),
 }
 
 impl SfuConfig {
@@ -60,6 +82,11 @@ impl SfuConfig {
         }
         if self.shards > 64 {
             return Err(ConfigError::Shards(self.shards));
+        }
+        if !(1..=1_000_000).contains(&self.ice_tcp_max_connections) {
+            return Err(ConfigError::IceTcpMaxConnections(
+                self.ice_tcp_max_connections,
+            ));
         }
         Ok(())
     }

@@ -3,13 +3,14 @@
 //! Contract: the gateway drives it only through [`SfuHandle`] (bounded command channels,
 //! `oneshot` replies) and hears back through [`SfuEvent`]s. The SFU knows nothing of HTTP or
 //! the store. Protocol logic lives in sans-IO cores that take time as a parameter; only
-//! `shell` does IO (one thread and one UDP socket per shard).
+//! `shell` does IO (one thread, one UDP socket and one ICE-TCP listener per shard).
 
 pub mod api;
 pub mod bridge;
 pub mod config;
 pub mod egress;
 pub mod forward;
+pub mod framing;
 pub mod health;
 pub mod keyframe;
 pub mod shard;
@@ -19,7 +20,7 @@ pub mod tap;
 pub use api::*;
 pub use config::SfuConfig;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::shard::{MidLayout, ShardCommand, ShardCore, candidate_addrs};
-use crate::shell::{REMOTE_QUEUE, ShardIo};
+use crate::shell::{IceTcpCounters, IceTcpIo, IceTcpStats, REMOTE_QUEUE, ShardIo};
 
 /// Depth of each shard's command queue.
 const COMMAND_QUEUE: usize = 1024;
@@ -50,12 +51,15 @@ struct Inner {
     addrs: MediaAddrs,
     max_slots: usize,
     next_shard: AtomicUsize,
+    ice_tcp: Arc<IceTcpCounters>,
 }
 
 impl SfuHandle {
     /// Binds one UDP socket per shard (`base_port + i`, or ephemeral when `base_port` is 0)
-    /// and starts the shard threads. Returns the handle and the event stream.
-    /// Errors: [`SfuError::Io`] when binding or spawning fails.
+    /// and, with `ice_tcp`, a TCP listener on the same port number (RFC 6544 passive
+    /// candidates), then starts the shard threads. With `bind_ip` = `::` both are dual-stack.
+    /// Returns the handle and the event stream. Errors: [`SfuError::Io`] when binding (the
+    /// message names the address) or spawning fails.
     pub fn start(config: SfuConfig) -> Result<(SfuHandle, mpsc::Receiver<SfuEvent>), SfuError> {
         let n = match config.shards {
             0 => std::thread::available_parallelism()
@@ -68,6 +72,7 @@ impl SfuHandle {
             .map(|v| v.into_iter().map(|i| i.ip()).collect())
             .unwrap_or_else(|_| vec![IpAddr::from([127, 0, 0, 1])]);
         let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let ice_tcp = Arc::new(IceTcpCounters::new(config.ice_tcp_max_connections));
         let mut sockets = Vec::with_capacity(n);
         for i in 0..n {
             let port = if config.base_port == 0 {
@@ -75,7 +80,12 @@ impl SfuHandle {
             } else {
                 config.base_port.saturating_add(i as u16)
             };
-            sockets.push(UdpSocket::bind(SocketAddr::new(config.bind_ip, port))?);
+            let (udp, tcp) = bind_shard(config.bind_ip, port, config.ice_tcp)?;
+            let tcp = tcp.map(|listener| IceTcpIo {
+                listener,
+                counters: ice_tcp.clone(),
+            });
+            sockets.push((udp, tcp));
         }
         let mut remote_tx = Vec::with_capacity(n);
         let mut remote_rx = Vec::with_capacity(n);
@@ -87,11 +97,11 @@ impl SfuHandle {
         let mut shard_tx = Vec::with_capacity(n);
         let mut addrs = Vec::with_capacity(n);
         let now = Instant::now();
-        for (i, (socket, remote)) in sockets.into_iter().zip(remote_rx).enumerate() {
+        for (i, ((socket, tcp), remote)) in sockets.into_iter().zip(remote_rx).enumerate() {
             let local = socket.local_addr()?;
             addrs.push(local);
             let candidates = candidate_addrs(&config, local.port(), &interfaces);
-            info!(shard = i, %local, ?candidates, "media shard listening");
+            info!(shard = i, %local, ice_tcp = tcp.is_some(), ?candidates, "media shard listening");
             let core = ShardCore::new(i, n, config.clone(), candidates, now);
             let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
             shard_tx.push(tx);
@@ -103,6 +113,7 @@ impl SfuHandle {
                 .collect();
             let io = ShardIo {
                 socket,
+                tcp,
                 commands: rx,
                 remote,
                 others,
@@ -121,6 +132,7 @@ impl SfuHandle {
             addrs: MediaAddrs { shards: addrs },
             max_slots: config.max_slots,
             next_shard: AtomicUsize::new(0),
+            ice_tcp,
         };
         Ok((
             SfuHandle {
@@ -451,6 +463,71 @@ impl SfuHandle {
     pub fn max_slots(&self) -> usize {
         self.inner.max_slots
     }
+
+    /// ICE-TCP connections and packets since start, all shards together (for metrics).
+    pub fn ice_tcp_stats(&self) -> IceTcpStats {
+        self.inner.ice_tcp.snapshot()
+    }
+}
+
+/// Binds one shard's UDP socket on `ip:port` and, with `ice_tcp`, its TCP listener on the
+/// same port number. Port 0: the UDP socket gets an ephemeral port and the listener that
+/// number (retried when it is taken on TCP). IPv6 sockets are dual-stack (`IPV6_V6ONLY` off).
+fn bind_shard(
+    ip: IpAddr,
+    port: u16,
+    ice_tcp: bool,
+) -> Result<(UdpSocket, Option<TcpListener>), SfuError> {
+    let context = |what: &str, addr: SocketAddr, e: std::io::Error| {
+        SfuError::Io(std::io::Error::new(
+            e.kind(),
+            format!("media {what} socket on {addr}: {e}"),
+        ))
+    };
+    let tries = if port == 0 && ice_tcp { 32 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let addr = SocketAddr::new(ip, port);
+        let udp = bind_udp(addr).map_err(|e| context("UDP", addr, e))?;
+        if !ice_tcp {
+            return Ok((udp, None));
+        }
+        let tcp_addr = SocketAddr::new(ip, udp.local_addr()?.port());
+        match bind_tcp(tcp_addr) {
+            Ok(tcp) => return Ok((udp, Some(tcp))),
+            Err(e) => last = Some(context("ICE-TCP", tcp_addr, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| SfuError::Io(std::io::ErrorKind::AddrInUse.into())))
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    // A restarted server gets its port back while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// The sending side of a bridge publisher (see [`SfuHandle::bridge`]). Dropping it does not

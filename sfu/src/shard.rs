@@ -24,7 +24,7 @@ use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::format::{Codec, CodecConfig, FormatParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::sync::oneshot;
@@ -242,8 +242,11 @@ pub enum ShardCommand {
 /// What the shard wants done.
 #[derive(Debug)]
 pub enum ShardOutput {
-    /// Send a datagram.
+    /// Send a packet: a UDP datagram (`proto` = [`Protocol::Udp`]) from the shard's socket, or
+    /// one RFC 4571 frame (`proto` = [`Protocol::Tcp`]) on the ICE-TCP connection whose remote
+    /// address is `destination`. Addresses are plain IPv4 or IPv6 (never IPv4-mapped).
     Transmit {
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: Vec<u8>,
@@ -263,8 +266,11 @@ pub struct ShardStats {
     pub rtp_in: u64,
     /// RTP packets written to subscriber tracks.
     pub rtp_forwarded: u64,
-    /// Datagrams dropped: unparseable or from an unknown address and not STUN.
+    /// Datagrams (and ICE-TCP frames) dropped: unparseable or from an unknown address and
+    /// not STUN.
     pub datagrams_dropped: u64,
+    /// Packets for an ICE-TCP address with no connection (it closed) that were not sent.
+    pub tcp_unrouted: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
     /// Peers dropped because str0m returned an error or panicked.
@@ -296,7 +302,8 @@ struct Peer {
     scheduled: Option<Instant>,
     /// The latest time given to `rtc` (inputs to str0m must not go back in time).
     last_input: Instant,
-    addrs: Vec<SocketAddr>,
+    /// Remote addresses this peer's traffic came from, UDP and ICE-TCP.
+    addrs: Vec<(Protocol, SocketAddr)>,
     /// The remote `a=ice-ufrag` from the offer, to tell trickle from ICE restart.
     remote_ufrag: Option<String>,
     role: Role,
@@ -423,7 +430,10 @@ pub struct ShardCore {
     candidates: Vec<SocketAddr>,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
+    /// Peer by remote UDP address.
     by_addr: HashMap<SocketAddr, usize>,
+    /// Peer by remote address of an open ICE-TCP connection.
+    by_tcp: HashMap<SocketAddr, usize>,
     by_session: HashMap<SessionId, usize>,
     publishers: HashMap<ParticipantId, usize>,
     /// Bridge publishers (RTMP ingest and other non-WebRTC sources) by session.
@@ -522,6 +532,7 @@ impl ShardCore {
             peers: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
+            by_tcp: HashMap::new(),
             by_session: HashMap::new(),
             publishers: HashMap::new(),
             bridges: HashMap::new(),
@@ -622,10 +633,57 @@ impl ShardCore {
     }
 
     /// One datagram from the shard's socket. Unknown senders are only matched by STUN
-    /// (`Rtc::accepts`); anything else from them is dropped and counted.
+    /// (`Rtc::accepts`); anything else from them is dropped and counted. `source` and
+    /// `destination_ip` are plain IPv4 or IPv6 (the shell un-maps `::ffff:a.b.c.d`).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+        contents: &[u8],
+    ) {
+        self.receive(now, Protocol::Udp, source, destination_ip, contents);
+    }
+
+    /// One RFC 4571 frame (without its length prefix) from the ICE-TCP connection whose remote
+    /// address is `source` and local IP `destination_ip` (RFC 6544). As for datagrams, only a
+    /// STUN request that a session accepts ties a new connection to that session; anything
+    /// else from an unknown connection is dropped and counted. The shell must call
+    /// [`ShardCore::handle_tcp_closed`] when the connection ends.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+        contents: &[u8],
+    ) {
+        self.receive(now, Protocol::Tcp, source, destination_ip, contents);
+    }
+
+    /// The ICE-TCP connection from `source` is gone: its address is forgotten, and packets a
+    /// session still has for it are dropped (counted in [`ShardStats::tcp_unrouted`]) rather
+    /// than handed to the shell. A new connection from the same address must start with STUN.
+    pub fn handle_tcp_closed(&mut self, now: Instant, source: SocketAddr) {
+        self.now = now;
+        let Some(idx) = self.by_tcp.remove(&source) else {
+            return;
+        };
+        if let Some(Some(p)) = self.peers.get_mut(idx) {
+            p.addrs.retain(|a| *a != (Protocol::Tcp, source));
+            trace!(session = %p.session, %source, "ICE-TCP connection closed");
+        }
+    }
+
+    /// Whether an ICE-TCP connection from `source` is tied to a session.
+    pub fn has_tcp_peer(&self, source: SocketAddr) -> bool {
+        self.by_tcp.contains_key(&source)
+    }
+
+    #[inline]
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination_ip: Option<IpAddr>,
         contents: &[u8],
@@ -635,12 +693,17 @@ impl ShardCore {
             self.stats.datagrams_dropped += 1;
             return;
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.stats.datagrams_dropped += 1;
             return;
         };
         let input = Input::Receive(now, receive);
-        let idx = match self.by_addr.get(&source) {
+        let by_addr = if proto == Protocol::Udp {
+            &mut self.by_addr
+        } else {
+            &mut self.by_tcp
+        };
+        let idx = match by_addr.get(&source) {
             Some(&idx) => Some(idx),
             None => {
                 // RFC 7983 §7: STUN is first byte 0..=3. Only STUN may introduce a new address.
@@ -655,9 +718,9 @@ impl ShardCore {
                         .find(|(_, p)| p.as_ref().is_some_and(|p| p.rtc.accepts(&input)))
                         .map(|(i, _)| i);
                     if let Some(i) = found {
-                        self.by_addr.insert(source, i);
+                        by_addr.insert(source, i);
                         if let Some(Some(p)) = self.peers.get_mut(i) {
-                            p.addrs.push(source);
+                            p.addrs.push((proto, source));
                         }
                     }
                     found
@@ -937,11 +1000,27 @@ impl ShardCore {
         self.drain_dirty(now);
     }
 
+    /// A new peer with a UDP host candidate per candidate address and, with `ice_tcp`, a
+    /// passive TCP host candidate (RFC 6544 §4.5) on the same address and port. str0m gives
+    /// TCP host candidates a lower type preference than UDP (90 vs 126), so a browser that can
+    /// use UDP does.
     fn new_rtc(&self, now: Instant, subscriber: bool) -> Rtc {
         let mut rtc = rtc_config(&self.config, subscriber).build(now);
         for addr in &self.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
                 rtc.add_local_candidate(c);
+            }
+        }
+        if self.config.ice_tcp {
+            for addr in &self.candidates {
+                let c = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(TcpType::Passive)
+                    .build();
+                if let Ok(c) = c {
+                    rtc.add_local_candidate(c);
+                }
             }
         }
         rtc
@@ -1101,8 +1180,12 @@ impl ShardCore {
         };
         self.free.push(idx);
         self.by_session.remove(&peer.session);
-        for a in &peer.addrs {
-            self.by_addr.remove(a);
+        for (proto, a) in &peer.addrs {
+            if *proto == Protocol::Udp {
+                self.by_addr.remove(a);
+            } else {
+                self.by_tcp.remove(a);
+            }
         }
         peer.rtc.disconnect();
         match &peer.role {
@@ -1135,7 +1218,13 @@ impl ShardCore {
     /// Polls one peer until it has nothing more, handling its events.
     fn drive(&mut self, idx: usize, now: Instant) {
         let mut events = std::mem::take(&mut self.events_scratch);
-        let Self { peers, out, .. } = self;
+        let Self {
+            peers,
+            out,
+            by_tcp,
+            stats,
+            ..
+        } = self;
         let Some(Some(peer)) = peers.get_mut(idx) else {
             self.events_scratch = events;
             return;
@@ -1147,11 +1236,20 @@ impl ShardCore {
             let mut immediate_cycles = 0;
             loop {
                 match peer.rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => out.push_back(ShardOutput::Transmit {
-                        source: t.source,
-                        destination: t.destination,
-                        contents: t.contents.into(),
-                    }),
+                    Ok(Output::Transmit(t)) => {
+                        // Nothing goes to an ICE-TCP connection that has closed (str0m may
+                        // still have it as the selected pair until consent runs out).
+                        if t.proto != Protocol::Udp && !by_tcp.contains_key(&t.destination) {
+                            stats.tcp_unrouted += 1;
+                            continue;
+                        }
+                        out.push_back(ShardOutput::Transmit {
+                            proto: t.proto,
+                            source: t.source,
+                            destination: t.destination,
+                            contents: t.contents.into(),
+                        })
+                    }
                     Ok(Output::Event(e)) => events.push(e),
                     Ok(Output::Timeout(t)) => {
                         if t <= now + IMMEDIATE_SLACK && immediate_cycles < MAX_IMMEDIATE_CYCLES {
@@ -1420,7 +1518,7 @@ impl ShardCore {
                     match label.as_str() {
                         "venue" => {
                             s.channel = Some(id);
-                            let remote = peer.addrs.first().copied();
+                            let remote = peer.addrs.first().map(|(_, a)| *a);
                             self.out
                                 .push_back(ShardOutput::Event(SfuEvent::ChannelOpen {
                                     room: peer.room,
@@ -2080,23 +2178,46 @@ fn out_pt(rtc: &Rtc, mid: Mid, key: CodecKey) -> Option<Pt> {
     best
 }
 
-/// Host candidate addresses for a shard socket on `port`: the configured IPs, else the bind IP
-/// when specific, else every local interface address.
+/// Host candidate addresses for a shard socket on `port`: the configured IPs (public IP /
+/// 1:1 NAT mapping), else the bind IP when specific, else the local interface addresses the
+/// socket can be reached at: every IPv4 one (loopback included) and, when the socket is
+/// dual-stack (`bind_ip` = `::`), every global or unique-local IPv6 one (see
+/// [`is_advertised_ipv6`]). IPv4-mapped addresses are listed as IPv4; duplicates are dropped.
 pub fn candidate_addrs(config: &SfuConfig, port: u16, interfaces: &[IpAddr]) -> Vec<SocketAddr> {
     let ips: Vec<IpAddr> = if !config.candidate_ips.is_empty() {
         config.candidate_ips.clone()
     } else if !config.bind_ip.is_unspecified() {
         vec![config.bind_ip]
     } else {
+        let dual_stack = config.bind_ip.is_ipv6();
         interfaces
             .iter()
-            .copied()
-            .filter(|ip| ip.is_ipv4())
+            .map(|ip| ip.to_canonical())
+            .filter(|ip| match ip {
+                IpAddr::V4(_) => true,
+                IpAddr::V6(v6) => dual_stack && is_advertised_ipv6(v6),
+            })
             .collect()
     };
-    ips.into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect()
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(ips.len());
+    for ip in ips {
+        let addr = SocketAddr::new(ip.to_canonical(), port);
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// Whether an interface's IPv6 address is worth a default candidate: global unicast or
+/// unique-local (`fc00::/7`, RFC 4193); not loopback, link-local (`fe80::/10`, needs a scope
+/// id a candidate cannot carry), multicast, unspecified or IPv4-mapped.
+pub fn is_advertised_ipv6(ip: &std::net::Ipv6Addr) -> bool {
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_unicast_link_local()
+        || ip.to_ipv4_mapped().is_some())
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! In-process, virtual-time tests: real str0m client peers publish and subscribe through one
-//! `ShardCore`. No sockets, no sleeps: datagrams are handed across in memory and the clock is
-//! a variable.
+//! `ShardCore`. No sockets, no sleeps: datagrams (and ICE-TCP frames) are handed across in
+//! memory and the clock is a variable.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::oneshot;
 use venue_sfu::bridge::{BridgeMedia, VideoFrame};
@@ -46,6 +46,8 @@ struct PubClient {
 struct SubClient {
     rtc: Rtc,
     addr: SocketAddr,
+    /// UDP, or ICE-TCP (the client has only an active TCP candidate).
+    proto: Protocol,
     layout: MidLayout,
     /// Every SRTP-decrypted RTP packet as it came off the wire (str0m raw packet events, so
     /// the receiver's own jitter/probation handling cannot hide what the SFU sent):
@@ -58,6 +60,16 @@ struct Net {
     start: Instant,
     now: Instant,
     shard: ShardCore,
+    /// The local IP the "shell" reports packets arrived at (the advertised candidate's, or a
+    /// private one behind a 1:1 NAT).
+    local_ip: IpAddr,
+    /// Every packet the shard sent: (time, destination, protocol).
+    sent: Vec<(Instant, SocketAddr, Protocol)>,
+    /// Client addresses whose link is cut (a closed ICE-TCP connection): nothing they send
+    /// reaches the shard.
+    cut: Vec<SocketAddr>,
+    /// The SDP of the latest answer.
+    last_answer: String,
     pubs: Vec<PubClient>,
     subs: Vec<SubClient>,
     events: Vec<SfuEvent>,
@@ -72,16 +84,29 @@ fn server() -> SocketAddr {
 
 impl Net {
     fn new(max_slots: usize) -> Net {
-        let now = Instant::now();
+        Net::with_addrs(max_slots, server(), server().ip())
+    }
+
+    /// A shard advertising `candidate` whose shell reports packets arriving at `local_ip`.
+    fn with_addrs(max_slots: usize, candidate: SocketAddr, local_ip: IpAddr) -> Net {
         let config = SfuConfig {
             max_slots,
             keyframe_request_interval_ms: 100,
             ..SfuConfig::default()
         };
+        Net::with_config(config, candidate, local_ip)
+    }
+
+    fn with_config(config: SfuConfig, candidate: SocketAddr, local_ip: IpAddr) -> Net {
+        let now = Instant::now();
         Net {
             now,
             start: now,
-            shard: ShardCore::new(0, 1, config, vec![server()], now),
+            shard: ShardCore::new(0, 1, config, vec![candidate], now),
+            local_ip,
+            sent: vec![],
+            cut: vec![],
+            last_answer: String::new(),
             pubs: vec![],
             subs: vec![],
             events: vec![],
@@ -90,14 +115,25 @@ impl Net {
         }
     }
 
-    fn client_rtc(&mut self, rtp_mode: bool) -> (Rtc, SocketAddr) {
+    fn client_rtc(&mut self, rtp_mode: bool, proto: Protocol) -> (Rtc, SocketAddr) {
         self.next_port += 1;
         let addr: SocketAddr = format!("10.0.0.2:{}", self.next_port).parse().unwrap();
         let mut rtc = Rtc::builder()
             .set_rtp_mode(rtp_mode)
             .enable_raw_packets(rtp_mode)
             .build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let candidate = match proto {
+            Protocol::Udp => Candidate::host(addr, "udp").unwrap(),
+            // An active TCP candidate (RFC 6544 §4.5); the address stands for the
+            // connection's source, which the shell would report.
+            _ => Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Active)
+                .build()
+                .unwrap(),
+        };
+        rtc.add_local_candidate(candidate);
         (rtc, addr)
     }
 
@@ -108,6 +144,7 @@ impl Net {
         rx: oneshot::Receiver<Result<venue_sfu::SessionAnswer, venue_sfu::SfuError>>,
     ) -> SessionId {
         let ans = rx.blocking_recv().unwrap().expect("offer accepted");
+        self.last_answer = ans.answer_sdp.clone();
         assert!(
             ans.answer_sdp.contains("a=candidate"),
             "answer carries server candidates"
@@ -126,7 +163,7 @@ impl Net {
     }
 
     fn publish_layers(&mut self, id: u8, layers: Vec<(&'static str, usize)>) -> SessionId {
-        let (mut rtc, addr) = self.client_rtc(false);
+        let (mut rtc, addr) = self.client_rtc(false, Protocol::Udp);
         let mut api = rtc.sdp_api();
         let simulcast = (!layers.is_empty()).then(|| {
             let mut s = str0m::media::Simulcast::new();
@@ -168,7 +205,11 @@ impl Net {
     }
 
     fn subscribe(&mut self, slots: usize) -> usize {
-        let (mut rtc, addr) = self.client_rtc(true);
+        self.subscribe_over(slots, Protocol::Udp)
+    }
+
+    fn subscribe_over(&mut self, slots: usize, proto: Protocol) -> usize {
+        let (mut rtc, addr) = self.client_rtc(true, proto);
         let mut api = rtc.sdp_api();
         for _ in 0..slots {
             api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -201,6 +242,7 @@ impl Net {
         self.subs.push(SubClient {
             rtc,
             addr,
+            proto,
             layout,
             rtp: vec![],
             channel_frames: vec![],
@@ -232,7 +274,7 @@ impl Net {
             .handle_command(self.now, ShardCommand::SetStage { room: ROOM, slots });
     }
 
-    fn deliver(&mut self, to: SocketAddr, from: SocketAddr, data: &[u8]) {
+    fn deliver(&mut self, proto: Protocol, to: SocketAddr, from: SocketAddr, data: &[u8]) {
         let now = self.now;
         let rtc = self
             .pubs
@@ -242,7 +284,7 @@ impl Net {
             .find(|(_, a)| *a == to)
             .map(|(r, _)| r);
         if let Some(rtc) = rtc {
-            let r = Receive::new(Protocol::Udp, from, to, data).unwrap();
+            let r = Receive::new(proto, from, to, data).unwrap();
             rtc.handle_input(Input::Receive(now, r)).unwrap();
         }
     }
@@ -346,12 +388,12 @@ impl Net {
                 }
             }
             // Drive clients.
-            let mut to_server: Vec<(SocketAddr, Vec<u8>)> = vec![];
+            let mut to_server: Vec<(SocketAddr, Vec<u8>, Protocol)> = vec![];
             for p in &mut self.pubs {
                 p.rtc.handle_input(Input::Timeout(now)).unwrap();
                 loop {
                     match p.rtc.poll_output().unwrap() {
-                        Output::Transmit(t) => to_server.push((p.addr, t.contents.into())),
+                        Output::Transmit(t) => to_server.push((p.addr, t.contents.into(), t.proto)),
                         Output::Event(Event::KeyframeRequest(_)) => p.want_keyframe = true,
                         Output::Event(_) => {}
                         Output::Timeout(_) => break,
@@ -362,7 +404,10 @@ impl Net {
                 s.rtc.handle_input(Input::Timeout(now)).unwrap();
                 loop {
                     match s.rtc.poll_output().unwrap() {
-                        Output::Transmit(t) => to_server.push((s.addr, t.contents.into())),
+                        Output::Transmit(t) => {
+                            assert_eq!(t.proto, s.proto, "the client sends on its own transport");
+                            to_server.push((s.addr, t.contents.into(), t.proto))
+                        }
                         Output::Event(Event::RawPacket(raw)) => {
                             if let str0m::rtp::RawPacket::RtpRx(h, payload) = &*raw {
                                 let g = |i: usize| payload.get(i).copied().unwrap_or(0);
@@ -376,17 +421,26 @@ impl Net {
                     }
                 }
             }
-            for (from, data) in to_server {
-                self.shard
-                    .handle_datagram(now, from, Some(server().ip()), &data);
+            for (from, data, proto) in to_server {
+                if self.cut.contains(&from) {
+                    continue;
+                }
+                if proto == Protocol::Udp {
+                    self.shard
+                        .handle_datagram(now, from, Some(self.local_ip), &data);
+                } else {
+                    self.shard
+                        .handle_tcp_frame(now, from, Some(self.local_ip), &data);
+                }
             }
             self.shard.handle_timeout(now);
             loop {
                 match self.shard.poll_output() {
                     ShardOutput::Transmit {
+                        proto,
+                        source,
                         destination,
                         contents,
-                        ..
                     } => {
                         if std::env::var("TXDBG").is_ok() {
                             eprintln!(
@@ -396,7 +450,8 @@ impl Net {
                                 contents.len()
                             );
                         }
-                        self.deliver(destination, server(), &contents)
+                        self.sent.push((now, destination, proto));
+                        self.deliver(proto, destination, source, &contents)
                     }
                     ShardOutput::Event(e) => self.events.push(e),
                     ShardOutput::Broadcast(_) => {}
@@ -970,4 +1025,119 @@ fn a_stage_tap_follows_the_stage_and_reassembles_pictures() {
         .handle_command(net.now, ShardCommand::CloseTap { id: 7 });
     net.run(Duration::from_millis(300));
     assert!(drain(&mut rx).is_empty(), "a closed tap gets nothing");
+}
+
+/// The server's `a=candidate` lines of the latest answer.
+fn answer_candidates(net: &Net) -> Vec<String> {
+    net.last_answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_subscriber_over_ice_tcp_only_gets_media_and_a_closed_connection_gets_nothing() {
+    let mut net = Net::new(1);
+    net.publish(1);
+    net.stage(vec![Some(1)]);
+    let s = net.subscribe_over(1, Protocol::Tcp);
+    let cands = answer_candidates(&net);
+    assert!(
+        cands
+            .iter()
+            .any(|c| c.contains(" tcp ") && c.contains("10.0.0.1 5000 typ host tcptype passive")),
+        "the answer has a passive TCP host candidate on the UDP port: {cands:?}"
+    );
+    assert!(
+        cands.iter().any(|c| c.contains(" udp ")),
+        "and the UDP one: {cands:?}"
+    );
+    net.run(Duration::from_secs(2));
+    let addr = net.subs[s].addr;
+    assert!(
+        net.subs[s].rtc.is_connected(),
+        "ICE and DTLS connected over TCP"
+    );
+    assert!(net.shard.has_tcp_peer(addr));
+    let v = net.video_of(s, 0);
+    assert!(v.len() > 50, "video arrives over TCP, got {}", v.len());
+    assert!(
+        v.iter().filter_map(|x| source_of(x.1)).all(|id| id == 1),
+        "from source 1"
+    );
+    assert!(net.audio_of(s, 0) > 20, "audio arrives over TCP");
+    let to_sub: Vec<Protocol> = net
+        .sent
+        .iter()
+        .filter(|x| x.1 == addr)
+        .map(|x| x.2)
+        .collect();
+    assert!(
+        to_sub.iter().all(|p| *p == Protocol::Tcp),
+        "everything to the TCP client went as TCP"
+    );
+
+    // The connection closes: the shell tells the core; nothing more goes to that address.
+    net.cut.push(addr);
+    net.shard.handle_tcp_closed(net.now, addr);
+    let closed_at = net.now;
+    assert!(!net.shard.has_tcp_peer(addr));
+    net.run(Duration::from_millis(500));
+    assert!(
+        !net.sent.iter().any(|x| x.1 == addr && x.0 > closed_at),
+        "nothing sent to a closed connection"
+    );
+    assert!(
+        net.shard.stats().tcp_unrouted > 0,
+        "media for the closed connection was dropped in the core"
+    );
+    // A frame from the closed address that is not STUN finds no session.
+    let dropped = net.shard.stats().datagrams_dropped;
+    net.shard
+        .handle_tcp_frame(net.now, addr, Some(server().ip()), &[0x80; 100]);
+    assert_eq!(net.shard.stats().datagrams_dropped, dropped + 1);
+}
+
+#[test]
+fn without_ice_tcp_there_is_no_tcp_candidate_and_a_tcp_client_cannot_connect() {
+    let config = SfuConfig {
+        max_slots: 1,
+        ice_tcp: false,
+        ..SfuConfig::default()
+    };
+    let mut net = Net::with_config(config, server(), server().ip());
+    let s = net.subscribe_over(1, Protocol::Tcp);
+    let cands = answer_candidates(&net);
+    assert!(
+        !cands.is_empty() && cands.iter().all(|c| !c.contains(" tcp ")),
+        "{cands:?}"
+    );
+    net.run(Duration::from_secs(2));
+    assert!(!net.subs[s].rtc.is_connected());
+    assert!(!net.shard.has_tcp_peer(net.subs[s].addr));
+}
+
+#[test]
+fn one_to_one_nat_public_candidate_traffic_at_the_private_address() {
+    // The server sits behind a 1:1 NAT: it advertises the public address (candidate_ips),
+    // packets arrive at its private address. Both UDP and ICE-TCP sessions connect.
+    let public: SocketAddr = "203.0.113.10:5000".parse().unwrap();
+    let private: IpAddr = "10.0.0.1".parse().unwrap();
+    let mut net = Net::with_addrs(1, public, private);
+    net.publish(1);
+    net.stage(vec![Some(1)]);
+    let udp = net.subscribe(1);
+    let cands = answer_candidates(&net);
+    assert!(
+        cands.iter().all(|c| c.contains("203.0.113.10 5000")),
+        "only the public address is advertised: {cands:?}"
+    );
+    let tcp = net.subscribe_over(1, Protocol::Tcp);
+    net.run(Duration::from_secs(2));
+    for s in [udp, tcp] {
+        assert!(net.subs[s].rtc.is_connected(), "subscriber {s} connected");
+        let v = net.video_of(s, 0);
+        assert!(v.len() > 50, "subscriber {s} gets video, {}", v.len());
+    }
 }

@@ -68,3 +68,93 @@ fn local_address_follows_pktinfo_when_it_is_a_candidate() {
         Some(lo)
     );
 }
+
+#[test]
+fn default_candidates_are_ipv4_unless_dual_stack_then_global_and_ula_ipv6_too() {
+    let ifs: Vec<IpAddr> = [
+        "127.0.0.1",
+        "192.0.2.2",
+        "::1",
+        "fe80::fc:ff:fe00:1",
+        "fd00::2",
+        "2001:db8:1::5",
+        "::ffff:198.51.100.1",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let at = |ips: &[&str]| -> Vec<SocketAddr> {
+        ips.iter()
+            .map(|ip| SocketAddr::new(ip.parse().unwrap(), 5000))
+            .collect()
+    };
+    let mut c = SfuConfig::default();
+    assert_eq!(
+        candidate_addrs(&c, 5000, &ifs),
+        at(&["127.0.0.1", "192.0.2.2", "198.51.100.1"]),
+        "0.0.0.0: IPv4 only (the socket cannot take IPv6)"
+    );
+    c.bind_ip = "::".parse().unwrap();
+    assert_eq!(
+        candidate_addrs(&c, 5000, &ifs),
+        at(&[
+            "127.0.0.1",
+            "192.0.2.2",
+            "fd00::2",
+            "2001:db8:1::5",
+            "198.51.100.1"
+        ]),
+        ":: (dual-stack): IPv4 plus global and ULA IPv6; no ::1, no link-local, mapped as IPv4"
+    );
+    c.bind_ip = "fd00::2".parse().unwrap();
+    assert_eq!(candidate_addrs(&c, 5000, &ifs), at(&["fd00::2"]));
+    c.candidate_ips = vec![
+        "203.0.113.1".parse().unwrap(),
+        "2001:db8::9".parse().unwrap(),
+    ];
+    assert_eq!(
+        candidate_addrs(&c, 5000, &ifs),
+        at(&["203.0.113.1", "2001:db8::9"])
+    );
+}
+
+#[test]
+fn one_to_one_nat_maps_arrivals_at_the_private_address_to_the_public_candidate() {
+    // candidate_ips = the public addresses only; the host's own addresses are private.
+    let now = Instant::now();
+    let public4: SocketAddr = "203.0.113.10:5000".parse().unwrap();
+    let public6: SocketAddr = "[2001:db8::10]:5000".parse().unwrap();
+    let cfg = SfuConfig {
+        candidate_ips: vec![public4.ip(), public6.ip()],
+        ..SfuConfig::default()
+    };
+    let cands = candidate_addrs(&cfg, 5000, &["10.0.0.1".parse().unwrap()]);
+    assert_eq!(cands, vec![public4, public6]);
+    let shard = ShardCore::new(0, 1, cfg, cands, now);
+    let private4: IpAddr = "10.0.0.1".parse().unwrap();
+    let private6: IpAddr = "fd00::1".parse().unwrap();
+    let v4_peer: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let v6_peer: SocketAddr = "[2001:db8:5::9]:40000".parse().unwrap();
+    assert_eq!(shard.local_addr_for(v4_peer, Some(private4)), Some(public4));
+    assert_eq!(shard.local_addr_for(v4_peer, None), Some(public4));
+    assert_eq!(shard.local_addr_for(v6_peer, Some(private6)), Some(public6));
+    // Arriving at the public address itself (hairpin, or no NAT) is the same candidate.
+    assert_eq!(
+        shard.local_addr_for(v6_peer, Some(public6.ip())),
+        Some(public6)
+    );
+}
+
+#[test]
+fn a_tcp_close_of_an_unknown_address_is_harmless() {
+    let now = Instant::now();
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut shard = ShardCore::new(0, 1, SfuConfig::default(), vec![addr], now);
+    let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    shard.handle_tcp_closed(now, src);
+    // Frames that are not STUN from an unknown connection are dropped, like datagrams; a
+    // UDP peer at the same address and port is a different transport.
+    shard.handle_tcp_frame(now, src, Some(addr.ip()), &[0x80; 40]);
+    assert_eq!(shard.stats().datagrams_dropped, 1);
+    assert!(!shard.has_tcp_peer(src));
+}
