@@ -36,6 +36,9 @@ pub struct Config {
     pub hls: HlsConfig,
     /// `[recording]`: recordings of artists' sets ([`crate::recording`]).
     pub recording: RecordingConfig,
+    /// `[turn]`: the embedded TURN server (`enabled`), or an external one sharing `secret`
+    /// (`enabled = false` with `urls`); see [`crate::ice`] and [`venue_turn::TurnConfig`].
+    pub turn: venue_turn::TurnConfig,
 }
 
 /// `[recording]` section: each artist's set on stage slot 0 recorded to
@@ -272,6 +275,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
+            turn: venue_turn::TurnConfig::default(),
         }
     }
 }
@@ -533,6 +537,9 @@ impl Config {
         if let Some(v) = env("VENUE_ADMIN_TOKEN") {
             self.admin_token = Some(Secret(v));
         }
+        if let Some(v) = env("VENUE_TURN_SECRET") {
+            self.turn.secret = venue_turn::TurnSecret::new(v);
+        }
         if let Some(v) = env("VENUE_MEDIA_BIND_IP") {
             self.media.bind_ip = parse("VENUE_MEDIA_BIND_IP", &v)?;
         }
@@ -640,6 +647,15 @@ impl Config {
             }
         }
         self.http.validate_tls()?;
+        if self.turn.enabled {
+            self.turn
+                .validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        } else if !self.turn.urls.is_empty() && self.turn.secret.expose().len() < 16 {
+            return Err(ConfigError::Invalid(
+                "turn.secret (at least 16 characters, the external TURN server's shared secret) is required with turn.urls".into(),
+            ));
+        }
         if let Some(token) = &self.admin_token {
             let t = token.expose();
             if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -27,6 +27,7 @@ pub mod audio;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod ice;
 pub mod metrics;
 pub mod overflow;
 pub mod program;
@@ -81,6 +82,10 @@ pub struct AppState {
     pub hls: api::hls::HlsPrograms,
     /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
     pub recordings: recording::Recordings,
+    /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
+    pub ice: ice::IceServers,
+    /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
+    pub turn: Option<ice::EmbeddedTurn>,
 }
 
 /// The HTTP router over `state`.
@@ -199,6 +204,7 @@ pub fn router(state: AppState) -> Router {
             get(api::recordings::signed_download),
         )
         .route("/api/rooms/{room}/join", get(api::rooms::join))
+        .route("/api/ice-servers", get(ice::get))
         .route(
             "/api/rooms/{room}/schedule",
             get(api::schedule::public_schedule),
@@ -309,6 +315,9 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     )
     .await
     .context("opening the recordings")?;
+    let (turn, ice) = ice::start(&config.turn, &config.media, &sfu.addrs().shards)
+        .await
+        .context("starting the TURN server")?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
     schedule.spawn_enforcer(store.clone(), &state_handle, webhooks.clone());
     let state = AppState {
@@ -325,6 +334,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         overflow: overflow::Overflow::start(config.hls),
         hls: api::hls::HlsPrograms::default(),
         recordings,
+        ice,
+        turn: turn.map(ice::EmbeddedTurn::new),
     };
     program::spawn_supervisor(state.clone(), config.hls);
     Ok(App {

@@ -208,6 +208,61 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
         ));
     }
+    if let Some(turn) = &app.turn
+        && let Some(t) = turn.server().stats().await
+    {
+        for (name, help, v) in [
+            (
+                "venue_turn_allocations_created_total",
+                "TURN allocations created.",
+                t.allocations_created,
+            ),
+            (
+                "venue_turn_relayed_to_peer_total",
+                "TURN packets relayed client to peer (the SFU).",
+                t.relayed_to_peer,
+            ),
+            (
+                "venue_turn_relayed_to_client_total",
+                "TURN packets relayed peer to client.",
+                t.relayed_to_client,
+            ),
+            (
+                "venue_turn_unauthorized_total",
+                "TURN 401/438 answers (missing, expired or forged credentials).",
+                t.unauthorized,
+            ),
+            (
+                "venue_turn_forbidden_total",
+                "TURN requests or packets refused by the peer policy (403: not Venue's media address).",
+                t.forbidden,
+            ),
+            (
+                "venue_turn_quota_refused_total",
+                "TURN allocations refused by quota (486) or capacity (508).",
+                t.quota_refused,
+            ),
+            (
+                "venue_turn_bandwidth_dropped_packets_total",
+                "TURN packets dropped by the per-allocation bandwidth quota.",
+                t.bandwidth_dropped_packets,
+            ),
+            (
+                "venue_turn_malformed_total",
+                "Malformed STUN/TURN/ChannelData input dropped.",
+                t.malformed,
+            ),
+            (
+                "venue_turn_unroutable_total",
+                "TURN packets dropped for no allocation, permission or channel.",
+                t.unroutable,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
+        }
+    }
     if let Some(cpu) = app.overflow.cpu_percent() {
         out.push_str(&format!(
             "# HELP venue_process_cpu_percent This process's CPU over the last sampled second, percent of all cores (the overflow check).\n# TYPE venue_process_cpu_percent gauge\nvenue_process_cpu_percent {cpu:.2}\n"

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -161,19 +163,6 @@ fn publisher_offer() -> String {
     let mut api = rtc.sdp_api();
     api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, _pending) = api.apply().expect("offer");
-    offer.to_sdp_string()
-}
-
-/// A WHEP offer: `k` recvonly video+audio pairs and a data channel.
-fn viewer_offer(k: usize) -> String {
-    let mut rtc = Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    for _ in 0..k {
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    }
-    api.add_channel("venue".into());
     let (offer, _pending) = api.apply().expect("offer");
     offer.to_sdp_string()
 }
@@ -368,7 +357,7 @@ async fn whip_bad_requests_are_4xx_with_reasons() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // A viewer's recvonly offer is not a publication.
-    let r = t.whip(&key, &viewer_offer(1)).await;
+    let r = t.whip(&key, &common::viewer_offer(1)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
 
@@ -528,7 +517,7 @@ async fn whep_view_patch_delete() {
     );
     assert_cors(&r);
 
-    let offer = viewer_offer(4);
+    let offer = common::viewer_offer(4);
     let r = t.whep("nope", &offer).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = t
@@ -616,7 +605,7 @@ async fn whep_view_patch_delete() {
 #[tokio::test]
 async fn a_plain_one_pair_whep_player_gets_an_answer() {
     let t = start().await;
-    let r = t.whep("main", &viewer_offer(1)).await;
+    let r = t.whep("main", &common::viewer_offer(1)).await;
     assert_session_created(&r, "/api/whep/main/");
 }
 
@@ -962,7 +951,7 @@ async fn admin_preview_is_whep_of_one_streamer() {
     let t = start().await;
     let (a, _) = t.streamer("main", "Ann").await;
     let auth = format!("Bearer {ADMIN}");
-    let offer = viewer_offer(1);
+    let offer = common::viewer_offer(1);
     let post = |uri: String, ct: &'static str| {
         let (auth, offer) = (auth.clone(), offer.clone());
         let t = &t;

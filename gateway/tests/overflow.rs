@@ -7,14 +7,11 @@
 
 mod common;
 
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use str0m::Rtc;
-use str0m::media::{Direction, MediaKind};
 use tower::ServiceExt;
 use venue_gateway::config::HlsConfig;
 use venue_gateway::overflow::Overflow;
@@ -64,17 +61,6 @@ async fn call(
     }
 }
 
-/// A WHEP offer: one recvonly video+audio pair and a data channel.
-fn viewer_offer() -> String {
-    let mut rtc = Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    api.add_channel("venue".into());
-    let (offer, _pending) = api.apply().expect("offer");
-    offer.to_sdp_string()
-}
-
 async fn join(router: &axum::Router, room: &str) -> Reply {
     call(
         router,
@@ -92,7 +78,7 @@ async fn whep(router: &axum::Router) -> Reply {
         Method::POST,
         "/api/whep/main",
         &[("content-type", "application/sdp")],
-        viewer_offer(),
+        common::viewer_offer(1),
     )
     .await
 }
@@ -198,7 +184,7 @@ async fn second_viewer_is_sent_to_hls_until_the_first_leaves() {
         Method::POST,
         &format!("/api/admin/rooms/main/streamers/{id}/whep"),
         &[auth[0], ("content-type", "application/sdp")],
-        viewer_offer(),
+        common::viewer_offer(1),
     )
     .await;
     assert_eq!(preview.status, StatusCode::CREATED, "{}", preview.body);

@@ -16,6 +16,7 @@ import {
   httpError,
   postOffer,
   type SdpSession,
+  rtcConfiguration,
 } from "./common";
 import { mountSchedule } from "./schedule";
 import { mountRecordings } from "./recordings";
@@ -609,13 +610,21 @@ interface Preview {
 }
 
 const previews = new Map<string, Preview>();
+/** The previews' RTCConfiguration (TURN servers from the server), refreshed every 10 minutes. */
+let previewRtcConfig: RTCConfiguration = { bundlePolicy: "max-bundle" };
+const refreshPreviewRtcConfig = () =>
+  void rtcConfiguration().then((c) => {
+    previewRtcConfig = c;
+  });
+refreshPreviewRtcConfig();
+setInterval(refreshPreviewRtcConfig, 600_000);
 const previewRetryAt = new Map<string, number>();
 
 function startPreview(id: Id, card: Card) {
   const key = String(id);
   if (previews.has(key)) return;
   if ((previewRetryAt.get(key) ?? 0) > Date.now()) return;
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  const pc = new RTCPeerConnection(previewRtcConfig);
   const v = pc.addTransceiver("video", { direction: "recvonly" });
   const a = pc.addTransceiver("audio", { direction: "recvonly" });
   const video = h("video", { autoplay: true, playsinline: true, "data-preview": key });

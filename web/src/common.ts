@@ -109,6 +109,30 @@ export async function postOffer(
   return { location: new URL(loc, new URL(url, location.href)).href, answer, headers };
 }
 
+/** `GET /api/ice-servers`: TURN servers with fresh time-limited credentials (empty without TURN). */
+interface IceServersAnswer {
+  ice_servers: RTCIceServer[];
+  ttl_s: number;
+}
+
+/**
+ * The `RTCConfiguration` of every page's peer connection: one bundle, and the server's TURN
+ * servers (`GET /api/ice-servers`; without them, or when the server cannot be asked, host and
+ * ICE-TCP candidates only). `?ice=relay` in the page URL forces relayed candidates
+ * (`iceTransportPolicy: "relay"`) — for tests and for checking a TURN setup.
+ */
+export async function rtcConfiguration(): Promise<RTCConfiguration> {
+  const config: RTCConfiguration = { bundlePolicy: "max-bundle" };
+  try {
+    const answer = await getJson<IceServersAnswer>("/api/ice-servers", { cache: "no-store" });
+    if (Array.isArray(answer.ice_servers) && answer.ice_servers.length) config.iceServers = answer.ice_servers;
+  } catch {
+    // No TURN from here: host and ICE-TCP candidates still work on most networks.
+  }
+  if (new URLSearchParams(location.search).get("ice") === "relay") config.iceTransportPolicy = "relay";
+  return config;
+}
+
 /** Best-effort DELETE of a session resource; survives page unload (`keepalive`). */
 export function deleteSession(s: SdpSession | null | undefined): void {
   if (!s) return;

@@ -15,6 +15,7 @@ import {
   h,
   postOffer,
   type SdpSession,
+  rtcConfiguration,
 } from "./common";
 import { timecodeTrack } from "./timecode";
 
@@ -256,7 +257,9 @@ async function goLive() {
     if (!venue.stream) await acquire();
     const stream = venue.stream;
     if (!stream) throw new Error("no media");
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const config = await rtcConfiguration();
+    if (gen !== generation) return;
+    const pc = new RTCPeerConnection(config);
     venue.pc = pc;
     venue.rids = [];
     const video = stream.getVideoTracks()[0];

@@ -17,7 +17,8 @@
 // room goes over the WebSocket. A WebRTC viewer whose WHEP offer is refused (503), whose ICE
 // fails or never connects, or who gets no video from a live stage within MEDIA_TIMEOUT_MS falls
 // back to HLS by itself. A badge in the header says which mode the page is in. `?mode=hls` /
-// `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back).
+// `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back). `?ice=relay` connects
+// through the TURN servers of `GET /api/ice-servers` only (checking a TURN setup; tests).
 import "./style.css";
 import type { StageState } from "./gen/venue_pb";
 import {
@@ -30,6 +31,7 @@ import {
   HttpError,
   postOffer,
   type SdpSession,
+  rtcConfiguration,
 } from "./common";
 import { RoomClient, type Mode, type RoomState, type SettingsView } from "./room";
 import { RoomFx } from "./fx";
@@ -385,7 +387,9 @@ async function connect() {
   const gen = ++generation;
   const k = venue.maxSlots;
   setStatus(attempt ? "reconnecting…" : "connecting…");
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  const config = await rtcConfiguration();
+  if (gen !== generation) return;
+  const pc = new RTCPeerConnection(config);
   venue.pc = pc;
   venue.timing = { postStart: null, answerAt: null, connectedAt: null, firstFrame: {} };
   lastRevision = -1;

@@ -418,5 +418,7 @@ pub async fn preview(
         format!("/api/whep/{}/{}", room.name, answer.session),
         &tag,
         answer.answer_sdp,
+        &app.ice,
+        answer.session,
     )?)
 }

@@ -146,12 +146,20 @@ pub fn session_id(s: &str) -> Result<SessionId, ApiError> {
         .map_err(|_| ApiError::NotFound("no such session".into()))
 }
 
-/// The 201 of an accepted offer: `Location`, strong `ETag`, `application/sdp` answer.
-pub fn created(location: String, etag: &str, answer_sdp: String) -> Result<Response, ApiError> {
+/// The 201 of an accepted offer: `Location`, strong `ETag`, `application/sdp` answer, and one
+/// `Link: <turn:…>; rel="ice-server"` per TURN URI with credentials for `session` (RFC 9725
+/// §4.6) when a TURN server is configured.
+pub fn created(
+    location: String,
+    etag: &str,
+    answer_sdp: String,
+    ice: &crate::ice::IceServers,
+    session: SessionId,
+) -> Result<Response, ApiError> {
     let location = HeaderValue::from_str(&location)
         .map_err(|e| ApiError::Internal(format!("location: {e}")))?;
     let etag = HeaderValue::from_str(etag).map_err(|e| ApiError::Internal(format!("etag: {e}")))?;
-    Ok((
+    let mut res = (
         StatusCode::CREATED,
         [
             (header::LOCATION, location),
@@ -160,7 +168,13 @@ pub fn created(location: String, etag: &str, answer_sdp: String) -> Result<Respo
         ],
         answer_sdp,
     )
-        .into_response())
+        .into_response();
+    ice.add_link_headers(
+        res.headers_mut(),
+        &session.to_string(),
+        std::time::SystemTime::now(),
+    );
+    Ok(res)
 }
 
 /// `OPTIONS` on a WHIP/WHEP endpoint: 204 + `Accept-Post: application/sdp` (CORS added by

@@ -64,6 +64,8 @@ pub async fn post(
         format!("/api/whep/{}/{}", room.name, answer.session),
         &tag,
         answer.answer_sdp,
+        &app.ice,
+        answer.session,
     )?)
 }
 

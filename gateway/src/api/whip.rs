@@ -55,6 +55,8 @@ pub async fn post(
         format!("/api/whip/{}", answer.session),
         &tag,
         answer.answer_sdp,
+        &app.ice,
+        answer.session,
     )?)
 }
 

@@ -365,3 +365,17 @@ impl Client {
 pub fn chat(text: &str) -> C {
     C::Chat(v1::ChatSend { text: text.into() })
 }
+
+/// A WHEP offer from a str0m client: `k` recvonly video+audio pairs and a data channel.
+pub fn viewer_offer(k: usize) -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    for _ in 0..k {
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    }
+    api.add_channel("venue".into());
+    let (offer, _pending) = api.apply().expect("offer");
+    offer.to_sdp_string()
+}
