@@ -7,7 +7,6 @@
 
 mod common;
 
-
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
