@@ -6,10 +6,10 @@
 // Run: cargo build -p venue-gateway && (cd tests/e2e && npm ci && node --test turn.test.mjs)
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { adminApi, ensureOut, freeTcpPort, launchChromium, newPage, startVenue, waitFor, waitFramesAbove } from "./lib.mjs";
+import { OUT, adminApi, ensureOut, freeTcpPort, launchChromium, newPage, startVenue, waitFor, waitFramesAbove } from "./lib.mjs";
 
 /** The selected candidate pair of `window.venue.pc`: local type and relay protocol. */
 function selectedPair(page) {
@@ -88,6 +88,14 @@ for (const transport of ["udp", "tcp"]) {
       const viewPair = await selectedPair(viewer);
       assert.equal(viewPair?.type, "relay", JSON.stringify(viewPair));
       assert.equal(viewPair?.relayProtocol, transport, JSON.stringify(viewPair));
+
+      // The page says how it is connected.
+      const label = `via TURN/${transport.toUpperCase()}`;
+      await waitFor(() => viewer.evaluate((l) => document.querySelector("#modebadge")?.textContent?.includes(l), label), {
+        what: `badge "${label}"`,
+      });
+      mkdirSync(join(OUT, "screens"), { recursive: true });
+      await viewer.screenshot({ path: join(OUT, "screens", `turn-viewer-${transport}.png`) });
 
       // The server relayed it: allocations for both, packets both ways.
       assert.ok((await metric(venue.base, "venue_turn_allocations_created_total")) >= 2);

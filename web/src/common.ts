@@ -133,6 +133,24 @@ export async function rtcConfiguration(): Promise<RTCConfiguration> {
   return config;
 }
 
+/**
+ * How a connected peer connection reaches the server, from its selected candidate pair:
+ * `"udp"` (direct), `"tcp"` (ICE-TCP, RFC 6544), `"turn/udp"`, `"turn/tcp"`, `"turn/tls"`
+ * (relayed by TURN over that transport); null when not known yet.
+ */
+export async function mediaPath(pc: RTCPeerConnection): Promise<string | null> {
+  const stats = await pc.getStats();
+  let path: string | null = null;
+  stats.forEach((s) => {
+    if (s.type !== "transport" || !s.selectedCandidatePairId) return;
+    const pair = stats.get(s.selectedCandidatePairId);
+    const local = pair && stats.get(pair.localCandidateId);
+    if (!local) return;
+    path = local.candidateType === "relay" ? `turn/${local.relayProtocol ?? "udp"}` : String(local.protocol ?? "udp");
+  });
+  return path;
+}
+
 /** Best-effort DELETE of a session resource; survives page unload (`keepalive`). */
 export function deleteSession(s: SdpSession | null | undefined): void {
   if (!s) return;

@@ -32,6 +32,7 @@ import {
   postOffer,
   type SdpSession,
   rtcConfiguration,
+  mediaPath,
 } from "./common";
 import { RoomClient, type Mode, type RoomState, type SettingsView } from "./room";
 import { RoomFx } from "./fx";
@@ -121,6 +122,8 @@ interface VenueGlobal {
   posts: number;
   dc: RTCDataChannel | null;
   lossy: RTCDataChannel | null;
+  /** WebRTC: how the media reaches us (`mediaPath`: udp, tcp, turn/udp, turn/tcp, turn/tls). */
+  path: string | null;
 }
 
 function roomFromPath(): string {
@@ -168,6 +171,7 @@ const venue: VenueGlobal = {
   fx,
   maxSlots: 0,
   timing: { postStart: null, answerAt: null, connectedAt: null, firstFrame: {} },
+  path: null,
   posts: 0,
   dc: null,
   lossy: null,
@@ -432,6 +436,11 @@ async function connect() {
       watchdog = null;
       venue.timing.connectedAt ??= performance.now();
       setStatus("connected", "ok");
+      void mediaPath(pc).then((path) => {
+        if (gen !== generation) return;
+        venue.path = path;
+        renderBadge(modeBadge.title);
+      });
     } else if (st === "failed") {
       webrtcFailed("ICE failed");
     } else if (st === "disconnected") {
@@ -647,9 +656,11 @@ function renderBadge(why: string) {
   // The part in `.more` is dropped on phones.
   const render = () => {
     const lat = venue.hls?.latency;
+    // Relayed or TCP paths are worth knowing (restrictive networks); direct UDP is the norm.
+    const via = venue.path === "tcp" ? " over TCP" : venue.path?.startsWith("turn/") ? ` via TURN/${venue.path.slice(5).toUpperCase()}` : "";
     const [main, more] =
       mode === "webrtc"
-        ? ["WebRTC", " · live"]
+        ? ["WebRTC", ` · live${via}`]
         : lat && Number.isFinite(lat) && lat > 0
           ? [`HLS · ${lat.toFixed(1)} s`, " delay"]
           : ["HLS · ~2 s", " delay"];
