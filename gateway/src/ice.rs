@@ -188,12 +188,16 @@ pub fn media_peers(media: &SfuConfig, shard_addrs: &[SocketAddr]) -> Vec<SocketA
     peers
 }
 
-/// The URIs of an embedded server: `turn:<advertised ip>:<port>?transport=udp|tcp` for the
-/// bound listeners (RFC 7065 §3.1). IPv6 hosts are bracketed.
+/// The URIs of an embedded server (RFC 7065 §3.1): `turn:<advertised ip>:<port>?transport=udp`
+/// and `…?transport=tcp` for the bound listeners, and `turns:<tls host>:<port>?transport=tcp`
+/// for TURN over TLS, where the host must be one the certificate names (`http.public_url`'s
+/// host when set, else the advertised IP). IPv6 hosts are bracketed.
 pub fn embedded_urls(
     advertised: IpAddr,
+    tls_host: Option<&str>,
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
 ) -> Vec<String> {
     let host = match advertised {
         IpAddr::V4(ip) => ip.to_string(),
@@ -206,7 +210,26 @@ pub fn embedded_urls(
     if let Some(a) = tcp {
         urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
     }
+    if let Some(a) = tls {
+        let tls_host = tls_host.unwrap_or(&host);
+        urls.push(format!("turns:{tls_host}:{}?transport=tcp", a.port()));
+    }
     urls
+}
+
+/// The host of `https://host[:port][/path]` (`http.public_url`), without the port; IPv6
+/// literals keep their brackets.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split('/').next()?;
+    let host = if authority.starts_with('[') {
+        &authority[..=authority.find(']')?]
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 /// Starts the embedded TURN server when `[turn] enabled`, allowing relays to the SFU's media
@@ -219,6 +242,7 @@ pub async fn start(
     turn: &TurnConfig,
     media: &SfuConfig,
     shard_addrs: &[SocketAddr],
+    public_url: Option<&str>,
 ) -> anyhow::Result<(Option<TurnServer>, IceServers)> {
     let ttl = Duration::from_secs(turn.credential_ttl_s);
     if !turn.enabled {
@@ -248,11 +272,18 @@ pub async fn start(
         let Some(ip) = turn.advertised_ip() else {
             anyhow::bail!("turn.relay_public_ip or turn.urls is required when relay_ip is 0.0.0.0");
         };
-        embedded_urls(ip, server.udp_addr(), server.tcp_addr())
+        embedded_urls(
+            ip,
+            public_url.and_then(url_host),
+            server.udp_addr(),
+            server.tcp_addr(),
+            server.tls_addr(),
+        )
     };
     tracing::info!(
         udp = ?server.udp_addr(),
         tcp = ?server.tcp_addr(),
+        tls = ?server.tls_addr(),
         ?urls,
         peers = ?config.allowed_peers,
         "TURN server listening"

@@ -315,9 +315,14 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     )
     .await
     .context("opening the recordings")?;
-    let (turn, ice) = ice::start(&config.turn, &config.media, &sfu.addrs().shards)
-        .await
-        .context("starting the TURN server")?;
+    let (turn, ice) = ice::start(
+        &config.turn,
+        &config.media,
+        &sfu.addrs().shards,
+        config.http.public_url.as_deref(),
+    )
+    .await
+    .context("starting the TURN server")?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
     schedule.spawn_enforcer(store.clone(), &state_handle, webhooks.clone());
     let state = AppState {

@@ -6,7 +6,8 @@
 // Run: cargo build -p venue-gateway && (cd tests/e2e && npm ci && node --test turn.test.mjs)
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { OUT, adminApi, ensureOut, freeTcpPort, launchChromium, newPage, startVenue, waitFor, waitFramesAbove } from "./lib.mjs";
@@ -34,7 +35,19 @@ async function metric(base, name) {
   return line ? Number(line.split(" ")[1]) : NaN;
 }
 
-for (const transport of ["udp", "tcp"]) {
+/** A self-signed certificate for localhost / 127.0.0.1 (openssl), for TURN over TLS. */
+function selfSignedCert(dir) {
+  const cert = join(dir, "turn-cert.pem");
+  const key = join(dir, "turn-key.pem");
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ], { stdio: "ignore" });
+  return { cert, key };
+}
+
+for (const transport of (process.env.TURN_TRANSPORTS ?? "udp,tcp,tls").split(",")) {
   describe(`TURN relay over ${transport} in the browser`, { timeout: 120_000 }, () => {
     let venue;
     let browser;
@@ -43,8 +56,13 @@ for (const transport of ["udp", "tcp"]) {
     before(async () => {
       ensureOut();
       const port = await freeTcpPort();
-      const config = join(tmpdir(), `venue-turn-${transport}-${process.pid}.toml`);
-      // Both listeners run; the clients are only told about the transport under test.
+      const tlsPort = await freeTcpPort();
+      const dir = mkdtempSync(join(tmpdir(), "venue-turn-"));
+      const config = join(dir, "venue.toml");
+      const { cert, key } = selfSignedCert(dir);
+      // Every listener runs; the clients are only told about the transport under test.
+      const url =
+        transport === "tls" ? `turns:localhost:${tlsPort}?transport=tcp` : `turn:127.0.0.1:${port}?transport=${transport}`;
       writeFileSync(
         config,
         [
@@ -52,14 +70,18 @@ for (const transport of ["udp", "tcp"]) {
           "enabled = true",
           `udp_listen = "127.0.0.1:${port}"`,
           `tcp_listen = "127.0.0.1:${port}"`,
+          `tls_listen = "127.0.0.1:${tlsPort}"`,
+          `tls_cert = "${cert}"`,
+          `tls_key = "${key}"`,
           `relay_ip = "127.0.0.1"`,
           `secret = "e2e-turn-secret-0123456789"`,
-          `urls = ["turn:127.0.0.1:${port}?transport=${transport}"]`,
+          `urls = ["${url}"]`,
           "",
         ].join("\n"),
       );
       venue = await startVenue({ name: `turn-${transport}`, extraArgs: ["--config", config] });
-      browser = await launchChromium();
+      // The test's certificate is self-signed: Chromium must not refuse it (a real deployment has a CA-signed one).
+      browser = await launchChromium({ extraArgs: transport === "tls" ? ["--ignore-certificate-errors"] : [] });
     });
 
     after(async () => {

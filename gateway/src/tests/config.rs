@@ -23,6 +23,16 @@ fn sample_config_parses_and_equals_defaults_when_uncommented() {
         })
         .collect::<Vec<_>>()
         .join("\n");
+    // The TURN TLS certificate is read at validation: give it a real one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = rcgen::generate_simple_self_signed(vec!["venue.example.org".to_owned()])
+        .expect("self-signed");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, key.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, key.signing_key.serialize_pem()).expect("write key");
+    let uncommented = uncommented
+        .replace("/etc/venue/turn-cert.pem", &cert_path.display().to_string())
+        .replace("/etc/venue/turn-key.pem", &key_path.display().to_string());
     let mut c = Config::from_toml(&uncommented).expect("uncommented sample parses");
     c.validate().expect("uncommented sample validates");
     assert_eq!(
@@ -31,6 +41,7 @@ fn sample_config_parses_and_equals_defaults_when_uncommented() {
     );
     assert_eq!(c.media.max_slots, 4);
     assert_eq!(c.interaction, InteractionConfig::default());
+    assert!(c.turn.enabled && c.turn.tls_listen.is_some());
 }
 
 #[test]

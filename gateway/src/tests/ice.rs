@@ -107,17 +107,53 @@ fn random_ids_differ() {
 fn embedded_urls_name_both_transports_and_bracket_ipv6() {
     let udp = Some(SocketAddr::from(([0, 0, 0, 0], 3478)));
     let tcp = Some(SocketAddr::from(([0, 0, 0, 0], 3479)));
+    let tls = Some(SocketAddr::from(([0, 0, 0, 0], 5349)));
     assert_eq!(
-        embedded_urls(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)), udp, tcp),
+        embedded_urls(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            None,
+            udp,
+            tcp,
+            None
+        ),
         vec![
             "turn:198.51.100.1:3478?transport=udp".to_string(),
             "turn:198.51.100.1:3479?transport=tcp".to_string()
         ]
     );
     assert_eq!(
-        embedded_urls(IpAddr::V6(Ipv6Addr::LOCALHOST), None, tcp),
-        vec!["turn:[::1]:3479?transport=tcp".to_string()]
+        embedded_urls(IpAddr::V6(Ipv6Addr::LOCALHOST), None, None, tcp, tls),
+        vec![
+            "turn:[::1]:3479?transport=tcp".to_string(),
+            "turns:[::1]:5349?transport=tcp".to_string()
+        ]
     );
+    // turns: names the certificate's host (public_url's), not the IP.
+    assert_eq!(
+        embedded_urls(
+            IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            Some("live.example.org"),
+            None,
+            None,
+            tls
+        ),
+        vec!["turns:live.example.org:5349?transport=tcp".to_string()]
+    );
+}
+
+#[test]
+fn url_host_strips_scheme_port_and_path() {
+    assert_eq!(
+        url_host("https://live.example.org"),
+        Some("live.example.org")
+    );
+    assert_eq!(
+        url_host("https://live.example.org:8443/venue"),
+        Some("live.example.org")
+    );
+    assert_eq!(url_host("http://[2001:db8::1]:8080"), Some("[2001:db8::1]"));
+    assert_eq!(url_host("ftp://x"), None);
+    assert_eq!(url_host("https://"), None);
 }
 
 #[test]
