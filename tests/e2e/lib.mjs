@@ -102,9 +102,10 @@ export async function freeMediaBase(count = 4) {
  * Starts `venue` (binary from VENUE_BIN, default ../../target/debug/venue) on free ports with a
  * fresh data dir and VENUE_ADMIN_TOKEN. Resolves once `GET /api/rooms/main` answers 200.
  * Pass `httpPort`, `mediaBase` and `dataDir` to restart a stopped server where it was.
+ * `host` is the IP HTTP and media bind to and media advertises (default 127.0.0.1).
  * Returns `{ base, proc, dataDir, stop({ keepData }) }`; the log goes to out/<name>-<port>.log.
  */
-export async function startVenue({ extraArgs = [], env = {}, name = "venue", httpPort, mediaBase, dataDir } = {}) {
+export async function startVenue({ extraArgs = [], env = {}, name = "venue", httpPort, mediaBase, dataDir, host = "127.0.0.1" } = {}) {
   const bin = resolve(HERE, process.env.VENUE_BIN ?? "../../target/debug/venue");
   if (!existsSync(bin)) throw new Error(`venue binary not found at ${bin} (build it: cargo build -p venue-gateway, or set VENUE_BIN)`);
   ensureOut();
@@ -112,11 +113,11 @@ export async function startVenue({ extraArgs = [], env = {}, name = "venue", htt
   mediaBase ??= await freeMediaBase(4);
   dataDir ??= mkdtempSync(join(tmpdir(), "venue-e2e-"));
   const args = [
-    "--http-listen", `127.0.0.1:${httpPort}`,
+    "--http-listen", `${host}:${httpPort}`,
     "--data-dir", dataDir,
     "--media-base-port", String(mediaBase),
-    "--media-bind-ip", "127.0.0.1",
-    "--media-candidate-ips", "127.0.0.1",
+    "--media-bind-ip", host,
+    "--media-candidate-ips", host,
     ...extraArgs,
   ];
   const logPath = join(OUT, `${name}-${httpPort}.log`);
@@ -129,7 +130,7 @@ export async function startVenue({ extraArgs = [], env = {}, name = "venue", htt
   proc.stderr.pipe(log);
   let exited = null;
   proc.on("exit", (code, signal) => (exited = { code, signal }));
-  const base = `http://127.0.0.1:${httpPort}`;
+  const base = `http://${host}:${httpPort}`;
   const stop = async ({ keepData = false } = {}) => {
     if (exited === null) {
       proc.kill("SIGTERM");
@@ -190,10 +191,13 @@ export async function roomInfo(base, room = "main") {
   return r.json();
 }
 
-/** Launches Chromium headless with a fresh profile (Playwright uses a temp user-data dir). */
-export async function launchChromium({ headless = true, extraArgs = [] } = {}) {
+/**
+ * Launches Chromium headless with a fresh profile (Playwright uses a temp user-data dir).
+ * `executablePath` runs another binary or wrapper (e.g. one that enters a network namespace).
+ */
+export async function launchChromium({ headless = true, extraArgs = [], executablePath = CHROMIUM } = {}) {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless,
     args: [...CHROMIUM_ARGS, ...extraArgs],
   });
