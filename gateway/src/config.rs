@@ -537,6 +537,9 @@ impl Config {
         if let Some(v) = env("VENUE_ADMIN_TOKEN") {
             self.admin_token = Some(Secret(v));
         }
+        if let Some(v) = env("VENUE_TURN_ENABLED") {
+            self.turn.enabled = parse("VENUE_TURN_ENABLED", &v)?;
+        }
         if let Some(v) = env("VENUE_TURN_SECRET") {
             self.turn.secret = venue_turn::TurnSecret::new(v);
         }
@@ -648,7 +651,10 @@ impl Config {
         }
         self.http.validate_tls()?;
         if self.turn.enabled {
-            self.turn
+            // An empty secret is generated at start (data_dir/turn-secret) and the relay address
+            // derived from [media] (crate::ice::completed): check the rest with stand-ins.
+            let placeholder = venue_turn::TurnSecret::new("generated-at-start-0123456789");
+            crate::ice::completed(&self.turn, &self.media, &placeholder)
                 .validate()
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         } else if !self.turn.urls.is_empty() && self.turn.secret.expose().len() < 16 {

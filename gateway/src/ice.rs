@@ -13,7 +13,7 @@
 //! Each issue gets its own random credential id (TURN quotas are per id: allocations per user,
 //! bandwidth per allocation), except WHIP/WHEP sessions, whose id is the session id.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Serialize;
 use venue_sfu::SfuConfig;
-use venue_turn::{TurnConfig, TurnServer};
+use venue_turn::{TurnConfig, TurnSecret, TurnServer};
 
 use crate::AppState;
 
@@ -232,6 +232,64 @@ pub fn url_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
+/// What `[turn] enabled = true` alone leaves open, filled in: an empty `secret` becomes
+/// `secret` (the gateway's generated `data_dir/turn-secret`), and with `relay_ip` 0.0.0.0 and
+/// no `relay_public_ip` the relays advertise [`default_relay_ip`] — so the embedded server is
+/// one switch. Explicit settings are kept.
+pub fn completed(turn: &TurnConfig, media: &SfuConfig, secret: &TurnSecret) -> TurnConfig {
+    let mut t = turn.clone();
+    if t.secret.expose().is_empty() {
+        t.secret = secret.clone();
+    }
+    if t.relay_ip.is_unspecified() && t.relay_public_ip.is_none() {
+        t.relay_public_ip = Some(default_relay_ip(media));
+    }
+    t
+}
+
+/// The IPv4 address clients reach this host at, as the SFU advertises it: the first IPv4
+/// `media.candidate_ips` (public IP / 1:1 NAT), else a specific `media.bind_ip`, else the first
+/// non-loopback interface address, else 127.0.0.1.
+pub fn default_relay_ip(media: &SfuConfig) -> Ipv4Addr {
+    let v4 = |ip: &IpAddr| match ip {
+        IpAddr::V4(v) if !v.is_unspecified() => Some(*v),
+        _ => None,
+    };
+    media
+        .candidate_ips
+        .iter()
+        .find_map(v4)
+        .or_else(|| v4(&media.bind_ip))
+        .or_else(|| {
+            if_addrs::get_if_addrs()
+                .ok()?
+                .iter()
+                .map(|i| i.ip())
+                .filter(|ip| !ip.is_loopback())
+                .find_map(|ip| v4(&ip))
+        })
+        .unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+/// The TURN secret generated on first start when `[turn] secret` is empty:
+/// `data_dir/turn-secret` (32 random bytes, base64url), kept across restarts so credentials
+/// issued before a restart stay valid. Errors: the file cannot be read or written.
+pub fn stored_secret(data_dir: &std::path::Path) -> anyhow::Result<TurnSecret> {
+    let path = data_dir.join("turn-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 16 => return Ok(TurnSecret::new(text.trim())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    std::fs::create_dir_all(data_dir)?;
+    crate::write_private(&path, &secret)
+        .map_err(|e| anyhow::Error::new(e).context(format!("writing {}", path.display())))?;
+    Ok(TurnSecret::new(secret))
+}
+
 /// Starts the embedded TURN server when `[turn] enabled`, allowing relays to the SFU's media
 /// addresses on top of `allowed_peers`, and returns it with the ICE servers to hand out.
 /// `[turn] enabled = false` with `urls`: credentials for that external server, nothing started.
@@ -243,6 +301,7 @@ pub async fn start(
     media: &SfuConfig,
     shard_addrs: &[SocketAddr],
     public_url: Option<&str>,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<(Option<TurnServer>, IceServers)> {
     let ttl = Duration::from_secs(turn.credential_ttl_s);
     if !turn.enabled {
@@ -258,6 +317,12 @@ pub async fn start(
             IceServers::new(turn.urls.clone(), turn.secret.expose().as_bytes(), ttl),
         ));
     }
+    let secret = if turn.secret.expose().is_empty() {
+        stored_secret(data_dir)?
+    } else {
+        turn.secret.clone()
+    };
+    let turn = &completed(turn, media, &secret);
     let mut config = turn.clone();
     for peer in media_peers(media, shard_addrs) {
         if !config.allowed_peers.contains(&peer) {

@@ -320,6 +320,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         &config.media,
         &sfu.addrs().shards,
         config.http.public_url.as_deref(),
+        &config.data_dir,
     )
     .await
     .context("starting the TURN server")?;
@@ -405,7 +406,7 @@ pub fn raise_nofile_limit() -> std::io::Result<(u64, u64, u64)> {
     Ok((soft, raised, hard))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

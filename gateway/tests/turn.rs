@@ -307,3 +307,28 @@ fn bad_turn_sections_are_refused_with_the_key_named() {
     let e = cfg.validate().unwrap_err().to_string();
     assert!(e.contains("turn.secret"), "{e}");
 }
+
+#[tokio::test]
+async fn enabled_is_one_switch_secret_generated_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.turn = TurnConfig {
+        enabled: true,
+        udp_listen: Some("127.0.0.1:0".parse().unwrap()),
+        tcp_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..TurnConfig::default()
+    };
+    cfg.validate().unwrap();
+    let server = serve(cfg).await;
+    let secret = std::fs::read_to_string(dir.path().join("turn-secret")).unwrap();
+    assert!(secret.trim().len() >= 32);
+    let a = ice_servers(&server).await;
+    let username = a["ice_servers"][0]["username"].as_str().unwrap();
+    assert_eq!(
+        a["ice_servers"][0]["credential"].as_str().unwrap(),
+        venue_turn::auth::rest_password(secret.trim().as_bytes(), username)
+    );
+    // The relay address is the SFU's advertised IP (the test's media candidate, 127.0.0.1).
+    let url = a["ice_servers"][0]["urls"][0].as_str().unwrap();
+    assert!(url.starts_with("turn:127.0.0.1:"), "{url}");
+}

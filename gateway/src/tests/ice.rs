@@ -179,3 +179,47 @@ fn media_peers_are_the_advertised_candidates_at_the_shard_ports() {
     // Only the shard ports: nothing else on those hosts.
     assert!(peers.iter().all(|p| p.port() == 50000 || p.port() == 50001));
 }
+
+#[test]
+fn enabled_alone_gets_a_secret_and_a_relay_address() {
+    let media = SfuConfig {
+        candidate_ips: vec![
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
+        ],
+        ..SfuConfig::default()
+    };
+    let generated = TurnSecret::new("generated-secret-0123456789");
+    let turn = TurnConfig {
+        enabled: true,
+        ..TurnConfig::default()
+    };
+    let t = completed(&turn, &media, &generated);
+    assert_eq!(t.secret, generated);
+    assert_eq!(t.relay_public_ip, Some(Ipv4Addr::new(203, 0, 113, 9)));
+    assert!(t.validate().is_ok());
+    // Explicit settings win.
+    let explicit = TurnConfig {
+        secret: TurnSecret::new("configured-secret-0123"),
+        relay_ip: Ipv4Addr::new(10, 0, 0, 2),
+        ..turn
+    };
+    let t = completed(&explicit, &media, &generated);
+    assert_eq!(t.secret.expose(), "configured-secret-0123");
+    assert_eq!(t.relay_public_ip, None);
+    // Without candidates: a specific bind IP.
+    let bound = SfuConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4)),
+        ..SfuConfig::default()
+    };
+    assert_eq!(default_relay_ip(&bound), Ipv4Addr::new(192, 0, 2, 4));
+}
+
+#[test]
+fn the_generated_secret_is_kept_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = stored_secret(dir.path()).expect("generated");
+    assert!(a.expose().len() >= 32);
+    let b = stored_secret(dir.path()).expect("read back");
+    assert_eq!(a, b);
+}
