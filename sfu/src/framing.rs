@@ -51,6 +51,12 @@ impl Deframer {
         }
     }
 
+    /// Changes the largest accepted frame (capped at [`MAX_FRAME`]), e.g. once a connection
+    /// has shown it speaks ICE.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max = max_frame.min(MAX_FRAME);
+    }
+
     /// Appends bytes read from the stream.
     pub fn push(&mut self, data: &[u8]) {
         if self.start > 0 {

@@ -15,7 +15,7 @@
 //! core as `Protocol::Tcp` input from the connection's remote address; the core's TCP
 //! transmits go back through a bounded per-connection write queue (full → dropped, counted;
 //! the shard never waits on a TCP peer). A connection is closed, and counted, when its first
-//! frame is not STUN, a frame has length 0, the core has not answered it within
+//! frame is not STUN (or is over 2 KiB), a frame has length 0, the core has not answered it within
 //! [`TCP_FIRST_ANSWER_TIMEOUT`], nothing arrives for [`TCP_IDLE_TIMEOUT`], or a write stalls
 //! for [`TCP_WRITE_TIMEOUT`]; the core then forgets its address.
 //!
@@ -65,6 +65,9 @@ const TCP_WRITE_QUEUE: usize = 512;
 /// Frames from all of a shard's ICE-TCP connections waiting for the shard loop; a full queue
 /// makes the connections' readers wait (TCP flow control), never the shard.
 const TCP_INBOX: usize = 1024;
+/// Largest first frame of an ICE-TCP connection, bytes: it must be a STUN Binding request
+/// (a few hundred bytes), so a peer that is not ICE cannot make us buffer 64 KiB.
+const TCP_FIRST_FRAME_MAX: usize = 2048;
 /// Bytes read from an ICE-TCP connection at once.
 const TCP_READ_BUF: usize = 16 * 1024;
 /// Frames coalesced into one write, bytes.
@@ -650,7 +653,7 @@ async fn connection(
     let reader = async {
         let accepted = tokio::time::Instant::now();
         let mut last_input = accepted;
-        let mut deframer = Deframer::new(MAX_FRAME);
+        let mut deframer = Deframer::new(TCP_FIRST_FRAME_MAX);
         let mut buf = vec![0u8; TCP_READ_BUF];
         let mut first = true;
         loop {
@@ -679,10 +682,16 @@ async fn connection(
             loop {
                 let data = match deframer.next_frame() {
                     Ok(Some(frame)) => {
-                        if std::mem::take(&mut first) && !looks_like_stun(frame) {
-                            return End::NotStun;
+                        if std::mem::take(&mut first) {
+                            if !looks_like_stun(frame) {
+                                return End::NotStun;
+                            }
+                            let frame = frame.to_vec();
+                            deframer.set_max_frame(MAX_FRAME);
+                            frame
+                        } else {
+                            frame.to_vec()
                         }
-                        frame.to_vec()
                     }
                     Ok(None) => break,
                     Err(e) => {

@@ -398,9 +398,13 @@ async fn ice_tcp_closes_bad_connections_and_those_over_the_limit() {
         closed_by_server(&mut rtp),
         "a first frame that is not STUN closes"
     );
-    eventually(Duration::from_secs(5), "both counted", || {
+    // A first frame over 2 KiB cannot be a STUN Binding request: closed before its body.
+    let mut big = TcpStream::connect(shard).unwrap();
+    big.write_all(&[0x0b, 0xb8, 0x00, 0x01]).unwrap(); // 3000 bytes announced
+    assert!(closed_by_server(&mut big), "an oversize first frame closes");
+    eventually(Duration::from_secs(5), "all counted", || {
         let s = sfu.ice_tcp_stats();
-        s.bad_frames == 1 && s.not_stun == 1 && s.open == 0
+        s.bad_frames == 2 && s.not_stun == 1 && s.open == 0
     })
     .await;
 
@@ -428,7 +432,7 @@ async fn ice_tcp_closes_bad_connections_and_those_over_the_limit() {
         matches!(&r, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
         "a connection within the limit stays open: {r:?}"
     );
-    assert_eq!(sfu.ice_tcp_stats().accepted, 5);
+    assert_eq!(sfu.ice_tcp_stats().accepted, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

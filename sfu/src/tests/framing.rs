@@ -160,3 +160,15 @@ fn stun_is_recognised_and_other_protocols_are_not() {
         assert!(!looks_like_stun(f), "{f:?}");
     }
 }
+
+#[test]
+fn the_limit_can_be_raised_after_the_first_frame() {
+    let mut d = Deframer::new(100);
+    d.push(&framed(&[&[1u8; 100], &[2u8; 1000]]));
+    assert_eq!(d.next_frame().unwrap().map(<[u8]>::len), Some(100));
+    d.set_max_frame(MAX_FRAME);
+    assert_eq!(d.next_frame().unwrap().map(<[u8]>::len), Some(1000));
+    d.set_max_frame(usize::MAX);
+    d.push(&[0xff, 0xff]);
+    assert_eq!(d.next_frame(), Ok(None), "65535 is within the capped limit");
+}
