@@ -406,7 +406,8 @@ pub struct Cli {
     /// Admin API token (also `VENUE_ADMIN_TOKEN`; prefer the environment over the flag).
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
-    /// UDP bind IP of the media shards (also `VENUE_MEDIA_BIND_IP`).
+    /// Bind IP of the media shards' UDP and ICE-TCP sockets; `::` = dual-stack (also
+    /// `VENUE_MEDIA_BIND_IP`).
     #[arg(long, value_name = "IP")]
     pub media_bind_ip: Option<IpAddr>,
     /// UDP port of media shard 0; shard i uses base+i; 0 = ephemeral (also `VENUE_MEDIA_BASE_PORT`).
@@ -545,6 +546,9 @@ impl Config {
         }
         if let Some(v) = env("VENUE_MEDIA_BIND_IP") {
             self.media.bind_ip = parse("VENUE_MEDIA_BIND_IP", &v)?;
+        }
+        if let Some(v) = env("VENUE_MEDIA_ICE_TCP") {
+            self.media.ice_tcp = parse("VENUE_MEDIA_ICE_TCP", &v)?;
         }
         if let Some(v) = env("VENUE_MEDIA_BASE_PORT") {
             self.media.base_port = parse("VENUE_MEDIA_BASE_PORT", &v)?;

@@ -58,6 +58,13 @@ pub async fn count_requests(
 }
 
 /// `GET /metrics`.
+/// Appends one Prometheus counter (HELP, TYPE, value).
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+    ));
+}
+
 pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
     let s = app.state.stats().await?;
     let mut out = String::new();
@@ -204,9 +211,39 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
             webhooks.retried,
         ),
     ] {
+        counter(&mut out, name, help, v);
+    }
+    let tcp = app.sfu.ice_tcp_stats();
+    out.push_str(&format!(
+        "# HELP venue_ice_tcp_connections ICE-TCP connections open on the media shards.\n# TYPE venue_ice_tcp_connections gauge\nvenue_ice_tcp_connections {}\n",
+        tcp.open
+    ));
+    out.push_str("# HELP venue_ice_tcp_closed_total ICE-TCP connections refused or closed by the SFU, by reason.\n# TYPE venue_ice_tcp_closed_total counter\n");
+    for (reason, v) in [
+        ("limit", tcp.refused),
+        ("not_stun", tcp.not_stun),
+        ("bad_frame", tcp.bad_frames),
+        ("unanswered", tcp.unanswered),
+        ("idle", tcp.idle),
+        ("write_stalled", tcp.write_stalled),
+    ] {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            "venue_ice_tcp_closed_total{{reason=\"{reason}\"}} {v}\n"
         ));
+    }
+    for (name, help, v) in [
+        (
+            "venue_ice_tcp_accepted_total",
+            "ICE-TCP connections accepted.",
+            tcp.accepted,
+        ),
+        (
+            "venue_ice_tcp_dropped_packets_total",
+            "ICE-TCP packets dropped: a connection's write queue full, or no connection for the address.",
+            tcp.write_dropped + tcp.unrouted,
+        ),
+    ] {
+        counter(&mut out, name, help, v);
     }
     if let Some(turn) = &app.turn
         && let Some(t) = turn.server().stats().await
@@ -258,9 +295,7 @@ pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
                 t.unroutable,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-            ));
+            counter(&mut out, name, help, v);
         }
     }
     if let Some(cpu) = app.overflow.cpu_percent() {
