@@ -148,6 +148,10 @@ pub struct Stats {
     /// TCP and TLS connections closed on accept because `max_tcp_connections` were open
     /// (filled in by the shell).
     pub connections_refused: u64,
+    /// Packets the shell could not send: the kernel refused a datagram (full socket send
+    /// buffer, ICMP error) or a TCP/TLS connection's write queue was full (filled in by the
+    /// shell).
+    pub send_dropped: u64,
 }
 
 struct Channel {

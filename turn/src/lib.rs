@@ -43,8 +43,9 @@
 //! The core handles a 1200-byte ChannelData or Send indication in ~70–110 ns
 //! (`cargo bench -p venue-turn --bench relay`); the whole server relays ~170,000 packets per
 //! server CPU-second against coturn's ~125,000 under the same `turnutils_uclient` load
-//! (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns the core; every
-//! datagram is still copied into a `Vec` once on its way in.
+//! (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns the core and reads
+//! the UDP listener itself in batches; datagrams from relay sockets and TCP/TLS frames are
+//! still copied into a `Vec` once on their way in, and the core allocates its outputs.
 //!
 //! # Not here (yet)
 //! TURN over DTLS, TCP relays (RFC 6062), PASSWORD-ALGORITHM SHA-256 and USERHASH
