@@ -12,7 +12,9 @@
 //! - TURN over TLS (RFC 8656 §3.1, `turns:` URIs of RFC 7065) when `[turn] tls_listen`,
 //!   `tls_cert` and `tls_key` are set ([`tls`]): rustls with the aws-lc-rs provider, TLS 1.2
 //!   and 1.3, ALPN `stun.turn` echoed when offered (RFC 7443) and never required; a handshake
-//!   must finish within 10 s; TCP and TLS connections share `max_tcp_connections`. Failed
+//!   must finish within 10 s; each message is its own TLS record (clients such as coturn's
+//!   `turnutils_uclient` take one record for one message), and what is queued leaves in one
+//!   write; TCP and TLS connections share `max_tcp_connections`. Failed
 //!   handshakes and connections refused at the bound are counted in [`Stats`]. TLS is a
 //!   distinct transport of the 5-tuple ([`Transport::Tls`]).
 //! - Implemented: Binding (RFC 8489), Allocate (§7; UDP relays only, other

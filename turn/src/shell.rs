@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -146,7 +148,7 @@ const TCP_IDLE: Duration = Duration::from_secs(330);
 const MAX_DATAGRAM: usize = 65_536;
 /// Events or UDP datagrams the actor takes per wakeup.
 const BATCH: usize = 64;
-/// Bytes a stream writer gathers from its queue into one write (and one TLS record).
+/// Bytes a stream writer takes from its queue before it flushes.
 const WRITE_BATCH: usize = 16_384;
 
 impl TurnServer {
@@ -367,6 +369,7 @@ async fn accept_loop(listener: TcpListener, wrap: Wrap, streams: Streams) {
                         transport: Transport::Tcp,
                         client: from,
                     };
+                    let stream = Coalesce::new(stream, true);
                     stream_connection(stream, client, &streams.tx).await;
                 }
                 Wrap::Tls {
@@ -375,7 +378,9 @@ async fn accept_loop(listener: TcpListener, wrap: Wrap, streams: Streams) {
                 } => {
                     let failed = match timeout(handshake_timeout, tls_accept(stream, &config)).await
                     {
-                        Ok(Ok(tls)) => {
+                        Ok(Ok(mut tls)) => {
+                            // Handshake done: from now on records are gathered until flush.
+                            tls.get_mut().0.coalesce = true;
                             let client = FiveTuple {
                                 transport: Transport::Tls,
                                 client: from,
@@ -398,11 +403,13 @@ async fn accept_loop(listener: TcpListener, wrap: Wrap, streams: Streams) {
 }
 
 /// The server side of a TLS handshake: reads the ClientHello first to pick the ALPN
-/// configuration ([`TlsConfig::for_client_hello`]), then completes the handshake.
+/// configuration ([`TlsConfig::for_client_hello`]), then completes the handshake. Handshake
+/// messages and alerts go out unbuffered (the [`Coalesce`] is off).
 async fn tls_accept(
     stream: TcpStream,
     config: &TlsConfig,
-) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> std::io::Result<tokio_rustls::server::TlsStream<Coalesce<TcpStream>>> {
+    let stream = Coalesce::new(stream, false);
     let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
     let server_config = config.for_client_hello(&start.client_hello());
     start.into_stream(server_config).await
@@ -418,18 +425,24 @@ where
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(256);
     let writer = Task(tokio::spawn(async move {
-        // What is queued goes out in one write (TLS: one record) and one flush.
-        let mut out = Vec::with_capacity(WRITE_BATCH);
-        while let Some(bytes) = wrx.recv().await {
-            out.clear();
-            out.extend_from_slice(&bytes);
-            while out.len() < WRITE_BATCH {
-                match wrx.try_recv() {
-                    Ok(more) => out.extend_from_slice(&more),
-                    Err(_) => break,
+        // Each frame is one write (over TLS: one record, as naive clients that take one
+        // record for one message expect); what is queued is flushed together, so with the
+        // `Coalesce` underneath a batch leaves in one syscall.
+        while let Some(first) = wrx.recv().await {
+            let mut written = 0;
+            let mut next = Some(first);
+            while let Some(bytes) = next {
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
                 }
+                written += bytes.len();
+                next = if written < WRITE_BATCH {
+                    wrx.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+            if wr.flush().await.is_err() {
                 return;
             }
         }
@@ -489,6 +502,109 @@ where
                 }
             }
         }
+    }
+}
+
+/// A TCP stream that, while `coalesce` is on, gathers writes until `flush`, so that a batch of
+/// frames (over TLS, a batch of records) leaves in one syscall. Off during the TLS handshake,
+/// so that handshake messages and alerts go out as rustls writes them. Reads pass through.
+struct Coalesce<S> {
+    inner: S,
+    coalesce: bool,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written to `inner`.
+    sent: usize,
+}
+
+/// Gathered bytes past which a write first flushes.
+const COALESCE_MAX: usize = 64 * 1024;
+
+impl<S> Coalesce<S> {
+    fn new(inner: S, coalesce: bool) -> Self {
+        Coalesce {
+            inner,
+            coalesce,
+            buf: Vec::new(),
+            sent: 0,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Coalesce<S> {
+    /// Writes out what was gathered.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while let Some(rest) = self.buf.get(self.sent..).filter(|r| !r.is_empty()) {
+            match ready!(Pin::new(&mut self.inner).poll_write(cx, rest)) {
+                Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.sent += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        self.buf.clear();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Coalesce<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if !self.coalesce {
+            ready!(self.poll_drain(cx))?;
+            return Pin::new(&mut self.inner).poll_write(cx, data);
+        }
+        if self.buf.len() >= COALESCE_MAX {
+            ready!(self.poll_drain(cx))?;
+        }
+        self.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if !self.coalesce {
+            ready!(self.poll_drain(cx))?;
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        if self.buf.len() >= COALESCE_MAX {
+            ready!(self.poll_drain(cx))?;
+        }
+        let mut n = 0;
+        for b in bufs {
+            self.buf.extend_from_slice(b);
+            n += b.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -687,3 +803,7 @@ impl Actor {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "tests/shell.rs"]
+mod tests;
