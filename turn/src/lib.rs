@@ -43,17 +43,21 @@
 //!
 //! # Performance
 //! The core handles a 1200-byte ChannelData or Send indication in ~70–110 ns
-//! (`cargo bench -p venue-turn --bench relay`); the whole server relays ~170,000 packets per
-//! server CPU-second against coturn's ~125,000 under the same `turnutils_uclient` load
-//! (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns the core and reads
-//! the UDP listener itself in batches; datagrams from relay sockets and TCP/TLS frames are
-//! still copied into a `Vec` once on their way in, and the core allocates its outputs.
+//! (`cargo bench -p venue-turn --bench relay`); the whole server relays 150,000–190,000
+//! packets per server CPU-second over UDP (coturn 4.6.1: 105,000–125,000), ~120,000 over TCP
+//! (coturn ~83,000) and ~105,000 over TLS (coturn ~68,000) under the same `turnutils_uclient`
+//! load, without loss (`scripts/bench-turn`, BENCHMARKS.md "TURN relaying"). One actor owns
+//! the core and reads the UDP listener itself in batches; datagrams from relay sockets (one
+//! reader task per allocation) and TCP/TLS frames are still copied into a `Vec` once on their
+//! way in, and the core allocates its outputs.
 //!
 //! # Not here (yet)
 //! TURN over DTLS, TCP relays (RFC 6062), PASSWORD-ALGORITHM SHA-256 and USERHASH
 //! (RFC 8489 §9.2: only the MD5 long-term key), EVEN-PORT/RESERVATION-TOKEN (refused with
 //! 508), the ICMP attribute, channel numbers above 0x4FFF (RFC 5766 clients that pick them
-//! get 400, per RFC 8656 §12), multiple relay shards.
+//! get 400, per RFC 8656 §12), multiple relay shards, reloading the TLS certificate without a
+//! restart, TLS client certificates, and `turns:` URIs derived by the gateway from
+//! `tls_listen` (it needs a host name that matches the certificate; set `urls`).
 
 pub mod auth;
 pub mod client;
