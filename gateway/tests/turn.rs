@@ -276,7 +276,10 @@ async fn external_turn_server_gets_credentials_and_nothing_is_started() {
         .unwrap();
     assert!(!metrics.contains("venue_turn_"), "no embedded server runs");
     // ICE-TCP is on by default: its gauge is there, nothing open.
-    assert!(metrics.contains("\nvenue_ice_tcp_connections 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nvenue_ice_tcp_connections 0\n"),
+        "{metrics}"
+    );
     assert!(metrics.contains("venue_ice_tcp_closed_total{reason=\"not_stun\"} 0"));
     let _ = Method::GET;
 }
