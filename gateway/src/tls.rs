@@ -23,7 +23,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
 
@@ -64,24 +63,17 @@ impl TlsConfig {
     /// path when a file is unreadable or holds no certificate / key; [`TlsError::Rustls`] when
     /// the key does not fit the certificate or its algorithm is unsupported.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
-        let pem_error = |key: &'static str, path: &Path, reason: String| TlsError::Pem {
-            key,
-            path: path.to_owned(),
-            reason,
-        };
-        let chain = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?;
-        if chain.is_empty() {
-            return Err(pem_error(
-                "tls_cert",
-                cert,
-                "no CERTIFICATE block in the file".into(),
-            ));
-        }
-        let private = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| pem_error("tls_key", key, e.to_string()))?;
+        let (chain, private) = venue_turn::tls::read_pem_files(cert, key).map_err(|e| match e {
+            venue_turn::tls::TlsError::Pem { key, path, reason } => {
+                TlsError::Pem { key, path, reason }
+            }
+            venue_turn::tls::TlsError::Rustls(e) => TlsError::Rustls(e),
+            other => TlsError::Pem {
+                key: "tls_cert",
+                path: cert.to_owned(),
+                reason: other.to_string(),
+            },
+        })?;
         TlsConfig::from_der(chain, private)
     }
 

@@ -38,6 +38,37 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// Reads a PEM certificate chain (leaf first, then intermediates) and a PEM private key
+/// (PKCS#8, PKCS#1 RSA or SEC1 EC) — also what the gateway's HTTPS listener loads.
+///
+/// # Errors
+/// [`TlsError::Pem`] naming the key (`tls_cert` / `tls_key`) and the path when a file is
+/// unreadable or holds no certificate / key.
+pub fn read_pem_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let pem_error = |key: &'static str, path: &Path, reason: String| TlsError::Pem {
+        key,
+        path: path.to_owned(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_error(
+            "tls_cert",
+            cert,
+            "no CERTIFICATE block in the file".into(),
+        ));
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("tls_key", key, e.to_string()))?;
+    Ok((chain, private))
+}
+
 /// The server side of TURN over TLS: certificate chain and key. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
@@ -56,24 +87,7 @@ impl TlsConfig {
     /// unreadable or holds no certificate / key; [`TlsError::Rustls`] when the key does not
     /// fit the certificate or its algorithm is unsupported.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
-        let pem_error = |key: &'static str, path: &Path, reason: String| TlsError::Pem {
-            key,
-            path: path.to_owned(),
-            reason,
-        };
-        let chain = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pem_error("tls_cert", cert, e.to_string()))?;
-        if chain.is_empty() {
-            return Err(pem_error(
-                "tls_cert",
-                cert,
-                "no CERTIFICATE block in the file".into(),
-            ));
-        }
-        let private = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| pem_error("tls_key", key, e.to_string()))?;
+        let (chain, private) = read_pem_files(cert, key)?;
         TlsConfig::from_der(chain, private)
     }
 
