@@ -926,7 +926,9 @@ export function mountSchedule(host: ScheduleHost): void {
     }
     const r = host.room();
     if (r !== shownRoom) {
-      resetRoom();
+      // Another room: drop the old one's timeline and forms. Not on the first load, where a
+      // "New event" form opened before the first read must stay open.
+      if (shownRoom) resetRoom();
       shownRoom = r;
     }
     loading = true;
