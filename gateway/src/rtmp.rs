@@ -80,8 +80,9 @@ pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
                         }
                         tracing::info!(%peer, %reason, "RTMP connection closed");
                     }
-                    counters.connections.fetch_sub(1, Ordering::Relaxed);
+                    // Place freed before the gauge drops: a gauge of n means at most n held.
                     drop(permit);
+                    counters.connections.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(e) => {

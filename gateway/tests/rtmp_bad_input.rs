@@ -125,6 +125,22 @@ async fn metric(server: &Server, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in /metrics"))
 }
 
+/// Waits (≤ 5 s) until gauge `name` in `/metrics` reads `want`.
+async fn wait_gauge(server: &Server, name: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = metric(server, name).await;
+        if v == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {v}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A plain HTTP/1.1 GET on loopback (no client crate needed).
 async fn reqwest_get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -208,11 +224,14 @@ async fn bad_rtmp_input_closes_the_connection_and_leaves_the_server_unaffected()
     drop(s);
 
     // 6. The connection cap: six idle connections are held, the seventh is closed at once.
+    //    The server must first have let go of the connections above (case 5's client only
+    //    went away), and then hold all six before the seventh comes.
+    wait_gauge(&server, "venue_rtmp_connections", 0).await;
     let mut held = Vec::new();
     for _ in 0..6 {
         held.push(TcpStream::connect(rtmp).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_gauge(&server, "venue_rtmp_connections", 6).await;
     let mut over = TcpStream::connect(rtmp).await.unwrap();
     closed_within(&mut over, quick).await;
     // The held ones are closed by the publish timeout and free their places.
