@@ -217,21 +217,6 @@ pub fn embedded_urls(
     urls
 }
 
-/// The host of `https://host[:port][/path]` (`http.public_url`), without the port; IPv6
-/// literals keep their brackets.
-pub fn url_host(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split('/').next()?;
-    let host = if authority.starts_with('[') {
-        &authority[..=authority.find(']')?]
-    } else {
-        authority.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
-}
-
 /// What `[turn] enabled = true` alone leaves open, filled in: an empty `secret` becomes
 /// `secret` (the gateway's generated `data_dir/turn-secret`), and with `relay_ip` 0.0.0.0 and
 /// no `relay_public_ip` the relays advertise [`default_relay_ip`] — so the embedded server is
@@ -339,7 +324,9 @@ pub async fn start(
         };
         embedded_urls(
             ip,
-            public_url.and_then(url_host),
+            public_url
+                .map(crate::api::url_host)
+                .filter(|h| !h.is_empty()),
             server.udp_addr(),
             server.tcp_addr(),
             server.tls_addr(),

@@ -84,6 +84,8 @@ pub struct AppState {
     pub recordings: recording::Recordings,
     /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
     pub ice: ice::IceServers,
+    /// `[rtmp]`, for the RTMP URLs handed to streamers.
+    pub rtmp: config::RtmpConfig,
     /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
     pub turn: Option<ice::EmbeddedTurn>,
 }
@@ -342,6 +344,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         recordings,
         ice,
         turn: turn.map(ice::EmbeddedTurn::new),
+        rtmp: config.rtmp,
     };
     program::spawn_supervisor(state.clone(), config.hls);
     Ok(App {

@@ -836,6 +836,44 @@ async fn public_url_is_used_for_streamer_urls() {
         v["rtmp_url"],
         format!("rtmp://venue.example.org:1935/live/{key}")
     );
+
+    // The RTMP URL follows `[rtmp] listen`'s port, and is null with RTMP ingest off.
+    for (rtmp, want) in [
+        (
+            venue_gateway::config::RtmpConfig {
+                listen: "0.0.0.0:1936".parse().unwrap(),
+                ..Default::default()
+            },
+            Some(":1936/live/"),
+        ),
+        (
+            venue_gateway::config::RtmpConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            None,
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = crate::config(dir.path());
+        cfg.rtmp = rtmp;
+        let t = TestApp {
+            app: build_app(&cfg).await.expect("app"),
+            dir,
+        };
+        let v = t
+            .admin(
+                Method::POST,
+                "/api/admin/rooms/main/streamers",
+                Some(json!({"name": "Bo"})),
+            )
+            .await
+            .json();
+        match want {
+            Some(port) => assert!(v["rtmp_url"].as_str().unwrap().contains(port), "{v}"),
+            None => assert_eq!(v["rtmp_url"], Value::Null),
+        }
+    }
 }
 
 #[tokio::test]

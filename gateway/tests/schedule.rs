@@ -121,6 +121,13 @@ async fn bookings_merge_refuse_overlaps_and_stay_private() {
     let (status, first) = admin(r, Method::POST, &bookings, json!({"slot_start": "2026-11-21T21:00:00Z", "artist_name": "Ann", "description": "cello", "location": "Lyon", "timezone": "Europe/Paris", "email": "ann@example.org"})).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert!(first["stream_key"].as_str().unwrap().len() >= 32);
+    let rtmp_url = first["rtmp_url"].as_str().unwrap();
+    assert!(
+        rtmp_url.starts_with("rtmp://")
+            && rtmp_url.contains(":1935/live/")
+            && rtmp_url.ends_with(first["stream_key"].as_str().unwrap()),
+        "{rtmp_url}"
+    );
     assert_eq!(first["booking"]["end"], "2026-11-21T21:30:00Z");
     assert_eq!(first["booking"]["email"], "ann@example.org");
     let streamer = first["booking"]["streamer_id"].as_i64().unwrap();
@@ -151,6 +158,7 @@ async fn bookings_merge_refuse_overlaps_and_stay_private() {
     assert_eq!(status, StatusCode::CREATED, "{merged}");
     assert_eq!(merged["merged"], true);
     assert_eq!(merged["stream_key"], Value::Null);
+    assert_eq!(merged["rtmp_url"], Value::Null);
     assert_eq!(merged["booking"]["id"], first["booking"]["id"]);
     assert_eq!(merged["booking"]["start"], "2026-11-21T21:00:00Z");
     assert_eq!(merged["booking"]["end"], "2026-11-21T22:00:00Z");

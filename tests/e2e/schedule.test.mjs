@@ -70,7 +70,7 @@ test("admin schedules an artist by clicks; the timeline shows them live", async 
       await admin.$$eval("#sched-key .kv", (rows) => rows.map((r) => [r.dataset.copy, r.querySelector("code").textContent])),
     );
     assert.ok(shown.key?.length >= 32, `a stream key: ${JSON.stringify(shown)}`);
-    assert.match(shown.rtmp, /^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
+    assert.equal(shown.rtmp, `rtmp://127.0.0.1:${rtmpPort}/live`, "the RTMP server shown is the configured listener");
     assert.match(shown.whip, /\/api\/whip$/);
     await admin.screenshot({ path: join(OUT, "schedule-booked.png"), fullPage: true });
     await admin.click("#sched-key button:text-is('I saved it — hide')");

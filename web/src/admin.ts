@@ -82,7 +82,8 @@ interface Created {
   name: string;
   stream_key: string;
   whip_url: string;
-  rtmp_url: string;
+  /** null when RTMP ingest is off. */
+  rtmp_url: string | null;
 }
 
 const TOKEN_STORAGE = "venue.adminToken";
@@ -588,7 +589,7 @@ function showKey(c: Created) {
     }),
     row("Stream key", c.stream_key),
     row("WHIP URL", absolute(c.whip_url)),
-    row("RTMP URL", c.rtmp_url),
+    ...(c.rtmp_url ? [row("RTMP URL", c.rtmp_url)] : []),
     h(
       "div",
       { class: "muted", style: "font-size:13px" },

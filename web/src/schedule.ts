@@ -46,7 +46,8 @@ interface CreatedBookingJson {
   stream_key: string | null;
   whip_url: string;
   /** Full RTMP URL with the key, where the server gives it. */
-  rtmp_url?: string;
+  /** `rtmp://host:port/live/<key>` with a new key; null when RTMP ingest is off. */
+  rtmp_url?: string | null;
   merged: boolean;
 }
 
@@ -70,7 +71,6 @@ const REFRESH_MS = 5000;
 const MIN_SLOT_PX = 88;
 /** The same on a phone, where names need the room more. */
 const MIN_SLOT_PX_NARROW = 120;
-const RTMP_PORT = 1935;
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -608,12 +608,10 @@ export function mountSchedule(host: ScheduleHost): void {
     renderTimeline(v);
   }
 
-  function rtmpServer(c: CreatedBookingJson): string {
-    if (c.rtmp_url) {
-      const i = c.rtmp_url.lastIndexOf("/");
-      if (i > "rtmp://".length) return c.rtmp_url.slice(0, i);
-    }
-    return `rtmp://${location.hostname}:${RTMP_PORT}/live`;
+  /** The server part of the booking's RTMP URL (OBS: Server), or null when RTMP ingest is off. */
+  function rtmpServer(c: CreatedBookingJson): string | null {
+    const i = c.rtmp_url ? c.rtmp_url.lastIndexOf("/") : -1;
+    return c.rtmp_url && i > "rtmp://".length ? c.rtmp_url.slice(0, i) : null;
   }
 
   function showKey(c: CreatedBookingJson) {
@@ -649,7 +647,7 @@ export function mountSchedule(host: ScheduleHost): void {
     keyBox.replaceChildren(
       h("strong", { text: `“${b.artist_name}” booked ${when}` }),
       h("div", { class: "error", text: "Copy the stream key now: it is stored hashed and will not be shown again. It opens shortly before the slot and closes at its end." }),
-      row("RTMP server", rtmpServer(c), "rtmp"),
+      ...(rtmpServer(c) ? [row("RTMP server", rtmpServer(c) ?? "", "rtmp")] : []),
       row("Stream key", c.stream_key, "key"),
       row("WHIP URL", whip, "whip"),
       h(

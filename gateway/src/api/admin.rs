@@ -18,7 +18,8 @@
 //!   (0..1) lost on the way in over the last 2 s, `b_frames` true when the stream has B-frames,
 //!   `warnings` human-readable problems with their fix (B-frames: the OBS setting to change)
 //! - `POST /api/admin/rooms/{room}/streamers` `{name}` → 201 `{id, name, stream_key, whip_url,
-//!   rtmp_url, created_at}`; the key is shown this once only
+//!   rtmp_url, created_at}` (`rtmp_url` on `[rtmp] listen`'s port, null with RTMP off); the key
+//!   is shown this once only
 //! - `DELETE /api/admin/rooms/{room}/streamers/{id}` → 204 (closes its sessions, empties its slots)
 //! - `PUT /api/admin/rooms/{room}/streamers/{id}` `{sticker_set: "<set id>" | null}` → 200
 //!   `{id, name, live, created_at, sticker_set}`: the streamer's own sticker set ("switch the
@@ -50,9 +51,7 @@ use venue_sfu::{RoomId, SessionId, SubscribeTarget};
 
 use super::interaction::{SettingsPatch, apply_settings, sticker_set};
 use super::json_body;
-use super::{
-    RTMP_PORT, SDP, base_url, bearer, created, etag, require_content_type, sdp_offer, url_host,
-};
+use super::{SDP, base_url, bearer, created, etag, require_content_type, rtmp_url, sdp_offer};
 use crate::AppState;
 use crate::error::{ApiError, TextError};
 use crate::state::{RoomView, SessionInfo, SessionKind, participant};
@@ -205,7 +204,8 @@ pub struct CreatedStreamer {
     pub name: String,
     pub stream_key: String,
     pub whip_url: String,
-    pub rtmp_url: String,
+    /// `null` when RTMP ingest is off.
+    pub rtmp_url: Option<String>,
     pub created_at: i64,
 }
 
@@ -227,11 +227,7 @@ pub async fn create_streamer(
             id: s.id,
             name: s.name,
             whip_url: format!("{base}/api/whip"),
-            rtmp_url: format!(
-                "rtmp://{}:{RTMP_PORT}/live/{}",
-                url_host(&base),
-                key.expose()
-            ),
+            rtmp_url: rtmp_url(&app.rtmp, &base, key.expose()),
             stream_key: key.expose().to_owned(),
             created_at: s.created_at,
         }),

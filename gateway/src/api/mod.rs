@@ -47,8 +47,17 @@ pub const EXPOSE_HEADERS: &str = "Location, ETag, Link, Accept-Post";
 pub const ALLOW_METHODS: &str = "POST, PATCH, DELETE, OPTIONS";
 /// Request headers allowed cross-origin on WHIP/WHEP resources.
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match";
-/// RTMP ingest port shown in streamer URLs.
-pub const RTMP_PORT: u16 = 1935;
+/// `rtmp://<host>:<port>/live/<key>` (the RTMP URL a streamer puts in OBS) for base URL
+/// `base` (its host) and `[rtmp]` (its listen port), or `None` when RTMP ingest is off.
+pub fn rtmp_url(rtmp: &crate::config::RtmpConfig, base: &str, key: &str) -> Option<String> {
+    rtmp.enabled.then(|| {
+        format!(
+            "rtmp://{}:{}/live/{key}",
+            url_host(base),
+            rtmp.listen.port()
+        )
+    })
+}
 
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), if present.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -17,7 +17,7 @@
 //!   slot-bound, so their keys no longer open).
 //! - `POST /api/admin/rooms/{room}/events/{id}/bookings` `{slot_start, slots?: 1, artist_name,
 //!   description?, location?, timezone, email?, streamer_id?}` → 201 `{booking, stream_key,
-//!   whip_url, merged}`. `slot_start` must be a slot start; `slots` contiguous slots are booked
+//!   whip_url, rtmp_url, merged}` (`rtmp_url` with a new key and RTMP on, else null). `slot_start` must be a slot start; `slots` contiguous slots are booked
 //!   (400 past the event's end); `timezone` is IANA (`Europe/Berlin`). Without `streamer_id` a
 //!   streamer named `artist_name` is created and `stream_key` is its key, **shown this once**;
 //!   with `streamer_id` that streamer of the room is booked, its key unchanged (`stream_key:
@@ -40,7 +40,7 @@
 //!   slots in time order, free (`booking: null`) or taken. Never shows emails, keys or streamer
 //!   ids.
 //! - `POST /api/rooms/{room}/events/{id}/signup` (same body as a booking, no `streamer_id`) →
-//!   201 `{booking, stream_key, whip_url, merged: false}`, only when the event has
+//!   201 `{booking, stream_key, whip_url, rtmp_url, merged: false}`, only when the event has
 //!   `public_signup: true` (404 otherwise); 429 over 5 sign-ups per minute per client IP.
 //!
 //! `event` = `{id, title, start, end, slot_minutes, public_signup, slots: [{start, end,
@@ -340,6 +340,8 @@ pub struct CreatedBooking {
     pub booking: BookingView,
     pub stream_key: Option<String>,
     pub whip_url: String,
+    /// The RTMP URL with the new key (`null` without a new key or with RTMP off).
+    pub rtmp_url: Option<String>,
     pub merged: bool,
 }
 
@@ -365,6 +367,10 @@ async fn book(
         StatusCode::CREATED,
         Json(CreatedBooking {
             booking: BookingView::new(b, false, private),
+            rtmp_url: created
+                .key
+                .as_ref()
+                .and_then(|k| crate::api::rtmp_url(&app.rtmp, &base, k.expose())),
             stream_key: created.key.map(|k| k.expose().to_owned()),
             whip_url: format!("{base}/api/whip"),
             merged: created.merged,

@@ -142,21 +142,6 @@ fn embedded_urls_name_both_transports_and_bracket_ipv6() {
 }
 
 #[test]
-fn url_host_strips_scheme_port_and_path() {
-    assert_eq!(
-        url_host("https://live.example.org"),
-        Some("live.example.org")
-    );
-    assert_eq!(
-        url_host("https://live.example.org:8443/venue"),
-        Some("live.example.org")
-    );
-    assert_eq!(url_host("http://[2001:db8::1]:8080"), Some("[2001:db8::1]"));
-    assert_eq!(url_host("ftp://x"), None);
-    assert_eq!(url_host("https://"), None);
-}
-
-#[test]
 fn media_peers_are_the_advertised_candidates_at_the_shard_ports() {
     let media = SfuConfig {
         candidate_ips: vec![IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))],
