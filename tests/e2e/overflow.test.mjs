@@ -107,7 +107,8 @@ describe("overflow to HLS", { timeout: 180_000 }, () => {
     // Viewer B: HLS, one program video with hls.js on the playlist, room over the WebSocket.
     pages.b = await newPage(browser);
     requests.b = recordPlaylistRequests(pages.b);
-    await pages.b.goto(`${venue.base}/?name=Ben`);
+    // `rejoin_s=2`: B asks `/join` every ~2 s while on HLS (20 s by default).
+    await pages.b.goto(`${venue.base}/?name=Ben&rejoin_s=2`);
     await waitFor(async () => (await modeOf(pages.b)).synced, { timeout: 20000, what: "B joined the room" });
     const b = await modeOf(pages.b);
     assert.equal(b.mode, "hls", `B: ${JSON.stringify(b)}`);
@@ -201,5 +202,33 @@ describe("overflow to HLS", { timeout: 180_000 }, () => {
     const v = await video();
     assert.equal(v.w, 1280, `program width ${v.w}x${v.h}`);
     t.diagnostic(`program ${v.w}x${v.h}, hls.js latency ${v.latency?.toFixed?.(2)} s`);
+  });
+
+  it("when the WebRTC viewer leaves, the HLS viewer takes the free place over WebRTC", async () => {
+    assert.ok(pages.a && pages.b, "needs the first test");
+    assert.equal((await modeOf(pages.b)).mode, "hls", "B is on HLS while A holds the place");
+    // C (whose /join always says webrtc) would compete for the place: it leaves first.
+    if (pages.c) {
+      await pages.c.close();
+      delete pages.c;
+    }
+    await pages.a.close();
+    delete pages.a;
+    // B asks /join again (every ~2 s here) and goes back to WebRTC: tiles, decoded frames.
+    const b = await waitFor(
+      async () => {
+        const m = await modeOf(pages.b);
+        return m.mode === "webrtc" && m;
+      },
+      { timeout: 20000, what: "B back on WebRTC" },
+    );
+    assert.equal(b.badge?.mode, "webrtc");
+    assert.equal(b.fallback, null);
+    await waitFramesAbove(pages.b, 0, 10, { timeout: 20000 });
+    assert.equal(await pages.b.evaluate(() => document.querySelector("#stage video[data-program]")), null, "the program video is gone");
+    // The cap still holds: one WebRTC viewer.
+    const join = await (await fetch(`${venue.base}/api/rooms/main/join`)).json();
+    assert.equal(join.webrtc_viewers, 1, JSON.stringify(join));
+    assert.equal(join.mode, "hls");
   });
 });

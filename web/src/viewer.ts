@@ -16,7 +16,8 @@
 // low-latency mode in one <video> filling the stage area (Safari: native HLS), and the living
 // room goes over the WebSocket. A WebRTC viewer whose WHEP offer is refused (503), whose ICE
 // fails or never connects, or who gets no video from a live stage within MEDIA_TIMEOUT_MS falls
-// back to HLS by itself. A badge in the header says which mode the page is in. `?mode=hls` /
+// back to HLS by itself; one sent to HLS for capacity or load asks `/join` again every ~20 s
+// and goes back to WebRTC when a place is free. A badge in the header says which mode the page is in. `?mode=hls` /
 // `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back). `?ice=relay` connects
 // through the TURN servers of `GET /api/ice-servers` only (checking a TURN setup; tests).
 import "./style.css";
@@ -476,8 +477,9 @@ async function connect() {
     if (gen !== generation) return;
     console.warn("venue: WHEP failed", e);
     if (e instanceof HttpError && e.status === 503 && forcedMode !== "webrtc") {
-      // Full room or busy server: the body says so (`error`) and where the program is.
-      fallBackToHls(errorMessage(e).replace(/^503[^:]*:\s*/, ""));
+      // Full room or busy server: the body says so (`error`) and where the program is. A place
+      // may free up later: the HLS page keeps asking (`scheduleRejoin`).
+      fallBackToHls(errorMessage(e).replace(/^503[^:]*:\s*/, ""), true);
       return;
     }
     scheduleReconnect(errorMessage(e));
@@ -520,8 +522,11 @@ function watchMedia(gen: number) {
 
 // ---------- HLS ----------
 
-/** Leaves WebRTC for the HLS program (the WHEP session is deleted). */
-function fallBackToHls(reason: string) {
+/**
+ * Leaves WebRTC for the HLS program (the WHEP session is deleted). `capacity`: the server
+ * refused for capacity or load (503), so a later `/join` may let the page back in.
+ */
+function fallBackToHls(reason: string, capacity = false) {
   if (venue.mode === "hls") return;
   console.info(`venue: WebRTC → HLS: ${reason}`);
   generation++;
@@ -530,11 +535,14 @@ function fallBackToHls(reason: string) {
   teardown();
   venue.pc = null;
   venue.fallback = reason;
-  enterHls(venue.join?.hls_url ?? defaultJoin("hls", "").hls_url, `WebRTC unavailable: ${reason}`);
+  enterHls(venue.join?.hls_url ?? defaultJoin("hls", "").hls_url, `WebRTC unavailable: ${reason}`, capacity);
 }
 
-/** Switches the page to HLS: the living room over the WebSocket, one program video. */
-function enterHls(url: string, why: string) {
+/**
+ * Switches the page to HLS: the living room over the WebSocket, one program video. `rejoin`:
+ * HLS because the room was full or the server busy — ask `/join` again now and then.
+ */
+function enterHls(url: string, why: string, rejoin: boolean) {
   venue.mode = "hls";
   if (!useWs) {
     useWs = true;
@@ -543,6 +551,72 @@ function enterHls(url: string, why: string) {
   renderBadge(why);
   buildProgram();
   void startHls(url);
+  if (rejoin) scheduleRejoin();
+}
+
+/** Leaves HLS: the player, the program video and its timers go; the stage is empty again. */
+function leaveHls() {
+  venue.hls?.destroy();
+  venue.hls = null;
+  venue.hlsUrl = null;
+  if (programView) {
+    programView.video.removeAttribute("src");
+    programView.video.load();
+  }
+  programView = null;
+  venue.program = null;
+  stageEl.classList.remove("hls");
+}
+
+// ---------- back to WebRTC ----------
+
+/**
+ * How often a page sent to HLS for capacity or load asks `/join` again, ms (± 25 % jitter so a
+ * big HLS audience does not ask at once). `?rejoin_s=` changes it (tests).
+ */
+const REJOIN_MS = (Number(params.get("rejoin_s")) || 20) * 1000;
+let rejoinTimer: ReturnType<typeof setTimeout> | null = null;
+
+/**
+ * While in HLS for capacity or load (not forced, not after a WebRTC failure): when `/join`
+ * says `webrtc` again (a place freed up), go back to WebRTC — sub-second instead of the
+ * program's ~1.5 s. If the place is gone by the time the offer arrives (503), the page comes
+ * back to HLS and keeps asking.
+ */
+function scheduleRejoin() {
+  if (rejoinTimer) clearTimeout(rejoinTimer);
+  rejoinTimer = null;
+  if (forcedMode || !hasWebRTC || !useMedia) return;
+  rejoinTimer = setTimeout(
+    () => {
+      rejoinTimer = null;
+      void backToWebRtc();
+    },
+    REJOIN_MS * (0.75 + Math.random() * 0.5),
+  );
+}
+
+async function backToWebRtc() {
+  if (venue.mode !== "hls" || client.state.ended) return;
+  try {
+    const join = await getJson<JoinAnswer>(`${apiRoom}/join`);
+    if (join.mode === "webrtc" && venue.mode === "hls") {
+      console.info("venue: HLS → WebRTC: a place is free");
+      leaveHls();
+      venue.join = join;
+      venue.fallback = null;
+      venue.mode = "webrtc";
+      attempt = iceFailures = 0;
+      renderBadge(join.reason);
+      buildTiles(venue.maxSlots);
+      if (venue.state) applyState(venue.state);
+      void connect();
+      return;
+    }
+  } catch {
+    // Could not ask: stay on HLS and ask again later.
+  }
+  scheduleRejoin();
 }
 
 interface ProgramView {
@@ -937,7 +1011,7 @@ async function main() {
     const join = await askJoin();
     venue.join = join;
     if (join.mode === "hls") {
-      enterHls(join.hls_url, join.reason);
+      enterHls(join.hls_url, join.reason, true);
       applyState(fromRoomInfo(info));
     } else {
       venue.mode = "webrtc";
