@@ -129,12 +129,13 @@ async fn ffmpeg_rtmp_publisher_reaches_a_whep_viewer() {
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
         .unwrap();
 
-    // Four seconds of media: video and audio packets by sequence number.
+    // At least four seconds of media: video and audio packets by sequence number.
     let (video, audio) = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut video: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let mut audio: BTreeMap<u64, (u32, Vec<u8>)> = BTreeMap::new();
-        while Instant::now() < deadline && audio.len() < 200 {
+        // Until both are there (video starts at the first keyframe, so later than audio).
+        while Instant::now() < deadline && (audio.len() < 200 || video.len() < 200) {
             viewer
                 .step(|_, e| {
                     if let Event::RtpPacket(p) = e {
