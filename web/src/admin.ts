@@ -5,23 +5,20 @@
 // change puts that streamer on slot 0); the room's
 // settings (title, now playing, background colour, interactivity mode, sticker set, slow mode:
 // PUT settings) and its people with moderation (star, mute, kick, ban; clear chat / stickers).
+//
+// This file: sign-in, the room, the stage editor and the streamer cards. The other parts are
+// modules that take an `AdminHost` (admin/host.ts): admin/previews.ts (live previews),
+// admin/health.ts (each card's health line), admin/settings.ts (settings card, sticker set
+// upload), admin/people.ts (people and moderation), schedule.ts and recordings.ts (cards).
 import "./style.css";
-import {
-  $,
-  HttpError,
-  copyText,
-  deleteSession,
-  errorMessage,
-  h,
-  httpError,
-  postOffer,
-  type SdpSession,
-  rtcConfiguration,
-} from "./common";
+import { $, HttpError, copyText, errorMessage, h, httpError } from "./common";
 import { mountSchedule } from "./schedule";
 import { mountRecordings } from "./recordings";
-
-type Id = number | string;
+import { renderHealth, type Health } from "./admin/health";
+import type { AdminHost, Id } from "./admin/host";
+import { mountPeople } from "./admin/people";
+import { Previews } from "./admin/previews";
+import { mountSettings, selectOption } from "./admin/settings";
 
 interface Streamer {
   id: Id;
@@ -32,31 +29,6 @@ interface Streamer {
   sticker_set?: string | null;
   /** Streamer health measured by the SFU (null when offline). */
   health?: Health | null;
-}
-
-/** GET …/streamers → `health` (see gateway/src/api/admin.rs for the shape). */
-interface Health {
-  protocol: "whip" | "rtmp";
-  video: {
-    rid: string | null;
-    codec: string;
-    profile_level_id: string | null;
-    width: number | null;
-    height: number | null;
-    fps: number;
-    bitrate_bps: number;
-    keyframe_interval_s: number | null;
-  }[];
-  audio: {
-    codec: string;
-    channels: number;
-    sample_rate_hz: number;
-    bitrate_bps: number;
-    source: { codec: string; channels: number; sample_rate_hz: number } | null;
-  } | null;
-  packet_loss: number;
-  b_frames: boolean;
-  warnings: string[];
 }
 
 interface Stage {
@@ -149,6 +121,16 @@ function toast(text: string, err = false) {
   toastTimer = setTimeout(() => el.remove(), err ? 6000 : 2500);
 }
 
+// ---------- the console's parts (admin/*.ts) ----------
+
+const host: AdminHost = { api, roomPath, token: () => token, epoch: () => epoch, toast };
+/** Live previews on the streamer cards: web/src/admin/previews.ts. */
+const previews = new Previews(host);
+/** The room settings card and the sticker set upload: web/src/admin/settings.ts. */
+const roomSettings = mountSettings({ ...host, setsChanged: () => renderStreamers() });
+/** The people card with moderation: web/src/admin/people.ts. */
+const people = mountPeople(host);
+
 // ---------- sign-in ----------
 
 function showLogin(message = "") {
@@ -165,7 +147,7 @@ function logout(message = "") {
   localStorage.removeItem(TOKEN_STORAGE);
   if (pollTimer) clearInterval(pollTimer);
   pollTimer = null;
-  stopAllPreviews();
+  previews.stopAll((key) => streamerCards.get(key)?.thumb);
   streamerCards.forEach((c) => c.root.remove());
   streamerCards.clear();
   showLogin(message);
@@ -211,7 +193,7 @@ async function openRoom() {
   const my = ++epoch;
   localStorage.setItem(ROOM_STORAGE, room);
   viewLink.href = room === "main" ? "/" : `/r/${encodeURIComponent(room)}`;
-  stopAllPreviews();
+  previews.stopAll((key) => streamerCards.get(key)?.thumb);
   streamerCards.forEach((c) => c.root.remove());
   streamerCards.clear();
   selected = null;
@@ -223,7 +205,7 @@ async function openRoom() {
     // keep the last known slot count
   }
   if (my !== epoch) return;
-  void loadSettings(my);
+  void roomSettings.load(my);
   await refresh(my);
   if (pollTimer) clearInterval(pollTimer);
   pollTimer = setInterval(() => void refresh(epoch), POLL_MS);
@@ -239,7 +221,7 @@ async function refresh(my: number) {
     streamers = list;
     if (!saving) setStage(st);
     renderStreamers();
-    void refreshUsers(my);
+    void people.refresh(my);
   } catch (e) {
     if (my === epoch && !(e instanceof HttpError && e.status === 401)) toast(`Refresh failed: ${errorMessage(e)}`, true);
   }
@@ -341,7 +323,7 @@ async function save(next: Stage) {
     if (my === epoch && res) setStage(res);
     // The server switches the room to slot 1's artist set, if they have one: show it.
     const first = streamers.find((x) => sameId(x.id, next.slots[0]));
-    if (my === epoch && first?.sticker_set) void followRoomSet(my);
+    if (my === epoch && first?.sticker_set) void roomSettings.followRoomSet(my);
   } catch (e) {
     if (my === epoch) {
       stage = prev;
@@ -387,12 +369,12 @@ function renderStreamers() {
     card.root.classList.toggle("selected", selected === key);
     showStreamerSet(card.stickers, s.sticker_set ?? "");
     renderHealth(card, s.live ? (s.health ?? null) : null);
-    if (s.live) startPreview(s.id, card);
-    else stopPreview(key, card);
+    if (s.live) previews.start(s.id, card.thumb);
+    else previews.stop(key, card.thumb);
   }
   for (const [key, card] of streamerCards) {
     if (!seen.has(key)) {
-      stopPreview(key, card);
+      previews.stop(key, card.thumb);
       card.root.remove();
       streamerCards.delete(key);
     }
@@ -447,61 +429,10 @@ function makeCard(s: Streamer): Card {
   return { root, name, badge, thumb, meta, stickers, health, warnings };
 }
 
-// ---------- streamer health (refreshed with the list, every POLL_MS) ----------
-
-// Numbers stay with their units when the line wraps (U+00A0).
-const kHz = (hz: number) => `${Number((hz / 1000).toFixed(1))}\u00a0kHz`;
-const channels = (n: number) => (n === 1 ? "mono" : n === 2 ? "stereo" : `${n} ch`);
-
-function bitrate(bps: number): string {
-  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)}\u00a0Mbit/s`;
-  return `${Math.round(bps / 1e3)}\u00a0kbit/s`;
-}
-
-/** One compact line: "H.264 1280×720 30 fps 2.9 Mbit/s · GOP 1.0 s · Opus stereo 48 kHz (from
- * AAC 44.1 kHz) · loss 0.2%", after a protocol badge; warnings in a box below. */
-function renderHealth(card: Card, hl: Health | null) {
-  card.health.hidden = hl === null;
-  card.warnings.hidden = hl === null || hl.warnings.length === 0;
-  if (hl === null) {
-    card.health.replaceChildren();
-    card.warnings.replaceChildren();
-    return;
-  }
-  const parts: string[] = [];
-  // The largest layer first (simulcast sends several).
-  const layers = [...hl.video].sort((a, b) => (b.height ?? 0) - (a.height ?? 0) || b.bitrate_bps - a.bitrate_bps);
-  const v = layers[0];
-  if (v) {
-    const size = v.width && v.height ? ` ${v.width}×${v.height}` : "";
-    const total = layers.reduce((n, l) => n + l.bitrate_bps, 0);
-    let text = `${v.codec}${size} ${Math.round(v.fps)}\u00a0fps ${bitrate(total)}`;
-    if (layers.length > 1) text += ` (${layers.length} layers)`;
-    parts.push(text);
-    if (v.keyframe_interval_s !== null) parts.push(`GOP\u00a0${v.keyframe_interval_s.toFixed(1)}\u00a0s`);
-  } else {
-    parts.push("no video");
-  }
-  const a = hl.audio;
-  if (a) {
-    let text = `${a.codec} ${channels(a.channels)} ${kHz(a.sample_rate_hz)}`;
-    if (a.source) text += ` (from ${a.source.codec} ${kHz(a.source.sample_rate_hz)}${a.source.channels !== a.channels ? ` ${channels(a.source.channels)}` : ""})`;
-    parts.push(text);
-  } else {
-    parts.push("no audio");
-  }
-  parts.push(`loss\u00a0${Number((hl.packet_loss * 100).toFixed(1))}%`);
-  const title = v?.profile_level_id ? `profile-level-id ${v.profile_level_id}` : "";
-  card.health.replaceChildren(
-    h("span", { class: `proto ${hl.protocol}`, text: hl.protocol.toUpperCase() }),
-    h("span", { class: `healthtext${hl.packet_loss > 0.05 ? " bad" : ""}`, text: parts.join(" · "), title }),
-  );
-  card.warnings.replaceChildren(...hl.warnings.map((w) => h("div", { class: "healthwarn", role: "alert", text: `⚠ ${w}` })));
-}
-
 /** Fills a card's sticker select: "(room default)" plus every set; left alone while in use. */
 function showStreamerSet(sel: HTMLSelectElement, value: string) {
   if (document.activeElement === sel || sel.disabled) return;
+  const stickerSets = roomSettings.stickerSets();
   const sig = stickerSets.map((x) => `${x.id}\u0000${x.name}`).join("\u0001");
   if (sel.dataset.sets !== sig) {
     sel.replaceChildren(
@@ -521,7 +452,7 @@ async function putStreamerSet(id: Id, sel: HTMLSelectElement) {
     const s = await api<Streamer>("PUT", `${roomPath()}/streamers/${encodeURIComponent(String(id))}`, { sticker_set: set });
     const i = streamers.findIndex((x) => sameId(x.id, id));
     if (i >= 0) streamers[i] = { ...streamers[i], sticker_set: s.sticker_set ?? null };
-    toast(set ? `${s.name} brings “${setName(set)}” when on slot 1` : `${s.name} keeps the room's sticker set`);
+    toast(set ? `${s.name} brings “${roomSettings.setName(set)}” when on slot 1` : `${s.name} keeps the room's sticker set`);
   } catch (e) {
     toast(`Could not set stickers: ${errorMessage(e)}`, true);
   } finally {
@@ -529,8 +460,6 @@ async function putStreamerSet(id: Id, sel: HTMLSelectElement) {
     renderStreamers();
   }
 }
-
-const setName = (id: string) => stickerSets.find((x) => x.id === id)?.name || id;
 
 async function remove(id: Id, name: string) {
   if (!confirm(`Delete streamer “${name}”? Their stream key stops working.`)) return;
@@ -602,386 +531,10 @@ function showKey(c: Created) {
   keyBox.hidden = false;
 }
 
-// ---------- live previews (admin WHEP: one video + one audio of one streamer) ----------
-
-interface Preview {
-  pc: RTCPeerConnection;
-  session: SdpSession | null;
-  video: HTMLVideoElement;
-}
-
-const previews = new Map<string, Preview>();
-/** The previews' RTCConfiguration (TURN servers from the server), refreshed every 10 minutes. */
-let previewRtcConfig: RTCConfiguration = { bundlePolicy: "max-bundle" };
-const refreshPreviewRtcConfig = () =>
-  void rtcConfiguration().then((c) => {
-    previewRtcConfig = c;
-  });
-refreshPreviewRtcConfig();
-setInterval(refreshPreviewRtcConfig, 600_000);
-const previewRetryAt = new Map<string, number>();
-
-function startPreview(id: Id, card: Card) {
-  const key = String(id);
-  if (previews.has(key)) return;
-  if ((previewRetryAt.get(key) ?? 0) > Date.now()) return;
-  const pc = new RTCPeerConnection(previewRtcConfig);
-  const v = pc.addTransceiver("video", { direction: "recvonly" });
-  const a = pc.addTransceiver("audio", { direction: "recvonly" });
-  const video = h("video", { autoplay: true, playsinline: true, "data-preview": key });
-  video.muted = true;
-  video.srcObject = new MediaStream([v.receiver.track, a.receiver.track]);
-  const p: Preview = { pc, session: null, video };
-  previews.set(key, p);
-  card.thumb.replaceChildren(video);
-  video.play().catch(() => {});
-  const fail = (why: string) => {
-    if (previews.get(key) !== p) return;
-    stopPreview(key, card, why);
-    previewRetryAt.set(key, Date.now() + 5000);
-  };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed") fail("preview failed");
-  };
-  void (async () => {
-    try {
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription(offer);
-      const s = await postOffer(
-        `${roomPath()}/streamers/${encodeURIComponent(key)}/whep`,
-        pc.localDescription?.sdp ?? "",
-        { Authorization: `Bearer ${token}` },
-      );
-      if (previews.get(key) !== p) {
-        deleteSession(s);
-        return;
-      }
-      p.session = s;
-      await pc.setRemoteDescription({ type: "answer", sdp: s.answer });
-    } catch (e) {
-      fail(`preview unavailable (${errorMessage(e)})`);
-    }
-  })();
-}
-
-function stopPreview(key: string, card?: Card, text = "offline") {
-  const p = previews.get(key);
-  if (p) {
-    previews.delete(key);
-    deleteSession(p.session);
-    p.pc.onconnectionstatechange = null;
-    p.pc.close();
-    p.video.srcObject = null;
-  }
-  if (card && (p || card.thumb.textContent !== text)) {
-    card.thumb.replaceChildren(text);
-  }
-}
-
-function stopAllPreviews() {
-  for (const key of [...previews.keys()]) stopPreview(key, streamerCards.get(key));
-}
-
-window.addEventListener("pagehide", () => {
-  for (const p of previews.values()) deleteSession(p.session);
-});
-
-// ---------- room settings ----------
-
-type ModeName = "everything" | "chat_only" | "stickers_off" | "quiet";
-
-interface RoomSettingsJson {
-  title: string;
-  now_playing: string;
-  background_color: string;
-  mode: ModeName;
-  sticker_set: string;
-  slow_mode_s: number;
-}
-
-interface StickerSetJson {
-  id: string;
-  name: string;
-  stickers: { id: string; url: string; label?: string }[];
-}
-
-const settingsForm = $<HTMLFormElement>("#settings");
-const sTitle = $<HTMLInputElement>("#s-title");
-const sNow = $<HTMLInputElement>("#s-now");
-const sBg = $<HTMLInputElement>("#s-bg");
-const sBgHex = $<HTMLInputElement>("#s-bghex");
-const sSlow = $<HTMLSelectElement>("#s-slow");
-const sSet = $<HTMLSelectElement>("#s-set");
-const sSetPreview = $("#s-setpreview");
-const sError = $("#s-error");
-const sState = $("#settingsstate");
-let settings: RoomSettingsJson | null = null;
-let stickerSets: StickerSetJson[] = [];
-
-async function loadSettings(my: number) {
-  try {
-    const [st, sets] = await Promise.all([
-      api<RoomSettingsJson>("GET", `${roomPath()}/settings`),
-      api<StickerSetJson[]>("GET", "/api/admin/sticker-sets").catch(() => [] as StickerSetJson[]),
-    ]);
-    if (my !== epoch) return;
-    stickerSets = sets;
-    showSettings(st);
-    renderStreamers();
-  } catch (e) {
-    if (my === epoch && !(e instanceof HttpError && e.status === 401)) {
-      sState.textContent = `settings unavailable (${errorMessage(e)})`;
-    }
-  }
-}
-
-function selectOption(sel: HTMLSelectElement, value: string, label = value) {
-  if (![...sel.options].some((o) => o.value === value)) sel.append(h("option", { value, text: label }));
-  sel.value = value;
-}
-
-function showSettings(st: RoomSettingsJson) {
-  settings = st;
-  sTitle.value = st.title ?? "";
-  sNow.value = st.now_playing ?? "";
-  const bg = /^#[0-9a-fA-F]{6}$/.test(st.background_color) ? st.background_color.toLowerCase() : "#1a1033";
-  sBg.value = bg;
-  sBgHex.value = bg;
-  selectOption(sSlow, String(st.slow_mode_s ?? 0), `${st.slow_mode_s} s`);
-  for (const r of settingsForm.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.checked = r.value === st.mode;
-  const sets = stickerSets.length ? stickerSets : [{ id: st.sticker_set || "default", name: st.sticker_set || "default", stickers: [] }];
-  sSet.replaceChildren(...sets.map((x) => h("option", { value: x.id, text: x.name || x.id })));
-  selectOption(sSet, st.sticker_set || "default");
-  renderSetPreview();
-  sError.textContent = "";
-  sState.textContent = "";
-  settingsForm.style.setProperty("--bg", bg);
-}
-
-/** Re-reads the room's active set after a stage change; keeps an unsaved choice in the form. */
-async function followRoomSet(my: number) {
-  try {
-    const st = await api<RoomSettingsJson>("GET", `${roomPath()}/settings`);
-    if (my !== epoch || !settings) return;
-    const untouched = sSet.value === settings.sticker_set;
-    settings = { ...settings, sticker_set: st.sticker_set };
-    if (untouched) {
-      selectOption(sSet, st.sticker_set);
-      renderSetPreview();
-    }
-  } catch {
-    // the next settings load shows it
-  }
-}
-
-function renderSetPreview() {
-  const set = stickerSets.find((x) => x.id === sSet.value);
-  sSetPreview.replaceChildren(
-    ...(set?.stickers ?? []).slice(0, 10).map((d) => h("img", { src: d.url, alt: d.label ?? d.id, title: d.label ?? d.id })),
-  );
-}
-
-sSet.addEventListener("change", renderSetPreview);
-
-// ---------- sticker set upload ----------
-
-const uName = $<HTMLInputElement>("#u-name");
-const uFiles = $<HTMLInputElement>("#u-files");
-const uState = $("#u-state");
-
-/** `Nova Lights!` → `nova-lights`: the id rule of the upload API (1–64 of a-z, 0-9, - and _). */
-function slug(s: string): string {
-  return s
-    .toLowerCase()
-    .normalize("NFKD")
-    .replace(/[^a-z0-9_-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 64);
-}
-
-$("#u-go").addEventListener("click", async () => {
-  const name = uName.value.trim();
-  const setId = slug(name);
-  const files = [...(uFiles.files ?? [])];
-  if (!setId || setId === "default" || files.length === 0) {
-    uState.textContent = "Give the set a name (not “default”) and pick at least one picture.";
-    return;
-  }
-  const stickers: { id: string; url: string; label: string }[] = [];
-  try {
-    for (const [i, f] of files.entries()) {
-      const base = f.name.replace(/\.[^.]*$/, "");
-      const id = slug(base) || `s${i + 1}`;
-      uState.textContent = `uploading ${i + 1}/${files.length}: ${f.name}…`;
-      const res = await fetch(`/api/admin/sticker-sets/${setId}/images/${id}`, {
-        method: "PUT",
-        headers: { Authorization: `Bearer ${token}`, "Content-Type": f.type || "application/octet-stream" },
-        body: f,
-      });
-      if (!res.ok) throw await httpError(res);
-      const { url } = (await res.json()) as { url: string };
-      stickers.push({ id, url, label: base.slice(0, 64) || id });
-    }
-    await api("PUT", `/api/admin/sticker-sets/${setId}`, { name, stickers });
-    stickerSets = await api<StickerSetJson[]>("GET", "/api/admin/sticker-sets");
-    const current = sSet.value;
-    sSet.replaceChildren(...stickerSets.map((x) => h("option", { value: x.id, text: x.name || x.id })));
-    selectOption(sSet, setId);
-    renderSetPreview();
-    renderStreamers();
-    uState.textContent = `“${name}” uploaded (${stickers.length} stickers) — save to make it active (was ${current}).`;
-    toast("Sticker set uploaded");
-  } catch (e) {
-    uState.textContent = `upload failed: ${errorMessage(e)}`;
-  }
-});
-sBg.addEventListener("input", () => {
-  sBgHex.value = sBg.value;
-  settingsForm.style.setProperty("--bg", sBg.value);
-});
-sBgHex.addEventListener("input", () => {
-  if (/^#[0-9a-fA-F]{6}$/.test(sBgHex.value)) {
-    sBg.value = sBgHex.value.toLowerCase();
-    settingsForm.style.setProperty("--bg", sBg.value);
-  }
-});
-$("#s-reset").addEventListener("click", () => settings && showSettings(settings));
-
-settingsForm.addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const my = epoch;
-  const mode = settingsForm.querySelector<HTMLInputElement>('input[name="mode"]:checked')?.value as ModeName | undefined;
-  const body: Partial<RoomSettingsJson> = {
-    title: sTitle.value.trim(),
-    now_playing: sNow.value.trim(),
-    background_color: /^#[0-9a-fA-F]{6}$/.test(sBgHex.value) ? sBgHex.value.toLowerCase() : sBg.value,
-    slow_mode_s: Number(sSlow.value) || 0,
-    sticker_set: sSet.value,
-    ...(mode ? { mode } : {}),
-  };
-  sError.textContent = "";
-  sState.textContent = "saving…";
-  try {
-    const st = await api<RoomSettingsJson>("PUT", `${roomPath()}/settings`, body);
-    if (my !== epoch) return;
-    showSettings(st ?? ({ ...settings, ...body } as RoomSettingsJson));
-    sState.textContent = "saved ✓";
-    toast("Room settings saved");
-  } catch (e) {
-    if (my !== epoch) return;
-    sState.textContent = "";
-    sError.textContent = errorMessage(e);
-  }
-});
-
-// ---------- people and moderation ----------
-
-interface UserJson {
-  id: number | string;
-  display_name: string;
-  starred: boolean;
-  admin: boolean;
-  muted_until_ms: number;
-  transport?: string;
-}
-
-const usersEl = $("#users");
-const noUsersEl = $("#nousers");
-const userCountEl = $("#usercount");
-let users: UserJson[] = [];
-
-async function refreshUsers(my: number) {
-  try {
-    const r = await api<{ user_count?: number; users?: UserJson[] } | UserJson[]>("GET", `${roomPath()}/users`);
-    if (my !== epoch) return;
-    const list = Array.isArray(r) ? r : (r?.users ?? []);
-    const count = Array.isArray(r) ? r.length : (r?.user_count ?? list.length);
-    users = list;
-    renderUsers(count);
-  } catch {
-    // reported by the stage refresh already, or not there yet
-  }
-}
-
-async function moderate(body: Record<string, unknown>, done: string) {
-  try {
-    await api<void>("POST", `${roomPath()}/moderation`, body);
-    toast(done);
-  } catch (e) {
-    toast(`Not done: ${errorMessage(e)}`, true);
-  }
-  await refreshUsers(epoch);
-}
-
-function timeOf(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
-function renderUsers(count: number) {
-  userCountEl.textContent = `· ${count} here`;
-  const now = Date.now();
-  const named = users
-    .filter((u) => u.display_name)
-    .sort(
-      (a, b) =>
-        Number(b.admin) - Number(a.admin) ||
-        Number(b.starred) - Number(a.starred) ||
-        a.display_name.localeCompare(b.display_name, undefined, { sensitivity: "base" }),
-    );
-  noUsersEl.hidden = named.length > 0;
-  usersEl.replaceChildren(
-    ...named.map((u) => {
-      const id = Number(u.id);
-      const muted = u.muted_until_ms > now;
-      const b = (text: string, title: string, fn: () => void, cls = "small") =>
-        h("button", { class: cls, title, text, onclick: fn, "data-action": text });
-      return h(
-        "div",
-        { class: "user", "data-user": String(u.id) },
-        h(
-          "div",
-          { class: "uname" },
-          h("span", { class: "name", text: u.display_name }),
-          u.starred ? h("span", { class: "star", text: "★", title: "verified" }) : null,
-          u.admin ? h("span", { class: "badge", text: "admin" }) : null,
-          muted ? h("span", { class: "mutedtag", text: `muted till ${timeOf(u.muted_until_ms)}` }) : null,
-          u.transport ? h("span", { class: "muted via", text: u.transport === "websocket" || u.transport === "web_socket" ? "ws" : "webrtc" }) : null,
-        ),
-        h(
-          "div",
-          { class: "uacts" },
-          b(u.starred ? "unstar" : "star", u.starred ? "remove the star" : "verify (a star next to the name)", () =>
-            void moderate({ action: u.starred ? "unstar" : "star", user_id: id }, `${u.starred ? "Unstarred" : "Starred"} ${u.display_name}`),
-          ),
-          muted
-            ? b("unmute", "lift the mute", () => void moderate({ action: "mute", user_id: id, duration_s: 0 }, `Unmuted ${u.display_name}`))
-            : b("mute 5m", "mute for 5 minutes", () => void moderate({ action: "mute", user_id: id, duration_s: 300 }, `Muted ${u.display_name} for 5 minutes`)),
-          b("kick", "disconnect (they can come back)", () => void moderate({ action: "kick", user_id: id }, `Kicked ${u.display_name}`), "small warn"),
-          b(
-            "ban",
-            "ban by session and IP",
-            () => {
-              if (confirm(`Ban ${u.display_name} from the room?`)) void moderate({ action: "ban", user_id: id, duration_s: 0 }, `Banned ${u.display_name}`);
-            },
-            "small danger",
-          ),
-        ),
-      );
-    }),
-  );
-}
-
-$("#m-clearchat").addEventListener("click", () => {
-  if (confirm("Clear the whole chat?")) void moderate({ action: "clear_chat" }, "Chat cleared");
-});
-$("#m-clearstickers").addEventListener("click", () => {
-  if (confirm("Clear every sticker from the board?")) void moderate({ action: "clear_stickers" }, "Stickers cleared");
-});
-
 // Exposed for tests and the console.
 (window as unknown as { venue: unknown }).venue = {
   get previews() {
-    return previews;
+    return previews.open;
   },
   get stage() {
     return stage;
@@ -990,10 +543,10 @@ $("#m-clearstickers").addEventListener("click", () => {
     return streamers;
   },
   get settings() {
-    return settings;
+    return roomSettings.settings();
   },
   get users() {
-    return users;
+    return people.users();
   },
 };
 
