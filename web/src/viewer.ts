@@ -20,6 +20,10 @@
 // and goes back to WebRTC when a place is free. A badge in the header says which mode the page is in. `?mode=hls` /
 // `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back). `?ice=relay` connects
 // through the TURN servers of `GET /api/ice-servers` only (checking a TURN setup; tests).
+//
+// This file: the room, the tiles, the stage state, the WHEP session and the mode (WebRTC or
+// HLS, and back). viewer/venue.ts: `window.venue` and the stage's shapes; viewer/program.ts:
+// the HLS program player; viewer/living-room.ts: dock, stickers, cursors, fireworks, chat toggle.
 import "./style.css";
 import type { StageState } from "./gen/venue_pb";
 import {
@@ -35,97 +39,21 @@ import {
   rtcConfiguration,
   mediaPath,
 } from "./common";
-import { RoomClient, type Mode, type RoomState, type SettingsView } from "./room";
+import { RoomClient } from "./room";
 import { RoomFx } from "./fx";
 import { ChatPanel } from "./chat";
-
-/** One stage slot as the page shows it (same shape as `GET /api/rooms/{room}`). */
-interface SlotView {
-  index: number;
-  streamer_id: number | null;
-  name: string | null;
-  live: boolean;
-}
-
-/** The stage as last received; exposed as `window.venue.state`. */
-interface ViewState {
-  title: string;
-  layout: number;
-  slots: SlotView[];
-  viewer_count: number;
-  /** `StageState.revision` from the data channel; null when the state came from HTTP. */
-  revision: number | null;
-  source: "http" | "datachannel";
-}
-
-interface RoomInfo {
-  name: string;
-  title: string;
-  layout: number;
-  max_slots: number;
-  slots: { index: number; streamer_id: number | string | null; name: string | null; live: boolean }[];
-  viewer_count: number;
-}
-
-/** Timings in `performance.now()` ms, for tests and the latency script. */
-interface Timing {
-  postStart: number | null;
-  answerAt: number | null;
-  connectedAt: number | null;
-  /** First presented video frame per slot. */
-  firstFrame: Record<number, number>;
-}
-
-/** `GET /api/rooms/{room}/join`. */
-interface JoinAnswer {
-  mode: WatchMode;
-  reason: string;
-  cause?: "capacity" | "cpu" | null;
-  webrtc_viewers?: number;
-  max_webrtc_viewers?: number;
-  hls_url: string;
-  whep_url: string;
-  ws_url: string;
-}
-
-/** How the page watches the stage. */
-type WatchMode = "webrtc" | "hls";
-
-/** The parts of an hls.js instance the page and tests use. */
-interface HlsPlayer {
-  readonly url: string | null;
-  readonly latency: number;
-  readonly media: HTMLMediaElement | null;
-  destroy(): void;
-}
-
-interface VenueGlobal {
-  /** `webrtc` or `hls` once decided; null before. */
-  mode: WatchMode | null;
-  /** The server's answer to `/join` (or the page's own when forced or unreachable). */
-  join: JoinAnswer | null;
-  /** Why a WebRTC attempt fell back to HLS; null when it did not. */
-  fallback: string | null;
-  /** HLS mode: the hls.js player (null with native HLS or between retries), its URL, the video. */
-  hls: HlsPlayer | null;
-  hlsUrl: string | null;
-  program: HTMLVideoElement | null;
-  pc: RTCPeerConnection | null;
-  /** The living room's state (users, cursors, stickers, chat, notices…). */
-  room: RoomState;
-  roomName: string;
-  client: RoomClient;
-  fx: RoomFx;
-  state: ViewState | null;
-  maxSlots: number;
-  timing: Timing;
-  /** Number of WHEP POSTs this page made (a reconnect makes a new one). */
-  posts: number;
-  dc: RTCDataChannel | null;
-  lossy: RTCDataChannel | null;
-  /** WebRTC: how the media reaches us (`mediaPath`: udp, tcp, turn/udp, turn/tcp, turn/tls). */
-  path: string | null;
-}
+import { LivingRoom } from "./viewer/living-room";
+import { Program } from "./viewer/program";
+import {
+  fromProto,
+  fromRoomInfo,
+  type JoinAnswer,
+  type RoomInfo,
+  type StatusKind,
+  type VenueGlobal,
+  type ViewState,
+  type WatchMode,
+} from "./viewer/venue";
 
 function roomFromPath(): string {
   const m = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
@@ -189,7 +117,7 @@ const nowPlayingEl = $("#nowplaying");
 const roomEl = $("#room");
 const modeBadge = $("#modebadge");
 
-function setStatus(text: string, kind: "" | "ok" | "live" | "warn" | "err" = "") {
+function setStatus(text: string, kind: StatusKind = "") {
   statusEl.textContent = text;
   statusEl.className = `status ${kind}`;
 }
@@ -210,6 +138,12 @@ interface Tile {
 
 const tiles: Tile[] = [];
 let userMuted = true;
+/** HLS mode: the program video where the tiles were: web/src/viewer/program.ts. */
+const program = new Program(venue, stageEl, {
+  setStatus,
+  title: () => client.state.settings.title || venue.state?.title || room,
+  muted: () => userMuted,
+});
 
 function buildTiles(k: number) {
   stageEl.replaceChildren();
@@ -237,7 +171,7 @@ function gridFor(n: number): { cols: number; rows: number } {
 
 function renderTiles() {
   if (venue.mode === "hls") {
-    renderProgram();
+    program.render();
     return;
   }
   const s = venue.state;
@@ -277,38 +211,6 @@ function renderHeader() {
   nowPlayingEl.textContent = s.nowPlaying;
   const n = client.state.joined ? client.state.userCount : (venue.state?.viewer_count ?? 0);
   viewersEl.textContent = `${n} here`;
-}
-
-function fromRoomInfo(info: RoomInfo): ViewState {
-  return {
-    title: info.title,
-    layout: info.layout,
-    viewer_count: info.viewer_count,
-    slots: info.slots.map((s) => ({
-      index: s.index,
-      streamer_id: s.streamer_id === null || s.streamer_id === undefined ? null : Number(s.streamer_id),
-      name: s.name ?? null,
-      live: !!s.live,
-    })),
-    revision: null,
-    source: "http",
-  };
-}
-
-function fromProto(s: StageState): ViewState {
-  return {
-    title: s.title,
-    layout: s.layout,
-    viewer_count: s.viewerCount,
-    slots: s.slots.map((x) => ({
-      index: x.index,
-      streamer_id: x.streamerId === 0n ? null : Number(x.streamerId),
-      name: x.name === "" ? null : x.name,
-      live: x.live,
-    })),
-    revision: Number(s.revision),
-    source: "datachannel",
-  };
 }
 
 unmuteBtn.addEventListener("click", () => {
@@ -549,23 +451,15 @@ function enterHls(url: string, why: string, rejoin: boolean) {
     client.connectWebSocket();
   }
   renderBadge(why);
-  buildProgram();
-  void startHls(url);
+  tiles.length = 0;
+  program.build();
+  void program.start(url);
   if (rejoin) scheduleRejoin();
 }
 
 /** Leaves HLS: the player, the program video and its timers go; the stage is empty again. */
 function leaveHls() {
-  venue.hls?.destroy();
-  venue.hls = null;
-  venue.hlsUrl = null;
-  if (programView) {
-    programView.video.removeAttribute("src");
-    programView.video.load();
-  }
-  programView = null;
-  venue.program = null;
-  stageEl.classList.remove("hls");
+  program.leave();
 }
 
 // ---------- back to WebRTC ----------
@@ -617,102 +511,6 @@ async function backToWebRtc() {
     // Could not ask: stay on HLS and ask again later.
   }
   scheduleRejoin();
-}
-
-interface ProgramView {
-  root: HTMLDivElement;
-  video: HTMLVideoElement;
-  placeholder: HTMLDivElement;
-  what: HTMLDivElement;
-  playing: boolean;
-}
-let programView: ProgramView | null = null;
-
-/** One tile-sized video for the composed program, where the slot tiles were. */
-function buildProgram() {
-  const video = h("video", { "data-program": "", autoplay: true, playsinline: true });
-  video.muted = userMuted;
-  const who = h("div", { class: "who" });
-  const what = h("div", { class: "what", text: "starting the HLS program…" });
-  const placeholder = h("div", { class: "placeholder" }, who, what);
-  const root = h("div", { class: "tile program" }, video, placeholder);
-  programView = { root, video, placeholder, what, playing: false };
-  tiles.length = 0;
-  stageEl.replaceChildren(root);
-  stageEl.classList.add("hls");
-  venue.program = video;
-  video.addEventListener("playing", () => {
-    if (!programView) return;
-    programView.playing = true;
-    renderProgram();
-    setStatus("playing", "ok");
-  });
-  video.addEventListener("waiting", () => setStatus("buffering…", "warn"));
-  renderProgram();
-}
-
-function renderProgram() {
-  stageEl.style.setProperty("--cols", "1");
-  stageEl.style.setProperty("--rows", "1");
-  if (!programView) return;
-  const p = programView;
-  p.placeholder.hidden = p.playing;
-  const who = p.placeholder.querySelector(".who");
-  if (who) who.textContent = client.state.settings.title || venue.state?.title || room;
-  p.video.muted = userMuted;
-}
-
-let hlsAttempt = 0;
-
-/** Plays `url` with hls.js (low-latency mode), or natively where MSE is missing (Safari on iOS). */
-async function startHls(url: string) {
-  const video = programView?.video;
-  if (!video) return;
-  venue.hlsUrl = url;
-  setStatus("loading the HLS program…");
-  let Hls: typeof import("hls.js/light").default;
-  try {
-    Hls = (await import("hls.js/light")).default;
-  } catch (e) {
-    setStatus(`could not load the HLS player: ${errorMessage(e)}`, "err");
-    return;
-  }
-  if (!Hls.isSupported()) {
-    if (video.canPlayType("application/vnd.apple.mpegurl")) {
-      video.src = url;
-      video.play().catch(() => {});
-    } else {
-      setStatus("this browser cannot play HLS", "err");
-    }
-    return;
-  }
-  const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
-  venue.hls = hls;
-  hls.on(Hls.Events.MANIFEST_PARSED, () => {
-    hlsAttempt = 0;
-    video.play().catch(() => {});
-  });
-  hls.on(Hls.Events.ERROR, (_ev, data) => {
-    if (!data.fatal || venue.hls !== hls) return;
-    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
-      hls.recoverMediaError();
-      return;
-    }
-    // The program is not running yet (it starts on the first playlist request) or the
-    // network dropped: start over after a back-off.
-    hls.destroy();
-    venue.hls = null;
-    if (programView) {
-      programView.playing = false;
-      programView.what.textContent = "waiting for the HLS program…";
-      renderProgram();
-    }
-    const delay = backoffMs(hlsAttempt++);
-    setStatus(`waiting for the HLS program — retrying in ${delay / 1000}s`, "warn");
-    setTimeout(() => void startHls(url), delay);
-  });
-  hls.loadSource(url);
-  hls.attachMedia(video);
 }
 
 // ---------- mode badge ----------
@@ -792,17 +590,9 @@ window.addEventListener("pagehide", () => {
 
 // ---------- the living room ----------
 
-const dock = $("#dock");
-const palette = $("#palette");
-const hint = $("#hint");
-let selectedSticker = localStorage.getItem("venue.sticker") ?? "heart";
-/** Last pointer position in normalized room coordinates. */
-let pointer: { x: number; y: number } | null = null;
-const stickerTimes: number[] = [];
-let lastFirework = 0;
-
 const chat = new ChatPanel(client, { rejoin }, room);
-fx.nameOf = (id) => client.state.users[id]?.name ?? "";
+/** Dock, stickers, cursors, fireworks, chat toggle: web/src/viewer/living-room.ts. */
+const livingRoom = new LivingRoom(client, fx, roomEl, chat);
 
 function adminToken(): string {
   return localStorage.getItem(ADMIN_TOKEN_STORAGE) ?? "";
@@ -818,82 +608,18 @@ function rejoin(name: string) {
   }
 }
 
-function mode(): Mode {
-  return client.state.settings.mode;
-}
-const cursorsOn = () => client.state.joined && (mode() === "everything" || mode() === "stickers_off");
-const stickersOn = () => client.state.joined && mode() === "everything";
-
-function applySettings(s: SettingsView) {
-  document.body.dataset.mode = s.mode;
-  document.body.style.setProperty("--room-bg", s.backgroundColor || "");
-  if (!s.backgroundColor) document.body.style.removeProperty("--room-bg");
-  fx.setMode(s.mode);
-  fx.setStickerSet(s.stickerSet.stickers);
-  const ids = s.stickerSet.stickers.map((d) => d.id);
-  if (!ids.includes(selectedSticker)) selectedSticker = ids[0] ?? "";
-  palette.replaceChildren(
-    ...s.stickerSet.stickers.map((d) =>
-      h(
-        "button",
-        {
-          class: `pick${d.id === selectedSticker ? " on" : ""}`,
-          role: "radio",
-          "aria-checked": String(d.id === selectedSticker),
-          title: d.label,
-          "data-sticker": d.id,
-          onclick: () => {
-            selectedSticker = d.id;
-            localStorage.setItem("venue.sticker", d.id);
-            for (const b of palette.querySelectorAll<HTMLElement>(".pick")) {
-              const on = b.dataset.sticker === d.id;
-              b.classList.toggle("on", on);
-              b.setAttribute("aria-checked", String(on));
-            }
-          },
-        },
-        h("img", { src: d.url, alt: d.label, draggable: "false", loading: "lazy" }),
-      ),
-    ),
-  );
-  renderDock();
-  renderHeader();
-}
-
-function renderDock() {
-  const m = mode();
-  dock.hidden = !client.state.joined || m === "chat_only" || m === "quiet";
-  palette.hidden = m !== "everything";
-  hint.hidden = dock.hidden || localStorage.getItem("venue.hinted") === "1";
-  hint.textContent = m === "everything" ? "click the floor to drop a sticker · F for fireworks" : "F for fireworks";
-}
-
 client.on({
   hello() {
-    if (venue.mode === "hls") setStatus(programView?.playing ? "playing" : "joining…", "ok");
+    if (venue.mode === "hls") setStatus(program.playing ? "playing" : "joining…", "ok");
     else setStatus(useMedia ? (venue.pc?.connectionState === "connected" ? "connected" : "joining…") : "in the room", "ok");
   },
-  snapshot() {
-    fx.clearCursors();
-    fx.setStickers(client.state.stickers);
-  },
-  settings: (s) => applySettings(s),
+  // After the living room's own handlers (settings, connection: the dock).
+  settings: () => renderHeader(),
   stage: (st) => onStage(st),
   users() {
     renderHeader();
   },
-  cursor: (id, x, y) => fx.cursor(id, x, y),
-  userLeft: (id) => fx.removeCursor(id),
-  stickerPlaced: (st) => fx.addSticker(st),
-  stickersRemoved: (ids) => fx.removeStickers(ids),
-  stickersCleared: () => fx.clearStickers(),
-  firework(f) {
-    // Ours was drawn when launched.
-    if (f.userId !== client.state.me?.userId) fx.firework(f.x, f.y, f.hue);
-  },
-  connection(up) {
-    if (!up) fx.clearCursors();
-    renderDock();
+  connection() {
     renderHeader();
   },
   notice(n) {
@@ -918,76 +644,10 @@ client.on({
 
 $("#ended button").addEventListener("click", () => location.reload());
 
-function norm(ev: { clientX: number; clientY: number }): { x: number; y: number } {
-  const r = roomEl.getBoundingClientRect();
-  return {
-    x: Math.min(1, Math.max(0, (ev.clientX - r.left) / Math.max(1, r.width))),
-    y: Math.min(1, Math.max(0, (ev.clientY - r.top) / Math.max(1, r.height))),
-  };
-}
-
-roomEl.addEventListener("pointermove", (ev) => {
-  if (ev.pointerType === "touch" && !ev.isPrimary) return;
-  pointer = norm(ev);
-  if (!cursorsOn()) return;
-  fx.ownCursor(pointer.x, pointer.y);
-  client.moveCursor(pointer.x, pointer.y);
-});
-roomEl.addEventListener("pointerleave", () => fx.hideOwnCursor());
-
-/** The floor: the room area outside the tiles and the dock. */
-function onFloor(target: EventTarget | null): boolean {
-  return target instanceof Element && !target.closest(".tile, .dock, button, a, input, select, video");
-}
-
-roomEl.addEventListener("click", (ev) => {
-  if (!stickersOn() || !onFloor(ev.target) || !selectedSticker) return;
-  const now = performance.now();
-  while (stickerTimes.length && now - stickerTimes[0] > 1000) stickerTimes.shift();
-  if (stickerTimes.length >= 4) return; // the server allows 5/s
-  stickerTimes.push(now);
-  const p = norm(ev);
-  const rot = Math.round((Math.random() * 2 - 1) * 22);
-  const scale = Math.round((0.85 + Math.random() * 0.4) * 100) / 100;
-  client.placeSticker(selectedSticker, p.x, p.y, rot, scale);
-  localStorage.setItem("venue.hinted", "1");
-  hint.hidden = true;
-});
-
-function launchFirework(at: { x: number; y: number } | null) {
-  if (!cursorsOn()) return;
-  const now = performance.now();
-  if (now - lastFirework < 1000) return; // the server allows 1/s
-  lastFirework = now;
-  const p = at ?? { x: 0.15 + Math.random() * 0.7, y: 0.12 + Math.random() * 0.35 };
-  const hue = Math.floor(Math.random() * 360);
-  fx.firework(p.x, p.y, hue);
-  client.launchFirework(p.x, p.y, hue);
-}
-
-$("#firework").addEventListener("click", () => launchFirework(null));
-window.addEventListener("keydown", (ev) => {
-  if (ev.key !== "f" && ev.key !== "F") return;
-  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
-  const t = ev.target as HTMLElement | null;
-  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) return;
-  launchFirework(pointer);
-});
-
-// Chat toggle: hides the panel on a desktop, shows it on a phone.
-const chatToggle = $<HTMLButtonElement>("#chattoggle");
-const phone = window.matchMedia("(max-width: 760px)");
-function setChatOpen(open: boolean) {
-  document.body.classList.toggle("chat-closed", !open);
-  chatToggle.setAttribute("aria-pressed", String(open));
-  chat.setPanelHidden(!open);
-}
-chatToggle.addEventListener("click", () => setChatOpen(document.body.classList.contains("chat-closed")));
-setChatOpen(true);
-void phone;
 
 async function main() {
-  applySettings(client.state.settings);
+  livingRoom.applySettings(client.state.settings);
+  renderHeader();
   // `?fx=0`: no drawing (many pages in one test browser).
   if (params.get("fx") !== "0") void fx.init();
   const name = chat.initialName();
