@@ -5,57 +5,16 @@
 // hover and LIVE while their streamer publishes (refreshed every 5 s). Events are created,
 // moved / resized (PUT) and deleted; bookings deleted. The API is documented at the top of
 // gateway/src/api/schedule.rs. Mounted by admin.ts with `mountSchedule`.
+//
+// This file: the card, the booking and move forms, the timeline and the refresh. Its parts:
+// schedule/api.ts (the API's shapes), schedule/time.ts (times in the admin's and the artist's
+// zone), schedule/event-form.ts (create / move an event), schedule/key-box.ts (a new key).
 import "./schedule.css";
-import { copyText, errorMessage, h } from "./common";
-
-/** `booking` of the admin API (private fields included). Times RFC 3339; `start`/`end` UTC. */
-export interface BookingJson {
-  id: number;
-  artist_name: string;
-  description: string;
-  location: string;
-  timezone: string;
-  start: string;
-  end: string;
-  /** The window in the artist's time zone, with that zone's offset. */
-  local_start: string;
-  local_end: string;
-  live: boolean;
-  streamer_id?: number;
-  email?: string | null;
-}
-
-export interface SlotJson {
-  start: string;
-  end: string;
-  booking: BookingJson | null;
-}
-
-export interface EventJson {
-  id: number;
-  title: string;
-  start: string;
-  end: string;
-  slot_minutes: number;
-  public_signup: boolean;
-  slots: SlotJson[];
-}
-
-interface CreatedBookingJson {
-  booking: BookingJson;
-  stream_key: string | null;
-  whip_url: string;
-  /** Full RTMP URL with the key, where the server gives it. */
-  /** `rtmp://host:port/live/<key>` with a new key; null when RTMP ingest is off. */
-  rtmp_url?: string | null;
-  merged: boolean;
-}
-
-interface StreamerJson {
-  id: number | string;
-  name: string;
-  live: boolean;
-}
+import { errorMessage, h } from "./common";
+import type { BookingJson, CreatedBookingJson, EventJson, StreamerJson } from "./schedule/api";
+import { eventForm } from "./schedule/event-form";
+import { showBookingKey } from "./schedule/key-box";
+import { adminZone, artistLocal, day, hm, HOUR, MINUTE, relative, sameDay, span, timeZones, utcOffset } from "./schedule/time";
 
 /** What admin.ts hands over: its authorized fetch, the current room, its toast. */
 export interface ScheduleHost {
@@ -71,101 +30,6 @@ const REFRESH_MS = 5000;
 const MIN_SLOT_PX = 88;
 /** The same on a phone, where names need the room more. */
 const MIN_SLOT_PX_NARROW = 120;
-
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-
-// ---------- time helpers ----------
-
-const adminZone = (): string => {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  } catch {
-    return "UTC";
-  }
-};
-
-/** `UTC+1`, `UTC−5`, `UTC+5:30` for the admin's offset at `d`. */
-export function utcOffset(d: Date): string {
-  const m = -d.getTimezoneOffset();
-  const sign = m < 0 ? "−" : "+";
-  const a = Math.abs(m);
-  const hh = Math.floor(a / 60);
-  const mm = a % 60;
-  return `UTC${sign}${hh}${mm ? `:${String(mm).padStart(2, "0")}` : ""}`;
-}
-
-/** The offset at the end of an RFC 3339 string as `UTC+1` (`Z` → `UTC`). */
-function offsetOf(rfc: string): string {
-  const m = /([+-])(\d\d):(\d\d)$/.exec(rfc);
-  if (!m) return "UTC";
-  const hh = Number(m[2]);
-  const mm = Number(m[3]);
-  if (hh === 0 && mm === 0) return "UTC";
-  return `UTC${m[1] === "-" ? "−" : "+"}${hh}${mm ? `:${m[3]}` : ""}`;
-}
-
-const pad = (n: number) => String(n).padStart(2, "0");
-
-/** A Date as a `datetime-local` value in the admin's zone (minute precision). */
-function toLocalInput(d: Date): string {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-/** A `datetime-local` value (admin's zone) as RFC 3339 UTC, or null when empty/invalid. */
-function fromLocalInput(v: string): string | null {
-  if (!v) return null;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "short", day: "numeric", month: "short" });
-const hm = (d: Date) => timeFmt.format(d);
-const day = (d: Date) => dayFmt.format(d);
-const sameDay = (a: Date, b: Date) => a.toDateString() === b.toDateString();
-
-/** `Sat 21 Nov 21:00–23:30` or across days `Sat 21 Nov 22:00 – Sun 22 Nov 02:00`. */
-function span(a: Date, b: Date): string {
-  const endIsMidnight = b.getHours() === 0 && b.getMinutes() === 0 && b.getTime() - a.getTime() <= 24 * HOUR;
-  if (sameDay(a, b) || (endIsMidnight && sameDay(a, new Date(b.getTime() - 1)))) return `${day(a)} ${hm(a)}–${hm(b)}`;
-  return `${day(a)} ${hm(a)} – ${day(b)} ${hm(b)}`;
-}
-
-/** The artist's window in their zone from the API's `local_*`: `2026-11-21 15:00–15:30 (UTC−5)`. */
-function artistLocal(b: BookingJson): string {
-  const d0 = b.local_start.slice(0, 10);
-  const d1 = b.local_end.slice(0, 10);
-  const t0 = b.local_start.slice(11, 16);
-  const t1 = b.local_end.slice(11, 16);
-  const o0 = offsetOf(b.local_start);
-  const o1 = offsetOf(b.local_end);
-  const zone = o0 === o1 ? o0 : `${o0} → ${o1}`;
-  return d0 === d1 ? `${d0} ${t0}–${t1} (${zone})` : `${d0} ${t0} – ${d1} ${t1} (${zone})`;
-}
-
-function relative(ms: number): string {
-  const m = Math.round(Math.abs(ms) / MINUTE);
-  if (m < 60) return `${m} min`;
-  const hrs = Math.floor(m / 60);
-  if (hrs < 6) return `${hrs} h${m % 60 ? ` ${m % 60} min` : ""}`;
-  if (hrs < 48) return `${Math.round(m / 60)} h`;
-  return `${Math.round(hrs / 24)} days`;
-}
-
-let zonesCache: string[] | null = null;
-function timeZones(): string[] {
-  if (zonesCache) return zonesCache;
-  let list: string[] = [];
-  try {
-    list = (Intl as unknown as { supportedValuesOf?: (k: string) => string[] }).supportedValuesOf?.("timeZone") ?? [];
-  } catch {
-    list = [];
-  }
-  const mine = adminZone();
-  zonesCache = [...new Set(["UTC", mine, ...list])];
-  return zonesCache;
-}
 
 // ---------- the module ----------
 
@@ -221,105 +85,6 @@ export function mountSchedule(host: ScheduleHost): void {
   }
 
   // ----- create / edit form -----
-
-  interface FormInit {
-    title: string;
-    start: Date;
-    end: Date;
-    slotMinutes: number;
-    publicSignup: boolean;
-  }
-
-  function eventForm(init: FormInit, submitText: string, onSubmit: (body: Record<string, unknown>, err: HTMLElement) => Promise<void>, onCancel: () => void) {
-    const title = h("input", { name: "title", maxlength: 200, required: true, placeholder: "Friday Night Session" });
-    title.value = init.title;
-    const start = h("input", { name: "start", type: "datetime-local", required: true });
-    start.value = toLocalInput(init.start);
-    const end = h("input", { name: "end", type: "datetime-local", required: true });
-    end.value = toLocalInput(init.end);
-    const slot = h("input", { name: "slot_minutes", type: "number", min: 1, max: 1440, step: 1, required: true });
-    slot.value = String(init.slotMinutes);
-    const pub = h("input", { name: "public_signup", type: "checkbox" });
-    pub.checked = init.publicSignup;
-    const err = h("span", { class: "error sched-error", role: "alert" });
-    const zone = `${adminZone()}, ${utcOffset(init.start)}`;
-    const nowBtn = h("button", {
-      type: "button",
-      class: "small",
-      text: "now",
-      title: "start now (keeps the length)",
-      onclick: () => {
-        const len = (new Date(end.value).getTime() - new Date(start.value).getTime()) || 3 * HOUR;
-        const n = new Date();
-        n.setSeconds(0, 0);
-        start.value = toLocalInput(n);
-        end.value = toLocalInput(new Date(n.getTime() + Math.max(len, MINUTE)));
-      },
-    });
-    const summary = h("span", { class: "muted sched-slotsummary" });
-    const updateSummary = () => {
-      const a = new Date(start.value).getTime();
-      const b = new Date(end.value).getTime();
-      const m = Number(slot.value);
-      if (!(b > a) || !(m >= 1)) {
-        summary.textContent = "";
-        return;
-      }
-      const n = Math.ceil((b - a) / (m * MINUTE));
-      const last = ((b - a) / MINUTE) % m;
-      summary.textContent = `${relative(b - a)} · ${n} slot${n === 1 ? "" : "s"}${last ? ` (the last ${Math.round(last)} min)` : ""}`;
-    };
-    for (const el of [start, end, slot]) el.addEventListener("input", updateSummary);
-    nowBtn.addEventListener("click", updateSummary);
-    updateSummary();
-    const form = h(
-      "form",
-      { class: "sched-form", autocomplete: "off" },
-      h("div", { class: "sched-field sched-title" }, h("label", { text: "Title" }), title),
-      h("div", { class: "sched-field sched-start" }, h("label", { text: `Start (${zone})` }), h("div", { class: "sched-inline" }, start, nowBtn)),
-      h("div", { class: "sched-field" }, h("label", { text: `End (${zone})` }), end),
-      h("div", { class: "sched-field sched-narrow" }, h("label", { text: "Slot minutes" }), slot),
-      h("label", { class: "sched-check" }, pub, h("span", { text: "public sign-up" })),
-      h(
-        "div",
-        { class: "row sched-actions" },
-        h("button", { class: "primary", type: "submit", text: submitText }),
-        h("button", { type: "button", text: "Cancel", onclick: onCancel }),
-        summary,
-        err,
-      ),
-    );
-    // Labels point at their inputs.
-    for (const f of form.querySelectorAll<HTMLElement>(".sched-field")) {
-      const input = f.querySelector("input");
-      const label = f.querySelector("label");
-      if (input && label) {
-        input.id ||= `sched-${input.name}-${Math.random().toString(36).slice(2, 8)}`;
-        label.setAttribute("for", input.id);
-      }
-    }
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      err.textContent = "";
-      const s = fromLocalInput(start.value);
-      const e = fromLocalInput(end.value);
-      if (!s || !e) {
-        err.textContent = "Give a start and an end.";
-        return;
-      }
-      const body = { title: title.value.trim(), start: s, end: e, slot_minutes: Number(slot.value), public_signup: pub.checked };
-      const btn = form.querySelector<HTMLButtonElement>('button[type="submit"]');
-      if (btn) btn.disabled = true;
-      try {
-        await onSubmit(body, err);
-      } catch (x) {
-        err.textContent = errorMessage(x);
-      } finally {
-        if (btn) btn.disabled = false;
-      }
-    });
-    return form;
-  }
 
   function openCreate() {
     const start = new Date();
@@ -510,7 +275,7 @@ export function mountSchedule(host: ScheduleHost): void {
       try {
         const c = await host.api<CreatedBookingJson>("POST", `${eventsPath()}/${e.id}/bookings`, body);
         closeBook(v);
-        showKey(c);
+        showBookingKey(keyBox, c);
         host.toast(`${c.booking.artist_name} booked${c.merged ? " (merged with their booking next to it)" : ""}`);
         await refresh();
       } catch (x) {
@@ -606,61 +371,6 @@ export function mountSchedule(host: ScheduleHost): void {
     v.book.dataset.booking = String(b.id);
     v.book.hidden = false;
     renderTimeline(v);
-  }
-
-  /** The server part of the booking's RTMP URL (OBS: Server), or null when RTMP ingest is off. */
-  function rtmpServer(c: CreatedBookingJson): string | null {
-    const i = c.rtmp_url ? c.rtmp_url.lastIndexOf("/") : -1;
-    return c.rtmp_url && i > "rtmp://".length ? c.rtmp_url.slice(0, i) : null;
-  }
-
-  function showKey(c: CreatedBookingJson) {
-    const b = c.booking;
-    const when = span(new Date(b.start), new Date(b.end));
-    const row = (label: string, value: string, what: string) =>
-      h(
-        "div",
-        { class: "kv", "data-copy": what },
-        h("span", { class: "muted", text: label }),
-        h("code", { text: value }),
-        h("button", {
-          class: "small",
-          type: "button",
-          text: "Copy",
-          onclick: async (ev: Event) => {
-            await copyText(value);
-            (ev.target as HTMLButtonElement).textContent = "Copied";
-          },
-        }),
-      );
-    const hide = h("div", {}, h("button", { class: "small", type: "button", text: "I saved it — hide", onclick: () => (keyBox.hidden = true, keyBox.replaceChildren()) }));
-    if (!c.stream_key) {
-      keyBox.replaceChildren(
-        h("strong", { text: `“${b.artist_name}” booked ${when}${c.merged ? " (merged into their booking next to it)" : ""}` }),
-        h("div", { class: "muted", text: "An existing streamer: their stream key is unchanged and now opens only around their booked slots." }),
-        hide,
-      );
-      keyBox.hidden = false;
-      return;
-    }
-    const whip = new URL(c.whip_url, location.href).href;
-    keyBox.replaceChildren(
-      h("strong", { text: `“${b.artist_name}” booked ${when}` }),
-      h("div", { class: "error", text: "Copy the stream key now: it is stored hashed and will not be shown again. It opens shortly before the slot and closes at its end." }),
-      ...(rtmpServer(c) ? [row("RTMP server", rtmpServer(c) ?? "", "rtmp")] : []),
-      row("Stream key", c.stream_key, "key"),
-      row("WHIP URL", whip, "whip"),
-      h(
-        "div",
-        { class: "muted", style: "font-size:13px" },
-        "OBS over RTMP: Server + Stream key. OBS over WHIP: Server = WHIP URL, Bearer token = stream key. In the browser: ",
-        h("a", { href: `/publish?key=${encodeURIComponent(c.stream_key)}`, target: "_blank", rel: "noopener", text: "/publish" }),
-        ".",
-      ),
-      hide,
-    );
-    keyBox.hidden = false;
-    keyBox.scrollIntoView({ block: "nearest" });
   }
 
   // ----- rendering -----
