@@ -3,6 +3,8 @@
 //! `cargo bench -p venue-turn --bench relay`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benches read the clock (only the sans-IO core may not).
+#![allow(clippy::disallowed_methods)]
 
 use std::hint::black_box;
 use std::net::SocketAddr;

@@ -59,6 +59,10 @@
 //! restart, TLS client certificates, and `turns:` URIs derived by the gateway from
 //! `tls_listen` (it needs a host name that matches the certificate; set `urls`).
 
+// No panics on input: `unwrap`/`expect` are errors outside tests (DESIGN §4). No unsafe code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -8,6 +8,8 @@
 //! bytes and silent clients on the TLS port, the shared TCP/TLS connection bound.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benches read the clock (only the sans-IO core may not).
+#![allow(clippy::disallowed_methods)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};

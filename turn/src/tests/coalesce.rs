@@ -1,6 +1,8 @@
-//! Unit tests of `shell.rs`: the write coalescing under TCP and TLS streams.
+//! Unit tests of `shell/coalesce.rs`: the write coalescing under TCP and TLS streams.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tokio::io::AsyncWriteExt;
 
 use super::*;
 
