@@ -67,9 +67,10 @@ fn registered<M: Collector + Clone + 'static>(
 }
 
 impl Default for Metrics {
+    /// The registry with every owned metric at 0. Names are constants (see [`registered`]).
+    #[allow(clippy::expect_used)]
     fn default() -> Self {
         let registry = Registry::new();
-        #[allow(clippy::expect_used)]
         let http = prometheus::IntCounterVec::new(
             Opts::new(
                 "venue_http_requests_total",
@@ -80,7 +81,6 @@ impl Default for Metrics {
         .expect("valid metric name");
         // Every class is exposed from the start, at 0.
         let http_responses = HTTP_CLASSES.map(|class| http.with_label_values(&[class]));
-        #[allow(clippy::expect_used)]
         registry
             .register(Box::new(http))
             .expect("metric registered once");

@@ -23,6 +23,13 @@
 //! ([`limits`]); excess is dropped and counted, and the client is told once per burst.
 //! Identities for persisted moderation are (hashed IP, name key): a mute or a star follows a
 //! person who reconnects with the same name from the same address; a ban follows the address.
+//!
+//! Layout: [`RoomHub`] (this file) takes the inputs and decides; it holds owned parts, each
+//! with its own state and methods: `participants` (connections, user ids, names, the joined
+//! count), `moderation` (the actions and the bans, mutes and stars in force), `recent` (the
+//! sticker board and chat history), `batch` (what the next tick sends, encoded once). The
+//! shapes it exchanges with the store are in `records`, its tunables in `config`, the shells'
+//! slow-client policy in `queue`, the wire codec in [`codec`], and the IO in [`shell`].
 
 mod batch;
 pub mod codec;
