@@ -27,6 +27,10 @@ pub mod audio;
 pub mod config;
 pub mod error;
 pub mod hub;
+/// HTTP handlers (the rest of `http/` comes with the `api/` → `http/` move).
+pub mod http {
+    pub mod metrics;
+}
 pub mod ice;
 pub mod metrics;
 pub mod overflow;
@@ -220,7 +224,7 @@ pub fn router(state: AppState) -> Router {
             get(api::interaction::sticker_image),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::get))
+        .route("/metrics", get(http::metrics::get))
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::room_page))
         .route("/publish", get(assets::publish))
@@ -229,7 +233,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(api::MAX_SDP_BYTES))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
-            metrics::count_requests,
+            http::metrics::count_requests,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,323 +1,512 @@
-//! Prometheus text exposition (`GET /metrics`), hand-written: HTTP request counts by status
-//! class (counted by [`count_requests`]), gauges from the state actor, webhook delivery
-//! counters.
+//! Venue's Prometheus metrics on the `prometheus` crate (text exposition format 0.0.4, served
+//! at `GET /metrics` by `http::metrics`).
+//!
+//! Two kinds of numbers:
+//! - counters the gateway owns and updates as things happen ([`Metrics::record_response`],
+//!   [`RtmpCounters`]): `prometheus` counters and gauges in one [`Registry`];
+//! - numbers other components keep (the state actor, the hubs, webhooks, recordings, the SFU's
+//!   ICE-TCP listener, TURN, the overflow CPU sample), read at scrape time into a plain
+//!   [`Readings`] by the handler and turned into metric families by [`Metrics::render`].
+//!
+//! This module knows no HTTP type and no component: it names every metric (names, types, HELP
+//! texts and labels are an interface: dashboards and tests read them), the handler fills the
+//! numbers. Counters end in `_total`; gauges are "now" values.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus::core::Collector;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{IntCounter, IntGauge, Opts, Registry, TextEncoder};
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+/// The `Content-Type` of [`Metrics::render`]'s text (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-use crate::AppState;
-use crate::error::ApiError;
+/// Status classes of `venue_http_requests_total{class}`, index = status / 100 - 1.
+const HTTP_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// Counters updated by the HTTP middleware.
-#[derive(Debug, Default)]
+/// The gateway's own metrics; shared as one `Arc` (updates are atomic, lock-free).
+#[derive(Debug)]
 pub struct Metrics {
-    /// Responses by status class: index 0 = 1xx … 4 = 5xx.
-    http_responses: [AtomicU64; 5],
-    /// RTMP ingest counters (updated by `crate::rtmp`).
+    registry: Registry,
+    /// `venue_http_requests_total{class}`, one counter per [`HTTP_CLASSES`] entry.
+    http_responses: [IntCounter; 5],
+    /// RTMP ingest counters (updated by the RTMP listener).
     pub rtmp: RtmpCounters,
 }
 
 /// RTMP ingest counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RtmpCounters {
-    /// Connections open now.
-    pub connections: AtomicU64,
-    /// Connections refused because `[rtmp] max_connections` were open.
-    pub refused_over_cap: AtomicU64,
-    /// Connections closed for malformed RTMP (handshake, chunk stream, AMF) input.
-    pub protocol_errors: AtomicU64,
-    /// Connections closed because no publish was accepted within the publish timeout.
-    pub publish_timeouts: AtomicU64,
-    /// AAC frames or FLV audio/video tags that did not parse or decode (dropped).
-    pub bad_media: AtomicU64,
+    /// `venue_rtmp_connections`: connections open now.
+    pub connections: IntGauge,
+    /// `venue_rtmp_refused_over_cap_total`: refused because `[rtmp] max_connections` were open.
+    pub refused_over_cap: IntCounter,
+    /// `venue_rtmp_protocol_errors_total`: closed for malformed RTMP (handshake, chunk
+    /// stream, AMF) input.
+    pub protocol_errors: IntCounter,
+    /// `venue_rtmp_publish_timeouts_total`: closed because no publish was accepted within the
+    /// publish timeout.
+    pub publish_timeouts: IntCounter,
+    /// `venue_rtmp_bad_media_total`: AAC frames or FLV audio/video tags that did not parse or
+    /// decode (dropped).
+    pub bad_media: IntCounter,
+}
+
+/// Builds and registers one metric. Names and HELP texts are constants, so the only failure
+/// (an invalid or twice-registered name) is a bug caught by the unit tests.
+#[allow(clippy::expect_used)]
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    make: fn(Opts) -> prometheus::Result<M>,
+    name: &str,
+    help: &str,
+) -> M {
+    let metric = make(Opts::new(name, help)).expect("valid metric name");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+impl Default for Metrics {
+    /// The registry with every owned metric at 0. Names are constants (see [`registered`]).
+    #[allow(clippy::expect_used)]
+    fn default() -> Self {
+        let registry = Registry::new();
+        let http = prometheus::IntCounterVec::new(
+            Opts::new(
+                "venue_http_requests_total",
+                "HTTP requests answered, by status class.",
+            ),
+            &["class"],
+        )
+        .expect("valid metric name");
+        // Every class is exposed from the start, at 0.
+        let http_responses = HTTP_CLASSES.map(|class| http.with_label_values(&[class]));
+        registry
+            .register(Box::new(http))
+            .expect("metric registered once");
+        let rtmp = RtmpCounters {
+            connections: registered(
+                &registry,
+                IntGauge::with_opts,
+                "venue_rtmp_connections",
+                "RTMP connections open.",
+            ),
+            refused_over_cap: registered(
+                &registry,
+                IntCounter::with_opts,
+                "venue_rtmp_refused_over_cap_total",
+                "RTMP connections refused: max_connections were open.",
+            ),
+            protocol_errors: registered(
+                &registry,
+                IntCounter::with_opts,
+                "venue_rtmp_protocol_errors_total",
+                "RTMP connections closed for malformed handshake, chunk or AMF input.",
+            ),
+            publish_timeouts: registered(
+                &registry,
+                IntCounter::with_opts,
+                "venue_rtmp_publish_timeouts_total",
+                "RTMP connections closed for not publishing within the publish timeout.",
+            ),
+            bad_media: registered(
+                &registry,
+                IntCounter::with_opts,
+                "venue_rtmp_bad_media_total",
+                "FLV tags or AAC frames from RTMP publishers dropped as malformed.",
+            ),
+        };
+        Metrics {
+            registry,
+            http_responses,
+            rtmp,
+        }
+    }
+}
+
+/// Numbers read from other components at scrape time. Counts are cumulative since start
+/// unless a field says "now".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Readings {
+    /// Rooms (now).
+    pub rooms: u64,
+    /// WebRTC sessions known to the gateway (now).
+    pub sessions: u64,
+    /// Streamers with a publisher session up (now).
+    pub publishers_live: u64,
+    /// WHEP viewer sessions connected (now).
+    pub viewers: u64,
+    /// The interaction hubs of all rooms, summed.
+    pub interaction: InteractionReadings,
+    /// WHEP viewers refused (503) by the overflow rule.
+    pub whep_refused_overflow: u64,
+    pub recordings: RecordingReadings,
+    pub webhooks: WebhookReadings,
+    pub ice_tcp: IceTcpReadings,
+    /// The embedded TURN server's counters; `None` when it is off (no `venue_turn_*` then).
+    pub turn: Option<TurnReadings>,
+    /// This process's CPU over the last sampled second, percent of all cores; `None` before
+    /// the first sample (no `venue_process_cpu_percent` then).
+    pub cpu_percent: Option<f64>,
+}
+
+/// The interaction hubs' counters, summed over rooms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InteractionReadings {
+    /// Clients that said hello (now).
+    pub users: u64,
+    pub frames: u64,
+    pub bad_frames: u64,
+    pub rate_limited: u64,
+    pub nan_dropped: u64,
+    pub closed_for_offences: u64,
+    pub batches: u64,
+}
+
+/// Recordings of sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingReadings {
+    pub started: u64,
+    pub discarded: u64,
+    pub dropped: u64,
+    pub write_errors: u64,
+}
+
+/// Webhook deliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookReadings {
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub retried: u64,
+}
+
+/// ICE-TCP on the media shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IceTcpReadings {
+    /// Connections open (now).
+    pub open: u64,
+    pub accepted: u64,
+    /// Packets dropped: a full write queue, or no connection for the address.
+    pub dropped_packets: u64,
+    /// Closed or refused, by reason: `limit`, `not_stun`, `bad_frame`, `unanswered`, `idle`,
+    /// `write_stalled`.
+    pub closed: [(&'static str, u64); 6],
+}
+
+/// The embedded TURN server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnReadings {
+    pub allocations_created: u64,
+    pub relayed_to_peer: u64,
+    pub relayed_to_client: u64,
+    pub unauthorized: u64,
+    pub forbidden: u64,
+    pub quota_refused: u64,
+    pub bandwidth_dropped_packets: u64,
+    pub malformed: u64,
+    pub unroutable: u64,
+}
+
+/// A family of one metric per label set (`labels` empty: one unlabelled sample).
+fn family(name: &str, help: &str, kind: MetricType, samples: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_owned());
+    f.set_help(help.to_owned());
+    f.set_field_type(kind);
+    f.set_metric(samples);
+    f
+}
+
+fn counter_sample(v: u64, label: Option<(&str, &str)>) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(v as f64);
+    let mut m = Metric::default();
+    m.set_counter(c);
+    if let Some((name, value)) = label {
+        let mut pair = LabelPair::default();
+        pair.set_name(name.to_owned());
+        pair.set_value(value.to_owned());
+        m.set_label(vec![pair]);
+    }
+    m
+}
+
+fn counter(name: &str, help: &str, v: u64) -> MetricFamily {
+    family(
+        name,
+        help,
+        MetricType::COUNTER,
+        vec![counter_sample(v, None)],
+    )
+}
+
+fn gauge(name: &str, help: &str, v: f64) -> MetricFamily {
+    let mut g = Gauge::default();
+    g.set_value(v);
+    let mut m = Metric::default();
+    m.set_gauge(g);
+    family(name, help, MetricType::GAUGE, vec![m])
+}
+
+impl Readings {
+    /// The metric families of these readings (names, types and HELP texts of `/metrics`).
+    fn families(&self) -> Vec<MetricFamily> {
+        let hubs = &self.interaction;
+        let rec = &self.recordings;
+        let hooks = &self.webhooks;
+        let tcp = &self.ice_tcp;
+        let mut out = vec![
+            gauge("venue_rooms", "Rooms.", self.rooms as f64),
+            gauge(
+                "venue_sessions",
+                "WebRTC sessions (WHIP publishers, WHEP viewers, previews) known to the gateway.",
+                self.sessions as f64,
+            ),
+            gauge(
+                "venue_publishers_live",
+                "Streamers with a publisher session up.",
+                self.publishers_live as f64,
+            ),
+            gauge(
+                "venue_viewers",
+                "WHEP viewer sessions connected.",
+                self.viewers as f64,
+            ),
+            gauge(
+                "venue_interaction_users",
+                "Interaction clients (WebSocket or data channel) that said hello.",
+                hubs.users as f64,
+            ),
+            counter(
+                "venue_interaction_frames_total",
+                "Client frames received by the interaction hubs.",
+                hubs.frames,
+            ),
+            counter(
+                "venue_interaction_bad_frames_total",
+                "Oversized, undecodable or out-of-place client frames dropped.",
+                hubs.bad_frames,
+            ),
+            counter(
+                "venue_interaction_rate_limited_total",
+                "Client commands dropped by rate limits.",
+                hubs.rate_limited,
+            ),
+            counter(
+                "venue_interaction_nan_dropped_total",
+                "Client commands with NaN coordinates dropped.",
+                hubs.nan_dropped,
+            ),
+            counter(
+                "venue_interaction_closed_for_offences_total",
+                "Connections closed for repeated bad frames.",
+                hubs.closed_for_offences,
+            ),
+            counter(
+                "venue_interaction_batches_total",
+                "Event batches broadcast (reliable and lossy).",
+                hubs.batches,
+            ),
+            counter(
+                "venue_whep_refused_overflow_total",
+                "WHEP viewers refused (503) because the room was full or the server overloaded.",
+                self.whep_refused_overflow,
+            ),
+            counter(
+                "venue_recordings_started_total",
+                "Recordings of sets started.",
+                rec.started,
+            ),
+            counter(
+                "venue_recordings_discarded_total",
+                "Recorded sets discarded as shorter than the minimum.",
+                rec.discarded,
+            ),
+            counter(
+                "venue_recordings_dropped_total",
+                "Program outputs not recorded because a writer's queue was full (slow disk).",
+                rec.dropped,
+            ),
+            counter(
+                "venue_recordings_write_errors_total",
+                "Recording write errors (each ends its recording).",
+                rec.write_errors,
+            ),
+            counter(
+                "venue_webhooks_delivered_total",
+                "Webhook deliveries (event x URL) answered 2xx.",
+                hooks.delivered,
+            ),
+            counter(
+                "venue_webhooks_failed_total",
+                "Webhook deliveries given up (final answer or attempts used up).",
+                hooks.failed,
+            ),
+            counter(
+                "venue_webhooks_dropped_total",
+                "Webhook deliveries dropped because a queue was full.",
+                hooks.dropped,
+            ),
+            counter(
+                "venue_webhooks_retried_total",
+                "Webhook attempts after the first.",
+                hooks.retried,
+            ),
+            gauge(
+                "venue_ice_tcp_connections",
+                "ICE-TCP connections open on the media shards.",
+                tcp.open as f64,
+            ),
+            family(
+                "venue_ice_tcp_closed_total",
+                "ICE-TCP connections refused or closed by the SFU, by reason.",
+                MetricType::COUNTER,
+                tcp.closed
+                    .iter()
+                    .map(|&(reason, v)| counter_sample(v, Some(("reason", reason))))
+                    .collect(),
+            ),
+            counter(
+                "venue_ice_tcp_accepted_total",
+                "ICE-TCP connections accepted.",
+                tcp.accepted,
+            ),
+            counter(
+                "venue_ice_tcp_dropped_packets_total",
+                "ICE-TCP packets dropped: a connection's write queue full, or no connection for the address.",
+                tcp.dropped_packets,
+            ),
+        ];
+        if let Some(t) = &self.turn {
+            out.extend([
+                counter(
+                    "venue_turn_allocations_created_total",
+                    "TURN allocations created.",
+                    t.allocations_created,
+                ),
+                counter(
+                    "venue_turn_relayed_to_peer_total",
+                    "TURN packets relayed client to peer (the SFU).",
+                    t.relayed_to_peer,
+                ),
+                counter(
+                    "venue_turn_relayed_to_client_total",
+                    "TURN packets relayed peer to client.",
+                    t.relayed_to_client,
+                ),
+                counter(
+                    "venue_turn_unauthorized_total",
+                    "TURN 401/438 answers (missing, expired or forged credentials).",
+                    t.unauthorized,
+                ),
+                counter(
+                    "venue_turn_forbidden_total",
+                    "TURN requests or packets refused by the peer policy (403: not Venue's media address).",
+                    t.forbidden,
+                ),
+                counter(
+                    "venue_turn_quota_refused_total",
+                    "TURN allocations refused by quota (486) or capacity (508).",
+                    t.quota_refused,
+                ),
+                counter(
+                    "venue_turn_bandwidth_dropped_packets_total",
+                    "TURN packets dropped by the per-allocation bandwidth quota.",
+                    t.bandwidth_dropped_packets,
+                ),
+                counter(
+                    "venue_turn_malformed_total",
+                    "Malformed STUN/TURN/ChannelData input dropped.",
+                    t.malformed,
+                ),
+                counter(
+                    "venue_turn_unroutable_total",
+                    "TURN packets dropped for no allocation, permission or channel.",
+                    t.unroutable,
+                ),
+            ]);
+        }
+        if let Some(cpu) = self.cpu_percent {
+            out.push(gauge(
+                "venue_process_cpu_percent",
+                "This process's CPU over the last sampled second, percent of all cores (the overflow check).",
+                (cpu * 100.0).round() / 100.0,
+            ));
+        }
+        out
+    }
 }
 
 impl Metrics {
-    fn record(&self, status: u16) {
+    /// Counts one HTTP response by its status class (1xx … 5xx; others clamp into range).
+    pub fn record_response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         if let Some(c) = self.http_responses.get(class) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.inc();
         }
     }
+
+    /// The text exposition of the gateway's own metrics and `readings`, families sorted by
+    /// name (format: [`CONTENT_TYPE`]). Errors: a family without samples (a bug).
+    pub fn render(&self, readings: &Readings) -> Result<String, prometheus::Error> {
+        let mut families = self.registry.gather();
+        families.extend(readings.families());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = String::new();
+        TextEncoder::new().encode_utf8(&families, &mut out)?;
+        Ok(out)
+    }
 }
 
-/// Middleware: counts every response by status class. Its state is the counters alone (one
-/// `Arc` clone per request, not the whole `AppState`'s dozen).
-pub async fn count_requests(
-    State(metrics): State<std::sync::Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let res = next.run(req).await;
-    metrics.record(res.status().as_u16());
-    res
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `GET /metrics`.
-/// Appends one Prometheus counter (HELP, TYPE, value).
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    out.push_str(&format!(
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-    ));
-}
-
-pub async fn get(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let s = app.state.stats().await?;
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, v: usize| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-        ));
-    };
-    gauge("venue_rooms", "Rooms.", s.rooms);
-    gauge(
-        "venue_sessions",
-        "WebRTC sessions (WHIP publishers, WHEP viewers, previews) known to the gateway.",
-        s.sessions,
-    );
-    gauge(
-        "venue_publishers_live",
-        "Streamers with a publisher session up.",
-        s.publishers_live,
-    );
-    gauge(
-        "venue_viewers",
-        "WHEP viewer sessions connected.",
-        s.viewers,
-    );
-    let mut hubs = crate::hub::HubStats::default();
-    for hub in app.state.hubs().await? {
-        if let Ok(h) = hub.stats().await {
-            hubs.users += h.users;
-            hubs.frames_in += h.frames_in;
-            hubs.bad_frames += h.bad_frames;
-            hubs.rate_limited += h.rate_limited;
-            hubs.nan_dropped += h.nan_dropped;
-            hubs.closed_for_offences += h.closed_for_offences;
-            hubs.batches += h.batches;
-        }
-    }
-    let webhooks = app.webhooks.stats();
-    gauge(
-        "venue_rtmp_connections",
-        "RTMP connections open.",
-        app.metrics.rtmp.connections.load(Ordering::Relaxed) as usize,
-    );
-    let rtmp = &app.metrics.rtmp;
-    let recording = app.recordings.stats().clone();
-    gauge(
-        "venue_interaction_users",
-        "Interaction clients (WebSocket or data channel) that said hello.",
-        hubs.users as usize,
-    );
-    for (name, help, v) in [
-        (
-            "venue_interaction_frames_total",
-            "Client frames received by the interaction hubs.",
-            hubs.frames_in,
-        ),
-        (
-            "venue_interaction_bad_frames_total",
-            "Oversized, undecodable or out-of-place client frames dropped.",
-            hubs.bad_frames,
-        ),
-        (
-            "venue_interaction_rate_limited_total",
-            "Client commands dropped by rate limits.",
-            hubs.rate_limited,
-        ),
-        (
-            "venue_interaction_nan_dropped_total",
-            "Client commands with NaN coordinates dropped.",
-            hubs.nan_dropped,
-        ),
-        (
-            "venue_interaction_closed_for_offences_total",
-            "Connections closed for repeated bad frames.",
-            hubs.closed_for_offences,
-        ),
-        (
-            "venue_interaction_batches_total",
-            "Event batches broadcast (reliable and lossy).",
-            hubs.batches,
-        ),
-        (
-            "venue_rtmp_refused_over_cap_total",
-            "RTMP connections refused: max_connections were open.",
-            rtmp.refused_over_cap.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_rtmp_protocol_errors_total",
-            "RTMP connections closed for malformed handshake, chunk or AMF input.",
-            rtmp.protocol_errors.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_rtmp_publish_timeouts_total",
-            "RTMP connections closed for not publishing within the publish timeout.",
-            rtmp.publish_timeouts.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_rtmp_bad_media_total",
-            "FLV tags or AAC frames from RTMP publishers dropped as malformed.",
-            rtmp.bad_media.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_whep_refused_overflow_total",
-            "WHEP viewers refused (503) because the room was full or the server overloaded.",
-            app.overflow.refused(),
-        ),
-        (
-            "venue_recordings_started_total",
-            "Recordings of sets started.",
-            recording.started.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_recordings_discarded_total",
-            "Recorded sets discarded as shorter than the minimum.",
-            recording.discarded.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_recordings_dropped_total",
-            "Program outputs not recorded because a writer's queue was full (slow disk).",
-            recording.dropped.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_recordings_write_errors_total",
-            "Recording write errors (each ends its recording).",
-            recording.write_errors.load(Ordering::Relaxed),
-        ),
-        (
-            "venue_webhooks_delivered_total",
-            "Webhook deliveries (event x URL) answered 2xx.",
-            webhooks.delivered,
-        ),
-        (
-            "venue_webhooks_failed_total",
-            "Webhook deliveries given up (final answer or attempts used up).",
-            webhooks.failed,
-        ),
-        (
-            "venue_webhooks_dropped_total",
-            "Webhook deliveries dropped because a queue was full.",
-            webhooks.dropped,
-        ),
-        (
-            "venue_webhooks_retried_total",
-            "Webhook attempts after the first.",
-            webhooks.retried,
-        ),
-    ] {
-        counter(&mut out, name, help, v);
-    }
-    let tcp = app.sfu.ice_tcp_stats();
-    out.push_str(&format!(
-        "# HELP venue_ice_tcp_connections ICE-TCP connections open on the media shards.\n# TYPE venue_ice_tcp_connections gauge\nvenue_ice_tcp_connections {}\n",
-        tcp.open
-    ));
-    out.push_str("# HELP venue_ice_tcp_closed_total ICE-TCP connections refused or closed by the SFU, by reason.\n# TYPE venue_ice_tcp_closed_total counter\n");
-    for (reason, v) in [
-        ("limit", tcp.refused),
-        ("not_stun", tcp.not_stun),
-        ("bad_frame", tcp.bad_frames),
-        ("unanswered", tcp.unanswered),
-        ("idle", tcp.idle),
-        ("write_stalled", tcp.write_stalled),
-    ] {
-        out.push_str(&format!(
-            "venue_ice_tcp_closed_total{{reason=\"{reason}\"}} {v}\n"
-        ));
-    }
-    for (name, help, v) in [
-        (
-            "venue_ice_tcp_accepted_total",
-            "ICE-TCP connections accepted.",
-            tcp.accepted,
-        ),
-        (
-            "venue_ice_tcp_dropped_packets_total",
-            "ICE-TCP packets dropped: a connection's write queue full, or no connection for the address.",
-            tcp.write_dropped + tcp.unrouted,
-        ),
-    ] {
-        counter(&mut out, name, help, v);
-    }
-    if let Some(turn) = &app.turn
-        && let Some(t) = turn.server().stats().await
-    {
-        for (name, help, v) in [
-            (
-                "venue_turn_allocations_created_total",
-                "TURN allocations created.",
-                t.allocations_created,
-            ),
-            (
-                "venue_turn_relayed_to_peer_total",
-                "TURN packets relayed client to peer (the SFU).",
-                t.relayed_to_peer,
-            ),
-            (
-                "venue_turn_relayed_to_client_total",
-                "TURN packets relayed peer to client.",
-                t.relayed_to_client,
-            ),
-            (
-                "venue_turn_unauthorized_total",
-                "TURN 401/438 answers (missing, expired or forged credentials).",
-                t.unauthorized,
-            ),
-            (
-                "venue_turn_forbidden_total",
-                "TURN requests or packets refused by the peer policy (403: not Venue's media address).",
-                t.forbidden,
-            ),
-            (
-                "venue_turn_quota_refused_total",
-                "TURN allocations refused by quota (486) or capacity (508).",
-                t.quota_refused,
-            ),
-            (
-                "venue_turn_bandwidth_dropped_packets_total",
-                "TURN packets dropped by the per-allocation bandwidth quota.",
-                t.bandwidth_dropped_packets,
-            ),
-            (
-                "venue_turn_malformed_total",
-                "Malformed STUN/TURN/ChannelData input dropped.",
-                t.malformed,
-            ),
-            (
-                "venue_turn_unroutable_total",
-                "TURN packets dropped for no allocation, permission or channel.",
-                t.unroutable,
-            ),
+    #[test]
+    fn renders_every_metric_with_its_type() {
+        let m = Metrics::default();
+        m.record_response(200);
+        m.record_response(204);
+        m.record_response(503);
+        m.rtmp.connections.inc();
+        m.rtmp.bad_media.inc_by(3);
+        let readings = Readings {
+            viewers: 4,
+            ice_tcp: IceTcpReadings {
+                closed: [
+                    ("limit", 0),
+                    ("not_stun", 2),
+                    ("bad_frame", 0),
+                    ("unanswered", 0),
+                    ("idle", 0),
+                    ("write_stalled", 0),
+                ],
+                ..IceTcpReadings::default()
+            },
+            cpu_percent: Some(12.340000152587891),
+            ..Readings::default()
+        };
+        let text = m.render(&readings).expect("renders");
+        for line in [
+            "# TYPE venue_http_requests_total counter\n",
+            "\nvenue_http_requests_total{class=\"1xx\"} 0\n",
+            "\nvenue_http_requests_total{class=\"2xx\"} 2\n",
+            "\nvenue_http_requests_total{class=\"5xx\"} 1\n",
+            "# TYPE venue_rtmp_connections gauge\n",
+            "\nvenue_rtmp_connections 1\n",
+            "\nvenue_rtmp_bad_media_total 3\n",
+            "# HELP venue_viewers WHEP viewer sessions connected.\n",
+            "# TYPE venue_viewers gauge\nvenue_viewers 4\n",
+            "\nvenue_ice_tcp_closed_total{reason=\"not_stun\"} 2\n",
+            "\nvenue_process_cpu_percent 12.34\n",
+            "# TYPE venue_webhooks_retried_total counter\nvenue_webhooks_retried_total 0\n",
         ] {
-            counter(&mut out, name, help, v);
+            assert!(text.contains(line), "{line:?} in\n{text}");
         }
+        assert!(
+            !text.contains("venue_turn_"),
+            "no TURN metrics when it is off"
+        );
     }
-    if let Some(cpu) = app.overflow.cpu_percent() {
-        out.push_str(&format!(
-            "# HELP venue_process_cpu_percent This process's CPU over the last sampled second, percent of all cores (the overflow check).\n# TYPE venue_process_cpu_percent gauge\nvenue_process_cpu_percent {cpu:.2}\n"
-        ));
-    }
-    out.push_str("# HELP venue_http_requests_total HTTP requests answered, by status class.\n");
-    out.push_str("# TYPE venue_http_requests_total counter\n");
-    for (i, c) in app.metrics.http_responses.iter().enumerate() {
-        out.push_str(&format!(
-            "venue_http_requests_total{{class=\"{}xx\"}} {}\n",
-            i + 1,
-            c.load(Ordering::Relaxed)
-        ));
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response())
 }

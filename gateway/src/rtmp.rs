@@ -19,7 +19,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,7 +58,7 @@ pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
             Ok((stream, peer)) => {
                 let counters = &app.metrics.rtmp;
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    counters.refused_over_cap.fetch_add(1, Ordering::Relaxed);
+                    counters.refused_over_cap.inc();
                     tracing::debug!(%peer, "RTMP connection refused: max_connections open");
                     drop(stream);
                     continue;
@@ -67,14 +66,14 @@ pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
                 let app = app.clone();
                 tokio::spawn(async move {
                     let counters = &app.metrics.rtmp;
-                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    counters.connections.inc();
                     if let Err(reason) = connection(&app, stream, limits).await {
                         match reason {
                             Closed::Protocol(_) => {
-                                counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                                counters.protocol_errors.inc();
                             }
                             Closed::PublishTimeout => {
-                                counters.publish_timeouts.fetch_add(1, Ordering::Relaxed);
+                                counters.publish_timeouts.inc();
                             }
                             Closed::Other(_) => {}
                         }
@@ -82,7 +81,7 @@ pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
                     }
                     // Place freed before the gauge drops: a gauge of n means at most n held.
                     drop(permit);
-                    counters.connections.fetch_sub(1, Ordering::Relaxed);
+                    counters.connections.dec();
                 });
             }
             Err(e) => {
@@ -636,7 +635,7 @@ async fn handle_event(
                 }
                 Ok(AvcTag::Other) => {}
                 Err(e) => {
-                    app.metrics.rtmp.bad_media.fetch_add(1, Ordering::Relaxed);
+                    app.metrics.rtmp.bad_media.inc();
                     tracing::debug!(error = %e, "bad FLV video tag dropped");
                 }
             }
@@ -653,7 +652,7 @@ async fn handle_event(
             app.metrics
                 .rtmp
                 .bad_media
-                .fetch_add(p.audio.bad_frames - bad_before, Ordering::Relaxed);
+                .inc_by(p.audio.bad_frames - bad_before);
             if let Some(source) = source {
                 p.info.source_audio = Some(SourceAudio {
                     codec: "AAC".into(),

@@ -50,40 +50,15 @@ pub struct BookingWindow {
     pub end_at: i64,
 }
 
-macro_rules! columns {
-    () => {
-        "id, room_id, streamer_id, booking_id, artist, file, start_ms, end_ms, duration_ms, bytes"
-    };
-}
-
 impl Store {
     /// Inserts a recording in progress (`end_ms` NULL). Errors: `Conflict` when `file` is
     /// taken, `Db`.
     pub async fn create_recording(&self, new: &NewRecording) -> Result<Recording, StoreError> {
-        let result = sqlx::query_as::<_, Recording>(concat!(
-            "INSERT INTO recordings (room_id, streamer_id, booking_id, artist, file, start_ms) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING ",
-            columns!()
-        ))
-        .bind(new.room_id)
-        .bind(new.streamer_id)
-        .bind(new.booking_id)
-        .bind(&new.artist)
-        .bind(&new.file)
-        .bind(new.start_ms)
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(r) => Ok(r),
-            Err(e) if super::is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "recording file {:?} exists",
-                new.file
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        backend!(self, db => db.create_recording(new).await)
     }
 
-    /// Marks recording `id` finished: end time (Unix ms), media duration (ms), file size.
+    /// Marks recording `id` finished: end time (Unix ms), media duration (ms), file size
+    /// (bytes).
     pub async fn finish_recording(
         &self,
         id: i64,
@@ -91,59 +66,27 @@ impl Store {
         duration_ms: i64,
         bytes: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE recordings SET end_ms = ?, duration_ms = ?, bytes = ? WHERE id = ?")
-            .bind(end_ms)
-            .bind(duration_ms)
-            .bind(bytes)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        backend!(self, db => db.finish_recording(id, end_ms, duration_ms, bytes).await)
     }
 
     /// Recordings of room `room_id`, newest first.
     pub async fn recordings(&self, room_id: i64) -> Result<Vec<Recording>, StoreError> {
-        Ok(sqlx::query_as::<_, Recording>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM recordings WHERE room_id = ? ORDER BY start_ms DESC, id DESC"
-        ))
-        .bind(room_id)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.recordings(room_id).await)
     }
 
     /// Recording `id`, if any.
     pub async fn recording(&self, id: i64) -> Result<Option<Recording>, StoreError> {
-        Ok(sqlx::query_as::<_, Recording>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM recordings WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.recording(id).await)
     }
 
     /// Recordings without an end (in progress, or cut off by a stop of the server).
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {
-        Ok(sqlx::query_as::<_, Recording>(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM recordings WHERE end_ms IS NULL ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.unfinished_recordings().await)
     }
 
     /// Deletes the row of recording `id`. Returns whether it existed.
     pub async fn delete_recording(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM recordings WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            > 0)
+        backend!(self, db => db.delete_recording(id).await)
     }
 
     /// Bookings of `streamer_id` in room `room_id` whose window `[start_at, end_at)` (Unix
@@ -155,17 +98,6 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<BookingWindow>, StoreError> {
-        Ok(sqlx::query_as::<_, BookingWindow>(
-            "SELECT b.id AS booking_id, b.artist_name, b.start_at, b.end_at FROM bookings b \
-             JOIN events e ON e.id = b.event_id \
-             WHERE e.room_id = ? AND b.streamer_id = ? AND b.start_at < ? AND b.end_at > ? \
-             ORDER BY b.start_at, b.id",
-        )
-        .bind(room_id)
-        .bind(streamer_id)
-        .bind(to)
-        .bind(from)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.streamer_bookings_between(room_id, streamer_id, from, to).await)
     }
 }

@@ -9,10 +9,7 @@
 
 use std::str::FromStr;
 
-use super::Store;
-use super::{
-    MAX_STREAMER_NAME_CHARS, MAX_TITLE_CHARS, StoreError, StreamKey, Streamer, hash_key, now_unix,
-};
+use super::{MAX_TITLE_CHARS, Store, StoreError, StreamKey, Streamer, hash_key, now_unix};
 
 /// Longest booking description, in chars.
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -62,6 +59,25 @@ impl Event {
     /// Whether `t` is the start of one of the slots.
     pub fn on_grid(&self, t: i64) -> bool {
         t >= self.start_at && t < self.end_at && (t - self.start_at) % self.slot_seconds.max(1) == 0
+    }
+
+    /// The window `[start, end)` (Unix seconds) of `slots` contiguous slots from
+    /// `slot_start`, the last one cut at the event's end. Errors: `Invalid` when `slot_start`
+    /// is not a slot start or the event has fewer slots from there.
+    pub(crate) fn window(&self, slot_start: i64, slots: u32) -> Result<(i64, i64), StoreError> {
+        if !self.on_grid(slot_start) {
+            return Err(StoreError::Invalid(
+                "slot_start must be the start of one of the event's slots".into(),
+            ));
+        }
+        let span = self.slot_seconds.saturating_mul(i64::from(slots));
+        let end = slot_start.saturating_add(span);
+        if end - self.slot_seconds >= self.end_at {
+            return Err(StoreError::Invalid(format!(
+                "the event has fewer than {slots} slots from slot_start"
+            )));
+        }
+        Ok((slot_start, end.min(self.end_at)))
     }
 }
 
@@ -177,19 +193,8 @@ pub struct BookedWindow {
     pub end_at: i64,
 }
 
-macro_rules! event_columns {
-    () => {
-        "id, room_id, title, start_at, end_at, slot_seconds, public_signup, created_at"
-    };
-}
-macro_rules! booking_columns {
-    () => {
-        "id, event_id, streamer_id, start_at, end_at, artist_name, description, location, \
-         timezone, email, created_at"
-    };
-}
-
-fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
+/// `text` is at most `max` chars, none a control char but `\n`. Errors: `Invalid` naming `what`.
+pub(crate) fn check_text(what: &str, text: &str, max: usize) -> Result<(), StoreError> {
     if text.chars().count() > max || text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(StoreError::Invalid(format!(
             "{what} must be at most {max} printable characters"
@@ -244,45 +249,17 @@ impl Store {
     /// Creates an event in `room_id`. Errors: `Invalid` with the reason.
     pub async fn create_event(&self, room_id: i64, spec: &EventSpec) -> Result<Event, StoreError> {
         spec.validate()?;
-        Ok(sqlx::query_as::<_, Event>(concat!(
-            "INSERT INTO events (room_id, title, start_at, end_at, slot_seconds, public_signup, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ",
-            event_columns!()
-        ))
-        .bind(room_id)
-        .bind(spec.title.trim())
-        .bind(spec.start_at)
-        .bind(spec.end_at)
-        .bind(spec.slot_seconds)
-        .bind(spec.public_signup)
-        .bind(now_unix())
-        .fetch_one(&self.pool)
-        .await?)
+        backend!(self, db => db.create_event(room_id, spec, now_unix()).await)
     }
 
     /// Events of a room, by start.
     pub async fn events(&self, room_id: i64) -> Result<Vec<Event>, StoreError> {
-        Ok(sqlx::query_as::<_, Event>(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE room_id = ? ORDER BY start_at, id"
-        ))
-        .bind(room_id)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.events(room_id).await)
     }
 
     /// Event `id` of `room_id`, if any.
     pub async fn event(&self, room_id: i64, id: i64) -> Result<Option<Event>, StoreError> {
-        Ok(sqlx::query_as::<_, Event>(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE room_id = ? AND id = ?"
-        ))
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.event(room_id, id).await)
     }
 
     /// Moves and/or resizes event `id`: its bookings move by the change of `start` (they keep
@@ -297,106 +274,17 @@ impl Store {
         spec: &EventSpec,
     ) -> Result<Option<Event>, StoreError> {
         spec.validate()?;
-        let mut tx = self.pool.begin().await?;
-        let Some(old) = sqlx::query_as::<_, Event>(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE room_id = ? AND id = ?"
-        ))
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let delta = spec.start_at - old.start_at;
-        let event = sqlx::query_as::<_, Event>(concat!(
-            "UPDATE events SET title = ?, start_at = ?, end_at = ?, slot_seconds = ?, \
-             public_signup = ? WHERE id = ? RETURNING ",
-            event_columns!()
-        ))
-        .bind(spec.title.trim())
-        .bind(spec.start_at)
-        .bind(spec.end_at)
-        .bind(spec.slot_seconds)
-        .bind(spec.public_signup)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let bookings = sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? ORDER BY start_at"
-        ))
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for b in &bookings {
-            let (start, end) = (b.start_at + delta, b.end_at + delta);
-            let fits = event.on_grid(start)
-                && end <= event.end_at
-                && (end == event.end_at || (end - event.start_at) % event.slot_seconds == 0);
-            if !fits {
-                return Err(StoreError::Conflict(format!(
-                    "booking {} ({}) would not fit the new slots; move or delete it first",
-                    b.id, b.artist_name
-                )));
-            }
-            if let Some(other) = sqlx::query_scalar::<_, i64>(
-                "SELECT b.id FROM bookings b JOIN events e ON e.id = b.event_id \
-                 WHERE e.room_id = ? AND b.event_id != ? AND b.start_at < ? AND b.end_at > ? LIMIT 1",
-            )
-            .bind(room_id)
-            .bind(id)
-            .bind(end)
-            .bind(start)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                return Err(StoreError::Conflict(format!(
-                    "booking {} would overlap booking {other} of another event",
-                    b.id
-                )));
-            }
-        }
-        if delta != 0 {
-            sqlx::query(
-                "UPDATE bookings SET start_at = start_at + ?, end_at = end_at + ? WHERE event_id = ?",
-            )
-            .bind(delta)
-            .bind(delta)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(event))
+        backend!(self, db => db.update_event(room_id, id, spec).await)
     }
 
     /// Deletes event `id` of `room_id` and its bookings. Returns whether it existed.
     pub async fn delete_event(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM events WHERE room_id = ? AND id = ?")
-                .bind(room_id)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        backend!(self, db => db.delete_event(room_id, id).await)
     }
 
     /// Bookings of event `event_id`, by start.
     pub async fn bookings(&self, event_id: i64) -> Result<Vec<Booking>, StoreError> {
-        Ok(sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? ORDER BY start_at"
-        ))
-        .bind(event_id)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.bookings(event_id).await)
     }
 
     /// Books slots of `event` (of room `event.room_id`) for an artist: creates a streamer
@@ -410,169 +298,14 @@ impl Store {
         spec: &BookingSpec,
     ) -> Result<BookingCreated, StoreError> {
         spec.validate()?;
-        if !event.on_grid(spec.slot_start) {
-            return Err(StoreError::Invalid(
-                "slot_start must be the start of one of the event's slots".into(),
-            ));
-        }
-        let span = event.slot_seconds.saturating_mul(i64::from(spec.slots));
-        if spec.slot_start + span - event.slot_seconds >= event.end_at {
-            return Err(StoreError::Invalid(format!(
-                "the event has fewer than {} slots from slot_start",
-                spec.slots
-            )));
-        }
-        let (start, end) = (spec.slot_start, (spec.slot_start + span).min(event.end_at));
-        let mut tx = self.pool.begin().await?;
-        if let Some((other, name)) = sqlx::query_as::<_, (i64, String)>(
-            "SELECT b.id, b.artist_name FROM bookings b JOIN events e ON e.id = b.event_id \
-             WHERE e.room_id = ? AND b.start_at < ? AND b.end_at > ? LIMIT 1",
-        )
-        .bind(event.room_id)
-        .bind(end)
-        .bind(start)
-        .fetch_optional(&mut *tx)
-        .await?
-        {
-            return Err(StoreError::Conflict(format!(
-                "these slots overlap booking {other} ({name})"
-            )));
-        }
-        let mut key = None;
-        let streamer = match spec.streamer_id {
-            Some(id) => sqlx::query_as::<_, Streamer>(
-                "SELECT id, room_id, name, created_at, sticker_set FROM streamers \
-                 WHERE room_id = ? AND id = ?",
-            )
-            .bind(event.room_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no streamer {id} in this room")))?,
-            None => {
-                let name = spec.artist_name.trim();
-                let chars = name.chars().count();
-                if chars == 0
-                    || chars > MAX_STREAMER_NAME_CHARS
-                    || name.chars().any(char::is_control)
-                {
-                    return Err(StoreError::Invalid(format!(
-                        "artist_name must be 1-{MAX_STREAMER_NAME_CHARS} printable characters"
-                    )));
-                }
-                let k = StreamKey::generate();
-                let s = sqlx::query_as::<_, Streamer>(
-                    "INSERT INTO streamers (room_id, name, key_hash, created_at) \
-                     VALUES (?, ?, ?, ?) RETURNING id, room_id, name, created_at, sticker_set",
-                )
-                .bind(event.room_id)
-                .bind(name)
-                .bind(hash_key(k.expose()))
-                .bind(now_unix())
-                .fetch_one(&mut *tx)
-                .await?;
-                key = Some(k);
-                s
-            }
-        };
-        let artist_name = match spec.artist_name.trim() {
-            "" => streamer.name.clone(),
-            name => name.to_owned(),
-        };
-        check_text("artist_name", &artist_name, MAX_STREAMER_NAME_CHARS)?;
-        sqlx::query("UPDATE streamers SET slot_bound = 1 WHERE id = ?")
-            .bind(streamer.id)
-            .execute(&mut *tx)
-            .await?;
-        let before = sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? AND streamer_id = ? AND end_at = ?"
-        ))
-        .bind(event.id)
-        .bind(streamer.id)
-        .bind(start)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let after = sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? AND streamer_id = ? AND start_at = ?"
-        ))
-        .bind(event.id)
-        .bind(streamer.id)
-        .bind(end)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let merged = before.is_some() || after.is_some();
-        // Merging keeps the oldest booking (its description, location, email) and stretches it
-        // over the new slots and the other neighbour, which is deleted.
-        let (keep, other) = match (before, after) {
-            (Some(b), Some(a)) if a.id < b.id => (Some(a), Some(b)),
-            (Some(b), a) => (Some(b), a),
-            (None, a) => (a, None),
-        };
-        let booking =
-            match keep {
-                Some(k) => {
-                    let (mut start_at, mut end_at) = (start.min(k.start_at), end.max(k.end_at));
-                    if let Some(o) = other {
-                        start_at = start_at.min(o.start_at);
-                        end_at = end_at.max(o.end_at);
-                        sqlx::query("DELETE FROM bookings WHERE id = ?")
-                            .bind(o.id)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query_as::<_, Booking>(concat!(
-                        "UPDATE bookings SET start_at = ?, end_at = ? WHERE id = ? RETURNING ",
-                        booking_columns!()
-                    ))
-                    .bind(start_at)
-                    .bind(end_at)
-                    .bind(k.id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                }
-                None => sqlx::query_as::<_, Booking>(concat!(
-                    "INSERT INTO bookings (event_id, streamer_id, start_at, end_at, artist_name, \
-                     description, location, timezone, email, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
-                    booking_columns!()
-                ))
-                .bind(event.id)
-                .bind(streamer.id)
-                .bind(start)
-                .bind(end)
-                .bind(&artist_name)
-                .bind(spec.description.trim())
-                .bind(spec.location.trim())
-                .bind(&spec.timezone)
-                .bind(spec.email.as_deref())
-                .bind(now_unix())
-                .fetch_one(&mut *tx)
-                .await?,
-            };
-        tx.commit().await?;
-        Ok(BookingCreated {
-            booking,
-            key,
-            merged,
-        })
+        let (start, end) = event.window(spec.slot_start, spec.slots)?;
+        backend!(self, db => db.create_booking(event, spec, start, end).await)
     }
 
     /// Deletes booking `id` of event `event_id` (its streamer stays, slot-bound). Returns
     /// whether it existed.
     pub async fn delete_booking(&self, event_id: i64, id: i64) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM bookings WHERE event_id = ? AND id = ?")
-                .bind(event_id)
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        backend!(self, db => db.delete_booking(event_id, id).await)
     }
 
     /// Moves and/or resizes booking `id` of `event` to `slots` contiguous slots from
@@ -592,108 +325,15 @@ impl Store {
         if slots == 0 {
             return Err(StoreError::Invalid("slots must be at least 1".into()));
         }
-        if !event.on_grid(slot_start) {
-            return Err(StoreError::Invalid(
-                "slot_start must be the start of one of the event's slots".into(),
-            ));
-        }
-        let span = event.slot_seconds.saturating_mul(i64::from(slots));
-        if slot_start.saturating_add(span) - event.slot_seconds >= event.end_at {
-            return Err(StoreError::Invalid(format!(
-                "the event has fewer than {slots} slots from slot_start"
-            )));
-        }
-        let (start, end) = (slot_start, (slot_start + span).min(event.end_at));
-        let mut tx = self.pool.begin().await?;
-        let Some(old) = sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? AND id = ?"
-        ))
-        .bind(event.id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        if let Some((other, name)) = sqlx::query_as::<_, (i64, String)>(
-            "SELECT b.id, b.artist_name FROM bookings b JOIN events e ON e.id = b.event_id \
-             WHERE e.room_id = ? AND b.id != ? AND b.start_at < ? AND b.end_at > ? LIMIT 1",
-        )
-        .bind(event.room_id)
-        .bind(id)
-        .bind(end)
-        .bind(start)
-        .fetch_optional(&mut *tx)
-        .await?
-        {
-            return Err(StoreError::Conflict(format!(
-                "these slots overlap booking {other} ({name})"
-            )));
-        }
-        let neighbours = sqlx::query_as::<_, Booking>(concat!(
-            "SELECT ",
-            booking_columns!(),
-            " FROM bookings WHERE event_id = ? AND streamer_id = ? AND id != ? \
-             AND (end_at = ? OR start_at = ?)"
-        ))
-        .bind(event.id)
-        .bind(old.streamer_id)
-        .bind(id)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *tx)
-        .await?;
-        let (mut start_at, mut end_at) = (start, end);
-        for n in &neighbours {
-            start_at = start_at.min(n.start_at);
-            end_at = end_at.max(n.end_at);
-            sqlx::query("DELETE FROM bookings WHERE id = ?")
-                .bind(n.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let booking = sqlx::query_as::<_, Booking>(concat!(
-            "UPDATE bookings SET start_at = ?, end_at = ? WHERE id = ? RETURNING ",
-            booking_columns!()
-        ))
-        .bind(start_at)
-        .bind(end_at)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some((booking, !neighbours.is_empty())))
+        let (start, end) = event.window(slot_start, slots)?;
+        backend!(self, db => db.move_booking(event, id, start, end).await)
     }
 
     /// The streamer of `key` with its windows, if the key is known.
     pub async fn key_access(&self, key: &str) -> Result<Option<KeyAccess>, StoreError> {
-        let Some((id, room_id, name, created_at, sticker_set, slot_bound)) =
-            sqlx::query_as::<_, (i64, i64, String, i64, Option<String>, bool)>(
-                "SELECT id, room_id, name, created_at, sticker_set, slot_bound FROM streamers \
-                 WHERE key_hash = ?",
-            )
-            .bind(hash_key(key))
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let windows = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT start_at, end_at FROM bookings WHERE streamer_id = ?",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(KeyAccess {
-            streamer: Streamer {
-                id,
-                room_id,
-                name,
-                created_at,
-                sticker_set,
-            },
+        let found = backend!(self, db => db.key_access(&hash_key(key)).await)?;
+        Ok(found.map(|(streamer, slot_bound, windows)| KeyAccess {
+            streamer,
             slot_bound,
             windows: merge_windows(windows),
         }))
@@ -707,17 +347,7 @@ impl Store {
         grace_before: i64,
         grace_after: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as::<_, (i64, i64)>(
-            "SELECT s.room_id, s.id FROM streamers s WHERE s.slot_bound = 1 AND NOT EXISTS \
-             (SELECT 1 FROM bookings b WHERE b.streamer_id = s.id \
-              AND b.start_at - ? <= ? AND ? < b.end_at + ?) ORDER BY s.id",
-        )
-        .bind(grace_before)
-        .bind(now)
-        .bind(now)
-        .bind(grace_after)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.streamers_outside_windows(now, grace_before, grace_after).await)
     }
 
     /// Windows with `start_at ≤ now` and `end_at > since` (Unix seconds), by start: those in
@@ -727,37 +357,16 @@ impl Store {
         since: i64,
         now: i64,
     ) -> Result<Vec<BookedWindow>, StoreError> {
-        Ok(sqlx::query_as::<_, BookedWindow>(
-            "SELECT b.id AS booking_id, b.event_id, e.room_id, r.name AS room, b.streamer_id, \
-             b.artist_name, b.start_at, b.end_at FROM bookings b \
-             JOIN events e ON e.id = b.event_id JOIN rooms r ON r.id = e.room_id \
-             WHERE b.start_at <= ? AND b.end_at > ? ORDER BY b.start_at, b.id",
-        )
-        .bind(now)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.windows_between(since, now).await)
     }
 
     /// The earliest booking start or end after `t` (Unix seconds), if any.
     pub async fn next_window_edge_after(&self, t: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(x) FROM (SELECT MIN(start_at) AS x FROM bookings WHERE start_at > ? \
-             UNION ALL SELECT MIN(end_at) FROM bookings WHERE end_at > ?)",
-        )
-        .bind(t)
-        .bind(t)
-        .fetch_one(&self.pool)
-        .await?)
+        backend!(self, db => db.next_window_edge_after(t).await)
     }
 
     /// The earliest booking end after `t` (Unix seconds), if any.
     pub async fn next_window_end_after(&self, t: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(end_at) FROM bookings WHERE end_at > ?",
-        )
-        .bind(t)
-        .fetch_one(&self.pool)
-        .await?)
+        backend!(self, db => db.next_window_end_after(t).await)
     }
 }

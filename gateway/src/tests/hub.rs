@@ -1,10 +1,11 @@
 //! Unit tests of the hub core on virtual time: no sockets, no sleeps.
 
 use super::codec::decode_server;
+use super::limits::LimitConfig;
 use super::settings::{Mode, StickerSet};
 use super::*;
 use prost::Message;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use v1::client_message::Body as C;
 
 const TOKEN: &str = "admin-token-for-tests";

@@ -177,3 +177,45 @@ fn windows_merge_when_they_touch_or_overlap() {
     );
     assert_eq!(merge_windows(Vec::new()), Vec::<(i64, i64)>::new());
 }
+
+/// Databases migrated before the move to `migrations/sqlite/` stay valid: every migration
+/// keeps its version and bytes (sqlx compares SHA-384 checksums at start).
+#[test]
+fn migrations_keep_their_versions_and_checksums() {
+    let expected = [
+        (
+            1,
+            "f2f1f7ce08035380158bfbe04b86fafb2427a45a3c835933f8db53757b4fdb43d03e29a1e30ce39ab8e6ae154f3eacf7",
+        ),
+        (
+            2,
+            "de6dcb959ee4a3f7cfdff572eebceb30f306fd42720cfcf8a2942813e7faa69caec27032e4f461fa7bb04b729ca79be4",
+        ),
+        (
+            3,
+            "a592f9b071edf994392edbc9db87423bc91a869dbc373183556c582820aadb6a70d31a8b55caec78ef68454c97908066",
+        ),
+        (
+            4,
+            "85e3699fbfe2ee14b88d9aa902a57a18e61b0731f3363642e65bb00fce906887cd44998c4de1f5cdec0cb0d1f700bc7a",
+        ),
+        (
+            5,
+            "54958e4c160b393a2ec1f47a7f2bfd080275440fc13d4cc4d268996118c73495185829ae71fb95b0c14a31990658bbdf",
+        ),
+        (
+            6,
+            "69c9fb25531aeb2b1957067e39dbfdd58c83cad370717e0c46f5b8307c3b1946e4c97a3f668b3a98d8728ce258263d79",
+        ),
+    ];
+    let migrator = sqlx::migrate!("./migrations/sqlite");
+    let got: Vec<(i64, String)> = migrator
+        .iter()
+        .map(|m| (m.version, hex::encode(&*m.checksum)))
+        .collect();
+    let expected: Vec<(i64, String)> = expected
+        .iter()
+        .map(|(v, c)| (*v, (*c).to_owned()))
+        .collect();
+    assert_eq!(got, expected);
+}

@@ -1,25 +1,41 @@
-//! Persistent state in SQLite (`data_dir/venue.db`, WAL): rooms, streamers, stage slots,
-//! the living room (`store/interaction.rs`) and the schedule ([`schedule`]).
+//! Persistent state behind one interface: rooms, streamers, stage slots, the living room
+//! (`store/interaction.rs`), the schedule ([`schedule`]) and recordings
+//! ([`recordings`]).
+//!
+//! [`Store`] is the handle every caller holds (cheap to clone). It checks the input (room
+//! names, titles, layouts, stage slots, event and booking specs) and hands the work to the
+//! backend in use, a [`Backend`]: today SQLite (`data_dir/venue.db`, WAL, migrations in
+//! `gateway/migrations/sqlite/`, see `store/sqlite/`). A second backend (PostgreSQL) is one more
+//! variant and module beside `sqlite/`; callers do not change.
 //!
 //! Contract: stream keys are never stored, only their SHA-256 (hex); a key is shown to the
 //! admin once, when the streamer is created. Every write that touches several rows runs in one
-//! transaction. Input validation (room names, layouts, stage slots) happens here, so a caller
-//! cannot persist an invalid stage. Queries are runtime queries (no compile-time database).
+//! transaction. Input validation happens here, so a caller cannot persist an invalid stage.
+//! Queries are runtime queries (no compile-time database); rows map to types with
+//! `#[derive(sqlx::FromRow)]`.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+
+/// Runs `$call` with `$db` bound to the backend of `$store` (one arm per backend).
+macro_rules! backend {
+    ($store:expr, $db:ident => $call:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($db) => $call,
+        }
+    };
+}
 
 mod interaction;
 pub mod recordings;
 pub mod schedule;
+mod sqlite;
+
+use self::sqlite::SqliteStore;
 
 /// The room that exists on first start.
 pub const DEFAULT_ROOM: &str = "main";
@@ -29,7 +45,6 @@ pub const DEFAULT_ROOM_TITLE: &str = "Main stage";
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest streamer name, in chars.
 pub const MAX_STREAMER_NAME_CHARS: usize = 64;
-
 /// A room (one stage, its viewers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Room {
@@ -122,12 +137,21 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// The database a [`Store`] talks to. One variant per backend; [`Store`]'s methods dispatch
+/// on it, so adding one touches `store/` only.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    /// SQLite through sqlx (the single-node default).
+    Sqlite(SqliteStore),
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    backend: Backend,
 }
 
+/// Now, Unix seconds (0 if the clock is before 1970).
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -135,29 +159,26 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+/// `name` trimmed, if it is 1–[`MAX_STREAMER_NAME_CHARS`] printable chars. Errors: `Invalid`,
+/// naming `field` ("streamer name", "artist_name").
+fn streamer_name<'a>(field: &str, name: &'a str) -> Result<&'a str, StoreError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_STREAMER_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{field} must be 1-{MAX_STREAMER_NAME_CHARS} printable characters"
+        )));
+    }
+    Ok(name)
 }
 
 impl Store {
-    /// Opens (creating if needed) `data_dir/venue.db`, runs the migrations and makes sure room
-    /// `main` exists.
+    /// Opens (creating if needed) the SQLite database `data_dir/venue.db`, runs the migrations
+    /// and makes sure room `main` exists.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
-        let path = data_dir.join("venue.db");
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = Store { pool };
+        let store = Store {
+            backend: Backend::Sqlite(SqliteStore::open(data_dir).await?),
+        };
         if store.room_by_name(DEFAULT_ROOM).await?.is_none() {
             match store
                 .create_room(DEFAULT_ROOM, Some(DEFAULT_ROOM_TITLE))
@@ -172,26 +193,17 @@ impl Store {
 
     /// Closes the pool (waits for connections to finish).
     pub async fn close(&self) {
-        self.pool.close().await;
+        backend!(self, db => db.close().await)
     }
 
     /// All rooms, by id.
     pub async fn rooms(&self) -> Result<Vec<Room>, StoreError> {
-        Ok(sqlx::query_as::<_, Room>(
-            "SELECT id, name, title, layout, created_at FROM rooms ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.rooms().await)
     }
 
     /// The room called `name`, if any.
     pub async fn room_by_name(&self, name: &str) -> Result<Option<Room>, StoreError> {
-        Ok(sqlx::query_as::<_, Room>(
-            "SELECT id, name, title, layout, created_at FROM rooms WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.room_by_name(name).await)
     }
 
     /// Creates a room. `title` defaults to the name. Errors: `Invalid` (bad name or title),
@@ -211,22 +223,7 @@ impl Store {
                 "title must be at most {MAX_TITLE_CHARS} characters"
             )));
         }
-        let result = sqlx::query_as::<_, Room>(
-            "INSERT INTO rooms (name, title, layout, created_at) VALUES (?, ?, 1, ?) \
-             RETURNING id, name, title, layout, created_at",
-        )
-        .bind(name)
-        .bind(title)
-        .bind(now_unix())
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok(room) => Ok(room),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                "room {name:?} already exists"
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        backend!(self, db => db.create_room(name, title, now_unix()).await)
     }
 
     /// Creates a streamer in `room_id` with a fresh stream key; returns both. The key is not
@@ -236,56 +233,25 @@ impl Store {
         room_id: i64,
         name: &str,
     ) -> Result<(Streamer, StreamKey), StoreError> {
-        let name = name.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > MAX_STREAMER_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(StoreError::Invalid(format!(
-                "streamer name must be 1-{MAX_STREAMER_NAME_CHARS} printable characters"
-            )));
-        }
+        let name = streamer_name("streamer name", name)?;
         let key = StreamKey::generate();
-        let streamer = sqlx::query_as::<_, Streamer>(
-            "INSERT INTO streamers (room_id, name, key_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id, room_id, name, created_at, sticker_set",
-        )
-        .bind(room_id)
-        .bind(name)
-        .bind(hash_key(key.expose()))
-        .bind(now_unix())
-        .fetch_one(&self.pool)
-        .await?;
+        let streamer = backend!(self, db => db.create_streamer(room_id, name, &hash_key(key.expose()), now_unix()).await)?;
         Ok((streamer, key))
     }
 
     /// Streamers of a room, by id.
     pub async fn streamers(&self, room_id: i64) -> Result<Vec<Streamer>, StoreError> {
-        Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE room_id = ? ORDER BY id",
-        )
-        .bind(room_id)
-        .fetch_all(&self.pool)
-        .await?)
+        backend!(self, db => db.streamers(room_id).await)
     }
 
     /// The streamer whose key is `key`, if any (looked up by hash).
     pub async fn streamer_by_key(&self, key: &str) -> Result<Option<Streamer>, StoreError> {
-        Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE key_hash = ?",
-        )
-        .bind(hash_key(key))
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.streamer_by_key_hash(&hash_key(key)).await)
     }
 
     /// Streamer `id` of room `room_id`, if any.
     pub async fn streamer(&self, room_id: i64, id: i64) -> Result<Option<Streamer>, StoreError> {
-        Ok(sqlx::query_as::<_, Streamer>(
-            "SELECT id, room_id, name, created_at, sticker_set FROM streamers WHERE room_id = ? AND id = ?",
-        )
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.streamer(room_id, id).await)
     }
 
     /// Sets (or with `None` clears) the sticker set of streamer `id` of `room_id`; the caller
@@ -296,70 +262,22 @@ impl Store {
         id: i64,
         sticker_set: Option<&str>,
     ) -> Result<Option<Streamer>, StoreError> {
-        Ok(sqlx::query_as::<_, Streamer>(
-            "UPDATE streamers SET sticker_set = ? WHERE room_id = ? AND id = ? \
-             RETURNING id, room_id, name, created_at, sticker_set",
-        )
-        .bind(sticker_set)
-        .bind(room_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        backend!(self, db => db.set_streamer_sticker_set(room_id, id, sticker_set).await)
     }
 
     /// The stored key hash of streamer `id` (tests, audits).
     pub async fn key_hash(&self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar::<_, String>("SELECT key_hash FROM streamers WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        backend!(self, db => db.key_hash(id).await)
     }
 
     /// Deletes streamer `id` of `room_id` and takes it off the stage. Returns whether it existed.
     pub async fn delete_streamer(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE stage_slots SET streamer_id = NULL WHERE room_id = ? AND streamer_id = ?",
-        )
-        .bind(room_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query("DELETE FROM streamers WHERE room_id = ? AND id = ?")
-            .bind(room_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(deleted > 0)
+        backend!(self, db => db.delete_streamer(room_id, id).await)
     }
 
-    /// The stage of `room_id`, `max_slots` long.
+    /// The stage of `room_id`, `max_slots` long (layout 1 for an unknown room).
     pub async fn stage(&self, room_id: i64, max_slots: usize) -> Result<Stage, StoreError> {
-        let layout = sqlx::query_scalar::<_, i64>("SELECT layout FROM rooms WHERE id = ?")
-            .bind(room_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .unwrap_or(1);
-        let rows = sqlx::query_as::<_, (i64, Option<i64>)>(
-            "SELECT slot_index, streamer_id FROM stage_slots WHERE room_id = ? ORDER BY slot_index",
-        )
-        .bind(room_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut slots = vec![None; max_slots];
-        for (index, streamer) in rows {
-            if let Some(slot) = usize::try_from(index).ok().and_then(|i| slots.get_mut(i)) {
-                *slot = streamer;
-            }
-        }
-        Ok(Stage {
-            layout: u32::try_from(layout.clamp(1, 9)).unwrap_or(1),
-            slots,
-        })
+        backend!(self, db => db.stage(room_id, max_slots).await)
     }
 
     /// Replaces the stage of `room_id`. Checks: layout 1..=9; at most `max_slots` slots; every
@@ -390,45 +308,10 @@ impl Store {
                 )));
             }
         }
-        let mut tx = self.pool.begin().await?;
-        for id in &seen {
-            let found = sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM streamers WHERE room_id = ? AND id = ?",
-            )
-            .bind(room_id)
-            .bind(*id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if found.is_none() {
-                return Err(StoreError::Invalid(format!(
-                    "streamer {id} is not a streamer of this room"
-                )));
-            }
-        }
-        sqlx::query("UPDATE rooms SET layout = ? WHERE id = ?")
-            .bind(i64::from(stage.layout))
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM stage_slots WHERE room_id = ?")
-            .bind(room_id)
-            .execute(&mut *tx)
-            .await?;
-        for (index, streamer) in stage.slots.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO stage_slots (room_id, slot_index, streamer_id) VALUES (?, ?, ?)",
-            )
-            .bind(room_id)
-            .bind(index as i64)
-            .bind(*streamer)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        backend!(self, db => db.set_stage(room_id, stage, &seen).await)
     }
 }
 
 #[cfg(test)]
-#[path = "tests/store.rs"]
+#[path = "../tests/store.rs"]
 mod tests;
