@@ -13,8 +13,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use venue_gateway::audio::{AacToOpus, OpusSettings};
-use venue_gateway::rtmp::{AudioTag, AvcTag, parse_audio_tag, parse_video_tag};
+use venue_sfu::ingest::{AacToOpus, AudioTag, AvcTag, OpusSettings, parse_audio_tag, parse_video_tag};
 use venue_sfu::bridge::{MAX_RTP_PAYLOAD, VideoFrame, packetize_h264};
 
 /// FLV tags (type, timestamp ms, body) of a file.

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 pub struct Metrics {
     /// Responses by status class: index 0 = 1xx … 4 = 5xx.
     http_responses: [AtomicU64; 5],
-    /// RTMP ingest counters (updated by `crate::rtmp`).
+    /// RTMP ingest counters (updated by `crate::media::rtmp`).
     pub rtmp: RtmpCounters,
 }
 

@@ -1053,5 +1053,5 @@ pub fn feed_channel() -> (Sender<FeedControl>, Receiver<FeedControl>) {
 }
 
 #[cfg(test)]
-#[path = "tests/recording.rs"]
+#[path = "../../tests/recording.rs"]
 mod tests;
