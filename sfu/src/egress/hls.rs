@@ -36,9 +36,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use super::cmaf::CmafError;
-use super::fragmenter::{
-    AudioTail, Fragmenter, FragmenterConfig, TICKS, Timeline, VideoPush,
-};
+use super::fragmenter::{AudioTail, Fragmenter, FragmenterConfig, TICKS, Timeline, VideoPush};
 use super::{ProgramAudio, ProgramFormat, ProgramVideo};
 
 /// Packager settings.

@@ -153,7 +153,6 @@ pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag, FlvError> {
     }
 }
 
-
 #[cfg(test)]
 #[path = "../tests/ingest_flv.rs"]
 mod tests;

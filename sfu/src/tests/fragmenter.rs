@@ -89,7 +89,10 @@ fn the_program_timeline_keeps_the_program_clock_and_the_first_keyframe_timeline_
         assert_eq!(t[1].base_decode_time, audio_zero, "{timeline:?}");
         // Audio before the end of the 10 packaged pictures (1/3 s): 17 packets of 20 ms.
         assert_eq!(t[1].samples.len(), 17);
-        assert_eq!(f.fragmented(), std::time::Duration::from_millis(333) + std::time::Duration::from_micros(333));
+        assert_eq!(
+            f.fragmented(),
+            std::time::Duration::from_millis(333) + std::time::Duration::from_micros(333)
+        );
         // Nothing packaged since: nothing to cut.
         assert!(f.cut().is_none());
     }
@@ -97,7 +100,8 @@ fn the_program_timeline_keeps_the_program_clock_and_the_first_keyframe_timeline_
 
 #[test]
 fn pictures_and_audio_before_the_first_keyframe_are_dropped() {
-    let mut f = Fragmenter::new(config(Timeline::Program, AudioTail::UntilNext), &format()).unwrap();
+    let mut f =
+        Fragmenter::new(config(Timeline::Program, AudioTail::UntilNext), &format()).unwrap();
     for i in 0..20 {
         f.push_audio(opus(i * 960));
     }
@@ -143,7 +147,10 @@ fn finish_packages_the_last_picture_with_the_nominal_duration() {
     let last = f.finish().unwrap();
     assert_eq!(last.duration, 6000);
     let t = tracks(&last);
-    assert_eq!(t[0].samples.iter().map(|s| s.0).collect::<Vec<_>>(), [3000, 3000]);
+    assert_eq!(
+        t[0].samples.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [3000, 3000]
+    );
     assert_eq!(f.fragmented(), std::time::Duration::from_micros(66_666));
     assert!(f.finish().is_none());
     assert_eq!(f.push_video(picture(true, 96_000)), VideoPush::Dropped);

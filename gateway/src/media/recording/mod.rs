@@ -50,10 +50,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub use sets::{Seat, SetChange, SetTracker, booking_for, file_name, keep, slug};
+use writer::write_loop;
 pub use writer::{
     FeedControl, Progress, RecorderFeed, RecordingStats, SetFile, WriteOutcome, WriterMsg,
 };
-use writer::write_loop;
 
 use crate::config::RecordingConfig;
 use crate::store::recordings::{NewRecording, Recording};
@@ -71,8 +71,6 @@ pub const QUEUE: usize = 256;
 pub const DIR: &str = "recordings";
 /// How long a signed download URL works.
 pub const SIGNED_URL_TTL: Duration = Duration::from_secs(3600);
-
-
 
 /// A recording in progress: its row, its writer thread.
 #[derive(Debug)]

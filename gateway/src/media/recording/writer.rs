@@ -246,36 +246,34 @@ pub(super) fn write_loop(
         progress.bytes.store(*good, Ordering::Relaxed);
         Ok(())
     };
-    let mut handle = |msg: WriterMsg,
-                      fragmenter: &mut Option<SetFile>,
-                      good: &mut u64|
-     -> Result<(), String> {
-        match msg {
-            WriterMsg::Format(format) => {
-                if fragmenter.is_none() {
-                    let (f, init) = SetFile::new(&format).map_err(|e| e.to_string())?;
-                    write(&init, good).map_err(|e| e.to_string())?;
-                    *fragmenter = Some(f);
+    let mut handle =
+        |msg: WriterMsg, fragmenter: &mut Option<SetFile>, good: &mut u64| -> Result<(), String> {
+            match msg {
+                WriterMsg::Format(format) => {
+                    if fragmenter.is_none() {
+                        let (f, init) = SetFile::new(&format).map_err(|e| e.to_string())?;
+                        write(&init, good).map_err(|e| e.to_string())?;
+                        *fragmenter = Some(f);
+                    }
+                }
+                WriterMsg::Video(v) => {
+                    if let Some(f) = fragmenter.as_mut()
+                        && let Some(frag) = f.push_video(v)
+                    {
+                        write(&frag, good).map_err(|e| e.to_string())?;
+                        progress
+                            .media_ms
+                            .store(f.written().as_millis() as u64, Ordering::Relaxed);
+                    }
+                }
+                WriterMsg::Audio(a) => {
+                    if let Some(f) = fragmenter.as_mut() {
+                        f.push_audio(a);
+                    }
                 }
             }
-            WriterMsg::Video(v) => {
-                if let Some(f) = fragmenter.as_mut()
-                    && let Some(frag) = f.push_video(v)
-                {
-                    write(&frag, good).map_err(|e| e.to_string())?;
-                    progress
-                        .media_ms
-                        .store(f.written().as_millis() as u64, Ordering::Relaxed);
-                }
-            }
-            WriterMsg::Audio(a) => {
-                if let Some(f) = fragmenter.as_mut() {
-                    f.push_audio(a);
-                }
-            }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     loop {
         let msg = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => Some(m),

@@ -184,7 +184,14 @@ fn fit_text(font: &fontdue::Font, text: &str, px: f32, max: f32) -> String {
 
 /// The placeholder card of an empty slot, `w`x`h`: the page's radial gradient, `who` in the
 /// centre (26 px × scale) and `what` under it (13 px × scale).
-pub(super) fn render_card(font: &fontdue::Font, w: u32, h: u32, scale: f32, who: &str, what: &str) -> Picture {
+pub(super) fn render_card(
+    font: &fontdue::Font,
+    w: u32,
+    h: u32,
+    scale: f32,
+    who: &str,
+    what: &str,
+) -> Picture {
     let (wu, hu) = (w as usize, h as usize);
     let mut c = Canvas::new(wu, hu);
     let (cx, cy) = (w as f32 * 0.5, h as f32 * 0.38);

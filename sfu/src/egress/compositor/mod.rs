@@ -52,8 +52,8 @@ use super::{ProgramAudio, ProgramFormat, ProgramVideo};
 pub use audio::Limiter;
 use audio::{AudioMixer, MAX_OPUS_SAMPLES, TileAudio};
 use card::{FONT_TTF, Sprite, blend_sprite, render_card, render_label};
-pub use layout::{Rect, fit_rect, grid_for, tile_rects};
 use layout::{PAGE_RADIUS, corner_mask, even_round, page_scale, round_corners};
+pub use layout::{Rect, fit_rect, grid_for, tile_rects};
 pub use picture::{Picture, rgb_to_yuv};
 use picture::{Scaler, draw_planes, draw_video};
 use video::{ProgramEncoder, TileVideo};
@@ -360,11 +360,7 @@ impl Compositor {
     /// Whether slot `slot` waits for a keyframe (after a start, a stage change or a decode
     /// error): the caller should ask the slot's source for one (PLI/FIR).
     pub fn needs_keyframe(&self, slot: usize) -> bool {
-        slot < self.layout as usize
-            && self
-                .tiles
-                .get(slot)
-                .is_some_and(|t| t.video.needs_keyframe)
+        slot < self.layout as usize && self.tiles.get(slot).is_some_and(|t| t.video.needs_keyframe)
     }
 
     /// Decodes one access unit of slot `slot`: H.264 NAL units without start codes (SPS/PPS

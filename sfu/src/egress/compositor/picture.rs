@@ -274,7 +274,13 @@ pub(super) fn draw_planes(dst: &mut Picture, scaler: &mut Scaler, p: &Picture, r
 }
 
 /// Draws a tile's picture: black bars where the aspect differs, the picture fitted inside.
-pub(super) fn draw_video(dst: &mut Picture, scaler: &mut Scaler, p: &Picture, tile: Rect, black: [u8; 3]) {
+pub(super) fn draw_video(
+    dst: &mut Picture,
+    scaler: &mut Scaler,
+    p: &Picture,
+    tile: Rect,
+    black: [u8; 3],
+) {
     let fit = fit_rect(p.width, p.height, tile);
     if fit != tile {
         let dw = dst.width as usize;
