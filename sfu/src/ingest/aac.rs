@@ -26,7 +26,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::bridge::AudioFrame;
 use bytes::Bytes;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
@@ -35,6 +34,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDe
 use symphonia::core::packet::PacketRef;
 use symphonia::core::units::{Duration as SymDuration, Timestamp};
 use symphonia::default::codecs::AacDecoder;
+
+use crate::bridge::AudioFrame;
 
 /// The Opus clock and the only rate Venue's Opus runs at, Hz.
 pub const OPUS_RATE: u32 = 48_000;
