@@ -32,8 +32,8 @@
 //! Cost (BENCHMARKS.md, "Compositor (issue 5)"): composing touches only tiles with a new
 //! picture; the encoder dominates.
 //!
-//! Layout of the code: `layout` (the page's grid, fitting, rounded corners), `card` (the
-//! placeholder card and the tile label: text), `picture` (I420 pictures and the scaler),
+//! Layout of the code: `layout` (the page's grid, fitting), `card` (the placeholder card and
+//! the tile label: text), `picture` (I420 pictures, the scaler, rounded corners),
 //! `video` (tile decoders, the program encoder), `audio` (tile jitter buffers, the mixer, the
 //! [`Limiter`]); this module holds the [`Compositor`] that ties them to the stage and the
 //! clock.
@@ -52,10 +52,10 @@ use super::{ProgramAudio, ProgramFormat, ProgramVideo};
 pub use audio::Limiter;
 use audio::{AudioMixer, MAX_OPUS_SAMPLES, TileAudio};
 use card::{FONT_TTF, Sprite, blend_sprite, render_card, render_label};
-use layout::{PAGE_RADIUS, corner_mask, even_round, page_scale, round_corners};
+use layout::{PAGE_RADIUS, even_round, page_scale};
 pub use layout::{Rect, fit_rect, grid_for, tile_rects};
 pub use picture::{Picture, rgb_to_yuv};
-use picture::{Scaler, draw_planes, draw_video};
+use picture::{Scaler, corner_mask, draw_planes, draw_video, round_corners};
 use video::{ProgramEncoder, TileVideo};
 
 /// The most stage slots a layout has (the page's layouts 1..=9).

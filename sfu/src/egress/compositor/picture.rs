@@ -1,6 +1,7 @@
 //! Pictures and their drawing: the owned I420 [`Picture`] (BT.709 limited range,
-//! [`rgb_to_yuv`]), plane views, and the bilinear two-pass fixed-point scaler that draws a
-//! tile's picture (or card) into its rectangle of the program.
+//! [`rgb_to_yuv`]), plane views, the bilinear two-pass fixed-point scaler that draws a tile's
+//! picture (or card) into its rectangle of the program, and the tiles' rounded corners on the
+//! room background.
 
 use openh264::formats::YUVSource;
 
@@ -325,4 +326,102 @@ pub(super) fn draw_video(
         );
     }
     draw_planes(dst, scaler, p, fit);
+}
+
+/// Coverage of the tile (255 inside) in the `r`x`r` top-left corner square, for rounding.
+pub(super) fn corner_mask(r: usize) -> Vec<u8> {
+    let mut m = vec![255u8; r * r];
+    let rf = r as f32;
+    for y in 0..r {
+        for x in 0..r {
+            // 4x4 supersampling of the quarter circle centred at (r, r).
+            let mut inside = 0;
+            for sy in 0..4 {
+                for sx in 0..4 {
+                    let px = x as f32 + (sx as f32 + 0.5) / 4.0;
+                    let py = y as f32 + (sy as f32 + 0.5) / 4.0;
+                    if (rf - px).powi(2) + (rf - py).powi(2) <= rf * rf {
+                        inside += 1;
+                    }
+                }
+            }
+            if let Some(v) = m.get_mut(y * r + x) {
+                *v = (inside * 255 / 16) as u8;
+            }
+        }
+    }
+    m
+}
+
+/// Rounds the four corners of `rect` onto the background `bg` (Y'CbCr).
+pub(super) fn round_corners(
+    dst: &mut Picture,
+    rect: Rect,
+    luma_mask: &[u8],
+    chroma_mask: &[u8],
+    r: usize,
+    bg: [u8; 3],
+) {
+    if r == 0 || rect.width as usize <= 2 * r || rect.height as usize <= 2 * r {
+        return;
+    }
+    let apply = |plane: &mut [u8],
+                 stride: usize,
+                 mask: &[u8],
+                 r: usize,
+                 rx: usize,
+                 ry: usize,
+                 rw: usize,
+                 rh: usize,
+                 bg: u8| {
+        for j in 0..r {
+            for i in 0..r {
+                let a = u32::from(mask.get(j * r + i).copied().unwrap_or(255));
+                if a == 255 {
+                    continue;
+                }
+                for (x, y) in [
+                    (rx + i, ry + j),
+                    (rx + rw - 1 - i, ry + j),
+                    (rx + i, ry + rh - 1 - j),
+                    (rx + rw - 1 - i, ry + rh - 1 - j),
+                ] {
+                    if let Some(p) = plane.get_mut(y * stride + x) {
+                        *p = ((u32::from(*p) * a + u32::from(bg) * (255 - a) + 127) / 255) as u8;
+                    }
+                }
+            }
+        }
+    };
+    let (w, x, y, rw, rh) = (
+        dst.width as usize,
+        rect.x as usize,
+        rect.y as usize,
+        rect.width as usize,
+        rect.height as usize,
+    );
+    apply(&mut dst.y, w, luma_mask, r, x, y, rw, rh, bg[0]);
+    let cr = r / 2;
+    apply(
+        &mut dst.u,
+        w / 2,
+        chroma_mask,
+        cr,
+        x / 2,
+        y / 2,
+        rw / 2,
+        rh / 2,
+        bg[1],
+    );
+    apply(
+        &mut dst.v,
+        w / 2,
+        chroma_mask,
+        cr,
+        x / 2,
+        y / 2,
+        rw / 2,
+        rh / 2,
+        bg[2],
+    );
 }
