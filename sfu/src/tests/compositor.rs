@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use openh264::encoder::Encoder;
+use openh264::encoder::{Encoder, FrameType};
 use openh264::formats::{YUVBuffer, YUVSource};
 
 use super::audio::{LIMITER_CEILING, LIMITER_LOOKAHEAD, LIMITER_RELEASE_S};
