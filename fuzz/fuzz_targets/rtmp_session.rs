@@ -11,6 +11,6 @@ fuzz_target!(
         std::panic::set_hook(Box::new(|_| {}));
     },
     |data: &[u8]| {
-        venue_gateway::rtmp::fuzzing::session_input(data);
+        venue_gateway::media::rtmp::fuzzing::session_input(data);
     }
 );

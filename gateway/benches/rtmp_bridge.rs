@@ -13,9 +13,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use venue_gateway::audio::{AacToOpus, OpusSettings};
-use venue_gateway::rtmp::{AudioTag, AvcTag, parse_audio_tag, parse_video_tag};
 use venue_sfu::bridge::{MAX_RTP_PAYLOAD, VideoFrame, packetize_h264};
+use venue_sfu::ingest::{
+    AacToOpus, AudioTag, AvcTag, OpusSettings, parse_audio_tag, parse_video_tag,
+};
 
 /// FLV tags (type, timestamp ms, body) of a file.
 fn flv_tags(data: &[u8]) -> Vec<(u8, u32, Vec<u8>)> {

@@ -34,7 +34,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[hls]`: the LL-HLS program and overflow (when viewers get HLS instead of WebRTC).
     pub hls: HlsConfig,
-    /// `[recording]`: recordings of artists' sets ([`crate::recording`]).
+    /// `[recording]`: recordings of artists' sets ([`crate::media::recording`]).
     pub recording: RecordingConfig,
     /// `[turn]`: the embedded TURN server (`enabled`), or an external one sharing `secret`
     /// (`enabled = false` with `urls`); see [`crate::ice`] and [`venue_turn::TurnConfig`].
@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 /// `[recording]` section: each artist's set on stage slot 0 recorded to
-/// `data_dir/recordings` ([`crate::recording`]).
+/// `data_dir/recordings` ([`crate::media::recording`]).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
@@ -73,7 +73,7 @@ pub struct HlsConfig {
     /// `VENUE_MAX_CPU_PERCENT`.
     pub max_cpu_percent: u32,
     /// Compose a room's stage into the LL-HLS program while someone requests its playlist
-    /// ([`crate::program`]). `false`: no program for watchers (the playlist answers 404;
+    /// ([`crate::media::program`]). `false`: no program for watchers (the playlist answers 404;
     /// recordings, if enabled, still compose). Default true.
     pub compose: bool,
     /// Program width and height, pixels: even, 128x72..=3840x2160. Default 1280x720 (1920x1080

@@ -23,7 +23,6 @@
 
 pub mod api;
 pub mod assets;
-pub mod audio;
 pub mod config;
 pub mod error;
 pub mod hub;
@@ -32,11 +31,9 @@ pub mod http {
     pub mod metrics;
 }
 pub mod ice;
+pub mod media;
 pub mod metrics;
 pub mod overflow;
-pub mod program;
-pub mod recording;
-pub mod rtmp;
 pub mod schedule;
 pub mod state;
 pub mod store;
@@ -85,7 +82,7 @@ pub struct AppState {
     /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
     pub hls: api::hls::HlsPrograms,
     /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
-    pub recordings: recording::Recordings,
+    pub recordings: media::recording::Recordings,
     /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
     pub ice: ice::IceServers,
     /// `[rtmp]`, for the RTMP URLs handed to streamers.
@@ -244,6 +241,8 @@ pub fn router(state: AppState) -> Router {
 pub struct App {
     pub router: Router,
     pub state: AppState,
+    /// What the RTMP listener needs: `media::rtmp::spawn(app.rtmp.clone(), config.rtmp)`.
+    pub rtmp: media::rtmp::RtmpDeps,
 }
 
 impl App {
@@ -312,7 +311,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
-    let recordings = recording::Recordings::open(
+    let recordings = media::recording::Recordings::open(
         store.clone(),
         &config.data_dir,
         config.recording,
@@ -350,10 +349,27 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         turn: turn.map(ice::EmbeddedTurn::new),
         rtmp: config.rtmp,
     };
-    program::spawn_supervisor(state.clone(), config.hls);
+    media::program::spawn_supervisor(
+        media::program::ProgramDeps {
+            store: state.store.clone(),
+            state: state.state.clone(),
+            sfu: state.sfu.clone(),
+            hls: state.hls.clone(),
+            recordings: state.recordings.clone(),
+        },
+        config.hls,
+    );
+    let rtmp = media::rtmp::RtmpDeps {
+        schedule: state.schedule.clone(),
+        store: state.store.clone(),
+        sfu: state.sfu.clone(),
+        state: state.state.clone(),
+        metrics: state.metrics.clone(),
+    };
     Ok(App {
         router: router(state.clone()),
         state,
+        rtmp,
     })
 }
 

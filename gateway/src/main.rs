@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let app = venue_gateway::build_app(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     let rtmp = if config.rtmp.enabled {
-        venue_gateway::rtmp::spawn(app.state.clone(), config.rtmp).await
+        venue_gateway::media::rtmp::spawn(app.rtmp.clone(), config.rtmp).await
     } else {
         None
     };

@@ -28,7 +28,7 @@ pub struct Metrics {
     registry: Registry,
     /// `venue_http_requests_total{class}`, one counter per [`HTTP_CLASSES`] entry.
     http_responses: [IntCounter; 5],
-    /// RTMP ingest counters (updated by the RTMP listener).
+    /// RTMP ingest counters (updated by `crate::media::rtmp`).
     pub rtmp: RtmpCounters,
 }
 

@@ -1,5 +1,6 @@
-//! Seeded random-input run of the RTMP fuzz entry points (`venue_gateway::rtmp::fuzzing`, the
-//! same functions the cargo-fuzz targets in `fuzz/` call), so CI exercises them on stable Rust:
+//! Seeded random-input run of the RTMP fuzz entry points (`venue_gateway::media::rtmp::fuzzing`
+//! and `venue_sfu::ingest::fuzzing`, the same functions the cargo-fuzz targets in `fuzz/`
+//! call), so CI exercises them on stable Rust:
 //! a realistic publisher byte stream (connect, publish, an AVC sequence header and pictures,
 //! an AAC sequence header and ffmpeg-made AAC frames, made by rml_rtmp's client session) is
 //! mutated — bit flips, byte runs, truncation, splices, chunk-size games — and fed in pieces.
@@ -15,7 +16,8 @@ use rml_rtmp::sessions::{
     ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use venue_gateway::rtmp::fuzzing;
+use venue_gateway::media::rtmp::fuzzing;
+use venue_sfu::ingest::fuzzing::flv_tags;
 
 fn outbound(results: Vec<ClientSessionResult>, into: &mut Vec<u8>) {
     for r in results {
@@ -195,7 +197,7 @@ fn the_rtmp_fuzz_entry_points_survive_mutated_publisher_streams() {
         let len = rng.random_range(0..400);
         let data: Vec<u8> = (0..len).map(|_| rng.random()).collect();
         fuzzing::session_input(&data);
-        fuzzing::flv_tags(&data);
+        flv_tags(&data);
     }
     let _ = std::panic::take_hook();
 }

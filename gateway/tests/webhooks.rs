@@ -474,8 +474,8 @@ async fn an_rtmp_publisher_delivers_publish_started_and_stopped_with_protocol_rt
     config.webhooks.urls = vec![format!("{base}/ok")];
     config.webhooks.secret = Some(venue_gateway::config::Secret::new(SECRET));
     let app = build_app(&config).await.unwrap();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let rtmp = venue_gateway::media::rtmp::spawn(
+        app.rtmp.clone(),
         venue_gateway::config::RtmpConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..config.rtmp

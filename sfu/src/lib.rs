@@ -12,6 +12,7 @@ pub mod egress;
 pub mod forward;
 pub mod framing;
 pub mod health;
+pub mod ingest;
 pub mod keyframe;
 pub mod shard;
 pub mod shell;

@@ -1,4 +1,4 @@
-//! Recordings of artists' sets over HTTP ([`crate::recording`]).
+//! Recordings of artists' sets over HTTP ([`crate::media::recording`]).
 //!
 //! Admin (behind the admin bearer token):
 //! - `GET /api/admin/rooms/{room}/recordings` → 200 `[{id, artist, streamer_id, booking_id,
@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::recording::RecordingJson;
+use crate::media::recording::RecordingJson;
 use crate::store::StoreError;
 
 /// Bytes read from disk per chunk of a download.

@@ -1,8 +1,18 @@
-//! Unit tests of `recording.rs` (set rules, naming, the fragmenter, the feed).
+//! Unit tests of `media/recording/` (set rules, naming, a set's file fragments, the feed, the
+//! writer).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use venue_sfu::egress::compositor::ProgramOutput;
+use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
+
 use super::*;
+use crate::store::recordings::BookingWindow;
 
 fn seat(id: i64, live: bool) -> Seat {
     Seat {
@@ -169,8 +179,8 @@ fn media(seconds: f32, offset: u64) -> Media {
 }
 
 /// Interleaves the media in time order into the fragmenter; returns the file's bytes.
-fn fragment_all(m: &Media) -> (Vec<u8>, Fragmenter, usize) {
-    let (mut f, init) = Fragmenter::new(&m.format).unwrap();
+fn fragment_all(m: &Media) -> (Vec<u8>, SetFile, usize) {
+    let (mut f, init) = SetFile::new(&m.format).unwrap();
     let mut file = init.to_vec();
     let mut fragments = 0;
     let mut a = m.audio.iter().peekable();

@@ -72,8 +72,8 @@ pub async fn serve_rtmp(
     let dir = config.data_dir.clone();
     let app = build_app(&config).await.expect("app builds");
     let state = app.state.clone();
-    let rtmp = venue_gateway::rtmp::spawn(
-        app.state.clone(),
+    let rtmp = venue_gateway::media::rtmp::spawn(
+        app.rtmp.clone(),
         RtmpConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..rtmp

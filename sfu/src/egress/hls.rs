@@ -3,8 +3,9 @@
 //!
 //! Implements the server side of HTTP Live Streaming 2nd edition (draft-pantos-hls-rfc8216bis-17,
 //! "8216bis" below) with Apple's Low-Latency HLS extensions:
-//! - Media segments are fMP4 (8216bis §3.1.2) made by [`super::cmaf`]: one `moof`+`mdat`
-//!   fragment per **partial segment** (§4.4.4.9 `EXT-X-PART`), a segment being the
+//! - Media segments are fMP4 (8216bis §3.1.2) made by the CMAF [`Fragmenter`] (boxes by
+//!   [`super::cmaf`]; the sample and decode-time rules are the fragmenter's, shared with the
+//!   recorder): one `moof`+`mdat` fragment per **partial segment** (§4.4.4.9 `EXT-X-PART`), a segment being the
 //!   concatenation of its parts. Segments start only at keyframes (§6.2.3: each segment starts
 //!   independently decodable); a part starting with a keyframe is `INDEPENDENT=YES`.
 //! - The playlist carries `EXT-X-VERSION:9`, `EXT-X-TARGETDURATION` (§4.4.3.1),
@@ -34,17 +35,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
-use super::cmaf::{self, AUDIO_TRACK_ID, CmafError, Sample, TrackRun, VIDEO_TRACK_ID};
+use super::cmaf::CmafError;
+use super::fragmenter::{AudioTail, Fragmenter, FragmenterConfig, TICKS, Timeline, VideoPush};
 use super::{ProgramAudio, ProgramFormat, ProgramVideo};
-
-/// 90 kHz ticks per second (video timescale, the packager's timeline).
-const TICKS: u64 = 90_000;
-/// Audio waiting for its part, packets (10 s of 20 ms packets): bounds memory when pictures
-/// stop coming (or have not started) while audio goes on; the oldest is dropped.
-const MAX_QUEUED_AUDIO: usize = 500;
-/// Largest accepted gap between two pictures, 90 kHz ticks; beyond it the picture gets the
-/// nominal frame duration.
-const MAX_FRAME_GAP: u64 = TICKS;
 
 /// Packager settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,15 +133,6 @@ impl Segment {
     }
 }
 
-#[derive(Debug, Clone)]
-struct QueuedAudio {
-    /// Decode time, 48 kHz ticks.
-    dts: u64,
-    /// From the TOC, 48 kHz ticks.
-    samples: u32,
-    data: Bytes,
-}
-
 /// The LL-HLS packager of one program. See the module docs for the spec sections.
 ///
 /// Feed it with [`push_video`](Self::push_video) / [`push_audio`](Self::push_audio) in
@@ -159,30 +143,15 @@ struct QueuedAudio {
 #[derive(Debug)]
 pub struct LlHlsPackager {
     config: HlsConfig,
-    init: Bytes,
+    /// Pictures and audio → one fragment per part (program timeline).
+    fragmenter: Fragmenter,
     /// Finished segments, oldest first.
     segments: VecDeque<Segment>,
     /// The segment being filled; `None` before the first keyframe.
     current: Option<Segment>,
-    /// Finished pictures of the part being filled.
-    part_video: Vec<Sample>,
-    /// Decode time of the part's first picture, 90 kHz.
-    part_start: u64,
-    /// The last picture pushed; packaged when the next one gives its duration.
-    pending: Option<ProgramVideo>,
-    /// Decode time of `pending`, 90 kHz.
-    video_dts: u64,
-    /// Opus packets waiting for their part.
-    audio: VecDeque<QueuedAudio>,
-    /// Decode time the next audio packet gets at the earliest, 48 kHz.
-    audio_next: Option<u64>,
     /// (decode time 90 kHz, wall clock) of the first keyframe.
     anchor: Option<(u64, SystemTime)>,
-    /// `mfhd` sequence number of the next fragment.
-    sequence: u32,
     generation: u64,
-    /// Nominal picture duration, 90 kHz.
-    frame_ticks: u64,
     segment_ticks: u64,
     part_ticks: u64,
 }
@@ -210,23 +179,22 @@ impl LlHlsPackager {
         if !(1..=240).contains(&format.fps) {
             return Err(HlsError::Config("fps must be 1..=240"));
         }
-        let init = cmaf::init_segment(&format, config.opus_pre_skip)?;
+        let fragmenter = Fragmenter::new(
+            FragmenterConfig {
+                timeline: Timeline::Program,
+                audio_tail: AudioTail::UntilNext,
+                opus_pre_skip: config.opus_pre_skip,
+            },
+            &format,
+        )?;
         Ok(LlHlsPackager {
-            frame_ticks: TICKS / u64::from(format.fps),
             segment_ticks: ticks(seg),
             part_ticks: ticks(part),
             config,
-            init,
+            fragmenter,
             segments: VecDeque::new(),
             current: None,
-            part_video: Vec::new(),
-            part_start: 0,
-            pending: None,
-            video_dts: 0,
-            audio: VecDeque::new(),
-            audio_next: None,
             anchor: None,
-            sequence: 1,
             generation: 0,
         })
     }
@@ -263,72 +231,38 @@ impl LlHlsPackager {
     /// target reached) or segment (a keyframe at or after the segment target) the finished part
     /// is published. Returns whether something was published.
     pub fn push_video(&mut self, frame: ProgramVideo, now: SystemTime) -> bool {
-        let Some(prev) = self.pending.take() else {
-            if !frame.keyframe {
+        let (keyframe, pts_90k) = (frame.keyframe, frame.pts_90k);
+        let duration = match self.fragmenter.push_video(frame) {
+            VideoPush::Dropped => return false,
+            VideoPush::Started => {
+                self.anchor = Some((pts_90k, now));
+                self.current = Some(self.new_segment(self.config.first_msn, pts_90k));
                 return false;
             }
-            self.video_dts = frame.pts_90k;
-            self.part_start = frame.pts_90k;
-            self.anchor = Some((frame.pts_90k, now));
-            self.current = Some(self.new_segment(self.config.first_msn, frame.pts_90k));
-            // Drop audio from before the first picture.
-            let start_48k = frame.pts_90k.saturating_mul(8) / 15;
-            self.audio.retain(|a| a.dts >= start_48k);
-            self.pending = Some(frame);
-            return false;
+            VideoPush::Packaged { duration } => duration,
         };
-        let gap = frame.pts_90k.saturating_sub(prev.pts_90k);
-        let duration = if gap == 0 || gap > MAX_FRAME_GAP {
-            self.frame_ticks
-        } else {
-            gap
-        };
-        self.part_video.push(Sample {
-            duration: u32::try_from(duration).unwrap_or(u32::MAX),
-            sync: prev.keyframe,
-            data: cmaf::avcc_sample(&prev.nalus),
-        });
-        self.video_dts += duration;
-        let now_dts = self.video_dts;
-        let slack = self.frame_ticks / 2;
+        let now_dts = self.fragmenter.packaged_end();
+        let part_start = self.fragmenter.fragment_start();
+        let slack = self.fragmenter.frame_ticks() / 2;
         let seg_start = self.current.as_ref().map_or(now_dts, |s| s.start);
-        let mut published = false;
-        if frame.keyframe && now_dts - seg_start + slack >= self.segment_ticks {
-            published = self.close_part(now_dts);
+        if keyframe && now_dts - seg_start + slack >= self.segment_ticks {
+            let published = self.close_part();
             self.close_segment(now_dts);
-        } else if now_dts - self.part_start + duration > self.part_ticks {
+            published
+        } else if now_dts - part_start + duration > self.part_ticks {
             // One more picture of the same duration would make the part longer than
             // PART-TARGET, which no part may be (§4.4.3.7).
-            published = self.close_part(now_dts);
+            self.close_part()
+        } else {
+            false
         }
-        self.pending = Some(frame);
-        published
     }
 
     /// Pushes one Opus packet. Its decode time is `ts_48k`, or the end of the previous packet
     /// when that is later (no overlap); the duration comes from the TOC (RFC 6716 §3.1).
     /// Empty or malformed packets and packets from before the first keyframe are dropped.
     pub fn push_audio(&mut self, packet: ProgramAudio) {
-        let Some(samples) = cmaf::opus_packet_samples(&packet.opus) else {
-            return;
-        };
-        if let Some((start, _)) = self.anchor
-            && packet.ts_48k.saturating_mul(15) < start.saturating_mul(8)
-        {
-            return;
-        }
-        let dts = self
-            .audio_next
-            .map_or(packet.ts_48k, |next| packet.ts_48k.max(next));
-        self.audio_next = Some(dts + u64::from(samples));
-        if self.audio.len() >= MAX_QUEUED_AUDIO {
-            self.audio.pop_front();
-        }
-        self.audio.push_back(QueuedAudio {
-            dts,
-            samples,
-            data: packet.opus,
-        });
+        self.fragmenter.push_audio(packet);
     }
 
     fn new_segment(&self, msn: u64, start: u64) -> Segment {
@@ -349,65 +283,18 @@ impl LlHlsPackager {
         }
     }
 
-    /// Publishes the pictures gathered since `part_start`, with the audio before `end`.
-    fn close_part(&mut self, end: u64) -> bool {
-        if self.part_video.is_empty() {
-            return false;
-        }
-        let video = std::mem::take(&mut self.part_video);
-        // Audio whose decode time is before `end` (48 kHz × 15 = 90 kHz × 8).
-        let end_x8 = end.saturating_mul(8);
-        let mut taken = Vec::new();
-        while let Some(a) = self.audio.front() {
-            if a.dts.saturating_mul(15) >= end_x8 {
-                break;
-            }
-            if let Some(a) = self.audio.pop_front() {
-                taken.push(a);
-            }
-        }
-        let audio_base = taken.first().map_or(0, |a| a.dts);
-        let next_dts = self.audio.front().map(|a| a.dts);
-        let audio: Vec<Sample> = taken
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let next = taken.get(i + 1).map(|n| n.dts).or(next_dts);
-                let duration = next.map_or(u64::from(a.samples), |n| n.saturating_sub(a.dts));
-                Sample {
-                    duration: u32::try_from(duration).unwrap_or(u32::MAX),
-                    sync: true,
-                    data: a.data.clone(),
-                }
-            })
-            .collect();
-        let runs = [
-            TrackRun {
-                track_id: VIDEO_TRACK_ID,
-                base_decode_time: self.part_start,
-                samples: &video,
-            },
-            TrackRun {
-                track_id: AUDIO_TRACK_ID,
-                base_decode_time: audio_base,
-                samples: &audio,
-            },
-        ];
-        let Ok(data) = cmaf::fragment(self.sequence, &runs) else {
-            // Over 4 GiB in one part: cannot happen with real media; drop it.
-            self.part_start = end;
+    /// Publishes the pictures packaged since the last part, with the audio before their end.
+    fn close_part(&mut self) -> bool {
+        let Some(fragment) = self.fragmenter.cut() else {
             return false;
         };
-        self.sequence = self.sequence.wrapping_add(1);
-        let independent = video.first().is_some_and(|s| s.sync);
         if let Some(current) = self.current.as_mut() {
             current.parts.push(Part {
-                data,
-                duration: end - self.part_start,
-                independent,
+                data: fragment.data,
+                duration: fragment.duration,
+                independent: fragment.independent,
             });
         }
-        self.part_start = end;
         self.generation += 1;
         true
     }
@@ -447,10 +334,10 @@ impl LlHlsPackager {
         self.current = Some(self.new_segment(next_msn, start));
     }
 
-    /// The init segment (`ftyp` + `moov`, see [`cmaf::init_segment`]). Always `Some` once
+    /// The init segment (`ftyp` + `moov`, see [`super::cmaf::init_segment`]). Always `Some` once
     /// the packager exists.
     pub fn init(&self) -> Option<Bytes> {
-        Some(self.init.clone())
+        Some(self.fragmenter.init().clone())
     }
 
     /// Part `part` of segment `msn` (a `moof`+`mdat`), if published and still in the window.

@@ -1,6 +1,8 @@
 //! Egress: readers of a room's stage that make something other than WebRTC out of it — the
-//! composed program ([`ProgramVideo`], [`ProgramAudio`], [`ProgramFormat`]), its fMP4/CMAF
-//! packaging ([`cmaf`]) and the LL-HLS packager that serves it ([`hls`]).
+//! composed program ([`ProgramVideo`], [`ProgramAudio`], [`ProgramFormat`]) made by the
+//! [`compositor`] on the [`program`] thread, its fMP4/CMAF boxes ([`cmaf`]), the one CMAF
+//! [`fragmenter`] every packager uses (LL-HLS parts, recording fragments; one per rendition),
+//! and the LL-HLS packager that serves it ([`hls`]).
 //!
 //! These types are the contract between the compositor (producer) and the packagers
 //! (consumers). Timestamps of video (`pts_90k`, 90 kHz) and audio (`ts_48k`, 48 kHz) count from
@@ -8,6 +10,7 @@
 
 pub mod cmaf;
 pub mod compositor;
+pub mod fragmenter;
 pub mod hls;
 pub mod program;
 

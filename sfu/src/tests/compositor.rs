@@ -6,9 +6,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use openh264::encoder::Encoder;
+use openh264::encoder::{Encoder, FrameType};
 use openh264::formats::{YUVBuffer, YUVSource};
 
+use super::audio::{LIMITER_CEILING, LIMITER_LOOKAHEAD, LIMITER_RELEASE_S};
+use super::card::{CARD_INNER, CARD_OUTER};
+use super::layout::{even_round, page_scale};
+use super::picture::{PlaneMut, PlaneRef, Scaler};
+use super::video::strip_start_code;
 use super::*;
 
 /// The page's `gridFor` (web/src/viewer.ts), written out.

@@ -34,7 +34,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDe
 use symphonia::core::packet::PacketRef;
 use symphonia::core::units::{Duration as SymDuration, Timestamp};
 use symphonia::default::codecs::AacDecoder;
-use venue_sfu::bridge::AudioFrame;
+
+use crate::bridge::AudioFrame;
 
 /// The Opus clock and the only rate Venue's Opus runs at, Hz.
 pub const OPUS_RATE: u32 = 48_000;
@@ -330,5 +331,5 @@ fn guard<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String>
 }
 
 #[cfg(test)]
-#[path = "tests/audio.rs"]
+#[path = "../tests/ingest_aac.rs"]
 mod tests;

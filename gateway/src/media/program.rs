@@ -1,6 +1,6 @@
 //! The LL-HLS program's lifecycle (issue 5): a room's program runs only while someone watches
 //! it. A supervisor task looks twice a second at when each room's playlist was last requested
-//! ([`crate::api::hls::HlsPrograms::last_watched`]); a room watched within [`IDLE`] gets a
+//! ([`HlsPrograms::last_watched`]); a room watched within [`IDLE`] gets a
 //! program — a stage tap in the SFU (`SfuHandle::open_tap`) feeding the compositor on its own
 //! thread (`venue_sfu::egress::program::ProgramRunner`), whose output goes into the room's
 //! LL-HLS packager (started with the compositor's format on the first picture) — and the look
@@ -8,11 +8,11 @@
 //! has its program stopped and its playlist gone (404 until someone asks again, which starts
 //! it anew within about a second; the first request waits for it).
 //!
-//! Recording (issue 5 item 4, [`crate::recording`]): the program also runs while a set is
+//! Recording (issue 5 item 4, [`crate::media::recording`]): the program also runs while a set is
 //! being recorded — `[recording] enabled` and a live streamer on stage slot 0 — so the
 //! start/stop condition is *watched or recording wanted*. The sink feeds the recorder
 //! (`RecorderFeed`, never blocking) always and the LL-HLS packager only while watched. Each
-//! tick the room's [`SetTracker`](crate::recording::SetTracker) says when a set starts (a file
+//! tick the room's [`SetTracker`](crate::media::recording::SetTracker) says when a set starts (a file
 //! is opened and attached to the feed) or ends (its writer is finished off the loop).
 
 use std::collections::HashMap;
@@ -20,19 +20,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use venue_sfu::RoomId;
 use venue_sfu::egress::compositor::{CompositorConfig, ProgramOutput};
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::program::{ProgramRunner, StageLook};
+use venue_sfu::{RoomId, SfuHandle};
 
-use crate::AppState;
-use crate::recording::{FeedControl, RecorderFeed, RoomSets, Seat, SetChange};
-use crate::state::RoomView;
+use super::recording::{FeedControl, RecorderFeed, Recordings, RoomSets, Seat, SetChange};
+use crate::api::hls::HlsPrograms;
+use crate::state::{RoomView, StateHandle};
+use crate::store::Store;
 
 /// A program whose playlist nobody requested for this long is stopped.
 pub const IDLE: Duration = Duration::from_secs(30);
 /// How often the supervisor looks.
 const TICK: Duration = Duration::from_millis(500);
+
+/// The handles the program supervisor uses (built where it is spawned). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ProgramDeps {
+    /// Lists the rooms each tick.
+    pub store: Store,
+    /// Each room's view (stage, layout, title, who is live).
+    pub state: StateHandle,
+    /// Stage taps (`SfuHandle::open_tap`).
+    pub sfu: SfuHandle,
+    /// The LL-HLS programs: when each room was last watched, and the packagers fed.
+    pub hls: HlsPrograms,
+    /// The recordings of sets.
+    pub recordings: Recordings,
+}
 
 struct Running {
     runner: ProgramRunner,
@@ -67,7 +83,7 @@ fn look_of(view: &RoomView) -> StageLook {
 /// Starts the supervisor task (see the module docs).
 /// `settings`: `[hls]` — `compose` says whether watchers get a program (recordings always
 /// do); the program's size, frame rate and bitrate.
-pub fn spawn_supervisor(app: AppState, settings: crate::config::HlsConfig) {
+pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
     let compose = settings.compose;
     tokio::spawn(async move {
         let mut running: HashMap<String, Running> = HashMap::new();
@@ -142,7 +158,7 @@ pub fn spawn_supervisor(app: AppState, settings: crate::config::HlsConfig) {
                     continue;
                 } else {
                     let hls_on = Arc::new(AtomicBool::new(watched));
-                    let (feed, feed_rx) = crate::recording::feed_channel();
+                    let (feed, feed_rx) = super::recording::feed_channel();
                     match start(
                         &app,
                         &settings,
@@ -204,7 +220,7 @@ pub fn spawn_supervisor(app: AppState, settings: crate::config::HlsConfig) {
 
 #[allow(clippy::too_many_arguments)]
 async fn start(
-    app: &AppState,
+    app: &ProgramDeps,
     settings: &crate::config::HlsConfig,
     name: &str,
     view: &RoomView,

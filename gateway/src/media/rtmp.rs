@@ -3,8 +3,10 @@
 //!
 //! Layers: the RTMP handshake, chunk stream and AMF0 commands are rml_rtmp's (a sans-IO
 //! server session, so this module owns the socket and the crate owns the protocol); the FLV
-//! AVC video tag (`VideoData` of the FLV spec v10.1 §E.4.3, `AVCDecoderConfigurationRecord` of
-//! ISO/IEC 14496-15 §5.2.4.1) is parsed here into neutral frames for `venue_sfu::bridge`.
+//! tags it yields go to [`venue_sfu::ingest::FlvIngest`] (sans-IO: the FLV AVC video tag, FLV
+//! spec v10.1 §E.4.3, and the AAC audio tag, §E.4.2), whose neutral frames this module hands to
+//! `venue_sfu::bridge`. This module keeps the connection only: the socket, the session, keys,
+//! limits and counters.
 //!
 //! Keys go through `Schedule::authorize` like WHIP keys: a key outside its booked window, or an
 //! unknown one, closes the connection with the reason logged. H.264 passes through without
@@ -13,7 +15,7 @@
 //!
 //! Audio: the FLV AAC audio tag (FLV v10.1 §E.4.2: `AudioTagHeader` with `SoundFormat` 10,
 //! `AACPacketType` 0 = `AudioSpecificConfig`, 1 = raw frame) is transcoded to Opus by
-//! [`crate::audio::AacToOpus`] (48 kHz, the stream's channels, `[rtmp] opus_bitrate_kbps`). Other
+//! [`venue_sfu::ingest::AacToOpus`] (48 kHz, the stream's channels, `[rtmp] opus_bitrate_kbps`). Other
 //! audio codecs (MP3, Speex, Enhanced RTMP FourCCs) are dropped with one warning per connection;
 //! the video goes on either way.
 
@@ -21,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -29,23 +30,40 @@ use rml_rtmp::sessions::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use venue_sfu::bridge::{BridgeMedia, VideoFrame};
+use venue_sfu::bridge::BridgeMedia;
 use venue_sfu::health::{BridgeInfo, Protocol as HealthProtocol, SourceAudio};
-use venue_sfu::{BridgeHandle, RoomId};
+use venue_sfu::ingest::{AudioTagOutcome, FlvIngest, OpusSettings, VideoTagOutcome};
+use venue_sfu::{BridgeHandle, RoomId, SfuHandle};
 
-use crate::AppState;
-use crate::audio::{AacToOpus, OpusSettings, SourceAudioInfo};
 use crate::config::RtmpConfig;
-use crate::state::{SessionInfo, SessionKind, participant};
+use crate::metrics::Metrics;
+use crate::schedule::Schedule;
+use crate::state::{SessionInfo, SessionKind, StateHandle, participant};
+use crate::store::Store;
 
 /// Largest read from a connection at once, bytes.
 const READ_BUF: usize = 64 * 1024;
 /// A connection that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The handles the RTMP listener uses (built where it is spawned). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RtmpDeps {
+    /// Checks stream keys (`Schedule::authorize`) and hears of new sessions.
+    pub schedule: Schedule,
+    /// The store the key check reads.
+    pub store: Store,
+    /// The media plane: one bridge per publishing connection.
+    pub sfu: SfuHandle,
+    /// The state actor: session created/closed, and the sessions it ends.
+    pub state: StateHandle,
+    /// `rtmp` counters (`metrics.rtmp`).
+    pub metrics: Arc<Metrics>,
+}
+
 /// Accepts RTMP connections on `listener` forever; each runs in its own task. An accept error
 /// is logged and survived.
-pub async fn serve(app: AppState, listener: TcpListener, config: RtmpConfig) {
+pub async fn serve(app: RtmpDeps, listener: TcpListener, config: RtmpConfig) {
     let limits = Limits {
         opus: OpusSettings {
             bitrate_bps: config.opus_bitrate_kbps.saturating_mul(1000),
@@ -139,235 +157,56 @@ fn guarded<T, E: std::fmt::Debug>(f: impl FnOnce() -> Result<T, E>) -> Result<T,
     }
 }
 
-/// What an AVC video tag carried.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AvcTag {
-    /// `AVCDecoderConfigurationRecord`: NAL length size and the SPS/PPS units.
-    SequenceHeader {
-        length_size: usize,
-        parameter_sets: Vec<Bytes>,
-    },
-    /// Coded NAL units of one picture.
-    Nalus {
-        keyframe: bool,
-        composition_time_ms: i32,
-        nalus: Vec<Bytes>,
-    },
-    /// End of sequence, or a codec other than AVC (ignored).
-    Other,
-}
-
-/// Why a tag could not be parsed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FlvError {
-    /// The tag ends before a field it announces.
-    #[error("truncated FLV video tag")]
-    Truncated,
-    /// A NAL length size other than 1, 2 or 4.
-    #[error("bad AVC NAL length size {0}")]
-    LengthSize(usize),
-}
-
-/// Parses one FLV video tag body (FLV v10.1 §E.4.3.1 `VideoTagHeader` + `AVCVIDEOPACKET`).
-/// `length_size` is the NAL length size of the stream's sequence header (4 until one arrives).
-/// Errors: [`FlvError`]; never panics on any input.
-pub fn parse_video_tag(data: &[u8], length_size: usize) -> Result<AvcTag, FlvError> {
-    let [first, packet_type, c0, c1, c2, body @ ..] = data else {
-        return if data.first().is_some_and(|b| b & 0x0f != 7) {
-            Ok(AvcTag::Other)
-        } else {
-            Err(FlvError::Truncated)
-        };
-    };
-    if first & 0x0f != 7 {
-        return Ok(AvcTag::Other);
-    }
-    let keyframe = first >> 4 == 1;
-    // SI24 composition time offset.
-    let raw = (u32::from(*c0) << 16) | (u32::from(*c1) << 8) | u32::from(*c2);
-    let composition_time_ms = ((raw << 8) as i32) >> 8;
-    match packet_type {
-        0 => parse_decoder_config(body),
-        1 => {
-            if !matches!(length_size, 1 | 2 | 4) {
-                return Err(FlvError::LengthSize(length_size));
-            }
-            let mut nalus = Vec::new();
-            let mut rest = body;
-            while !rest.is_empty() {
-                let (len, tail) = rest
-                    .split_at_checked(length_size)
-                    .ok_or(FlvError::Truncated)?;
-                let n = len
-                    .iter()
-                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-                let (nalu, tail) = tail.split_at_checked(n).ok_or(FlvError::Truncated)?;
-                if !nalu.is_empty() {
-                    nalus.push(Bytes::copy_from_slice(nalu));
-                }
-                rest = tail;
-            }
-            Ok(AvcTag::Nalus {
-                keyframe,
-                composition_time_ms,
-                nalus,
-            })
-        }
-        _ => Ok(AvcTag::Other),
-    }
-}
-
-/// ISO/IEC 14496-15 §5.2.4.1 `AVCDecoderConfigurationRecord`.
-fn parse_decoder_config(b: &[u8]) -> Result<AvcTag, FlvError> {
-    let [
-        _version,
-        _profile,
-        _compat,
-        _level,
-        len_byte,
-        num_sps,
-        rest @ ..,
-    ] = b
-    else {
-        return Err(FlvError::Truncated);
-    };
-    let length_size = usize::from(len_byte & 0x03) + 1;
-    let mut sets = Vec::new();
-    let mut rest = rest;
-    let take = |rest: &mut &[u8], count: usize, sets: &mut Vec<Bytes>| -> Result<(), FlvError> {
-        for _ in 0..count {
-            let (len, tail) = rest.split_at_checked(2).ok_or(FlvError::Truncated)?;
-            let n = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let (unit, tail) = tail.split_at_checked(n).ok_or(FlvError::Truncated)?;
-            sets.push(Bytes::copy_from_slice(unit));
-            *rest = tail;
-        }
-        Ok(())
-    };
-    take(&mut rest, usize::from(num_sps & 0x1f), &mut sets)?;
-    let (num_pps, tail) = rest.split_first().ok_or(FlvError::Truncated)?;
-    rest = tail;
-    take(&mut rest, usize::from(*num_pps), &mut sets)?;
-    Ok(AvcTag::SequenceHeader {
-        length_size,
-        parameter_sets: sets,
-    })
-}
-
-/// What an FLV audio tag carried.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AudioTag {
-    /// AAC `AudioSpecificConfig` (ISO/IEC 14496-3 §1.6.2.1).
-    AacConfig(Bytes),
-    /// One raw AAC frame.
-    AacFrame(Bytes),
-    /// Another `SoundFormat` (FLV v10.1 §E.4.2.1; 9 = Enhanced RTMP `ExHeader`).
-    Other { sound_format: u8 },
-}
-
-/// Parses one FLV audio tag body (FLV v10.1 §E.4.2.1 `AudioTagHeader` + `AACAUDIODATA`).
-/// Errors: [`FlvError::Truncated`] for an empty tag or an AAC tag without its packet type;
-/// never panics on any input.
-pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag, FlvError> {
-    let Some((first, rest)) = data.split_first() else {
-        return Err(FlvError::Truncated);
-    };
-    let sound_format = first >> 4;
-    if sound_format != 10 {
-        return Ok(AudioTag::Other { sound_format });
-    }
-    match rest.split_first() {
-        Some((0, asc)) => Ok(AudioTag::AacConfig(Bytes::copy_from_slice(asc))),
-        Some((1, frame)) => Ok(AudioTag::AacFrame(Bytes::copy_from_slice(frame))),
-        Some((_, _)) => Ok(AudioTag::Other { sound_format }),
-        None => Err(FlvError::Truncated),
-    }
-}
-
 /// Per-connection publishing state.
 struct Publishing {
     bridge: BridgeHandle,
-    length_size: usize,
-    parameter_sets: Vec<Bytes>,
+    /// The stream's FLV tags → frames (AVC sequence header, AAC transcoder).
+    ingest: FlvIngest,
     /// What the health report shows that the SFU cannot see (B-frames, the source audio).
     info: BridgeInfo,
-    audio: AudioState,
-}
-
-/// Per-connection audio state.
-struct AudioState {
-    settings: OpusSettings,
-    transcoder: Option<AacToOpus>,
     /// One warning per connection for audio Venue cannot take.
-    warned: bool,
-    /// AAC frames that did not decode (logged at debug level each, summarised at the end).
-    bad_frames: u64,
-    out: Vec<venue_sfu::bridge::AudioFrame>,
+    audio_warned: bool,
+    /// AAC frames or audio tags that did not decode (logged at debug level each, summarised
+    /// at the end).
+    bad_audio: u64,
+    audio_out: Vec<venue_sfu::bridge::AudioFrame>,
 }
 
-impl AudioState {
-    fn new(settings: OpusSettings) -> Self {
-        AudioState {
-            settings,
-            transcoder: None,
-            warned: false,
-            bad_frames: 0,
-            out: Vec::new(),
-        }
-    }
-
-    fn warn_once(&mut self, session: venue_sfu::SessionId, what: &str) {
-        if !self.warned {
-            self.warned = true;
-            tracing::warn!(%session, "RTMP audio dropped: {what}; the video goes on");
-        }
-    }
-
-    /// Handles one audio tag at RTMP time `ms`, sending Opus packets into `bridge`. Returns
-    /// the source's description when a sequence header (re)configured the transcoder.
-    fn tag(&mut self, bridge: &BridgeHandle, data: &[u8], ms: i64) -> Option<SourceAudioInfo> {
-        match parse_audio_tag(data) {
-            Ok(AudioTag::AacConfig(asc)) => match AacToOpus::new(&asc, self.settings) {
-                Ok(t) => {
-                    let source = t.source();
-                    tracing::info!(session = %bridge.session(), ?source, "RTMP AAC audio → Opus");
-                    self.transcoder = Some(t);
-                    return Some(source);
-                }
-                Err(e) => {
-                    self.transcoder = None;
-                    self.warn_once(bridge.session(), &e.to_string());
-                }
-            },
-            Ok(AudioTag::AacFrame(frame)) => {
-                let Some(t) = self.transcoder.as_mut() else {
-                    self.warn_once(bridge.session(), "AAC frames before their sequence header");
-                    return None;
-                };
-                self.out.clear();
-                if let Err(e) = t.push(&frame, ms, &mut self.out) {
-                    self.bad_frames += 1;
-                    tracing::debug!(session = %bridge.session(), error = %e, "AAC frame dropped");
-                }
-                for packet in self.out.drain(..) {
-                    if let Err(e) = bridge.send(BridgeMedia::Audio(packet)) {
-                        tracing::debug!(error = %e, "bridge audio dropped");
-                    }
+impl Publishing {
+    /// Handles one audio tag at RTMP time `ms`: Opus packets into the bridge, the source's
+    /// description into the health info when a sequence header (re)configured the
+    /// transcoder, one warning per connection for audio Venue cannot take, bad frames counted.
+    fn audio_tag(&mut self, app: &RtmpDeps, data: &[u8], ms: i64) {
+        let session = self.bridge.session();
+        self.audio_out.clear();
+        match self.ingest.audio_tag(data, ms, &mut self.audio_out) {
+            AudioTagOutcome::Transcoded => {}
+            AudioTagOutcome::Configured(source) => {
+                tracing::info!(%session, ?source, "RTMP AAC audio → Opus");
+                self.info.source_audio = Some(SourceAudio {
+                    codec: "AAC".into(),
+                    channels: source.channels,
+                    sample_rate_hz: source.sample_rate_hz,
+                });
+                let _ = self.bridge.set_info(self.info.clone());
+            }
+            AudioTagOutcome::Unsupported(what) => {
+                if !self.audio_warned {
+                    self.audio_warned = true;
+                    tracing::warn!(%session, "RTMP audio dropped: {what}; the video goes on");
                 }
             }
-            Ok(AudioTag::Other { sound_format }) => self.warn_once(
-                bridge.session(),
-                &format!(
-                    "FLV SoundFormat {sound_format} is not AAC (set the encoder's audio to AAC)"
-                ),
-            ),
-            Err(e) => {
-                self.bad_frames += 1;
-                tracing::debug!(error = %e, "bad FLV audio tag dropped");
+            AudioTagOutcome::Bad(error) => {
+                self.bad_audio += 1;
+                app.metrics.rtmp.bad_media.inc();
+                tracing::debug!(%session, %error, "AAC frame or audio tag dropped");
             }
         }
-        None
+        for packet in self.audio_out.drain(..) {
+            if let Err(e) = self.bridge.send(BridgeMedia::Audio(packet)) {
+                tracing::debug!(error = %e, "bridge audio dropped");
+            }
+        }
     }
 }
 
@@ -383,7 +222,7 @@ async fn write_results(
     Ok(())
 }
 
-async fn connection(app: &AppState, mut stream: TcpStream, limits: Limits) -> Result<(), Closed> {
+async fn connection(app: &RtmpDeps, mut stream: TcpStream, limits: Limits) -> Result<(), Closed> {
     let _ = stream.set_nodelay(true);
     let publish_deadline = tokio::time::Instant::now() + limits.publish_timeout;
     let mut buf = vec![0u8; READ_BUF];
@@ -460,7 +299,7 @@ async fn connection(app: &AppState, mut stream: TcpStream, limits: Limits) -> Re
 /// publishing.
 async fn session_ended(
     closed: &mut tokio::sync::broadcast::Receiver<venue_sfu::SessionId>,
-    app: &AppState,
+    app: &RtmpDeps,
     publishing: Option<venue_sfu::SessionId>,
 ) -> bool {
     let Some(mine) = publishing else {
@@ -483,14 +322,14 @@ async fn session_ended(
 }
 
 async fn finish(
-    app: &AppState,
+    app: &RtmpDeps,
     publishing: Option<Publishing>,
     result: Result<(), Closed>,
 ) -> Result<(), Closed> {
     if let Some(p) = publishing {
         let session = p.bridge.session();
-        if p.audio.bad_frames > 0 {
-            tracing::info!(%session, bad_frames = p.audio.bad_frames, "AAC frames or audio tags dropped on this connection");
+        if p.bad_audio > 0 {
+            tracing::info!(%session, bad_frames = p.bad_audio, "AAC frames or audio tags dropped on this connection");
         }
         let _ = p.bridge.close().await;
         let _ = app.state.session_closed(session).await;
@@ -524,7 +363,7 @@ async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Closed> {
 }
 
 async fn handle_event(
-    app: &AppState,
+    app: &RtmpDeps,
     session: &mut ServerSession,
     publishing: &mut Option<Publishing>,
     event: ServerSessionEvent,
@@ -585,10 +424,11 @@ async fn handle_event(
             tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %bridge.session(), "RTMP publisher session created");
             *publishing = Some(Publishing {
                 bridge,
-                length_size: 4,
-                parameter_sets: Vec::new(),
+                ingest: FlvIngest::new(opus),
                 info,
-                audio: AudioState::new(opus),
+                audio_warned: false,
+                bad_audio: 0,
+                audio_out: Vec::new(),
             });
             session
                 .accept_request(request_id)
@@ -600,40 +440,21 @@ async fn handle_event(
             let Some(p) = publishing.as_mut() else {
                 return Ok(Vec::new());
             };
-            match parse_video_tag(&data, p.length_size) {
-                Ok(AvcTag::SequenceHeader {
-                    length_size,
-                    parameter_sets,
+            match p.ingest.video_tag(&data, timestamp.value) {
+                Ok(VideoTagOutcome::Frame {
+                    frame,
+                    b_frames_found,
                 }) => {
-                    p.length_size = length_size;
-                    p.parameter_sets = parameter_sets;
-                }
-                Ok(AvcTag::Nalus {
-                    keyframe,
-                    composition_time_ms,
-                    nalus,
-                }) => {
-                    if composition_time_ms != 0 && !p.info.b_frames {
+                    if b_frames_found && !p.info.b_frames {
                         p.info.b_frames = true;
                         let _ = p.bridge.set_info(p.info.clone());
                         tracing::warn!(session = %p.bridge.session(), "the RTMP stream has B-frames (composition time offsets); WebRTC viewers may stutter — in OBS set the x264 profile to baseline or B-frames to 0");
                     }
-                    let pts_ms = i64::from(timestamp.value) + i64::from(composition_time_ms);
-                    let frame = VideoFrame {
-                        nalus,
-                        pts_90k: (pts_ms.max(0) as u64) * 90,
-                        keyframe,
-                        parameter_sets: if keyframe {
-                            p.parameter_sets.clone()
-                        } else {
-                            Vec::new()
-                        },
-                    };
                     if let Err(e) = p.bridge.send(BridgeMedia::Video(frame)) {
                         tracing::debug!(error = %e, "bridge frame dropped");
                     }
                 }
-                Ok(AvcTag::Other) => {}
+                Ok(VideoTagOutcome::SequenceHeader | VideoTagOutcome::Ignored) => {}
                 Err(e) => {
                     app.metrics.rtmp.bad_media.inc();
                     tracing::debug!(error = %e, "bad FLV video tag dropped");
@@ -647,20 +468,7 @@ async fn handle_event(
             let Some(p) = publishing.as_mut() else {
                 return Ok(Vec::new());
             };
-            let bad_before = p.audio.bad_frames;
-            let source = p.audio.tag(&p.bridge, &data, i64::from(timestamp.value));
-            app.metrics
-                .rtmp
-                .bad_media
-                .inc_by(p.audio.bad_frames - bad_before);
-            if let Some(source) = source {
-                p.info.source_audio = Some(SourceAudio {
-                    codec: "AAC".into(),
-                    channels: source.channels,
-                    sample_rate_hz: source.sample_rate_hz,
-                });
-                let _ = p.bridge.set_info(p.info.clone());
-            }
+            p.audio_tag(app, &data, i64::from(timestamp.value));
             Ok(Vec::new())
         }
         ServerSessionEvent::PublishStreamFinished { .. } => {
@@ -672,7 +480,7 @@ async fn handle_event(
 
 /// Binds `config.listen` and serves RTMP in the background; a bind failure is logged and Venue runs
 /// without RTMP ingest.
-pub async fn spawn(app: AppState, config: RtmpConfig) -> Option<SocketAddr> {
+pub async fn spawn(app: RtmpDeps, config: RtmpConfig) -> Option<SocketAddr> {
     let addr = config.listen;
     match TcpListener::bind(addr).await {
         Ok(listener) => {
@@ -687,17 +495,18 @@ pub async fn spawn(app: AppState, config: RtmpConfig) -> Option<SocketAddr> {
     }
 }
 
-/// Fuzzing entry points: everything an RTMP peer's bytes reach before the SFU, run without a
-/// socket. Used by the cargo-fuzz targets in `fuzz/` and by the seeded random-input test
-/// `gateway/tests/rtmp_fuzz.rs` that CI runs. Neither function may panic or abort on any input
-/// (a panic inside rml_rtmp is caught, as the connection task catches it).
+/// Fuzzing entry point of the connection layer: everything an RTMP peer's bytes reach before
+/// the SFU, run without a socket. Used by the cargo-fuzz target `rtmp_session` in `fuzz/` and
+/// by the seeded random-input test `gateway/tests/rtmp_fuzz.rs` that CI runs; the FLV tag
+/// layer alone is [`venue_sfu::ingest::fuzzing::flv_tags`]. It may not panic or abort on any
+/// input (a panic inside rml_rtmp is caught, as the connection task catches it).
 pub mod fuzzing {
     use rml_rtmp::sessions::{
         ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
     };
+    use venue_sfu::ingest::{FlvIngest, OpusSettings};
 
-    use super::{AudioTag, AvcTag, guarded, parse_audio_tag, parse_video_tag};
-    use crate::audio::{AacToOpus, OpusSettings};
+    use super::guarded;
 
     /// Feeds `data` (the bytes after the handshake) into a server session in pieces of
     /// `1 + data[0]` bytes, accepting every connect and publish, and parses every video and
@@ -711,7 +520,9 @@ pub mod fuzzing {
         else {
             return 0;
         };
-        let mut media = Media::default();
+        let mut ingest = FlvIngest::new(OpusSettings::default());
+        let mut out = Vec::new();
+        let mut tags = 0;
         for piece in data.chunks(usize::from(step) + 1) {
             let Ok(results) = guarded(|| session.handle_input(piece)) else {
                 break;
@@ -725,73 +536,23 @@ pub mod fuzzing {
                     | ServerSessionEvent::PublishStreamRequested { request_id, .. } => {
                         let _ = guarded(|| session.accept_request(request_id));
                     }
-                    ServerSessionEvent::VideoDataReceived { data, .. } => media.video(&data),
+                    ServerSessionEvent::VideoDataReceived {
+                        data, timestamp, ..
+                    } => {
+                        tags += 1;
+                        let _ = ingest.video_tag(&data, timestamp.value);
+                    }
                     ServerSessionEvent::AudioDataReceived {
                         data, timestamp, ..
                     } => {
-                        media.audio(&data, i64::from(timestamp.value));
+                        tags += 1;
+                        out.clear();
+                        let _ = ingest.audio_tag(&data, i64::from(timestamp.value), &mut out);
                     }
                     _ => {}
                 }
             }
         }
-        media.tags
-    }
-
-    /// Parses `data` as a sequence of FLV tag bodies, each prefixed by a 1-byte kind (even:
-    /// video, odd: audio) and a 2-byte big-endian length: the FLV/AAC layer alone, with the
-    /// AAC transcoder. Returns the number of tags parsed.
-    pub fn flv_tags(mut data: &[u8]) -> usize {
-        let mut media = Media::default();
-        while let [kind, hi, lo, rest @ ..] = data {
-            let n = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
-            let (tag, tail) = rest.split_at(n);
-            if kind % 2 == 0 {
-                media.video(tag);
-            } else {
-                media.audio(tag, media.tags as i64 * 21);
-            }
-            data = tail;
-        }
-        media.tags
-    }
-
-    #[derive(Default)]
-    struct Media {
-        length_size: Option<usize>,
-        aac: Option<AacToOpus>,
-        out: Vec<venue_sfu::bridge::AudioFrame>,
-        tags: usize,
-    }
-
-    impl Media {
-        fn video(&mut self, tag: &[u8]) {
-            self.tags += 1;
-            if let Ok(AvcTag::SequenceHeader { length_size, .. }) =
-                parse_video_tag(tag, self.length_size.unwrap_or(4))
-            {
-                self.length_size = Some(length_size);
-            }
-        }
-
-        fn audio(&mut self, tag: &[u8], ms: i64) {
-            self.tags += 1;
-            match parse_audio_tag(tag) {
-                Ok(AudioTag::AacConfig(asc)) => {
-                    self.aac = AacToOpus::new(&asc, OpusSettings::default()).ok();
-                }
-                Ok(AudioTag::AacFrame(frame)) => {
-                    if let Some(t) = self.aac.as_mut() {
-                        self.out.clear();
-                        let _ = t.push(&frame, ms, &mut self.out);
-                    }
-                }
-                _ => {}
-            }
-        }
+        tags
     }
 }
-
-#[cfg(test)]
-#[path = "tests/rtmp.rs"]
-mod tests;

@@ -1,4 +1,4 @@
-//! Unit tests of `audio.rs`: AAC made by ffmpeg goes through the transcoder and the Opus that
+//! Unit tests of `ingest/aac.rs`: AAC made by ffmpeg goes through the transcoder and the Opus that
 //! comes out is decoded with libopus and checked (tone frequency per channel, no clicks at
 //! frame boundaries, timestamps, channel count), plus bad input.
 

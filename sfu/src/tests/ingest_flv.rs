@@ -1,4 +1,4 @@
-//! Unit tests of `rtmp.rs`: FLV AVC tag parsing, including bad input.
+//! Unit tests of `ingest/flv.rs`: FLV AVC tag parsing, including bad input.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
