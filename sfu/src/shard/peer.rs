@@ -259,7 +259,7 @@ impl PeerTable {
         let idx = self.by_tcp.remove(&source)?;
         let p = self.get_mut(idx)?;
         p.addrs.retain(|a| *a != (Protocol::Tcp, source));
-        Some(p)
+        Some(&*p)
     }
 
     /// Peers that have not connected within `timeout` of their creation.
