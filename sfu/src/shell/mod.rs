@@ -18,11 +18,7 @@ use tracing::{debug, warn};
 mod tcp;
 mod udp;
 
-pub use tcp::{
-    IceTcpCounters, IceTcpIo, IceTcpStats, TCP_FIRST_ANSWER_TIMEOUT, TCP_IDLE_TIMEOUT,
-    TCP_WRITE_TIMEOUT,
-};
-pub use udp::{canonical, for_socket};
+pub use tcp::{IceTcpCounters, IceTcpIo, IceTcpStats};
 
 use crate::api::{RoomId, SfuError, SfuEvent};
 use crate::shard::{

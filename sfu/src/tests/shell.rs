@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::tcp::{OpenSlot, TcpConn, TcpInput};
+use super::udp::{canonical, for_socket};
 use super::*;
 
 #[test]
