@@ -1,7 +1,6 @@
-//! The SFU's public, thread-safe handle: what the gateway calls.
-//!
-//! Every method sends one command over a bounded `mpsc` channel to the shard that owns the
-//! session and awaits a `oneshot` reply (actors, not locks). Nothing here touches HTTP.
+//! The vocabulary of the SFU's public interface: ids (`Copy` newtypes), the answer to an
+//! offer, the events the control plane hears, and the errors of [`crate::SfuHandle`]. Nothing
+//! here touches HTTP.
 
 use std::net::SocketAddr;
 

@@ -2,11 +2,12 @@
 //! LL-HLS program and the recorder (DESIGN.md §2: "the compositor/HLS packager and recorder are
 //! readers of room tracks").
 //!
-//! A tap is one shard's pseudo-subscriber of a room: per stage slot one video and one audio
-//! [`crate::forward::Forwarder`], so it follows the stage exactly as a viewer does (a switch
-//! waits for the new source's keyframe; sequence numbers and timestamps are rewritten into one
-//! continuous stream per slot). Its packets cross to the reader's thread over a bounded channel;
-//! when the channel is full a packet is dropped and counted, and the reader sees the gap in the
+//! A tap is one shard's pseudo-subscriber of a room (kept in the core, `crate::shard`): per
+//! stage slot one video and one audio [`crate::forward::Forwarder`], so it follows the stage
+//! exactly as a viewer does (a switch waits for the new source's keyframe; sequence numbers and
+//! timestamps are rewritten into one continuous stream per slot). Its packets leave the core as
+//! outputs and the shell hands them to the reader's thread over a bounded channel; this module
+//! is the reading end. When the channel is full a packet is dropped and counted, and the reader sees the gap in the
 //! slot's sequence numbers ([`H264Depacketizer`] then waits for a keyframe and asks for one with
 //! [`TapHandle::request_keyframe`]). The video layer of a simulcast publisher is the highest
 //! whose measured bitrate fits [`TAP_BUDGET_BPS`] divided by the slots in use.
@@ -14,46 +15,24 @@
 //! [`H264Depacketizer`] turns a slot's RTP payloads (RFC 6184 packetization-mode 1: single NAL
 //! unit §5.6, STAP-A §5.7.1, FU-A §5.8) back into access units.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
-use str0m::format::Codec;
-use str0m::media::MediaKind;
 use tokio::sync::mpsc;
 
 use crate::api::SfuError;
-use crate::shard::ShardCommand;
+use crate::shard::{Command, TapId};
+use crate::shell::ToShard;
 
-/// Total video bitrate a tap aims for across the stage, bit/s (per slot: this ÷ slots in use).
-pub const TAP_BUDGET_BPS: u64 = 8_000_000;
+pub use crate::shard::{TAP_BUDGET_BPS, TapPacket};
+
 /// Packets a tap's channel holds before it drops.
 pub const TAP_QUEUE: usize = 4096;
-
-/// One packet of a stage slot as the tap forwards it.
-#[derive(Debug, Clone)]
-pub struct TapPacket {
-    /// Stage slot (0-based).
-    pub slot: usize,
-    /// Audio or video.
-    pub kind: MediaKind,
-    /// The payload's codec (H.264, VP8, Opus).
-    pub codec: Codec,
-    /// Sequence number, continuous per slot and kind across source switches.
-    pub seq: u64,
-    /// RTP timestamp (90 kHz video, 48 kHz Opus), continuous per slot across switches.
-    pub rtp_time: u32,
-    /// RTP marker: last packet of a picture (video).
-    pub marker: bool,
-    /// The RTP payload, shared with the other subscribers.
-    pub payload: Arc<[u8]>,
-}
 
 /// The reading end of a tap (see [`crate::SfuHandle::open_tap`]). Dropping it closes the tap.
 #[derive(Debug)]
 pub struct TapHandle {
-    pub(crate) id: u64,
+    pub(crate) id: TapId,
     pub(crate) rx: mpsc::Receiver<TapPacket>,
-    pub(crate) shard: mpsc::Sender<ShardCommand>,
+    pub(crate) shard: mpsc::Sender<ToShard>,
 }
 
 impl TapHandle {
@@ -98,13 +77,15 @@ impl TapHandle {
     pub fn request_keyframe(&self, slot: usize) {
         let _ = self
             .shard
-            .try_send(ShardCommand::TapKeyframe { id: self.id, slot });
+            .try_send(ToShard::Tell(Command::TapKeyframe { tap: self.id, slot }));
     }
 }
 
 impl Drop for TapHandle {
     fn drop(&mut self) {
-        let _ = self.shard.try_send(ShardCommand::CloseTap { id: self.id });
+        let _ = self
+            .shard
+            .try_send(ToShard::Tell(Command::CloseTap { tap: self.id }));
     }
 }
 

@@ -13,10 +13,11 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::sync::oneshot;
 use venue_sfu::bridge::{BridgeMedia, VideoFrame};
-use venue_sfu::shard::{MidLayout, ShardCommand, ShardCore, ShardOutput};
-use venue_sfu::{ParticipantId, RoomId, SessionId, SfuConfig, SfuEvent, SubscribeTarget};
+use venue_sfu::shard::{self, Command, Reply, RequestId, ShardCore, TapId, TapPacket};
+use venue_sfu::{
+    MidLayout, Offer, ParticipantId, RoomId, SessionId, SfuConfig, SfuEvent, SubscribeTarget,
+};
 
 const ROOM: RoomId = RoomId(1);
 const SERVER: &str = "10.0.0.1:5000";
@@ -76,6 +77,11 @@ struct Net {
     next_port: u16,
     /// Bridge publishers: (session, id byte, frames sent).
     bridges: Vec<(SessionId, u8, u64)>,
+    /// Outputs taken from the shard while waiting for a reply, handled before the next poll.
+    backlog: std::collections::VecDeque<shard::Output>,
+    next_request: u64,
+    /// Packets the shard's stage taps put out, by tap.
+    taps: Vec<(TapId, TapPacket)>,
 }
 
 fn server() -> SocketAddr {
@@ -112,6 +118,9 @@ impl Net {
             events: vec![],
             next_port: 40000,
             bridges: vec![],
+            backlog: Default::default(),
+            next_request: 1,
+            taps: vec![],
         }
     }
 
@@ -137,13 +146,34 @@ impl Net {
         (rtc, addr)
     }
 
-    fn answer(
-        &mut self,
-        rtc: &mut Rtc,
-        pending: SdpPendingOffer,
-        rx: oneshot::Receiver<Result<venue_sfu::SessionAnswer, venue_sfu::SfuError>>,
-    ) -> SessionId {
-        let ans = rx.blocking_recv().unwrap().expect("offer accepted");
+    /// Gives the shard a command (at the current time).
+    fn command(&mut self, cmd: Command) {
+        self.shard
+            .handle_input(self.now, shard::Input::Command(cmd));
+    }
+
+    /// Gives the shard a command that replies, and takes its reply from the outputs (the
+    /// outputs before it wait in `backlog` for the next poll, as they would in the shard).
+    fn ask(&mut self, make: impl FnOnce(RequestId) -> Command) -> Reply {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.command(make(request));
+        loop {
+            match self.shard.poll_output() {
+                shard::Output::Reply { request: r, reply } if r == request => return *reply,
+                shard::Output::Timeout(_) => panic!("no reply to {request:?}"),
+                other => self.backlog.push_back(other),
+            }
+        }
+    }
+
+    fn close(&mut self, session: SessionId) -> Result<(), venue_sfu::SfuError> {
+        let reply = self.ask(|request| Command::Close { request, session });
+        reply.into_closed().unwrap()
+    }
+
+    fn answer(&mut self, rtc: &mut Rtc, pending: SdpPendingOffer, reply: Reply) -> SessionId {
+        let ans = reply.into_answer().unwrap().expect("offer accepted");
         self.last_answer = ans.answer_sdp.clone();
         assert!(
             ans.answer_sdp.contains("a=candidate"),
@@ -175,19 +205,16 @@ impl Net {
         let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let (tx, rx) = oneshot::channel();
+        let offer = Offer::parse(&offer.to_sdp_string()).unwrap();
         let session = SessionId((u64::from(id) << 16) | (self.pubs.len() as u64) << 8);
-        self.shard.handle_command(
-            self.now,
-            ShardCommand::Publish {
-                session,
-                room: ROOM,
-                participant: ParticipantId(u64::from(id)),
-                offer,
-                reply: tx,
-            },
-        );
-        let s = self.answer(&mut rtc, pending, rx);
+        let reply = self.ask(|request| Command::Publish {
+            request,
+            session,
+            room: ROOM,
+            participant: ParticipantId(u64::from(id)),
+            offer: Box::new(offer),
+        });
+        let s = self.answer(&mut rtc, pending, reply);
         self.pubs.push(PubClient {
             id,
             rtc,
@@ -223,22 +250,18 @@ impl Net {
             ..Default::default()
         });
         let (offer, pending) = api.apply().unwrap();
-        let layout = MidLayout::from_sdp(&offer.to_sdp_string());
+        let offer = Offer::parse(&offer.to_sdp_string()).unwrap();
+        let layout: MidLayout = offer.layout().clone();
         assert_eq!(layout.video.len(), slots);
-        let (tx, rx) = oneshot::channel();
         let session = SessionId(0x1000 + self.subs.len() as u64 * 256);
-        self.shard.handle_command(
-            self.now,
-            ShardCommand::Subscribe {
-                session,
-                room: ROOM,
-                target: SubscribeTarget::Stage,
-                offer,
-                layout: layout.clone(),
-                reply: tx,
-            },
-        );
-        self.answer(&mut rtc, pending, rx);
+        let reply = self.ask(|request| Command::Subscribe {
+            request,
+            session,
+            room: ROOM,
+            target: SubscribeTarget::Stage,
+            offer: Box::new(offer),
+        });
+        self.answer(&mut rtc, pending, reply);
         self.subs.push(SubClient {
             rtc,
             addr,
@@ -253,14 +276,11 @@ impl Net {
     /// A bridge publisher (RTMP-style source) with participant id `id`.
     fn bridge(&mut self, id: u8) -> SessionId {
         let session = SessionId(0xb000 + u64::from(id) * 256);
-        self.shard.handle_command(
-            self.now,
-            ShardCommand::BridgeOpen {
-                session,
-                room: ROOM,
-                participant: ParticipantId(u64::from(id)),
-            },
-        );
+        self.command(Command::BridgeOpen {
+            session,
+            room: ROOM,
+            participant: ParticipantId(u64::from(id)),
+        });
         self.bridges.push((session, id, 0));
         session
     }
@@ -270,8 +290,7 @@ impl Net {
             .into_iter()
             .map(|s| s.map(|i| ParticipantId(u64::from(i))))
             .collect();
-        self.shard
-            .handle_command(self.now, ShardCommand::SetStage { room: ROOM, slots });
+        self.command(Command::SetStage { room: ROOM, slots });
     }
 
     fn deliver(&mut self, proto: Protocol, to: SocketAddr, from: SocketAddr, data: &[u8]) {
@@ -378,12 +397,12 @@ impl Net {
                         ],
                     });
                     *frame += 1;
-                    self.shard.handle_command(
+                    self.shard.handle_input(
                         now,
-                        ShardCommand::BridgeMedia {
+                        shard::Input::Command(Command::BridgeMedia {
                             session: *session,
                             media,
-                        },
+                        }),
                     );
                 }
             }
@@ -425,18 +444,30 @@ impl Net {
                 if self.cut.contains(&from) {
                     continue;
                 }
-                if proto == Protocol::Udp {
-                    self.shard
-                        .handle_datagram(now, from, Some(self.local_ip), &data);
+                let (source, destination_ip, contents) = (from, Some(self.local_ip), &data[..]);
+                let input = if proto == Protocol::Udp {
+                    shard::Input::Datagram {
+                        source,
+                        destination_ip,
+                        contents,
+                    }
                 } else {
-                    self.shard
-                        .handle_tcp_frame(now, from, Some(self.local_ip), &data);
-                }
+                    shard::Input::TcpFrame {
+                        source,
+                        destination_ip,
+                        contents,
+                    }
+                };
+                self.shard.handle_input(now, input);
             }
-            self.shard.handle_timeout(now);
+            self.shard.handle_input(now, shard::Input::Timeout);
             loop {
-                match self.shard.poll_output() {
-                    ShardOutput::Transmit {
+                let output = match self.backlog.pop_front() {
+                    Some(o) => o,
+                    None => self.shard.poll_output(),
+                };
+                match output {
+                    shard::Output::Transmit {
                         proto,
                         source,
                         destination,
@@ -453,9 +484,10 @@ impl Net {
                         self.sent.push((now, destination, proto));
                         self.deliver(proto, destination, source, &contents)
                     }
-                    ShardOutput::Event(e) => self.events.push(e),
-                    ShardOutput::Broadcast(_) => {}
-                    ShardOutput::Timeout(_) => break,
+                    shard::Output::Event(e) => self.events.push(e),
+                    shard::Output::Tap { tap, packet } => self.taps.push((tap, packet)),
+                    shard::Output::Broadcast(_) | shard::Output::Reply { .. } => {}
+                    shard::Output::Timeout(_) => break,
                 }
             }
         }
@@ -622,10 +654,7 @@ fn publisher_leaving_empties_its_slot() {
     net.stage(vec![Some(1)]);
     let s = net.subscribe(1);
     net.run(Duration::from_secs(1));
-    let (tx, rx) = oneshot::channel();
-    net.shard
-        .handle_command(net.now, ShardCommand::Close { session, reply: tx });
-    rx.blocking_recv().unwrap().unwrap();
+    net.close(session).unwrap();
     net.run(Duration::from_millis(100));
     let n = net.video_of(s, 0).len();
     net.run(Duration::from_secs(1));
@@ -642,10 +671,7 @@ fn publisher_leaving_empties_its_slot() {
         }
     )));
     // Closing again is an error, not a panic.
-    let (tx, rx) = oneshot::channel();
-    net.shard
-        .handle_command(net.now, ShardCommand::Close { session, reply: tx });
-    assert!(rx.blocking_recv().unwrap().is_err());
+    assert!(net.close(session).is_err());
 }
 
 #[test]
@@ -675,13 +701,10 @@ fn reconnect_with_same_participant_replaces_session() {
 fn room_state_frame_reaches_data_channel() {
     let mut net = Net::new(1);
     let s = net.subscribe(1);
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::SetRoomState {
-            room: ROOM,
-            frame: Bytes::from_static(b"\x12\x02\x10\x01"),
-        },
-    );
+    net.command(Command::SetRoomState {
+        room: ROOM,
+        frame: Bytes::from_static(b"\x12\x02\x10\x01"),
+    });
     net.run(Duration::from_secs(1));
     assert!(
         net.subs[s]
@@ -690,13 +713,10 @@ fn room_state_frame_reaches_data_channel() {
             .any(|f| f == b"\x12\x02\x10\x01"),
         "the state frame arrives on open"
     );
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::SetRoomState {
-            room: ROOM,
-            frame: Bytes::from_static(b"\x12\x02\x10\x02"),
-        },
-    );
+    net.command(Command::SetRoomState {
+        room: ROOM,
+        frame: Bytes::from_static(b"\x12\x02\x10\x02"),
+    });
     net.run(Duration::from_millis(200));
     assert!(
         net.subs[s]
@@ -724,23 +744,17 @@ fn interaction_frames_on_both_channels() {
         .collect();
     assert_eq!(opened.len(), 2, "one ChannelOpen per viewer");
     for (class, tag) in [(ChannelClass::Reliable, 1u8), (ChannelClass::Lossy, 2u8)] {
-        net.shard.handle_command(
-            net.now,
-            ShardCommand::BroadcastChannel {
-                room: ROOM,
-                class,
-                frame: Bytes::from(vec![0xb0, tag]),
-            },
-        );
+        net.command(Command::BroadcastChannel {
+            room: ROOM,
+            class,
+            frame: Bytes::from(vec![0xb0, tag]),
+        });
     }
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::SendChannel {
-            session: opened[0],
-            class: ChannelClass::Reliable,
-            frame: Bytes::from_static(b"\xb0\x09"),
-        },
-    );
+    net.command(Command::SendChannel {
+        session: opened[0],
+        class: ChannelClass::Reliable,
+        frame: Bytes::from_static(b"\xb0\x09"),
+    });
     net.run(Duration::from_millis(200));
     for s in [a, b] {
         let got = &net.subs[s].channel_frames;
@@ -836,15 +850,7 @@ fn bridge_publisher_reaches_viewers_and_switches_like_a_webrtc_one() {
         "both sources were shown, the bridge last"
     );
     // Closing the bridge reports it down and its slot goes quiet.
-    let (tx, rx) = oneshot::channel();
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::Close {
-            session: net.bridges[0].0,
-            reply: tx,
-        },
-    );
-    rx.blocking_recv().unwrap().unwrap();
+    net.close(net.bridges[0].0).unwrap();
     net.bridges.clear();
     net.run(Duration::from_millis(100));
     assert!(net.events.iter().any(|e| matches!(
@@ -873,12 +879,8 @@ fn publisher_health_is_reported_for_webrtc_and_bridge_publishers() {
     let s = net.subscribe(1);
     net.run(Duration::from_secs(3));
     let health = |net: &mut Net, session| -> Option<PublisherHealth> {
-        let (tx, rx) = oneshot::channel();
-        net.shard.handle_command(
-            net.now,
-            ShardCommand::PublisherHealth { session, reply: tx },
-        );
-        rx.blocking_recv().unwrap().unwrap()
+        let reply = net.ask(|request| Command::PublisherHealth { request, session });
+        reply.into_health().unwrap().unwrap()
     };
 
     let h = health(&mut net, whip).expect("the WHIP publisher has health");
@@ -916,17 +918,14 @@ fn publisher_health_is_reported_for_webrtc_and_bridge_publishers() {
     let gop = v.keyframe_interval_s.expect("keyframe interval");
     assert!((gop - 1.0).abs() < 0.05, "GOP of 30 frames: {gop}");
     assert!(!h.b_frames);
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::BridgeInfo {
-            session: bridge,
-            info: BridgeInfo {
-                protocol: Protocol::Rtmp,
-                b_frames: true,
-                source_audio: None,
-            },
+    net.command(Command::BridgeInfo {
+        session: bridge,
+        info: BridgeInfo {
+            protocol: Protocol::Rtmp,
+            b_frames: true,
+            source_audio: None,
         },
-    );
+    });
     let h = health(&mut net, bridge).unwrap();
     assert!(h.b_frames);
     assert_eq!(h.warnings, vec![B_FRAMES_WARNING.to_string()]);
@@ -947,24 +946,23 @@ fn a_stage_tap_follows_the_stage_and_reassembles_pictures() {
     net.publish(1);
     net.bridge(2);
     net.stage(vec![Some(2), None]);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(venue_sfu::tap::TAP_QUEUE);
-    net.shard.handle_command(
-        net.now,
-        ShardCommand::OpenTap {
-            id: 7,
-            room: ROOM,
-            tx,
-        },
-    );
+    const TAP: TapId = TapId(7);
+    net.command(Command::OpenTap {
+        tap: TAP,
+        room: ROOM,
+    });
     net.run(Duration::from_millis(1500));
-    let drain = |rx: &mut tokio::sync::mpsc::Receiver<venue_sfu::tap::TapPacket>| {
-        let mut v = Vec::new();
-        while let Ok(p) = rx.try_recv() {
-            v.push(p);
-        }
-        v
+    // What the tap put out since the last look (every tap output is for this tap).
+    let drain = |net: &mut Net| -> Vec<TapPacket> {
+        std::mem::take(&mut net.taps)
+            .into_iter()
+            .map(|(tap, p)| {
+                assert_eq!(tap, TAP);
+                p
+            })
+            .collect()
     };
-    let got = drain(&mut rx);
+    let got = drain(&mut net);
     let video0: Vec<_> = got
         .iter()
         .filter(|p| p.slot == 0 && p.kind == MediaKind::Video)
@@ -989,7 +987,7 @@ fn a_stage_tap_follows_the_stage_and_reassembles_pictures() {
     // Put the WebRTC publisher on slot 1 and swap slot 0 to it too.
     net.stage(vec![Some(1), Some(2)]);
     net.run(Duration::from_millis(1500));
-    let got = drain(&mut rx);
+    let got = drain(&mut net);
     let slot0: Vec<_> = got
         .iter()
         .filter(|p| p.slot == 0 && p.kind == MediaKind::Video)
@@ -1021,10 +1019,9 @@ fn a_stage_tap_follows_the_stage_and_reassembles_pictures() {
         "slot 0 audio from the WebRTC publisher"
     );
 
-    net.shard
-        .handle_command(net.now, ShardCommand::CloseTap { id: 7 });
+    net.command(Command::CloseTap { tap: TAP });
     net.run(Duration::from_millis(300));
-    assert!(drain(&mut rx).is_empty(), "a closed tap gets nothing");
+    assert!(drain(&mut net).is_empty(), "a closed tap gets nothing");
 }
 
 /// The server's `a=candidate` lines of the latest answer.
@@ -1080,7 +1077,8 @@ fn a_subscriber_over_ice_tcp_only_gets_media_and_a_closed_connection_gets_nothin
 
     // The connection closes: the shell tells the core; nothing more goes to that address.
     net.cut.push(addr);
-    net.shard.handle_tcp_closed(net.now, addr);
+    net.shard
+        .handle_input(net.now, shard::Input::TcpClosed { source: addr });
     let closed_at = net.now;
     assert!(!net.shard.has_tcp_peer(addr));
     net.run(Duration::from_millis(500));
@@ -1094,8 +1092,14 @@ fn a_subscriber_over_ice_tcp_only_gets_media_and_a_closed_connection_gets_nothin
     );
     // A frame from the closed address that is not STUN finds no session.
     let dropped = net.shard.stats().datagrams_dropped;
-    net.shard
-        .handle_tcp_frame(net.now, addr, Some(server().ip()), &[0x80; 100]);
+    net.shard.handle_input(
+        net.now,
+        shard::Input::TcpFrame {
+            source: addr,
+            destination_ip: Some(server().ip()),
+            contents: &[0x80; 100],
+        },
+    );
     assert_eq!(net.shard.stats().datagrams_dropped, dropped + 1);
 }
 

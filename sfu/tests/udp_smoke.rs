@@ -17,7 +17,8 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use venue_sfu::framing::{Deframer, MAX_FRAME, encode};
 use venue_sfu::{
-    ParticipantId, RoomId, SessionAnswer, SfuConfig, SfuError, SfuHandle, SubscribeTarget,
+    Offer, OfferError, ParticipantId, RoomId, SessionAnswer, SfuConfig, SfuError, SfuHandle,
+    SubscribeTarget,
 };
 use venue_tests::peer::LoopbackPeer;
 
@@ -153,7 +154,8 @@ async fn publish(
     let (offer, pending) = api.apply().unwrap();
     let sdp = offer.to_sdp_string();
     let sdp = if strip { without_candidates(&sdp) } else { sdp };
-    let ans = sfu.publish(room, ParticipantId(1), &sdp).await.unwrap();
+    let offer = Offer::parse(&sdp).unwrap();
+    let ans = sfu.publish(room, ParticipantId(1), offer).await.unwrap();
     publisher
         .rtc()
         .sdp_api()
@@ -175,7 +177,11 @@ async fn subscribe(sfu: &SfuHandle, room: RoomId, viewer: &mut Client) -> Sessio
     api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
     let sub = sfu
-        .subscribe(room, SubscribeTarget::Stage, &offer.to_sdp_string())
+        .subscribe(
+            room,
+            SubscribeTarget::Stage,
+            Offer::parse(&offer.to_sdp_string()).unwrap(),
+        )
         .await
         .unwrap();
     viewer
@@ -264,10 +270,7 @@ async fn media_crosses_shards_over_loopback_udp() {
     let room = RoomId(1);
 
     // Bad input gets errors, not panics.
-    assert!(matches!(
-        sfu.publish(room, ParticipantId(9), "garbage").await,
-        Err(SfuError::BadOffer(_))
-    ));
+    assert!(matches!(Offer::parse("garbage"), Err(OfferError::NotSdp)));
     assert!(matches!(
         sfu.close(venue_sfu::SessionId(0x1234_5600)).await,
         Err(SfuError::UnknownSession)

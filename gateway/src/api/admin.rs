@@ -397,7 +397,7 @@ pub async fn preview(
     let p = participant(s.id);
     let answer = app
         .sfu
-        .subscribe(room_id, SubscribeTarget::Participant(p), &offer)
+        .subscribe(room_id, SubscribeTarget::Participant(p), offer)
         .await?;
     let tag = etag(&answer);
     app.state

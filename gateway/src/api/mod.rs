@@ -20,7 +20,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use venue_sfu::{SessionAnswer, SessionId};
+use venue_sfu::{Offer, SessionAnswer, SessionId};
 
 use crate::error::ApiError;
 
@@ -97,25 +97,11 @@ pub fn body_text(body: Result<Bytes, BytesRejection>, what: &str) -> Result<Stri
         .map_err(|_| ApiError::BadRequest(format!("the {what} is not UTF-8")))
 }
 
-/// Reads an SDP offer and checks its outline (RFC 8866 §5: starts with `v=0`, has an `m=`
-/// line). Everything else is the media plane's to judge.
-pub fn sdp_offer(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+/// Reads an SDP offer and parses it, once, into a [`venue_sfu::Offer`] (400 with the reason
+/// when it is empty, not SDP, has no `m=` line, or the SDP parser refuses it).
+pub fn sdp_offer(body: Result<Bytes, BytesRejection>) -> Result<Offer, ApiError> {
     let text = body_text(body, "SDP offer")?;
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Err(ApiError::BadRequest("the SDP offer is empty".into()));
-    }
-    if !trimmed.starts_with("v=0") {
-        return Err(ApiError::BadRequest(
-            "malformed SDP offer: it must start with \"v=0\" (RFC 8866 §5)".into(),
-        ));
-    }
-    if !trimmed.lines().any(|l| l.starts_with("m=")) {
-        return Err(ApiError::BadRequest(
-            "malformed SDP offer: it has no m= line".into(),
-        ));
-    }
-    Ok(text)
+    Offer::parse(&text).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// The strong ETag of a session (RFC 9110 §8.8.3): its ICE ufrag, or its id.

@@ -46,7 +46,7 @@ pub async fn post(
     let room_id = RoomId(room.id as u64);
     let answer = app
         .sfu
-        .subscribe(room_id, SubscribeTarget::Stage, &offer)
+        .subscribe(room_id, SubscribeTarget::Stage, offer)
         .await?;
     let tag = etag(&answer);
     tracing::info!(room = %room.name, session = %answer.session, "WHEP viewer session created");

@@ -36,7 +36,7 @@ pub async fn post(
     let offer = sdp_offer(body)?;
     let room = RoomId(streamer.room_id as u64);
     let p = participant(streamer.id);
-    let answer = app.sfu.publish(room, p, &offer).await?;
+    let answer = app.sfu.publish(room, p, offer).await?;
     let tag = etag(&answer);
     tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %answer.session, "WHIP publisher session created");
     app.state

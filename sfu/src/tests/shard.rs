@@ -1,14 +1,8 @@
-//! Unit tests of `shard.rs` (kept in their own file).
+//! Unit tests of the shard core (`shard/`, kept in their own file).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use super::*;
-
-#[test]
-fn mid_layout_follows_sdp_order() {
-    let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\nm=audio 9 x 111\r\na=mid:4\r\n";
-    let l = MidLayout::from_sdp(sdp);
-    assert_eq!(l.video, vec![Mid::from("0"), Mid::from("2")]);
-    assert_eq!(l.audio, vec![Mid::from("1"), Mid::from("4")]);
-}
 
 #[test]
 fn candidate_addrs_prefers_config() {
@@ -37,7 +31,14 @@ fn garbage_datagrams_are_counted_not_fatal() {
         &[22u8; 40][..],
         &[0xffu8; 1500][..],
     ] {
-        shard.handle_datagram(now, src, None, d);
+        shard.handle_input(
+            now,
+            Input::Datagram {
+                source: src,
+                destination_ip: None,
+                contents: d,
+            },
+        );
     }
     assert_eq!(shard.stats().datagrams_dropped, 5);
 }
@@ -51,20 +52,24 @@ fn local_address_follows_pktinfo_when_it_is_a_candidate() {
     let shard = ShardCore::new(0, 1, SfuConfig::default(), vec![lo, private, public], now);
     let remote: SocketAddr = "198.51.100.9:40000".parse().unwrap();
     assert_eq!(
-        shard.local_addr_for(remote, Some(public.ip())),
+        shard.local.local_addr_for(remote, Some(public.ip())),
         Some(public)
     );
     assert_eq!(
-        shard.local_addr_for(remote, Some(private.ip())),
+        shard.local.local_addr_for(remote, Some(private.ip())),
         Some(private)
     );
     // Unknown destination (1:1 NAT) or no pktinfo: first candidate of the sender's scope.
     assert_eq!(
-        shard.local_addr_for(remote, Some("172.16.0.1".parse().unwrap())),
+        shard
+            .local
+            .local_addr_for(remote, Some("172.16.0.1".parse().unwrap())),
         Some(private)
     );
     assert_eq!(
-        shard.local_addr_for("127.0.0.1:9".parse().unwrap(), None),
+        shard
+            .local
+            .local_addr_for("127.0.0.1:9".parse().unwrap(), None),
         Some(lo)
     );
 }
@@ -135,12 +140,18 @@ fn one_to_one_nat_maps_arrivals_at_the_private_address_to_the_public_candidate()
     let private6: IpAddr = "fd00::1".parse().unwrap();
     let v4_peer: SocketAddr = "198.51.100.9:40000".parse().unwrap();
     let v6_peer: SocketAddr = "[2001:db8:5::9]:40000".parse().unwrap();
-    assert_eq!(shard.local_addr_for(v4_peer, Some(private4)), Some(public4));
-    assert_eq!(shard.local_addr_for(v4_peer, None), Some(public4));
-    assert_eq!(shard.local_addr_for(v6_peer, Some(private6)), Some(public6));
+    assert_eq!(
+        shard.local.local_addr_for(v4_peer, Some(private4)),
+        Some(public4)
+    );
+    assert_eq!(shard.local.local_addr_for(v4_peer, None), Some(public4));
+    assert_eq!(
+        shard.local.local_addr_for(v6_peer, Some(private6)),
+        Some(public6)
+    );
     // Arriving at the public address itself (hairpin, or no NAT) is the same candidate.
     assert_eq!(
-        shard.local_addr_for(v6_peer, Some(public6.ip())),
+        shard.local.local_addr_for(v6_peer, Some(public6.ip())),
         Some(public6)
     );
 }
@@ -151,10 +162,17 @@ fn a_tcp_close_of_an_unknown_address_is_harmless() {
     let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let mut shard = ShardCore::new(0, 1, SfuConfig::default(), vec![addr], now);
     let src: SocketAddr = "127.0.0.1:6000".parse().unwrap();
-    shard.handle_tcp_closed(now, src);
+    shard.handle_input(now, Input::TcpClosed { source: src });
     // Frames that are not STUN from an unknown connection are dropped, like datagrams; a
     // UDP peer at the same address and port is a different transport.
-    shard.handle_tcp_frame(now, src, Some(addr.ip()), &[0x80; 40]);
+    shard.handle_input(
+        now,
+        Input::TcpFrame {
+            source: src,
+            destination_ip: Some(addr.ip()),
+            contents: &[0x80; 40],
+        },
+    );
     assert_eq!(shard.stats().datagrams_dropped, 1);
     assert!(!shard.has_tcp_peer(src));
 }

@@ -1,5 +1,10 @@
-//! Unit tests of `shell.rs`: address normalisation and ICE-TCP write routing (no sockets).
+//! Unit tests of the shell (`shell/`): address normalisation, ICE-TCP write routing, reply
+//! and tap delivery (no sockets).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::tcp::{OpenSlot, TcpConn, TcpInput};
+use super::udp::{canonical, for_socket};
 use super::*;
 
 #[test]
@@ -135,4 +140,66 @@ fn the_connection_limit_is_shared_and_given_back() {
     drop(slot);
     assert_eq!(counters.snapshot().open, 1);
     assert!(counters.try_open());
+}
+
+#[test]
+fn replies_go_to_their_request_and_a_full_tap_queue_drops() {
+    let now = Instant::now();
+    let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+    let mut core = ShardCore::new(0, 1, crate::SfuConfig::default(), vec![server], now);
+    let mut d = Deliveries::default();
+    let (reply, mut rx) = oneshot::channel();
+    let session = crate::SessionId(0x4200);
+    d.command(
+        &mut core,
+        ToShard::Ask {
+            command: Command::Close {
+                request: RequestId(7),
+                session,
+            },
+            reply,
+        },
+    );
+    assert!(d.replies.contains_key(&RequestId(7)));
+    // The core answers as an output; the shell completes the request's sender.
+    loop {
+        match core.poll_output() {
+            Output::Reply { request, reply } => d.reply(request, reply),
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    assert!(d.replies.is_empty());
+    assert!(matches!(
+        rx.try_recv().unwrap().into_closed(),
+        Some(Err(crate::SfuError::UnknownSession))
+    ));
+
+    let (tx, mut taps) = mpsc::channel(1);
+    d.command(
+        &mut core,
+        ToShard::OpenTap {
+            tap: TapId(3),
+            room: RoomId(1),
+            tx,
+        },
+    );
+    let packet = || TapPacket {
+        slot: 0,
+        kind: str0m::media::MediaKind::Audio,
+        codec: str0m::format::Codec::Opus,
+        seq: 1,
+        rtp_time: 0,
+        marker: false,
+        payload: std::sync::Arc::from(&[1u8][..]),
+    };
+    d.tap(TapId(3), packet());
+    d.tap(TapId(3), packet());
+    assert_eq!(d.tap_dropped, 1, "a queue of one holds one");
+    assert_eq!(taps.try_recv().unwrap().seq, 1);
+    d.command(
+        &mut core,
+        ToShard::Tell(Command::CloseTap { tap: TapId(3) }),
+    );
+    assert!(d.taps.is_empty());
 }

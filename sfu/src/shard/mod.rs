@@ -1,0 +1,833 @@
+//! The sans-IO core of one media shard, split the way the field thinks of an SFU: rooms
+//! (stage, state frame, data channels) → participants (publisher ingress, subscriber outputs,
+//! bridges, taps) → tracks → forwarders.
+//!
+//! [`ShardCore`] never reads the clock, spawns, or touches a socket or a channel (str0m's
+//! contract): [`ShardCore::handle_input`] takes an [`Input`] with the current time, and
+//! [`ShardCore::poll_output`] says what to do: datagrams to send, messages for other shards,
+//! events for the control plane, replies to commands, packets for stage taps, and when to
+//! come back with [`Input::Timeout`]. The shell (`crate::shell`) does the IO.
+//!
+//! Its owned parts, one file each:
+//! - `peer.rs` — the peer table: str0m peers by remote address (UDP, ICE-TCP) and session,
+//!   their timers and pending output, and [`peer::feed_peer`], the one `catch_unwind`;
+//! - `publisher.rs` — publisher ingress: streams, keyframe-request throttling per layer,
+//!   health hooks; `layers.rs` the simulcast layers seen and their bitrates;
+//! - `subscriber.rs` — subscriber outputs: a forwarder per (slot, kind), payload-type mapping,
+//!   layer choice, data channels;
+//! - `room.rs` — stage and state frame per room; `bridge.rs` — non-WebRTC publishers;
+//!   `tap.rs` — stage taps.
+//!
+//! Media flow: a publisher's RTP packet (str0m RTP mode) becomes one [`MediaPacket`] whose
+//! payload is shared (`Arc<[u8]>`). It is dispatched to the local subscribers that show its
+//! source and, when there are other shards, broadcast to them as the same `Arc`. Each
+//! subscriber track runs a `Forwarder` that picks its source/layer and rewrites sequence
+//! numbers and timestamps.
+
+#![deny(clippy::disallowed_methods)]
+
+mod bridge;
+mod candidates;
+mod layers;
+mod media;
+mod messages;
+mod peer;
+mod publisher;
+mod room;
+mod routing;
+mod stats;
+mod subscriber;
+mod tap;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input as RtcInput};
+use tracing::{debug, info, trace};
+
+pub use candidates::{candidate_addrs, is_advertised_ipv6};
+pub use media::{CodecKey, MediaPacket, ShardMsg, codec_config};
+pub use messages::{Command, Input, Output, Reply, RequestId, TapId, TapPacket};
+pub use stats::ShardStats;
+pub use tap::TAP_BUDGET_BPS;
+
+use crate::api::{
+    ChannelClass, ParticipantId, PatchOutcome, RoomId, SessionAnswer, SessionId, SfuError,
+    SfuEvent, SubscribeTarget,
+};
+use crate::bridge::BridgeMedia;
+use crate::config::SfuConfig;
+use crate::forward::SourceKey;
+use crate::health::PublisherHealth;
+use crate::offer::Offer;
+use bridge::Bridges;
+use peer::{LocalAddrs, Peer, PeerTable, Polled, Role, accept_offer, feed_peer};
+use publisher::Publisher;
+use routing::{Effects, Routing};
+use subscriber::Subscriber;
+
+/// How long a session may take to connect before it is dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Period of housekeeping: simulcast layer choice, layer expiry, deferred keyframe requests.
+const TICK: Duration = Duration::from_millis(250);
+/// Longest time subscribers' output is held back waiting for the rest of a video frame
+/// (frame-level batching: a frame's packets to one viewer leave in one GSO `sendmsg`). The
+/// decoder needs the whole frame anyway, so holding until the frame's last packet (RTP marker)
+/// costs no picture latency; the cap bounds it when the marker is lost or the publisher paces
+/// a large keyframe.
+const FRAME_HOLD: Duration = Duration::from_millis(10);
+/// Media from another shard older than this is dropped, not forwarded late.
+const MAX_REMOTE_AGE: Duration = Duration::from_millis(500);
+/// Largest data-channel message passed to the control plane, bytes.
+const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
+
+/// One shard's state. See the module docs.
+pub struct ShardCore {
+    index: usize,
+    config: SfuConfig,
+    multi_shard: bool,
+    /// The host candidates this shard advertises.
+    local: LocalAddrs,
+    peers: PeerTable,
+    /// Rooms, publishers and their layers, taps: who sees what.
+    routing: Routing,
+    bridges: Bridges,
+    /// The output queue and counters.
+    fx: Effects,
+    /// Reused buffers: a peer's str0m events, and media collected while polling a peer.
+    events_scratch: Vec<Event>,
+    media_scratch: Vec<MediaPacket>,
+    next_tick: Instant,
+    /// Time of the latest input.
+    now: Instant,
+    /// While set and in the future, dirty subscribers wait for the rest of a video frame.
+    hold_until: Option<Instant>,
+}
+
+impl std::fmt::Debug for ShardCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardCore")
+            .field("index", &self.index)
+            .field("stats", &self.fx.stats)
+            .finish()
+    }
+}
+
+impl ShardCore {
+    /// A shard numbered `index` (`< shard_count`) whose socket is reached at each of
+    /// `candidates` (the host candidates it advertises).
+    pub fn new(
+        index: usize,
+        shard_count: usize,
+        config: SfuConfig,
+        candidates: Vec<SocketAddr>,
+        now: Instant,
+    ) -> ShardCore {
+        ShardCore {
+            index,
+            multi_shard: shard_count > 1,
+            local: LocalAddrs::new(candidates),
+            peers: PeerTable::default(),
+            routing: Routing::new(
+                shard_count > 1,
+                config.keyframe_request_interval(),
+                config.max_slots,
+            ),
+            bridges: Bridges::default(),
+            fx: Effects::default(),
+            events_scratch: Vec::new(),
+            media_scratch: Vec::new(),
+            next_tick: now + TICK,
+            now,
+            hold_until: None,
+            config,
+        }
+    }
+
+    /// This shard's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ShardStats {
+        self.fx.stats
+    }
+
+    /// Number of live peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether an ICE-TCP connection from `source` is tied to a session.
+    pub fn has_tcp_peer(&self, source: SocketAddr) -> bool {
+        self.peers.has_tcp(source)
+    }
+
+    /// Takes one input at `now` (see [`Input`]); then call [`ShardCore::poll_output`] until it
+    /// returns [`Output::Timeout`].
+    #[inline]
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.now = now;
+        match input {
+            Input::Datagram {
+                source,
+                destination_ip,
+                contents,
+            } => self.receive(now, Protocol::Udp, source, destination_ip, contents),
+            Input::TcpFrame {
+                source,
+                destination_ip,
+                contents,
+            } => self.receive(now, Protocol::Tcp, source, destination_ip, contents),
+            Input::TcpClosed { source } => {
+                if let Some(p) = self.peers.tcp_closed(source) {
+                    trace!(session = %p.session, %source, "ICE-TCP connection closed");
+                }
+            }
+            Input::Remote(msg) => self.remote(now, msg),
+            Input::Command(cmd) => self.command(now, cmd),
+            Input::Timeout => self.timeout(now),
+        }
+    }
+
+    /// Next thing to do. Call until it returns [`Output::Timeout`].
+    ///
+    /// Subscribers that media was written to since the last call are polled here, once per
+    /// batch of input rather than once per packet (per-viewer batching): feed a batch of
+    /// datagrams, then poll.
+    pub fn poll_output(&mut self) -> Output {
+        let held = self.hold_until.filter(|t| self.now < *t);
+        if held.is_none() {
+            self.hold_until = None;
+            if self.fx.out.is_empty() && self.peers.any_dirty() {
+                self.drain_dirty(self.now);
+            }
+        }
+        if let Some(o) = self.fx.out.pop_front() {
+            return o;
+        }
+        let mut t = match self.peers.next_timer() {
+            Some(t) => self.next_tick.min(t),
+            None => self.next_tick,
+        };
+        if let Some(h) = held {
+            t = t.min(h);
+        }
+        Output::Timeout(t)
+    }
+
+    /// The health of a publisher session on this shard (WHIP peer or bridge) at `now`; `None`
+    /// for unknown sessions and subscribers.
+    pub fn publisher_health(&self, session: SessionId, now: Instant) -> Option<PublisherHealth> {
+        if let Some(h) = self.bridges.health(session, now) {
+            return Some(h);
+        }
+        match self.peers.get(self.peers.by_session(session)?) {
+            Some(Peer {
+                role: Role::Publisher(p),
+                ..
+            }) => Some(p.health(now)),
+            _ => None,
+        }
+    }
+
+    /// A datagram or ICE-TCP frame. Unknown senders are only matched by STUN
+    /// (`Rtc::accepts`); anything else from them is dropped and counted.
+    #[inline]
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+        contents: &[u8],
+    ) {
+        let Some(destination) = self.local.local_addr_for(source, destination_ip) else {
+            self.fx.stats.datagrams_dropped += 1;
+            return;
+        };
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
+            self.fx.stats.datagrams_dropped += 1;
+            return;
+        };
+        let input = RtcInput::Receive(now, receive);
+        // RFC 7983 §7: STUN is first byte 0..=3.
+        let is_stun = contents.first().is_some_and(|b| *b <= 3);
+        let Some(idx) = self.peers.route(proto, source, is_stun, &input) else {
+            self.fx.stats.datagrams_dropped += 1;
+            trace!(%source, "datagram from unknown address dropped");
+            return;
+        };
+        let ok = match self.peers.get_mut(idx) {
+            Some(p) => {
+                let input = match input {
+                    RtcInput::Receive(_, r) => RtcInput::Receive(p.clock(now), r),
+                    other => other,
+                };
+                matches!(feed_peer(p, |p| p.rtc.handle_input(input)), Ok(Ok(())))
+            }
+            None => false,
+        };
+        if !ok {
+            self.fx.stats.peers_failed += 1;
+            self.remove_peer(idx, "input error");
+            return;
+        }
+        self.drive(idx, now);
+    }
+
+    /// A message from another shard.
+    fn remote(&mut self, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Media(pkt) => {
+                // A shard that fell this far behind drops media rather than deliver it late.
+                if now.saturating_duration_since(pkt.arrival) > MAX_REMOTE_AGE {
+                    self.fx.stats.stale_dropped += 1;
+                    return;
+                }
+                self.dispatch(&pkt, now);
+            }
+            ShardMsg::KeyframeRequest {
+                participant,
+                rid,
+                kind,
+            } => {
+                if let Some(idx) = self.routing.publishers.get(participant) {
+                    self.routing.request_keyframe_local(
+                        &mut self.peers,
+                        &mut self.fx,
+                        idx,
+                        rid,
+                        kind,
+                        now,
+                    );
+                    self.drive(idx, now);
+                }
+            }
+        }
+    }
+
+    /// Drives every peer whose timeout is due, and housekeeping.
+    fn timeout(&mut self, now: Instant) {
+        loop {
+            let held = self.hold_until.filter(|h| now < *h);
+            let Some(idx) = self.peers.next_due(now, held) else {
+                break;
+            };
+            let ok = match self.peers.get_mut(idx) {
+                Some(p) => matches!(
+                    feed_peer(p, |p| {
+                        let at = p.clock(now);
+                        p.rtc.handle_input(RtcInput::Timeout(at))
+                    }),
+                    Ok(Ok(()))
+                ),
+                None => continue,
+            };
+            if !ok {
+                self.fx.stats.peers_failed += 1;
+                self.remove_peer(idx, "timeout error");
+                continue;
+            }
+            self.drive(idx, now);
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.housekeeping(now);
+        }
+    }
+
+    /// A command from the control plane: one small method each.
+    fn command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Publish {
+                request,
+                session,
+                room,
+                participant,
+                offer,
+            } => {
+                let r = self.publish(now, session, room, participant, offer);
+                self.reply(request, Reply::Answer(r));
+            }
+            Command::Subscribe {
+                request,
+                session,
+                room,
+                target,
+                offer,
+            } => {
+                let r = self.subscribe(now, session, room, target, offer);
+                self.reply(request, Reply::Answer(r));
+            }
+            Command::Patch {
+                request,
+                session,
+                ufrag,
+                candidates,
+            } => {
+                let r = self.patch(now, session, ufrag, candidates);
+                self.reply(request, Reply::Patched(r));
+            }
+            Command::Close { request, session } => {
+                let r = self.close(session);
+                self.reply(request, Reply::Closed(r));
+            }
+            Command::PublisherHealth { request, session } => {
+                let h = self.publisher_health(session, now);
+                self.reply(request, Reply::Health(h));
+            }
+            Command::DropParticipant { participant } => self.drop_participant(participant),
+            Command::BridgeOpen {
+                session,
+                room,
+                participant,
+            } => self.open_bridge(now, session, room, participant),
+            Command::BridgeMedia { session, media } => self.bridge_media(now, session, media),
+            Command::BridgeInfo { session, info } => self.bridges.set_info(session, info),
+            Command::SetStage { room, slots } => {
+                self.routing
+                    .set_stage(&mut self.peers, &mut self.fx, room, slots, now);
+            }
+            Command::SetRoomState { room, frame } => self.set_room_state(room, frame),
+            Command::SendChannel {
+                session,
+                class,
+                frame,
+            } => {
+                if let Some(idx) = self.peers.by_session(session) {
+                    self.send_frame(idx, class, &frame);
+                }
+            }
+            Command::BroadcastChannel { room, class, frame } => {
+                for idx in self.routing.rooms.subscribers(room) {
+                    self.send_frame(idx, class, &frame);
+                }
+            }
+            Command::OpenTap { tap, room } => self.open_tap(now, tap, room),
+            Command::CloseTap { tap } => {
+                if self.routing.taps.close(tap) {
+                    info!(shard = self.index, tap = tap.0, "stage tap closed");
+                }
+            }
+            Command::TapKeyframe { tap, slot } => {
+                if let Some(src) = self.routing.taps.video_source(tap, slot) {
+                    self.request_keyframe(src, KeyframeRequestKind::Pli, now);
+                }
+            }
+        }
+        self.drain_dirty(now);
+    }
+
+    fn reply(&mut self, request: RequestId, reply: Reply) {
+        self.fx.out.push_back(Output::Reply {
+            request,
+            reply: Box::new(reply),
+        });
+    }
+
+    fn event(&mut self, event: SfuEvent) {
+        self.fx.out.push_back(Output::Event(event));
+    }
+
+    /// Accepts a WHIP offer: a new publisher session of `participant` (replacing its old one).
+    fn publish(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: Box<Offer>,
+    ) -> Result<SessionAnswer, SfuError> {
+        if let Some(old) = self.routing.publishers.get(participant) {
+            self.remove_peer(old, "replaced by a new session");
+        }
+        let (idx, answer) = self.add_peer(now, session, room, offer, false, |rtc, _| {
+            Role::Publisher(Publisher::new(participant, rtc))
+        })?;
+        self.routing.publishers.insert(participant, idx);
+        info!(shard = self.index, %session, room = room.0, participant = participant.0, "publisher session created");
+        self.drive(idx, now);
+        Ok(answer)
+    }
+
+    /// Accepts a WHEP offer: a new subscriber session in `room`.
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        target: SubscribeTarget,
+        offer: Box<Offer>,
+    ) -> Result<SessionAnswer, SfuError> {
+        let (max_slots, bwe) = (self.config.max_slots, self.config.initial_bitrate_bps);
+        let (idx, answer) = self.add_peer(now, session, room, offer, true, |rtc, layout| {
+            Role::Subscriber(Subscriber::new(
+                target,
+                rtc,
+                layout,
+                max_slots,
+                Bitrate::bps(bwe),
+            ))
+        })?;
+        self.routing.rooms.entry(room).subscribers.push(idx);
+        debug!(shard = self.index, %session, room = room.0, "subscriber session created");
+        self.drive(idx, now);
+        Ok(answer)
+    }
+
+    /// A new peer that has accepted `offer`, its role made from its `Rtc` once negotiated.
+    fn add_peer(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        offer: Box<Offer>,
+        subscriber: bool,
+        role: impl FnOnce(&mut str0m::Rtc, &crate::offer::MidLayout) -> Role,
+    ) -> Result<(usize, SessionAnswer), SfuError> {
+        let mut rtc = self.local.new_rtc(&self.config, now, subscriber);
+        let Offer {
+            sdp,
+            layout,
+            ice_ufrag: remote_ufrag,
+            ..
+        } = *offer;
+        let (answer_sdp, ice_ufrag) = accept_offer(&mut rtc, sdp)?;
+        let role = role(&mut rtc, &layout);
+        let peer = Peer::new(session, room, rtc, remote_ufrag, now, role);
+        let answer = SessionAnswer {
+            session,
+            answer_sdp,
+            ice_ufrag,
+        };
+        Ok((self.peers.insert(peer), answer))
+    }
+
+    /// Adds trickled candidates; a different ufrag is an ICE restart, which is refused.
+    fn patch(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        ufrag: Option<String>,
+        candidates: Vec<Candidate>,
+    ) -> Result<PatchOutcome, SfuError> {
+        let idx = self
+            .peers
+            .by_session(session)
+            .ok_or(SfuError::UnknownSession)?;
+        if let Some(p) = self.peers.get_mut(idx) {
+            p.trickle(ufrag.as_deref(), candidates)?;
+        }
+        self.drive(idx, now);
+        Ok(PatchOutcome::Trickled)
+    }
+
+    /// Ends a bridge or peer session.
+    fn close(&mut self, session: SessionId) -> Result<(), SfuError> {
+        if self.close_bridge(session, "closed by request") {
+            return Ok(());
+        }
+        let idx = self
+            .peers
+            .by_session(session)
+            .ok_or(SfuError::UnknownSession)?;
+        self.remove_peer(idx, "closed by request");
+        Ok(())
+    }
+
+    /// Ends any publisher session of `participant` on this shard (a new one replaces it).
+    fn drop_participant(&mut self, participant: ParticipantId) {
+        if let Some(idx) = self.routing.publishers.get(participant) {
+            self.remove_peer(idx, "replaced by a new session");
+        }
+        for s in self.bridges.sessions_of(participant) {
+            self.close_bridge(s, "replaced by a new session");
+        }
+    }
+
+    fn set_room_state(&mut self, room: RoomId, frame: Bytes) {
+        let r = self.routing.rooms.entry(room);
+        r.frame = Some(frame.clone());
+        let subs = r.subscribers.clone();
+        for idx in subs {
+            self.send_frame(idx, ChannelClass::Reliable, &frame);
+        }
+    }
+
+    fn open_tap(&mut self, now: Instant, tap: TapId, room: RoomId) {
+        info!(
+            shard = self.index,
+            tap = tap.0,
+            room = room.0,
+            "stage tap opened"
+        );
+        self.routing
+            .open_tap(&mut self.peers, &mut self.fx, tap, room, now);
+    }
+
+    fn remove_peer(&mut self, idx: usize, why: &str) {
+        let Some(mut peer) = self.peers.remove(idx) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        let (room, session) = (peer.room, peer.session);
+        let event = match &peer.role {
+            Role::Publisher(p) => {
+                self.routing.publishers.remove(p.participant, idx);
+                info!(shard = self.index, %session, participant = p.participant.0, why, "publisher session ended");
+                SfuEvent::PublisherDown {
+                    room,
+                    participant: p.participant,
+                    session,
+                }
+            }
+            Role::Subscriber(_) => {
+                self.routing.rooms.remove_subscriber(room, idx);
+                debug!(shard = self.index, %session, why, "subscriber session ended");
+                SfuEvent::SubscriberDown { room, session }
+            }
+        };
+        self.fx.out.push_back(Output::Event(event));
+    }
+
+    /// Polls one peer until it has nothing more, handling its events; then forwards the media
+    /// it brought.
+    fn drive(&mut self, idx: usize, now: Instant) {
+        let mut events = std::mem::take(&mut self.events_scratch);
+        let polled = self
+            .peers
+            .poll(idx, now, &mut self.fx.out, &mut events, &mut self.fx.stats);
+        for e in events.drain(..) {
+            self.on_event(idx, e, now);
+        }
+        self.events_scratch = events;
+        match polled {
+            Polled::Gone => return,
+            Polled::Dead { panicked } => {
+                if panicked {
+                    self.fx.stats.peers_failed += 1;
+                }
+                self.remove_peer(idx, "connection closed");
+                return;
+            }
+            Polled::Alive => self.peers.schedule(idx),
+        }
+        // Media collected from a publisher goes out after the poll loop.
+        if !self.media_scratch.is_empty() {
+            let mut media = std::mem::take(&mut self.media_scratch);
+            for pkt in media.drain(..) {
+                self.emit_media(pkt, now);
+            }
+            self.media_scratch = media;
+        }
+    }
+
+    fn drain_dirty(&mut self, now: Instant) {
+        while let Some(idx) = self.peers.pop_dirty() {
+            self.drive(idx, now);
+        }
+    }
+
+    fn on_event(&mut self, idx: usize, event: Event, now: Instant) {
+        let Some(peer) = self.peers.get_mut(idx) else {
+            return;
+        };
+        let (room, session) = (peer.room, peer.session);
+        match event {
+            Event::Connected => {
+                peer.connected = true;
+                match &peer.role {
+                    Role::Publisher(p) => {
+                        info!(shard = self.index, %session, participant = p.participant.0, "publisher connected");
+                        let participant = p.participant;
+                        self.event(SfuEvent::PublisherUp {
+                            room,
+                            participant,
+                            session,
+                        });
+                        // Subscribers waiting for this publisher need a keyframe now.
+                        self.refresh_room(room, now);
+                    }
+                    Role::Subscriber(_) => {
+                        self.event(SfuEvent::SubscriberUp { room, session });
+                        self.routing
+                            .refresh_targets(&mut self.peers, &mut self.fx, idx, now);
+                    }
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                peer.rtc.disconnect();
+            }
+            Event::RtpPacket(pkt) => {
+                if let Peer {
+                    rtc,
+                    role: Role::Publisher(p),
+                    ..
+                } = peer
+                {
+                    self.fx.stats.rtp_in += 1;
+                    if let Some(m) = p.media_packet(rtc, room, session, pkt, now) {
+                        self.media_scratch.push(m);
+                    }
+                }
+            }
+            Event::KeyframeRequest(req) => {
+                let source = match &peer.role {
+                    Role::Subscriber(s) => s.source_of(req.mid),
+                    Role::Publisher(_) => None,
+                };
+                if let Some(src) = source {
+                    self.request_keyframe(src, req.kind, now);
+                }
+            }
+            Event::ChannelOpen(id, label) => {
+                if let Role::Subscriber(s) = &mut peer.role
+                    && s.channel_opened(id, &label)
+                {
+                    let remote = peer.addrs.first().map(|(_, a)| *a);
+                    self.event(SfuEvent::ChannelOpen {
+                        room,
+                        session,
+                        remote,
+                    });
+                    let frame = self.routing.rooms.get(room).and_then(|r| r.frame.clone());
+                    if let Some(f) = frame {
+                        self.send_frame(idx, ChannelClass::Reliable, &f);
+                    }
+                }
+            }
+            Event::ChannelData(d) => {
+                if let Role::Subscriber(s) = &peer.role {
+                    if s.owns_channel(d.id) && d.data.len() <= MAX_CHANNEL_MESSAGE {
+                        self.event(SfuEvent::ChannelMessage {
+                            room,
+                            session,
+                            data: Bytes::from(d.data),
+                        });
+                    } else {
+                        self.fx.stats.datagrams_dropped += 1;
+                    }
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Role::Subscriber(s) = &mut peer.role {
+                    s.bwe = estimate;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends one packet of a local publisher (WebRTC or bridge) to the local subscribers and,
+    /// as the same `Arc`, to the other shards.
+    fn emit_media(&mut self, pkt: MediaPacket, now: Instant) {
+        if self.multi_shard {
+            let shared = Arc::new(pkt);
+            self.dispatch(&shared, now);
+            self.fx
+                .out
+                .push_back(Output::Broadcast(ShardMsg::Media(shared)));
+        } else {
+            self.dispatch(&pkt, now);
+        }
+    }
+
+    fn open_bridge(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+    ) {
+        self.drop_participant(participant);
+        self.bridges.open(session, room, participant);
+        info!(shard = self.index, %session, participant = participant.0, "bridge publisher up");
+        self.event(SfuEvent::PublisherUp {
+            room,
+            participant,
+            session,
+        });
+        self.refresh_room(room, now);
+    }
+
+    fn close_bridge(&mut self, session: SessionId, why: &str) -> bool {
+        let Some(b) = self.bridges.close(session) else {
+            return false;
+        };
+        info!(shard = self.index, %session, participant = b.participant.0, why, "bridge publisher down");
+        self.event(SfuEvent::PublisherDown {
+            room: b.room,
+            participant: b.participant,
+            session,
+        });
+        true
+    }
+
+    /// Packetizes one bridge frame and forwards it like a WebRTC publisher's packets.
+    fn bridge_media(&mut self, now: Instant, session: SessionId, media: BridgeMedia) {
+        let mut packets = std::mem::take(&mut self.media_scratch);
+        self.bridges.packetize(session, media, now, &mut packets);
+        self.fx.stats.rtp_in += packets.len() as u64;
+        for pkt in packets.drain(..) {
+            self.emit_media(pkt, now);
+        }
+        self.media_scratch = packets;
+    }
+
+    /// Writes one frame to a subscriber's data channel of `class`; it leaves with the
+    /// subscriber's next poll.
+    fn send_frame(&mut self, idx: usize, class: ChannelClass, frame: &[u8]) {
+        if let Some(Peer {
+            rtc,
+            role: Role::Subscriber(s),
+            ..
+        }) = self.peers.get_mut(idx)
+        {
+            s.send_frame(rtc, class, frame, &mut self.fx.stats);
+        }
+        self.peers.mark_dirty(idx);
+    }
+
+    /// Once per tick: sessions that did not connect in time are dropped; routing's
+    /// housekeeping.
+    fn housekeeping(&mut self, now: Instant) {
+        for idx in self.peers.unconnected_since(now, CONNECT_TIMEOUT) {
+            self.remove_peer(idx, "did not connect in time");
+        }
+        self.routing
+            .housekeeping(&mut self.peers, &mut self.fx, now);
+    }
+
+    /// Forwards one publisher packet to the local subscribers and taps; a video frame's
+    /// packets are held for the frame's last one (see FRAME_HOLD).
+    fn dispatch(&mut self, pkt: &MediaPacket, now: Instant) {
+        if pkt.kind == MediaKind::Video && !pkt.marker {
+            self.hold_until.get_or_insert(now + FRAME_HOLD);
+        } else {
+            self.hold_until = None;
+        }
+        self.routing
+            .dispatch(&mut self.peers, &mut self.fx, pkt, now);
+    }
+
+    fn refresh_room(&mut self, room: RoomId, now: Instant) {
+        self.routing
+            .refresh_room(&mut self.peers, &mut self.fx, room, now);
+    }
+
+    fn request_keyframe(&mut self, src: SourceKey, kind: KeyframeRequestKind, now: Instant) {
+        self.routing
+            .request_keyframe(&mut self.peers, &mut self.fx, src, kind, now);
+    }
+}
+
+#[cfg(test)]
+#[path = "../tests/shard.rs"]
+mod tests;

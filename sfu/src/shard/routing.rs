@@ -1,0 +1,269 @@
+//! Stage routing: which publisher layer each subscriber track and each tap shows, the
+//! forwarding of one packet to them, and keyframe requests to publishers (local and
+//! throttled per layer, or broadcast to the other shards).
+//!
+//! [`Routing`] owns the rooms, the publisher index with its simulcast layers, and the taps;
+//! the peers it writes to belong to the [`PeerTable`], given to each call with the
+//! [`Effects`] (output queue and counters).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
+
+use super::media::{MediaPacket, ShardMsg};
+use super::messages::{Output, TapId};
+use super::peer::{Peer, PeerTable, Role};
+use super::publisher::Publishers;
+use super::room::Rooms;
+use super::stats::ShardStats;
+use super::tap::Taps;
+use crate::api::{ParticipantId, RoomId, SubscribeTarget};
+use crate::forward::SourceKey;
+
+/// What the core hands to the shell, and its counters.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub out: VecDeque<Output>,
+    pub stats: ShardStats,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Routing {
+    pub rooms: Rooms,
+    pub publishers: Publishers,
+    pub taps: Taps,
+    /// Other shards exist: media and keyframe requests are broadcast to them.
+    multi_shard: bool,
+    /// Minimum interval between keyframe requests to one publisher layer.
+    keyframe_interval: Duration,
+    max_slots: usize,
+}
+
+impl Routing {
+    /// Routing for a shard of a media plane with `multi_shard` shards or one.
+    pub fn new(multi_shard: bool, keyframe_interval: Duration, max_slots: usize) -> Routing {
+        Routing {
+            rooms: Rooms::default(),
+            publishers: Publishers::default(),
+            taps: Taps::default(),
+            multi_shard,
+            keyframe_interval,
+            max_slots,
+        }
+    }
+
+    /// Sends one publisher packet to every local subscriber track (and tap) that shows its
+    /// source.
+    #[inline]
+    pub fn dispatch(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        pkt: &MediaPacket,
+        now: Instant,
+    ) {
+        if pkt.kind == MediaKind::Video && self.publishers.layers.note(pkt, now) {
+            // A new layer changes the choice for everyone watching this publisher.
+            self.refresh_room(peers, fx, pkt.room, now);
+        }
+        let Some(room) = self.rooms.get(pkt.room) else {
+            return;
+        };
+        let meta = pkt.meta();
+        for &idx in &room.subscribers {
+            let Some(Peer {
+                rtc,
+                connected: true,
+                role: Role::Subscriber(sub),
+                ..
+            }) = peers.get_mut(idx)
+            else {
+                continue;
+            };
+            let written = sub.forward(rtc, pkt, &meta);
+            if written > 0 {
+                fx.stats.rtp_forwarded += written;
+                peers.mark_dirty(idx);
+            }
+        }
+        if !self.taps.is_empty() {
+            self.taps.dispatch(pkt, &meta, &mut fx.out);
+        }
+    }
+
+    /// Routes publishers to `room`'s stage slots; its viewers and taps follow.
+    pub fn set_stage(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        room: RoomId,
+        slots: Vec<Option<ParticipantId>>,
+        now: Instant,
+    ) {
+        self.rooms.entry(room).stage = slots;
+        self.refresh_room(peers, fx, room, now);
+        self.refresh_taps(peers, fx, now);
+    }
+
+    /// Opens stage tap `tap` of `room`.
+    pub fn open_tap(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        tap: TapId,
+        room: RoomId,
+        now: Instant,
+    ) {
+        self.rooms.entry(room);
+        self.taps.open(tap, room, self.max_slots);
+        self.refresh_taps(peers, fx, now);
+    }
+
+    /// Re-chooses what every subscriber of `room` shows.
+    pub fn refresh_room(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        room: RoomId,
+        now: Instant,
+    ) {
+        for idx in self.rooms.subscribers(room) {
+            self.refresh_targets(peers, fx, idx, now);
+        }
+    }
+
+    /// Recomputes what each of a subscriber's tracks should show (stage + layer choice), and
+    /// requests keyframes for new targets.
+    pub fn refresh_targets(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        idx: usize,
+        now: Instant,
+    ) {
+        let Some(Peer {
+            room,
+            connected: true,
+            role: Role::Subscriber(s),
+            ..
+        }) = peers.get_mut(idx)
+        else {
+            return;
+        };
+        let stage = match s.target {
+            SubscribeTarget::Stage => self.rooms.stage(*room),
+            SubscribeTarget::Participant(p) => vec![Some(p)],
+        };
+        let mut requests = Vec::new();
+        s.retarget(&stage, &self.publishers.layers, &mut requests);
+        for k in requests {
+            self.request_keyframe(peers, fx, k, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Points every tap at its room's stage and asks new video sources for keyframes.
+    pub fn refresh_taps(&mut self, peers: &mut PeerTable, fx: &mut Effects, now: Instant) {
+        let rooms = &self.rooms;
+        let requests = self
+            .taps
+            .retarget(|room| rooms.stage(room), &self.publishers.layers);
+        for k in requests {
+            self.request_keyframe(peers, fx, k, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Asks `src` for a keyframe: its local publisher (throttled), or the other shards.
+    pub fn request_keyframe(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        src: SourceKey,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        match self.publishers.get(src.participant) {
+            Some(idx) => {
+                self.request_keyframe_local(peers, fx, idx, src.rid, kind, now);
+                peers.mark_dirty(idx);
+            }
+            None if self.multi_shard => {
+                fx.out
+                    .push_back(Output::Broadcast(ShardMsg::KeyframeRequest {
+                        participant: src.participant,
+                        rid: src.rid,
+                        kind,
+                    }));
+            }
+            None => {}
+        }
+    }
+
+    /// Sends a PLI/FIR to local publisher `idx`'s layer, throttled per layer
+    /// (`keyframe_request_interval_ms`); a throttled request is deferred, not lost.
+    pub fn request_keyframe_local(
+        &self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        idx: usize,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        if let Some(Peer {
+            rtc,
+            role: Role::Publisher(p),
+            ..
+        }) = peers.get_mut(idx)
+            && p.request_keyframe(rtc, rid, kind, now, self.keyframe_interval)
+        {
+            fx.stats.keyframe_requests += 1;
+        }
+    }
+
+    /// Every tick: deferred keyframe requests go out, quiet layers are forgotten, layers are
+    /// re-chosen against fresh bandwidth estimates, and pending switches ask again.
+    pub fn housekeeping(&mut self, peers: &mut PeerTable, fx: &mut Effects, now: Instant) {
+        for idx in self.publishers.indices() {
+            let deferred = match peers.get_mut(idx) {
+                Some(Peer {
+                    role: Role::Publisher(p),
+                    ..
+                }) => p.take_deferred(),
+                _ => continue,
+            };
+            if deferred.is_empty() {
+                continue;
+            }
+            for (rid, kind) in deferred {
+                self.request_keyframe_local(peers, fx, idx, rid, kind, now);
+            }
+            peers.mark_dirty(idx);
+        }
+        self.publishers.layers.expire(now);
+        let subs = self.rooms.all_subscribers();
+        for &idx in &subs {
+            self.refresh_targets(peers, fx, idx, now);
+        }
+        // Switches still waiting for a keyframe ask again: encoders (Chrome's simulcast
+        // encoders among them) sometimes ignore a PLI, and a pending switch must not wait
+        // for the next natural keyframe. One request per source per tick, throttled per layer.
+        let mut waiting: Vec<SourceKey> = Vec::new();
+        for &idx in &subs {
+            if let Some(Peer {
+                role: Role::Subscriber(s),
+                ..
+            }) = peers.get(idx)
+            {
+                s.pending_video(&mut waiting);
+            }
+        }
+        for src in waiting {
+            self.request_keyframe(peers, fx, src, KeyframeRequestKind::Pli, now);
+        }
+        if !self.taps.is_empty() {
+            self.refresh_taps(peers, fx, now);
+        }
+    }
+}
