@@ -747,6 +747,18 @@ impl Config {
     }
 }
 
+/// `rtmp://<host>:<port>/live/<key>` (the RTMP URL a streamer puts in OBS) for base URL
+/// `base` (its host) and `[rtmp]` (its listen port), or `None` when RTMP ingest is off.
+pub fn rtmp_url(rtmp: &RtmpConfig, base: &str, key: &str) -> Option<String> {
+    rtmp.enabled.then(|| {
+        format!(
+            "rtmp://{}:{}/live/{key}",
+            crate::url::url_host(base),
+            rtmp.listen.port()
+        )
+    })
+}
+
 #[cfg(test)]
 #[path = "tests/config.rs"]
 mod tests;

@@ -9,8 +9,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 
 /// Counters updated by the HTTP middleware.
 #[derive(Debug, Default)]

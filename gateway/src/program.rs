@@ -1,6 +1,6 @@
 //! The LL-HLS program's lifecycle (issue 5): a room's program runs only while someone watches
 //! it. A supervisor task looks twice a second at when each room's playlist was last requested
-//! ([`crate::api::hls::HlsPrograms::last_watched`]); a room watched within [`IDLE`] gets a
+//! ([`crate::media::hls_programs::HlsPrograms::last_watched`]); a room watched within [`IDLE`] gets a
 //! program — a stage tap in the SFU (`SfuHandle::open_tap`) feeding the compositor on its own
 //! thread (`venue_sfu::egress::program::ProgramRunner`), whose output goes into the room's
 //! LL-HLS packager (started with the compositor's format on the first picture) — and the look
@@ -20,14 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use venue_sfu::RoomId;
 use venue_sfu::egress::compositor::{CompositorConfig, ProgramOutput};
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::program::{ProgramRunner, StageLook};
 
-use crate::AppState;
+use crate::http::AppState;
 use crate::recording::{FeedControl, RecorderFeed, RoomSets, Seat, SetChange};
-use crate::state::RoomView;
+use crate::rooms::RoomView;
 
 /// A program whose playlist nobody requested for this long is stopped.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -46,7 +45,7 @@ struct Running {
 fn seat_of(view: &RoomView) -> Option<Seat> {
     let slot = view.slots.first()?;
     Some(Seat {
-        streamer_id: slot.streamer_id?,
+        streamer_id: slot.streamer_id?.0,
         name: slot.name.clone().unwrap_or_default(),
         live: slot.live,
     })
@@ -185,7 +184,7 @@ pub fn spawn_supervisor(app: AppState, settings: crate::config::HlsConfig) {
                     };
                     match app
                         .recordings
-                        .start(view.id, &name, streamer_id, &artist, SystemTime::now())
+                        .start(view.id.0, &name, streamer_id, &artist, SystemTime::now())
                         .await
                     {
                         Ok((rec, tx)) => {
@@ -214,7 +213,7 @@ async fn start(
 ) -> Result<ProgramRunner, String> {
     let tap = app
         .sfu
-        .open_tap(RoomId(view.id as u64))
+        .open_tap(view.id.into())
         .await
         .map_err(|e| format!("stage tap: {e}"))?;
     let config = CompositorConfig {

@@ -34,10 +34,10 @@ use venue_sfu::bridge::{BridgeMedia, VideoFrame};
 use venue_sfu::health::{BridgeInfo, Protocol as HealthProtocol, SourceAudio};
 use venue_sfu::{BridgeHandle, RoomId};
 
-use crate::AppState;
 use crate::audio::{AacToOpus, OpusSettings, SourceAudioInfo};
 use crate::config::RtmpConfig;
-use crate::state::{SessionInfo, SessionKind, participant};
+use crate::http::AppState;
+use crate::rooms::{SessionInfo, SessionKind, participant};
 
 /// Largest read from a connection at once, bytes.
 const READ_BUF: usize = 64 * 1024;
@@ -559,7 +559,7 @@ async fn handle_event(
                 .await
                 .map_err(|e| format!("stream key refused: {e}"))?;
             let room = RoomId(streamer.room_id as u64);
-            let p = participant(streamer.id);
+            let p = participant(crate::ids::StreamerId(streamer.id));
             let bridge = app
                 .sfu
                 .bridge(room, p)
@@ -575,8 +575,8 @@ async fn handle_event(
                 .session_created(
                     bridge.session(),
                     SessionInfo {
-                        room,
-                        kind: SessionKind::Publisher(p, crate::state::Protocol::Rtmp),
+                        room: room.into(),
+                        kind: SessionKind::Publisher(p, crate::webhooks::Protocol::Rtmp),
                         etag: String::new(),
                     },
                 )
