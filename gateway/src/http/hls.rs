@@ -24,9 +24,8 @@
 //! - CORS: `Access-Control-Allow-Origin: *` on every answer; `OPTIONS` answers the preflight.
 //! - 404 for unknown rooms, rooms without a running program, and media outside the window.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -36,11 +35,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use tokio::sync::watch;
-use venue_sfu::egress::hls::{HlsConfig, HlsError, LlHlsPackager, PlaylistAnswer, PlaylistQuery};
-use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
+use venue_sfu::egress::hls::{PlaylistAnswer, PlaylistQuery};
 
-use crate::media::hls_programs::{HlsProgram, HlsPrograms};
+use crate::media::hls_programs::HlsPrograms;
 use crate::rooms::StateHandle;
 
 /// `Content-Type` of playlists (8216bis §4).

@@ -54,7 +54,7 @@ pub async fn upgrade(
     let hub = match app.state.hub(&room).await {
         Ok(Some(hub)) => hub,
         Ok(None) => return ApiError::NotFound(format!("no room {room:?}")).into_response(),
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let ws = match ws {
         Ok(ws) => ws,

@@ -435,7 +435,7 @@ impl Shell {
                     if deleted {
                         let effects = self.core.remove_streamer(room_id, id, now);
                         self.apply(effects).await;
-                        tracing::info!(streamer = id, "streamer deleted");
+                        tracing::info!(streamer = id.0, "streamer deleted");
                     }
                     Ok(deleted)
                 }
@@ -488,7 +488,7 @@ impl Shell {
                         .count();
                     if n > 0 {
                         tracing::info!(
-                            streamer,
+                            streamer = streamer.0,
                             sessions = n,
                             "booked window closed: publisher sessions ended"
                         );

@@ -22,8 +22,8 @@ pub mod core;
 pub mod session;
 pub mod view;
 
+pub use self::core::{Core, Effect, PublishNotice, VIEWER_COUNT_INTERVAL, participant};
 pub use actor::{StateHandle, WeakStateHandle, spawn};
-pub use core::{Core, Effect, PublishNotice, VIEWER_COUNT_INTERVAL, participant};
 pub use session::{SessionInfo, SessionKind};
 pub use view::{RoomView, SlotView, Stats, stage_frame};
 
