@@ -37,6 +37,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use venue_sfu::egress::hls::{PlaylistAnswer, PlaylistQuery};
 
+use super::error::ApiError;
 use crate::media::hls_programs::HlsPrograms;
 use crate::rooms::StateHandle;
 
@@ -168,7 +169,10 @@ pub async fn playlist(
             match deps.rooms.view(&room).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return error(StatusCode::NOT_FOUND, format!("no room {room:?}")),
-                Err(e) => return error(e.status(), e.public_message()),
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    return error(e.status(), e.public_message());
+                }
             }
             hls.watched(&room, Instant::now());
             match hls.wait_program(&room).await {
