@@ -242,7 +242,7 @@ pub struct HttpConfig {
     /// none: the TCP peer is the client.
     pub trusted_proxies: Vec<IpAddr>,
     /// PEM certificate chain (leaf first) for HTTPS on `listen`. Set together with `tls_key`;
-    /// then the listener speaks TLS only, with ALPN `h2` and `http/1.1` ([`crate::tls`]).
+    /// then the listener speaks TLS only, with ALPN `h2` and `http/1.1` ([`crate::http::tls`]).
     /// Default none: plain HTTP. Env `VENUE_TLS_CERT`, flag `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Env `VENUE_TLS_KEY`, flag
@@ -283,7 +283,7 @@ impl Default for Config {
 impl HttpConfig {
     /// Checks that `tls_cert` and `tls_key` are set together and not empty. The files are
     /// read, and their PEM contents checked, when the listener starts
-    /// ([`crate::tls::TlsConfig::from_pem_files`], whose errors name the key and the path).
+    /// ([`crate::http::tls::TlsConfig::from_pem_files`], whose errors name the key and the path).
     pub fn validate_tls(&self) -> Result<(), ConfigError> {
         match (&self.tls_cert, &self.tls_key) {
             (None, None) => Ok(()),
@@ -745,6 +745,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `rtmp://<host>:<port>/live/<key>` (the RTMP URL a streamer puts in OBS) for base URL
+/// `base` (its host) and `[rtmp]` (its listen port), or `None` when RTMP ingest is off.
+pub fn rtmp_url(rtmp: &RtmpConfig, base: &str, key: &str) -> Option<String> {
+    rtmp.enabled.then(|| {
+        format!(
+            "rtmp://{}:{}/live/{key}",
+            crate::url::url_host(base),
+            rtmp.listen.port()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!   credential="…"; credential-type="password"` header per URI (RFC 9725 §4.6, the WHEP draft
 //!   §4.4 says the same);
 //! - `GET /api/ice-servers` → `{"ice_servers": [RTCIceServer…], "ttl_s": n}` for the web pages,
-//!   which need them before they create their `RTCPeerConnection` ([`get`]).
+//!   which need them before they create their `RTCPeerConnection` (served by `http::ice`).
 //!
 //! Each issue gets its own random credential id (TURN quotas are per id: allocations per user,
 //! bandwidth per allocation), except WHIP/WHEP sessions, whose id is the session id.
@@ -17,16 +17,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Serialize;
 use venue_sfu::SfuConfig;
 use venue_turn::{TurnConfig, TurnSecret, TurnServer};
-
-use crate::AppState;
 
 /// One ICE server as `RTCIceServer` (W3C WebRTC §4.2.2) wants it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -105,20 +99,19 @@ impl IceServers {
         }]
     }
 
-    /// Appends one `Link` header per URI for credential id `id` (RFC 9725 §4.6). Values that
-    /// cannot be header values (a URI with control characters from the config) are skipped.
-    pub fn add_link_headers(&self, headers: &mut HeaderMap, id: &str, now: SystemTime) {
+    /// One `Link` header value per URI for credential id `id` at `now` (RFC 9725 §4.6):
+    /// `<uri>; rel="ice-server"; username="…"; credential="…"; credential-type="password"`.
+    pub fn link_values(&self, id: &str, now: SystemTime) -> Vec<String> {
+        let mut values = Vec::new();
         for server in self.issue(id, now) {
             for url in &server.urls {
-                let value = format!(
+                values.push(format!(
                     "<{url}>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
                     server.username, server.credential
-                );
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.append(header::LINK, v);
-                }
+                ));
             }
         }
+        values
     }
 }
 
@@ -150,20 +143,6 @@ impl std::fmt::Debug for EmbeddedTurn {
 pub fn random_id() -> String {
     let bytes: [u8; 12] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// `GET /api/ice-servers` → 200 [`IceServersAnswer`], `Cache-Control: no-store` (fresh
-/// credentials, a new id each time). Public: the credentials only reach Venue's own media
-/// addresses (the TURN server's peer policy) and expire.
-pub async fn get(State(app): State<AppState>) -> Response {
-    let answer = IceServersAnswer {
-        ice_servers: app.ice.issue(&random_id(), SystemTime::now()),
-        ttl_s: app.ice.ttl_s(),
-    };
-    let mut res = Json(answer).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// The SFU's media addresses a relay may reach: every advertised host candidate IP (the
@@ -325,7 +304,7 @@ pub async fn start(
         embedded_urls(
             ip,
             public_url
-                .map(crate::api::url_host)
+                .map(crate::url::url_host)
                 .filter(|h| !h.is_empty()),
             server.udp_addr(),
             server.tcp_addr(),

@@ -4,7 +4,7 @@
 //!
 //! Contract: the gateway never touches RTP; it drives the media plane only through
 //! [`venue_sfu::SfuHandle`] and learns about it through `SfuEvent`s, which one actor
-//! ([`state`]) owns. Bad input is answered 4xx with a reason, never 500. Secrets (stream keys,
+//! ([`rooms`]) owns. Bad input is answered 4xx with a reason, never 500. Secrets (stream keys,
 //! the admin token) are never logged.
 //!
 //! Use from another crate (tests, e2e):
@@ -21,25 +21,23 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
-pub mod assets;
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bus;
 pub mod config;
-pub mod error;
+pub mod http;
 pub mod hub;
-/// HTTP handlers (the rest of `http/` comes with the `api/` → `http/` move).
-pub mod http {
-    pub mod metrics;
-}
 pub mod ice;
+pub mod ids;
 pub mod media;
 pub mod metrics;
 pub mod overflow;
+pub mod rooms;
 pub mod schedule;
-pub mod state;
 pub mod store;
-pub mod tls;
+pub mod url;
 pub mod webhooks;
-pub mod ws;
 
 use std::future::Future;
 use std::path::Path;
@@ -47,194 +45,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::middleware;
-use axum::routing::{get, post};
 use base64::Engine;
-use tower_http::trace::TraceLayer;
 use venue_sfu::SfuHandle;
 
 use crate::config::{Config, Secret};
-use crate::state::StateHandle;
+use crate::http::{AppState, router, tls};
 use crate::store::Store;
-
-/// Everything a request handler needs; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub store: Store,
-    pub sfu: SfuHandle,
-    pub state: StateHandle,
-    /// SHA-256 of the admin token (compared in constant time).
-    pub admin_token_digest: [u8; 32],
-    /// `http.public_url`, normalised (no trailing slash).
-    pub public_url: Option<String>,
-    pub metrics: Arc<metrics::Metrics>,
-    /// Send-queue policy of WebSocket clients.
-    pub ws_queue: hub::QueuePolicy,
-    /// `http.trusted_proxies`.
-    pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    /// Slot-bound stream keys: the key check and the window-closing timer.
-    pub schedule: schedule::Schedule,
-    /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
-    pub webhooks: webhooks::Webhooks,
-    /// Overflow to HLS: `[hls]` limits and the CPU sample (`/join`, WHEP admission).
-    pub overflow: overflow::Overflow,
-    /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
-    pub hls: api::hls::HlsPrograms,
-    /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
-    pub recordings: media::recording::Recordings,
-    /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
-    pub ice: ice::IceServers,
-    /// `[rtmp]`, for the RTMP URLs handed to streamers.
-    pub rtmp: config::RtmpConfig,
-    /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
-    pub turn: Option<ice::EmbeddedTurn>,
-}
-
-/// The HTTP router over `state`.
-pub fn router(state: AppState) -> Router {
-    let whip_whep = Router::new()
-        .route(
-            "/api/whip",
-            post(api::whip::post).options(api::options_endpoint),
-        )
-        .route(
-            "/api/whip/{session}",
-            axum::routing::patch(api::whip::patch)
-                .delete(api::whip::delete)
-                .options(api::options_resource),
-        )
-        .route(
-            "/api/whep/{room}",
-            post(api::whep::post).options(api::options_endpoint),
-        )
-        .route(
-            "/api/whep/{room}/{session}",
-            axum::routing::patch(api::whep::patch)
-                .delete(api::whep::delete)
-                .options(api::options_resource),
-        )
-        .layer(middleware::from_fn(api::cors));
-
-    let admin = Router::new()
-        .route(
-            "/api/admin/rooms",
-            get(api::admin::list_rooms).post(api::admin::create_room),
-        )
-        .route(
-            "/api/admin/rooms/{room}/streamers",
-            get(api::admin::list_streamers).post(api::admin::create_streamer),
-        )
-        .route(
-            "/api/admin/rooms/{room}/streamers/{id}",
-            axum::routing::delete(api::admin::delete_streamer).put(api::admin::put_streamer),
-        )
-        .route(
-            "/api/admin/rooms/{room}/streamers/{id}/whep",
-            post(api::admin::preview),
-        )
-        .route(
-            "/api/admin/rooms/{room}/streamers/{id}/health",
-            get(api::admin::streamer_health),
-        )
-        .route(
-            "/api/admin/rooms/{room}/stage",
-            get(api::admin::get_stage).put(api::admin::put_stage),
-        )
-        .route(
-            "/api/admin/rooms/{room}/settings",
-            get(api::interaction::get_settings).put(api::interaction::put_settings),
-        )
-        .route(
-            "/api/admin/rooms/{room}/users",
-            get(api::interaction::users),
-        )
-        .route(
-            "/api/admin/rooms/{room}/moderation",
-            post(api::interaction::moderate),
-        )
-        .route(
-            "/api/admin/rooms/{room}/events",
-            get(api::schedule::list_events).post(api::schedule::create_event),
-        )
-        .route(
-            "/api/admin/rooms/{room}/events/{id}",
-            axum::routing::put(api::schedule::put_event).delete(api::schedule::delete_event),
-        )
-        .route(
-            "/api/admin/rooms/{room}/events/{id}/bookings",
-            post(api::schedule::create_booking),
-        )
-        .route(
-            "/api/admin/rooms/{room}/events/{id}/bookings/{booking}",
-            axum::routing::put(api::schedule::put_booking).delete(api::schedule::delete_booking),
-        )
-        .route(
-            "/api/admin/sticker-sets",
-            get(api::interaction::sticker_sets),
-        )
-        .route(
-            "/api/admin/sticker-sets/{id}",
-            axum::routing::put(api::interaction::put_sticker_set),
-        )
-        .route(
-            "/api/admin/sticker-sets/{set}/images/{sticker}",
-            axum::routing::put(api::interaction::put_sticker_image).layer(DefaultBodyLimit::max(
-                api::interaction::MAX_STICKER_IMAGE_BYTES,
-            )),
-        )
-        .route(
-            "/api/admin/rooms/{room}/recordings",
-            get(api::recordings::list),
-        )
-        .route(
-            "/api/admin/recordings/{id}",
-            get(api::recordings::download).delete(api::recordings::delete),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            api::admin::require_admin,
-        ));
-
-    Router::new()
-        .merge(whip_whep)
-        .merge(admin)
-        .merge(api::hls::routes(state.hls.clone(), state.state.clone()))
-        .route("/api/rooms/{room}", get(api::rooms::get))
-        .route("/api/rooms/{room}/ws", get(ws::upgrade))
-        .route(
-            "/api/recordings/{id}/file",
-            get(api::recordings::signed_download),
-        )
-        .route("/api/rooms/{room}/join", get(api::rooms::join))
-        .route("/api/ice-servers", get(ice::get))
-        .route(
-            "/api/rooms/{room}/schedule",
-            get(api::schedule::public_schedule),
-        )
-        .route(
-            "/api/rooms/{room}/events/{id}/signup",
-            post(api::schedule::signup),
-        )
-        .route(
-            "/stickers/custom/{set}/{sticker}",
-            get(api::interaction::sticker_image),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(http::metrics::get))
-        .route("/", get(assets::index))
-        .route("/r/{room}", get(assets::room_page))
-        .route("/publish", get(assets::publish))
-        .route("/admin", get(assets::admin))
-        .fallback(assets::fallback)
-        .layer(DefaultBodyLimit::max(api::MAX_SDP_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            http::metrics::count_requests,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
 
 /// A built application: router and state, ready to serve.
 #[derive(Debug)]
@@ -291,7 +107,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     let salt = ip_salt(&config.data_dir)?;
     let (sfu, events) =
         SfuHandle::start(config.media.clone()).context("starting the media plane")?;
-    let admin_digest = api::admin::token_digest(token.expose());
+    let admin_digest = http::extract::token_digest(token.expose());
     let hub_deps = hub::shell::HubDeps {
         store: store.clone(),
         sfu: sfu.clone(),
@@ -302,15 +118,10 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     };
     let webhooks =
         webhooks::Webhooks::start(&config.webhooks).context("starting webhook delivery")?;
-    let state_handle = state::spawn(
-        store.clone(),
-        sfu.clone(),
-        events,
-        hub_deps,
-        webhooks.clone(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let bus = bus::LocalBus::shared(webhooks.clone());
+    let state_handle = rooms::spawn(store.clone(), sfu.clone(), events, hub_deps, bus.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
     let recordings = media::recording::Recordings::open(
         store.clone(),
         &config.data_dir,
@@ -330,7 +141,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     .await
     .context("starting the TURN server")?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
-    schedule.spawn_enforcer(store.clone(), &state_handle, webhooks.clone());
+    schedule.spawn_enforcer(store.clone(), &state_handle, bus);
     let state = AppState {
         webhooks,
         schedule,
@@ -343,7 +154,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         ws_queue: config.interaction.queue_policy(),
         trusted_proxies: config.http.trusted_proxies.clone().into(),
         overflow: overflow::Overflow::start(config.hls),
-        hls: api::hls::HlsPrograms::default(),
+        hls: media::hls_programs::HlsPrograms::default(),
         recordings,
         ice,
         turn: turn.map(ice::EmbeddedTurn::new),

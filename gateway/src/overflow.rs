@@ -1,11 +1,11 @@
 //! Overflow: whether a new viewer watches over WebRTC (WHEP) or the room's LL-HLS program.
 //!
-//! A viewer page asks `GET /api/rooms/{room}/join` ([`crate::api::rooms::join`]) first, and
+//! A viewer page asks `GET /api/rooms/{room}/join` (`http::rooms::join`) first, and
 //! `POST /api/whep/{room}` refuses new viewers with the same rule, so a page that skipped the
 //! question cannot overload the server. The rule ([`decide`], pure):
 //!
 //! - **capacity**: the room has `hls.max_webrtc_viewers` WebRTC viewers or more. Viewers are the
-//!   state actor's count ([`crate::state::Core::webrtc_viewers`]): WHEP sessions from the
+//!   state actor's count ([`crate::rooms::Core::webrtc_viewers`]): WHEP sessions from the
 //!   answer on (before ICE completes, so a burst of offers is counted as it is answered), until
 //!   DELETE or the SFU drops them (a session that never connects is dropped after the SFU's
 //!   connect timeout). Admin previews are not viewers. The limit is soft by the offers in
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::HlsConfig;
-use crate::error::ApiError;
-use crate::state::StateHandle;
+use crate::ids::RoomId;
+use crate::rooms::{StateError, StateHandle};
 
 /// How often the CPU sampler reads `/proc/self/stat`.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -266,7 +266,11 @@ impl Overflow {
 
     /// The decision for a new viewer of room `room_id` (store id). Errors: the state actor
     /// stopped (500).
-    pub async fn decide(&self, state: &StateHandle, room_id: i64) -> Result<Decision, ApiError> {
+    pub async fn decide(
+        &self,
+        state: &StateHandle,
+        room_id: RoomId,
+    ) -> Result<Decision, StateError> {
         let viewers = state.webrtc_viewers(room_id).await?;
         Ok(decide(
             viewers,

@@ -35,12 +35,13 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use tokio::sync::Notify;
 
+use crate::bus::{Announcement, Bus};
 use crate::config::ScheduleConfig;
-use crate::error::ApiError;
-use crate::state::StateHandle;
+use crate::ids::{BookingId, EventId, RoomId, StreamerId};
+use crate::rooms::{StateError, StateHandle};
 use crate::store::schedule::BookedWindow;
-use crate::store::{Store, Streamer};
-use crate::webhooks::{Event, SlotData, Webhooks};
+use crate::store::{Store, StoreError, Streamer};
+use crate::webhooks::{Event, SlotData};
 
 /// UTC wall clock with an adjustable offset (tests move it; production leaves it at 0).
 #[derive(Clone, Debug, Default)]
@@ -70,6 +71,21 @@ pub fn rfc3339(unix: i64) -> String {
 
 /// Public sign-ups allowed per client IP per minute.
 pub const SIGNUPS_PER_MINUTE: u32 = 5;
+
+/// Why a stream key may not publish now ([`Schedule::authorize`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// No streamer has this key.
+    #[error("unknown stream key")]
+    Unknown,
+    /// A slot-bound key outside its booked window; the string says when it opens or closed.
+    #[error("{0}")]
+    Refused(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The schedule's settings, clock, re-arm signal and sign-up rate limit; cheap to clone.
 #[derive(Clone)]
@@ -137,15 +153,12 @@ impl Schedule {
         i64::try_from(self.grace_after.as_secs()).unwrap_or(i64::MAX)
     }
 
-    /// The streamer whose stream key is `key`, if the key may publish now. Errors: 401
-    /// `unknown stream key`, or 401 with the reason a slot-bound key is refused now
-    /// ("this key opens at 2026-11-21T20:55:00Z", "this key's slot ended at …", "this key has
-    /// no booked slot"); 500 store failure.
-    pub async fn authorize(&self, store: &Store, key: &str) -> Result<Streamer, ApiError> {
-        let access = store
-            .key_access(key)
-            .await?
-            .ok_or(ApiError::Unauthorized("unknown stream key"))?;
+    /// The streamer whose stream key is `key`, if the key may publish now. Errors:
+    /// [`KeyError::Unknown`], [`KeyError::Refused`] with the reason a slot-bound key is refused
+    /// now ("this key opens at 2026-11-21T20:55:00Z", "this key's slot ended at …", "this key
+    /// has no booked slot"), [`KeyError::Store`] (HTTP answers 401, 401 and 500).
+    pub async fn authorize(&self, store: &Store, key: &str) -> Result<Streamer, KeyError> {
+        let access = store.key_access(key).await?.ok_or(KeyError::Unknown)?;
         if !access.slot_bound {
             return Ok(access.streamer);
         }
@@ -172,18 +185,22 @@ impl Schedule {
                 "this key has no booked slot".to_owned()
             };
         tracing::info!(streamer = access.streamer.id, %reason, "stream key refused outside its window");
-        Err(ApiError::KeyRefused(reason))
+        Err(KeyError::Refused(reason))
     }
 
     /// Ends the sessions of slot-bound streamers outside their windows now; returns the
     /// next closing instant (window end + `grace_after`), if any.
-    async fn sweep(&self, store: &Store, state: &StateHandle) -> Result<Option<i64>, ApiError> {
+    async fn sweep(&self, store: &Store, state: &StateHandle) -> Result<Option<i64>, StateError> {
         let now = self.clock.now().timestamp();
         let after = self.after_s();
         let outside = store
             .streamers_outside_windows(now, self.before_s(), after)
             .await?;
         if !outside.is_empty() {
+            let outside = outside
+                .into_iter()
+                .map(|(room, streamer)| (RoomId(room), StreamerId(streamer)))
+                .collect();
             state.close_publishers(outside).await?;
         }
         let next = store
@@ -198,8 +215,8 @@ impl Schedule {
         &self,
         store: &Store,
         tracker: &mut SlotTracker,
-        webhooks: &Webhooks,
-    ) -> Result<Option<i64>, ApiError> {
+        bus: &dyn Bus,
+    ) -> Result<Option<i64>, StoreError> {
         let now = self.clock.now();
         let t = now.timestamp();
         let windows = store.windows_between(tracker.since(t), t).await?;
@@ -214,27 +231,27 @@ impl Schedule {
                 started,
                 "slot webhook"
             );
-            webhooks.emit(Event::slot(
+            bus.publish(Announcement::Webhook(Event::slot(
                 started,
                 w.room,
                 SlotData {
-                    event_id: w.event_id,
-                    booking_id: w.booking_id,
-                    streamer_id: w.streamer_id,
+                    event_id: EventId(w.event_id),
+                    booking_id: BookingId(w.booking_id),
+                    streamer_id: StreamerId(w.streamer_id),
                     artist_name: w.artist_name,
                     start: rfc3339(w.start_at),
                     end: rfc3339(w.end_at),
                 },
                 now,
-            ));
+            )));
         }
         Ok(store.next_window_edge_after(t).await?)
     }
 
-    /// Starts the timer task that ends sessions when windows close and, when `webhooks` is
-    /// enabled, emits `slot.started` / `slot.ended`. It holds the state actor weakly and stops
-    /// when the actor has stopped.
-    pub fn spawn_enforcer(&self, store: Store, state: &StateHandle, webhooks: Webhooks) {
+    /// Starts the timer task that ends sessions when windows close and, when `bus` carries
+    /// webhooks, announces `slot.started` / `slot.ended` on it. It holds the state actor weakly
+    /// and stops when the actor has stopped.
+    pub fn spawn_enforcer(&self, store: Store, state: &StateHandle, bus: Arc<dyn Bus>) {
         let schedule = self.clone();
         let state = state.downgrade();
         tokio::spawn(async move {
@@ -252,8 +269,8 @@ impl Schedule {
                         Some(schedule.clock.now().timestamp().saturating_add(1))
                     }
                 };
-                if webhooks.enabled() {
-                    let edge = match schedule.slots(&store, &mut tracker, &webhooks).await {
+                if bus.wants_webhooks() {
+                    let edge = match schedule.slots(&store, &mut tracker, bus.as_ref()).await {
                         Ok(edge) => edge,
                         Err(e) => {
                             tracing::warn!(error = %e, "slot webhooks failed; retrying in 1 s");

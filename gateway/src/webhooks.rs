@@ -75,7 +75,17 @@ use sha2::Sha256;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::WebhooksConfig;
-use crate::state::Protocol;
+use crate::ids::{BookingId, EventId, StreamerId};
+
+/// How a publisher reaches the server (`"whip"` / `"rtmp"` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// WebRTC-HTTP ingest (RFC 9725), from a browser or OBS.
+    Whip,
+    /// RTMP ingest (`rtmp://host/live/<stream key>`), bridged into the SFU.
+    Rtmp,
+}
 
 /// Events [`Webhooks::emit`] queues before it drops new ones.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -128,7 +138,7 @@ impl EventType {
 /// `data` of `publish.*` events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublishData {
-    pub streamer_id: i64,
+    pub streamer_id: StreamerId,
     pub streamer_name: String,
     /// The session's id (the `{session}` of `/api/whip/{session}` for WHIP).
     pub session_id: String,
@@ -138,9 +148,9 @@ pub struct PublishData {
 /// `data` of `slot.*` events: one artist's window (contiguous bookings merged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SlotData {
-    pub event_id: i64,
-    pub booking_id: i64,
-    pub streamer_id: i64,
+    pub event_id: EventId,
+    pub booking_id: BookingId,
+    pub streamer_id: StreamerId,
     pub artist_name: String,
     /// Window start, RFC 3339 UTC (`2026-11-21T21:00:00Z`).
     pub start: String,

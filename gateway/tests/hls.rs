@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use venue_gateway::api::hls::{HlsProgram, HlsPrograms};
+use venue_gateway::media::hls_programs::{HlsProgram, HlsPrograms};
 use venue_gateway::build_app;
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};

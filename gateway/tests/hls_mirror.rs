@@ -205,7 +205,7 @@ async fn an_nginx_proxy_cache_mirror_serves_the_program_with_hits_on_parts() {
         assert_eq!(cache_status(&first), "MISS", "{uri}");
         assert_eq!(
             first.headers()["cache-control"],
-            venue_gateway::api::hls::CACHE_IMMUTABLE
+            venue_gateway::http::hls::CACHE_IMMUTABLE
         );
         assert_eq!(first.headers()["access-control-allow-origin"], "*");
         let first = first.bytes().await.unwrap();
@@ -214,7 +214,7 @@ async fn an_nginx_proxy_cache_mirror_serves_the_program_with_hits_on_parts() {
         assert_eq!(cache_status(&second), "HIT", "{uri}");
         assert_eq!(
             second.headers()["content-type"],
-            venue_gateway::api::hls::SEGMENT_TYPE
+            venue_gateway::http::hls::SEGMENT_TYPE
         );
         let second = second.bytes().await.unwrap();
         assert!(!first.is_empty());
@@ -246,7 +246,7 @@ async fn an_nginx_proxy_cache_mirror_serves_the_program_with_hits_on_parts() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["cache-control"],
-        venue_gateway::api::hls::CACHE_BLOCKING
+        venue_gateway::http::hls::CACHE_BLOCKING
     );
     let r = client.get(&blocking).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use venue_gateway::config::HlsConfig;
 use venue_gateway::overflow::Overflow;
-use venue_gateway::{AppState, build_app, router};
+use venue_gateway::build_app;
+use venue_gateway::http::{AppState, router};
 
 struct Reply {
     status: StatusCode,

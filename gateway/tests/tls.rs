@@ -18,14 +18,14 @@ use reqwest::Version;
 use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite::Message;
 use venue_gateway::build_app;
-use venue_gateway::tls::TlsConfig;
+use venue_gateway::http::tls::TlsConfig;
 use venue_proto::Message as _;
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
 
 struct Tls {
     addr: SocketAddr,
-    app_state: venue_gateway::AppState,
+    app_state: venue_gateway::http::AppState,
     /// The self-signed certificate (DER), trusted by the test clients.
     cert: rustls::pki_types::CertificateDer<'static>,
     _dir: tempfile::TempDir,
@@ -89,7 +89,7 @@ fn synthetic_format() -> ProgramFormat {
 }
 
 /// Starts a program in `main` and pushes 3 s of synthetic pictures (keyframe every 60).
-fn start_synthetic_program(state: &venue_gateway::AppState) -> u64 {
+fn start_synthetic_program(state: &venue_gateway::http::AppState) -> u64 {
     let program = state
         .hls
         .start("main", HlsConfig::default(), synthetic_format())
@@ -149,7 +149,7 @@ async fn https_negotiates_http2_and_still_serves_http1() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-type"],
-        venue_gateway::api::hls::PLAYLIST_TYPE
+        venue_gateway::http::hls::PLAYLIST_TYPE
     );
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     let playlist = r.text().await.unwrap();
@@ -164,7 +164,7 @@ async fn https_negotiates_http2_and_still_serves_http1() {
         assert_eq!(r.status(), 200);
         assert_eq!(
             r.headers()["cache-control"],
-            venue_gateway::api::hls::CACHE_IMMUTABLE
+            venue_gateway::http::hls::CACHE_IMMUTABLE
         );
         assert!(!r.bytes().await.unwrap().is_empty());
     }

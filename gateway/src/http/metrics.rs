@@ -11,8 +11,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
 use crate::metrics::{
     CONTENT_TYPE, IceTcpReadings, InteractionReadings, Metrics, Readings, RecordingReadings,
     TurnReadings, WebhookReadings,

@@ -31,6 +31,9 @@
 //! shapes it exchanges with the store are in `records`, its tunables in `config`, the shells'
 //! slow-client policy in `queue`, the wire codec in [`codec`], and the IO in [`shell`].
 
+// A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
+#![deny(clippy::disallowed_methods)]
+
 mod batch;
 pub mod codec;
 mod config;

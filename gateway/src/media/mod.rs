@@ -9,6 +9,7 @@
 //! - [`recording`]: recordings of artists' sets: the set rule, naming, the writer threads and
 //!   the service the admin API lists.
 
+pub mod hls_programs;
 pub mod program;
 pub mod recording;
 pub mod rtmp;

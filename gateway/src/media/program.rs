@@ -23,11 +23,11 @@ use std::time::{Duration, SystemTime};
 use venue_sfu::egress::compositor::{CompositorConfig, ProgramOutput};
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::program::{ProgramRunner, StageLook};
-use venue_sfu::{RoomId, SfuHandle};
+use venue_sfu::SfuHandle;
 
 use super::recording::{FeedControl, RecorderFeed, Recordings, RoomSets, Seat, SetChange};
-use crate::api::hls::HlsPrograms;
-use crate::state::{RoomView, StateHandle};
+use crate::media::hls_programs::HlsPrograms;
+use crate::rooms::{RoomView, StateHandle};
 use crate::store::Store;
 
 /// A program whose playlist nobody requested for this long is stopped.
@@ -62,7 +62,7 @@ struct Running {
 fn seat_of(view: &RoomView) -> Option<Seat> {
     let slot = view.slots.first()?;
     Some(Seat {
-        streamer_id: slot.streamer_id?,
+        streamer_id: slot.streamer_id?.0,
         name: slot.name.clone().unwrap_or_default(),
         live: slot.live,
     })
@@ -201,7 +201,7 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
                     };
                     match app
                         .recordings
-                        .start(view.id, &name, streamer_id, &artist, SystemTime::now())
+                        .start(view.id.0, &name, streamer_id, &artist, SystemTime::now())
                         .await
                     {
                         Ok((rec, tx)) => {
@@ -230,7 +230,7 @@ async fn start(
 ) -> Result<ProgramRunner, String> {
     let tap = app
         .sfu
-        .open_tap(RoomId(view.id as u64))
+        .open_tap(view.id.into())
         .await
         .map_err(|e| format!("stage tap: {e}"))?;
     let config = CompositorConfig {

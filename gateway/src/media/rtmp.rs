@@ -38,7 +38,7 @@ use venue_sfu::{BridgeHandle, RoomId, SfuHandle};
 use crate::config::RtmpConfig;
 use crate::metrics::Metrics;
 use crate::schedule::Schedule;
-use crate::state::{SessionInfo, SessionKind, StateHandle, participant};
+use crate::rooms::{SessionInfo, SessionKind, StateHandle, participant};
 use crate::store::Store;
 
 /// Largest read from a connection at once, bytes.
@@ -397,7 +397,7 @@ async fn handle_event(
                 .await
                 .map_err(|e| format!("stream key refused: {e}"))?;
             let room = RoomId(streamer.room_id as u64);
-            let p = participant(streamer.id);
+            let p = participant(crate::ids::StreamerId(streamer.id));
             let bridge = app
                 .sfu
                 .bridge(room, p)
@@ -413,8 +413,8 @@ async fn handle_event(
                 .session_created(
                     bridge.session(),
                     SessionInfo {
-                        room,
-                        kind: SessionKind::Publisher(p, crate::state::Protocol::Rtmp),
+                        room: room.into(),
+                        kind: SessionKind::Publisher(p, crate::webhooks::Protocol::Rtmp),
                         etag: String::new(),
                     },
                 )

@@ -1,7 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use venue_sfu::SfuConfig;
 
 use super::*;
@@ -50,7 +50,7 @@ fn link_headers_one_per_uri_rfc9725() {
         Duration::from_secs(60),
     );
     let mut headers = HeaderMap::new();
-    ice.add_link_headers(&mut headers, "00000000000000ff", at(100));
+    crate::http::ice::add_link_headers(&ice, &mut headers, "00000000000000ff", at(100));
     let links: Vec<&str> = headers
         .get_all(header::LINK)
         .iter()
@@ -73,7 +73,7 @@ fn link_headers_one_per_uri_rfc9725() {
 fn no_turn_server_no_links_no_servers() {
     let ice = IceServers::none();
     let mut headers = HeaderMap::new();
-    ice.add_link_headers(&mut headers, "x", at(100));
+    crate::http::ice::add_link_headers(&ice, &mut headers, "x", at(100));
     assert!(headers.is_empty());
     assert!(ice.issue("x", at(100)).is_empty());
     assert!(
@@ -91,7 +91,7 @@ fn a_uri_that_is_no_header_value_is_skipped() {
         Duration::from_secs(60),
     );
     let mut headers = HeaderMap::new();
-    ice.add_link_headers(&mut headers, "x", at(100));
+    crate::http::ice::add_link_headers(&ice, &mut headers, "x", at(100));
     let links: Vec<_> = headers.get_all(header::LINK).iter().collect();
     assert_eq!(links.len(), 1);
 }

@@ -1,7 +1,8 @@
-//! Unit tests of `state.rs` (kept in their own file).
+//! Unit tests of `rooms/core.rs` (kept in their own file).
 
 use super::*;
 use prost::Message;
+use venue_proto::v1;
 
 fn room(id: i64, name: &str) -> Room {
     Room {
@@ -30,15 +31,20 @@ fn frames(effects: &[Effect]) -> Vec<v1::StageState> {
 fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
     let t = Instant::now();
     let mut core = Core::new(4, 0);
-    let fx = core.load_room(&room(1, "main"), 1, vec![Some((7, "Ann".into()))], t);
+    let fx = core.load_room(
+        &room(1, "main"),
+        1,
+        vec![Some((StreamerId(7), "Ann".into()))],
+        t,
+    );
     assert!(
-        matches!(fx[0], Effect::SetStage(RoomId(1), ref s) if s == &vec![Some(ParticipantId(7)), None, None, None])
+        matches!(fx[0], Effect::SetStage(venue_sfu::RoomId(1), ref s) if s == &vec![Some(ParticipantId(7)), None, None, None])
     );
     assert_eq!(frames(&fx)[0].slots.len(), 4);
     let (r, p) = (RoomId(1), ParticipantId(7));
     let fx = core.on_event(
         SfuEvent::PublisherUp {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(1),
         },
@@ -48,7 +54,7 @@ fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
     // The streamer reconnects: new session up, then the old one's Down.
     let fx = core.on_event(
         SfuEvent::PublisherUp {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(2),
         },
@@ -57,25 +63,25 @@ fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
     assert!(fx.is_empty());
     let fx = core.on_event(
         SfuEvent::PublisherDown {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(1),
         },
         t,
     );
     assert!(fx.is_empty());
-    assert!(core.is_live(7));
+    assert!(core.is_live(StreamerId(7)));
     assert!(core.view("main").expect("room").slots[0].live);
     let fx = core.on_event(
         SfuEvent::PublisherDown {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(2),
         },
         t,
     );
     assert!(!frames(&fx)[0].slots[0].live);
-    assert!(!core.is_live(7));
+    assert!(!core.is_live(StreamerId(7)));
 }
 
 #[test]
@@ -85,7 +91,7 @@ fn viewer_counts_are_pushed_at_most_once_a_second() {
     core.load_room(&room(1, "main"), 1, vec![], t);
     let fx = core.on_event(
         SfuEvent::SubscriberUp {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             session: SessionId(10),
         },
         t,
@@ -97,7 +103,7 @@ fn viewer_counts_are_pushed_at_most_once_a_second() {
     let t2 = t + Duration::from_secs(3);
     let fx = core.on_event(
         SfuEvent::SubscriberUp {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             session: SessionId(11),
         },
         t2,
@@ -107,7 +113,7 @@ fn viewer_counts_are_pushed_at_most_once_a_second() {
     // Revisions grow.
     let fx = core.on_event(
         SfuEvent::SubscriberDown {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             session: SessionId(11),
         },
         t2 + Duration::from_secs(2),
@@ -129,7 +135,7 @@ fn previews_are_not_viewers() {
     core.session_created(SessionId(5), info, t);
     core.on_event(
         SfuEvent::SubscriberUp {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             session: SessionId(5),
         },
         t,
@@ -138,7 +144,7 @@ fn previews_are_not_viewers() {
     // Up before registration: removed when registered.
     core.on_event(
         SfuEvent::SubscriberUp {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             session: SessionId(6),
         },
         t,
@@ -156,7 +162,12 @@ fn previews_are_not_viewers() {
 fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
     let t = Instant::now();
     let mut core = Core::new(2, 0);
-    core.load_room(&room(1, "main"), 2, vec![None, Some((4, "Dee".into()))], t);
+    core.load_room(
+        &room(1, "main"),
+        2,
+        vec![None, Some((StreamerId(4), "Dee".into()))],
+        t,
+    );
     let info = SessionInfo {
         room: RoomId(1),
         kind: SessionKind::Publisher(ParticipantId(4), Protocol::Whip),
@@ -165,25 +176,30 @@ fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
     core.session_created(SessionId(9), info, t);
     core.on_event(
         SfuEvent::PublisherUp {
-            room: RoomId(1),
+            room: RoomId(1).into(),
             participant: ParticipantId(4),
             session: SessionId(9),
         },
         t,
     );
-    let fx = core.remove_streamer(1, 4, t);
+    let fx = core.remove_streamer(RoomId(1), StreamerId(4), t);
     assert!(fx.contains(&Effect::Close(SessionId(9))));
-    assert!(fx.contains(&Effect::SetStage(RoomId(1), vec![None, None])));
+    assert!(fx.contains(&Effect::SetStage(venue_sfu::RoomId(1), vec![None, None])));
     assert_eq!(frames(&fx)[0].slots[1].streamer_id, 0);
     assert!(core.session(SessionId(9)).is_none());
-    assert!(!core.is_live(4));
+    assert!(!core.is_live(StreamerId(4)));
 }
 
 #[test]
 fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     let t = Instant::now();
     let mut core = Core::new(4, 0);
-    core.load_room(&room(1, "main"), 1, vec![Some((7, "Ann".into()))], t);
+    core.load_room(
+        &room(1, "main"),
+        1,
+        vec![Some((StreamerId(7), "Ann".into()))],
+        t,
+    );
     let (r, p) = (RoomId(1), ParticipantId(7));
     let publisher = SessionInfo {
         room: r,
@@ -198,13 +214,13 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     core.session_created(SessionId(2), preview, t);
     core.on_event(
         SfuEvent::PublisherUp {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(1),
         },
         t,
     );
-    let fx = core.close_streamer_sessions(1, 7, false, t);
+    let fx = core.close_streamer_sessions(RoomId(1), StreamerId(7), false, t);
     assert_eq!(fx[0], Effect::Close(SessionId(1)));
     assert!(
         matches!(&fx[1], Effect::PublishStopped(n) if n.session == SessionId(1) && n.protocol == Protocol::Rtmp),
@@ -220,7 +236,10 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
         "the admin's preview stays"
     );
     // Nothing left to close: no effects.
-    assert!(core.close_streamer_sessions(1, 7, false, t).is_empty());
+    assert!(
+        core.close_streamer_sessions(RoomId(1), StreamerId(7), false, t)
+            .is_empty()
+    );
 }
 
 fn publish_notices(effects: &[Effect]) -> Vec<(bool, SessionId)> {
@@ -249,7 +268,7 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     // registered protocol and the room's name.
     let up = core.on_event(
         SfuEvent::PublisherUp {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(1),
         },
@@ -262,14 +281,14 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     };
     assert_eq!(
         (n.room.as_str(), n.streamer, n.protocol),
-        ("main", 4, Protocol::Rtmp)
+        ("main", StreamerId(4), Protocol::Rtmp)
     );
     // Closed through its resource URL, then the SFU's PublisherDown: one stop.
     let fx = core.session_closed(SessionId(1), t);
     assert_eq!(publish_notices(&fx), vec![(false, SessionId(1))]);
     let fx = core.on_event(
         SfuEvent::PublisherDown {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(1),
         },
@@ -281,7 +300,7 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     core.session_created(SessionId(2), info(Protocol::Whip), t);
     let fx = core.on_event(
         SfuEvent::PublisherDown {
-            room: r,
+            room: r.into(),
             participant: p,
             session: SessionId(2),
         },
@@ -289,7 +308,7 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     );
     assert_eq!(publish_notices(&fx), vec![(false, SessionId(2))]);
     core.session_created(SessionId(3), info(Protocol::Whip), t);
-    let fx = core.remove_streamer(1, 4, t);
+    let fx = core.remove_streamer(RoomId(1), StreamerId(4), t);
     assert_eq!(publish_notices(&fx), vec![(false, SessionId(3))]);
     assert!(publish_notices(&core.session_closed(SessionId(3), t)).is_empty());
 

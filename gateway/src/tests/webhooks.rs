@@ -129,9 +129,9 @@ fn slot_event() -> Event {
         true,
         "main".into(),
         SlotData {
-            event_id: 1,
-            booking_id: 2,
-            streamer_id: 3,
+            event_id: EventId(1),
+            booking_id: BookingId(2),
+            streamer_id: StreamerId(3),
             artist_name: "Ann".into(),
             start: "2026-11-21T21:00:00Z".into(),
             end: "2026-11-21T21:30:00Z".into(),
@@ -191,7 +191,7 @@ fn the_body_has_id_type_created_at_room_and_data() {
         false,
         "main".into(),
         PublishData {
-            streamer_id: 3,
+            streamer_id: StreamerId(3),
             streamer_name: "Ann".into(),
             session_id: "00000000000000aa".into(),
             protocol: Protocol::Rtmp,

@@ -68,7 +68,7 @@ pub async fn serve(config: Config) -> Server {
 pub async fn serve_rtmp(
     config: Config,
     rtmp: RtmpConfig,
-) -> (Server, SocketAddr, venue_gateway::AppState) {
+) -> (Server, SocketAddr, venue_gateway::http::AppState) {
     let dir = config.data_dir.clone();
     let app = build_app(&config).await.expect("app builds");
     let state = app.state.clone();

@@ -20,6 +20,9 @@
 //! When to cut is the caller's: a part target or a keyframe for LL-HLS, a fragment length for
 //! a file. [`Timeline`] says where decode times count from.
 
+// A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::VecDeque;
 use std::time::Duration;
 

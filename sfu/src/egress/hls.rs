@@ -29,6 +29,9 @@
 //! caller that derives it from the wall clock never reuses a URI across program restarts —
 //! which is what lets caches keep parts, segments and the init segment as immutable.
 
+// A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};

@@ -38,6 +38,9 @@
 //! [`Limiter`]); this module holds the [`Compositor`] that ties them to the stage and the
 //! clock.
 
+// A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
+#![deny(clippy::disallowed_methods)]
+
 mod audio;
 mod card;
 mod layout;

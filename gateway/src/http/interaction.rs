@@ -31,12 +31,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::json_body;
-use crate::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
+use super::extract::json_body;
 use crate::hub::settings::{Mode, RoomSettings, StickerDef, StickerSet};
 use crate::hub::shell::{HubHandle, HubStopped};
 use crate::hub::{Moderation, ModerationError, UserInfo};
+use crate::ids::RoomId;
 
 impl From<HubStopped> for ApiError {
     fn from(e: HubStopped) -> Self {
@@ -55,7 +56,7 @@ impl From<ModerationError> for ApiError {
     }
 }
 
-async fn hub(app: &AppState, name: &str) -> Result<(i64, HubHandle), ApiError> {
+async fn hub(app: &AppState, name: &str) -> Result<(RoomId, HubHandle), ApiError> {
     app.state
         .room_hub(name)
         .await?
@@ -129,7 +130,7 @@ pub async fn put_settings(
 /// Errors: 400 with the reason, 503 hub stopped, 500 store.
 pub async fn apply_settings(
     app: &AppState,
-    room_id: i64,
+    room_id: RoomId,
     hub: &HubHandle,
     patch: SettingsPatch,
 ) -> Result<RoomSettings, ApiError> {

@@ -8,20 +8,33 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
 use crate::overflow::{Cause, Decision, JoinMode};
-use crate::state::RoomView;
+use crate::rooms::RoomView;
+use crate::store::Room;
 
-/// `GET /api/rooms/{room}`.
+/// `GET /api/rooms/{room}` (and `GET /api/admin/rooms/{room}/stage`) → the room view.
 pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
+    Ok(Json(view(&app, &name).await?))
+}
+
+/// The live view of the room called `name`; 404 `no room "name"`.
+pub(crate) async fn view(app: &AppState, name: &str) -> Result<RoomView, ApiError> {
     app.state
-        .view(&name)
+        .view(name)
         .await?
-        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
+}
+
+/// The stored room called `name`; 404 `no room "name"`.
+pub(crate) async fn stored(app: &AppState, name: &str) -> Result<Room, ApiError> {
+    app.store
+        .room_by_name(name)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
 }
 
@@ -68,11 +81,7 @@ pub async fn join(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let room = app
-        .state
-        .view(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))?;
+    let room = view(&app, &name).await?;
     let decision = app.overflow.decide(&app.state, room.id).await?;
     let mut res = Json(JoinAnswer::new(&room.name, decision)).into_response();
     res.headers_mut()

@@ -39,46 +39,23 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use venue_sfu::SessionId;
 use venue_sfu::health::PublisherHealth;
-use venue_sfu::{RoomId, SessionId, SubscribeTarget};
 
+use super::AppState;
+use super::error::{ApiError, TextError};
+use super::extract::{base_url, json_body, require_content_type, sdp_offer};
 use super::interaction::{SettingsPatch, apply_settings, sticker_set};
-use super::json_body;
-use super::{SDP, base_url, bearer, created, etag, require_content_type, rtmp_url, sdp_offer};
-use crate::AppState;
-use crate::error::{ApiError, TextError};
-use crate::state::{RoomView, SessionInfo, SessionKind, participant};
+use super::rooms::stored as room;
+use super::session::{self, SDP};
+use crate::config::rtmp_url;
+use crate::ids::{RoomId, StreamerId};
+use crate::rooms::{RoomView, SessionKind, participant};
 use crate::store::{Room, Stage, Streamer};
-
-/// SHA-256 of the admin token, what [`AppState`] keeps.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Middleware: 401 unless the bearer token is the admin token.
-pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let ok = bearer(req.headers())
-        .is_some_and(|t| bool::from(token_digest(t).ct_eq(&app.admin_token_digest)));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized("missing or wrong admin token").into_response()
-    }
-}
-
-async fn room(app: &AppState, name: &str) -> Result<Room, ApiError> {
-    app.store
-        .room_by_name(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
-}
 
 async fn streamer(app: &AppState, room: &Room, id: &str) -> Result<Streamer, ApiError> {
     let not_found = || ApiError::NotFound(format!("no streamer {id:?} in room {:?}", room.name));
@@ -159,7 +136,7 @@ pub async fn list_streamers(
     let streamers = app.store.streamers(room.id).await?;
     let sessions = app
         .state
-        .live_sessions(streamers.iter().map(|s| s.id).collect())
+        .live_sessions(streamers.iter().map(|s| StreamerId(s.id)).collect())
         .await?;
     let mut items = Vec::with_capacity(streamers.len());
     for (s, sessions) in streamers
@@ -183,7 +160,7 @@ pub async fn streamer_health(
     let s = streamer(&app, &room, &id).await?;
     let sessions = app
         .state
-        .live_sessions(vec![s.id])
+        .live_sessions(vec![StreamerId(s.id)])
         .await?
         .into_iter()
         .next()
@@ -266,7 +243,7 @@ pub async fn put_streamer(
         .ok_or_else(|| ApiError::NotFound(format!("no streamer {id:?} in room {name:?}")))?;
     let live = app
         .state
-        .live(vec![s.id])
+        .live(vec![StreamerId(s.id)])
         .await?
         .first()
         .copied()
@@ -282,25 +259,17 @@ pub async fn delete_streamer(
 ) -> Result<StatusCode, ApiError> {
     let room = room(&app, &name).await?;
     let s = streamer(&app, &room, &id).await?;
-    if app.state.delete_streamer(room.id, s.id).await? {
+    if app
+        .state
+        .delete_streamer(RoomId(room.id), StreamerId(s.id))
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!(
             "no streamer {id:?} in room {name:?}"
         )))
     }
-}
-
-/// `GET /api/admin/rooms/{room}/stage` → room view.
-pub async fn get_stage(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<RoomView>, ApiError> {
-    app.state
-        .view(&name)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
 }
 
 #[derive(Deserialize)]
@@ -327,7 +296,7 @@ pub async fn put_stage(
     let view = app
         .state
         .put_stage(
-            room.id,
+            RoomId(room.id),
             Stage {
                 layout: put.layout,
                 slots: put.slots,
@@ -351,7 +320,7 @@ async fn follow_slot0_sticker_set(app: &AppState, room: &Room, view: &RoomView) 
     let result = async {
         let Some(set) = app
             .store
-            .streamer(room.id, id)
+            .streamer(room.id, id.0)
             .await?
             .and_then(|s| s.sticker_set)
         else {
@@ -373,11 +342,11 @@ async fn follow_slot0_sticker_set(app: &AppState, room: &Room, view: &RoomView) 
     .await;
     match result {
         Ok(true) => {
-            tracing::info!(room = %room.name, streamer = id, "sticker set follows slot 0");
+            tracing::info!(room = %room.name, streamer = id.0, "sticker set follows slot 0");
         }
         Ok(false) => {}
         Err(e) => {
-            tracing::warn!(room = %room.name, streamer = id, error = %e, "could not switch to slot 0's sticker set");
+            tracing::warn!(room = %room.name, streamer = id.0, error = %e, "could not switch to slot 0's sticker set");
         }
     }
 }
@@ -393,28 +362,8 @@ pub async fn preview(
     let s = streamer(&app, &room, &id).await?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let room_id = RoomId(room.id as u64);
-    let p = participant(s.id);
-    let answer = app
-        .sfu
-        .subscribe(room_id, SubscribeTarget::Participant(p), offer)
-        .await?;
-    let tag = etag(&answer);
-    app.state
-        .session_created(
-            answer.session,
-            SessionInfo {
-                room: room_id,
-                kind: SessionKind::Preview(p),
-                etag: tag.clone(),
-            },
-        )
-        .await?;
-    Ok(created(
-        format!("/api/whep/{}/{}", room.name, answer.session),
-        &tag,
-        answer.answer_sdp,
-        &app.ice,
-        answer.session,
-    )?)
+    let resource = format!("/api/whep/{}", room.name);
+    let kind = SessionKind::Preview(participant(StreamerId(s.id)));
+    let (_, response) = session::create(&app, RoomId(room.id), kind, offer, &resource).await?;
+    Ok(response)
 }

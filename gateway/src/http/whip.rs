@@ -12,15 +12,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use venue_sfu::{PatchOutcome, RoomId};
+use venue_sfu::SessionId;
 
-use super::{
-    SDP, SDPFRAG, bearer, body_text, check_if_match, created, etag, require_content_type,
-    sdp_offer, session_id,
-};
-use crate::AppState;
-use crate::error::{ApiError, TextError};
-use crate::state::{Protocol, SessionInfo, SessionKind, participant};
+use super::AppState;
+use super::error::{ApiError, TextError};
+use super::extract::{bearer, require_content_type, sdp_offer, session_id};
+use super::session::{self, SDP};
+use crate::ids::{RoomId, StreamerId};
+use crate::rooms::{SessionInfo, SessionKind, participant};
+use crate::webhooks::Protocol;
 
 /// `POST /api/whip` (RFC 9725 §4.2): 201 + `Location` + `ETag` + SDP answer.
 pub async fn post(
@@ -34,36 +34,19 @@ pub async fn post(
     let streamer = app.schedule.authorize(&app.store, key).await?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let room = RoomId(streamer.room_id as u64);
-    let p = participant(streamer.id);
-    let answer = app.sfu.publish(room, p, offer).await?;
-    let tag = etag(&answer);
-    tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %answer.session, "WHIP publisher session created");
-    app.state
-        .session_created(
-            answer.session,
-            SessionInfo {
-                room,
-                kind: SessionKind::Publisher(p, Protocol::Whip),
-                etag: tag.clone(),
-            },
-        )
-        .await?;
+    let room = RoomId(streamer.room_id);
+    let kind = SessionKind::Publisher(participant(StreamerId(streamer.id)), Protocol::Whip);
+    let (session, response) = session::create(&app, room, kind, offer, "/api/whip").await?;
+    tracing::info!(room = streamer.room_id, streamer = streamer.id, %session, "WHIP publisher session created");
     // A window may have closed while the SFU answered: the timer re-checks.
     app.schedule.changed();
-    Ok(created(
-        format!("/api/whip/{}", answer.session),
-        &tag,
-        answer.answer_sdp,
-        &app.ice,
-        answer.session,
-    )?)
+    Ok(response)
 }
 
 async fn publisher_session(
     app: &AppState,
     session: &str,
-) -> Result<(venue_sfu::SessionId, SessionInfo), ApiError> {
+) -> Result<(SessionId, SessionInfo), ApiError> {
     let id = session_id(session)?;
     match app.state.session(id).await? {
         Some(info) if matches!(info.kind, SessionKind::Publisher(..)) => Ok((id, info)),
@@ -79,37 +62,7 @@ pub async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, TextError> {
     let (id, info) = publisher_session(&app, &session).await?;
-    patch_session(&app, id, &info, &headers, body).await
-}
-
-/// Shared by WHIP and WHEP: If-Match, content type, fragment, SFU.
-pub(crate) async fn patch_session(
-    app: &AppState,
-    id: venue_sfu::SessionId,
-    info: &SessionInfo,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, TextError> {
-    check_if_match(headers, &info.etag)?;
-    require_content_type(headers, SDPFRAG)?;
-    let fragment = body_text(body, "SDP fragment")?;
-    match app.sfu.patch(id, &fragment).await? {
-        PatchOutcome::Trickled => Ok(StatusCode::NO_CONTENT),
-    }
-}
-
-/// Shared by WHIP and WHEP: ends the session → 200; 404 when the SFU no longer has it.
-pub(crate) async fn delete_session(
-    app: &AppState,
-    id: venue_sfu::SessionId,
-) -> Result<StatusCode, TextError> {
-    let result = app.sfu.close(id).await;
-    if matches!(result, Ok(()) | Err(venue_sfu::SfuError::UnknownSession)) {
-        app.state.session_closed(id).await?;
-    }
-    result?;
-    tracing::info!(session = %id, "session deleted");
-    Ok(StatusCode::OK)
+    session::patch(&app, id, &info, &headers, body).await
 }
 
 /// `DELETE /api/whip/{session}` (RFC 9725 §4.2): 200.
@@ -118,5 +71,5 @@ pub async fn delete(
     Path(session): Path<String>,
 ) -> Result<StatusCode, TextError> {
     let (id, _) = publisher_session(&app, &session).await?;
-    delete_session(&app, id).await
+    session::delete(&app, id).await
 }

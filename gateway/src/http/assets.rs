@@ -68,7 +68,7 @@ pub async fn admin() -> Response {
 pub async fn fallback(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.starts_with("api/") || path == "api" {
-        return crate::error::ApiError::NotFound(format!("no API endpoint {}", uri.path()))
+        return super::error::ApiError::NotFound(format!("no API endpoint {}", uri.path()))
             .into_response();
     }
     if !path.is_empty()

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use venue_sfu::SfuError;
 
+use crate::rooms::StateError;
+use crate::schedule::KeyError;
 use crate::store::StoreError;
 
 /// An error answered to an HTTP client.
@@ -139,6 +141,18 @@ impl From<SfuError> for TextError {
     }
 }
 
+impl From<StateError> for TextError {
+    fn from(e: StateError) -> Self {
+        TextError(e.into())
+    }
+}
+
+impl From<KeyError> for TextError {
+    fn from(e: KeyError) -> Self {
+        TextError(e.into())
+    }
+}
+
 impl IntoResponse for TextError {
     fn into_response(self) -> Response {
         self.0.into_response_with(false)
@@ -151,6 +165,26 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::Stopped => ApiError::Internal("state actor stopped".into()),
+            StateError::NoSuchRoom => ApiError::NotFound("no such room".into()),
+            StateError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Unknown => ApiError::Unauthorized("unknown stream key"),
+            KeyError::Refused(reason) => ApiError::KeyRefused(reason),
+            KeyError::Store(e) => e.into(),
         }
     }
 }

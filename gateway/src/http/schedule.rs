@@ -61,21 +61,16 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{base_url, json_body};
-use crate::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{base_url, json_body};
+use super::rooms::stored as room;
+use crate::ids::StreamerId;
 use crate::schedule::rfc3339;
 use crate::store::Room;
 use crate::store::schedule::{Booking, BookingSpec, Event, EventSpec};
 
 use crate::schedule::SIGNUPS_PER_MINUTE;
-
-async fn room(app: &AppState, name: &str) -> Result<Room, ApiError> {
-    app.store
-        .room_by_name(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no room {name:?}")))
-}
 
 async fn event(app: &AppState, room: &Room, id: &str) -> Result<Event, ApiError> {
     let not_found = || ApiError::NotFound(format!("no event {id:?} in room {:?}", room.name));
@@ -236,7 +231,7 @@ async fn event_view(app: &AppState, e: &Event, private: bool) -> Result<EventVie
     let bookings = app.store.bookings(e.id).await?;
     let live = app
         .state
-        .live(bookings.iter().map(|b| b.streamer_id).collect())
+        .live(bookings.iter().map(|b| StreamerId(b.streamer_id)).collect())
         .await?;
     let views: Vec<(i64, i64, Arc<BookingView>)> = bookings
         .iter()
@@ -370,7 +365,7 @@ async fn book(
             rtmp_url: created
                 .key
                 .as_ref()
-                .and_then(|k| crate::api::rtmp_url(&app.rtmp, &base, k.expose())),
+                .and_then(|k| crate::config::rtmp_url(&app.rtmp, &base, k.expose())),
             stream_key: created.key.map(|k| k.expose().to_owned()),
             whip_url: format!("{base}/api/whip"),
             merged: created.merged,
@@ -422,7 +417,7 @@ pub async fn put_booking(
     tracing::info!(event = e.id, booking = b.id, merged, "booking moved");
     let live = app
         .state
-        .live(vec![b.streamer_id])
+        .live(vec![StreamerId(b.streamer_id)])
         .await?
         .first()
         .copied()
@@ -489,7 +484,7 @@ pub async fn signup(
     let ip = peer.map_or(
         IpAddr::from([0, 0, 0, 0]),
         |axum::Extension(ConnectInfo(a))| {
-            crate::ws::client_ip(a.ip(), &headers, &app.trusted_proxies)
+            super::extract::client_ip(a.ip(), &headers, &app.trusted_proxies)
         },
     );
     if !app.schedule.signup_allowed(ip) {

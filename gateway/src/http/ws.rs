@@ -15,7 +15,7 @@
 //!   a connection its notice is sent, then a close frame (1008 policy violation, or 1013 for a
 //!   client that was too slow). The notice jumps the queue: it is written directly.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Extension;
@@ -28,8 +28,8 @@ use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 
-use crate::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use super::error::ApiError;
 use crate::hub::shell::{HubHandle, WsSession};
 
 /// Largest message the WebSocket layer accepts before closing the connection (bytes).
@@ -54,14 +54,15 @@ pub async fn upgrade(
     let hub = match app.state.hub(&room).await {
         Ok(Some(hub)) => hub,
         Ok(None) => return ApiError::NotFound(format!("no room {room:?}")).into_response(),
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let ip = peer
-        .map(|Extension(ConnectInfo(addr))| client_ip(addr.ip(), &headers, &app.trusted_proxies));
+    let ip = peer.map(|Extension(ConnectInfo(addr))| {
+        super::extract::client_ip(addr.ip(), &headers, &app.trusted_proxies)
+    });
     let capacity = app.ws_queue.capacity;
     // Frames are fed into a write buffer and flushed once per burst (see `write`).
     ws.read_buffer_size(1024)
@@ -156,26 +157,6 @@ async fn write(
     }
 }
 
-/// The client's IP: `peer`, unless `peer` is a trusted proxy, in which case the rightmost
-/// address of `X-Forwarded-For` (all such headers, in order) that is not a trusted proxy;
-/// `peer` again when the header is missing or malformed.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer)
-}
-
 /// Whether `notice` is the too-slow notice (closed with 1013, "try again later").
 fn is_too_slow(notice: &Bytes) -> bool {
     matches!(
@@ -185,7 +166,3 @@ fn is_too_slow(notice: &Bytes) -> bool {
         }) if n.code == venue_proto::v1::NoticeCode::TooSlow as i32
     )
 }
-
-#[cfg(test)]
-#[path = "tests/ws.rs"]
-mod tests;

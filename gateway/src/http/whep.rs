@@ -12,14 +12,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use venue_sfu::{RoomId, SessionId, SubscribeTarget};
+use venue_sfu::SessionId;
 
-use super::{SDP, created, etag, require_content_type, sdp_offer, session_id};
-use crate::AppState;
-use crate::api::rooms::JoinAnswer;
-use crate::error::{ApiError, TextError};
+use super::AppState;
+use super::error::{ApiError, TextError};
+use super::extract::{require_content_type, sdp_offer, session_id};
+use super::rooms::JoinAnswer;
+use super::session::{self, SDP};
+use crate::ids::RoomId;
 use crate::overflow::{self, JoinMode};
-use crate::state::{SessionInfo, SessionKind};
+use crate::rooms::{SessionInfo, SessionKind};
 
 /// `POST /api/whep/{room}`: 201 + `Location: /api/whep/{room}/{session}` + `ETag` + answer;
 /// 503 + `Retry-After` + `application/json` [`JoinAnswer`] (`mode: "hls"`, the reason, the
@@ -37,36 +39,23 @@ pub async fn post(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let decision = app.overflow.decide(&app.state, room.id).await?;
+    let decision = app.overflow.decide(&app.state, RoomId(room.id)).await?;
     if decision.mode == JoinMode::Hls {
         tracing::info!(room = %room.name, reason = %decision.reason, "WHEP viewer refused: overflow to HLS");
         app.overflow.note_refused();
         return Ok(refused(JoinAnswer::new(&room.name, decision)));
     }
-    let room_id = RoomId(room.id as u64);
-    let answer = app
-        .sfu
-        .subscribe(room_id, SubscribeTarget::Stage, offer)
-        .await?;
-    let tag = etag(&answer);
-    tracing::info!(room = %room.name, session = %answer.session, "WHEP viewer session created");
-    app.state
-        .session_created(
-            answer.session,
-            SessionInfo {
-                room: room_id,
-                kind: SessionKind::Viewer,
-                etag: tag.clone(),
-            },
-        )
-        .await?;
-    Ok(created(
-        format!("/api/whep/{}/{}", room.name, answer.session),
-        &tag,
-        answer.answer_sdp,
-        &app.ice,
-        answer.session,
-    )?)
+    let resource = format!("/api/whep/{}", room.name);
+    let (session, response) = session::create(
+        &app,
+        RoomId(room.id),
+        SessionKind::Viewer,
+        offer,
+        &resource,
+    )
+    .await?;
+    tracing::info!(room = %room.name, %session, "WHEP viewer session created");
+    Ok(response)
 }
 
 /// 503 of a refused viewer: `Retry-After` ([`overflow::RETRY_AFTER_S`]) and the join answer with
@@ -100,7 +89,7 @@ async fn viewer_session(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     match app.state.session(id).await? {
         Some(info)
-            if info.room == RoomId(room.id as u64)
+            if info.room == RoomId(room.id)
                 && matches!(info.kind, SessionKind::Viewer | SessionKind::Preview(_)) =>
         {
             Ok((id, info))
@@ -117,7 +106,7 @@ pub async fn patch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, TextError> {
     let (id, info) = viewer_session(&app, &room, &session).await?;
-    super::whip::patch_session(&app, id, &info, &headers, body).await
+    session::patch(&app, id, &info, &headers, body).await
 }
 
 /// `DELETE /api/whep/{room}/{session}`: 200.
@@ -126,5 +115,5 @@ pub async fn delete(
     Path((room, session)): Path<(String, String)>,
 ) -> Result<StatusCode, TextError> {
     let (id, _) = viewer_session(&app, &room, &session).await?;
-    super::whip::delete_session(&app, id).await
+    session::delete(&app, id).await
 }

@@ -1,0 +1,212 @@
+//! The HTTP face of the gateway (axum): the router over [`AppState`], one module per
+//! resource, the one error type ([`error::ApiError`]) and what handlers read from requests
+//! ([`extract`]).
+//!
+//! - WHIP (RFC 9725, [`whip`]), WHEP (draft-ietf-wish-whep, [`whep`]) and what their session
+//!   resources share ([`session`]: creation, trickle ICE, delete, ETag / `If-Match`, CORS);
+//! - the admin API under `/api/admin` ([`admin`], [`interaction`], [`schedule`],
+//!   [`recordings`]), behind the admin token ([`extract::require_admin`]);
+//! - public room information and the join decision ([`rooms`]), the room's events over a
+//!   WebSocket ([`ws`]), ICE servers ([`ice`]), LL-HLS serving ([`hls`]), `/metrics`,
+//!   `/healthz`, the embedded web pages ([`assets`]); HTTPS ([`tls`]).
+//!
+//! Nothing outside this module names [`AppState`]: the domain actors below it take the
+//! handles they use.
+
+pub mod admin;
+pub mod assets;
+pub mod error;
+pub mod extract;
+pub mod hls;
+pub mod ice;
+pub mod interaction;
+pub mod metrics;
+pub mod recordings;
+pub mod rooms;
+pub mod schedule;
+pub mod session;
+pub mod tls;
+pub mod whep;
+pub mod whip;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+use venue_sfu::SfuHandle;
+
+use crate::media::hls_programs::HlsPrograms;
+use crate::rooms::StateHandle;
+use crate::store::Store;
+use crate::{
+    config, hub, ice as ice_servers, media::recording, overflow, schedule as slots, webhooks,
+};
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub sfu: SfuHandle,
+    pub state: StateHandle,
+    /// SHA-256 of the admin token (compared in constant time).
+    pub admin_token_digest: [u8; 32],
+    /// `http.public_url`, normalised (no trailing slash).
+    pub public_url: Option<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Send-queue policy of WebSocket clients.
+    pub ws_queue: hub::QueuePolicy,
+    /// `http.trusted_proxies`.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Slot-bound stream keys: the key check and the window-closing timer.
+    pub schedule: slots::Schedule,
+    /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
+    pub webhooks: webhooks::Webhooks,
+    /// Overflow to HLS: `[hls]` limits and the CPU sample (`/join`, WHEP admission).
+    pub overflow: overflow::Overflow,
+    /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
+    pub hls: HlsPrograms,
+    /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
+    pub recordings: recording::Recordings,
+    /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
+    pub ice: ice_servers::IceServers,
+    /// `[rtmp]`, for the RTMP URLs handed to streamers.
+    pub rtmp: config::RtmpConfig,
+    /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
+    pub turn: Option<ice_servers::EmbeddedTurn>,
+}
+
+/// The HTTP router over `state`.
+pub fn router(state: AppState) -> Router {
+    let whip_whep = Router::new()
+        .route(
+            "/api/whip",
+            post(whip::post).options(session::options_endpoint),
+        )
+        .route(
+            "/api/whip/{session}",
+            axum::routing::patch(whip::patch)
+                .delete(whip::delete)
+                .options(session::options_resource),
+        )
+        .route(
+            "/api/whep/{room}",
+            post(whep::post).options(session::options_endpoint),
+        )
+        .route(
+            "/api/whep/{room}/{session}",
+            axum::routing::patch(whep::patch)
+                .delete(whep::delete)
+                .options(session::options_resource),
+        )
+        .layer(middleware::from_fn(session::cors));
+
+    let admin = Router::new()
+        .route(
+            "/api/admin/rooms",
+            get(admin::list_rooms).post(admin::create_room),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers",
+            get(admin::list_streamers).post(admin::create_streamer),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers/{id}",
+            axum::routing::delete(admin::delete_streamer).put(admin::put_streamer),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers/{id}/whep",
+            post(admin::preview),
+        )
+        .route(
+            "/api/admin/rooms/{room}/streamers/{id}/health",
+            get(admin::streamer_health),
+        )
+        .route(
+            "/api/admin/rooms/{room}/stage",
+            get(rooms::get).put(admin::put_stage),
+        )
+        .route(
+            "/api/admin/rooms/{room}/settings",
+            get(interaction::get_settings).put(interaction::put_settings),
+        )
+        .route("/api/admin/rooms/{room}/users", get(interaction::users))
+        .route(
+            "/api/admin/rooms/{room}/moderation",
+            post(interaction::moderate),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events",
+            get(schedule::list_events).post(schedule::create_event),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}",
+            axum::routing::put(schedule::put_event).delete(schedule::delete_event),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}/bookings",
+            post(schedule::create_booking),
+        )
+        .route(
+            "/api/admin/rooms/{room}/events/{id}/bookings/{booking}",
+            axum::routing::put(schedule::put_booking).delete(schedule::delete_booking),
+        )
+        .route("/api/admin/sticker-sets", get(interaction::sticker_sets))
+        .route(
+            "/api/admin/sticker-sets/{id}",
+            axum::routing::put(interaction::put_sticker_set),
+        )
+        .route(
+            "/api/admin/sticker-sets/{set}/images/{sticker}",
+            axum::routing::put(interaction::put_sticker_image)
+                .layer(DefaultBodyLimit::max(interaction::MAX_STICKER_IMAGE_BYTES)),
+        )
+        .route("/api/admin/rooms/{room}/recordings", get(recordings::list))
+        .route(
+            "/api/admin/recordings/{id}",
+            get(recordings::download).delete(recordings::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_admin,
+        ));
+
+    Router::new()
+        .merge(whip_whep)
+        .merge(admin)
+        .merge(hls::routes(state.hls.clone(), state.state.clone()))
+        .route("/api/rooms/{room}", get(rooms::get))
+        .route("/api/rooms/{room}/ws", get(ws::upgrade))
+        .route(
+            "/api/recordings/{id}/file",
+            get(recordings::signed_download),
+        )
+        .route("/api/rooms/{room}/join", get(rooms::join))
+        .route("/api/ice-servers", get(ice::get))
+        .route("/api/rooms/{room}/schedule", get(schedule::public_schedule))
+        .route(
+            "/api/rooms/{room}/events/{id}/signup",
+            post(schedule::signup),
+        )
+        .route(
+            "/stickers/custom/{set}/{sticker}",
+            get(interaction::sticker_image),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::get))
+        .route("/", get(assets::index))
+        .route("/r/{room}", get(assets::room_page))
+        .route("/publish", get(assets::publish))
+        .route("/admin", get(assets::admin))
+        .fallback(assets::fallback)
+        .layer(DefaultBodyLimit::max(extract::MAX_SDP_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,561 @@
+//! [`Core`], the state actor's sans-IO model: rooms with their stage and viewers, sessions,
+//! live publishers. It takes events, commands and the time as input and returns [`Effect`]s
+//! (SFU calls, webhooks) that the actor ([`super::actor`]) performs. It never blocks or awaits.
+
+// A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
+#![deny(clippy::disallowed_methods)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use venue_sfu::{ParticipantId, SessionId, SfuEvent};
+
+use super::session::{SessionInfo, SessionKind};
+use super::view::{RoomView, SlotView, Stats, stage_frame};
+use crate::ids::{RoomId, StreamerId};
+use crate::store::Room;
+use crate::webhooks::Protocol;
+
+/// Shortest interval between two frames caused by viewer-count changes alone.
+pub const VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A publisher session that started or stopped (for webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishNotice {
+    pub room_id: RoomId,
+    /// The room's name ("" if the room is unknown).
+    pub room: String,
+    pub streamer: StreamerId,
+    pub session: SessionId,
+    pub protocol: Protocol,
+}
+
+/// An SFU call (or a webhook) the shell must make.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    SetStage(venue_sfu::RoomId, Vec<Option<ParticipantId>>),
+    RoomState(venue_sfu::RoomId, Bytes),
+    Close(SessionId),
+    /// A publisher session was registered: `publish.started`.
+    PublishStarted(PublishNotice),
+    /// A registered publisher session ended: `publish.stopped`.
+    PublishStopped(PublishNotice),
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    name: String,
+    title: String,
+    layout: u32,
+    /// `max_slots` long: (streamer id, name).
+    slots: Vec<Option<(StreamerId, String)>>,
+    viewers: HashSet<SessionId>,
+    last_push: Option<Instant>,
+    viewers_dirty: bool,
+}
+
+/// The actor's state, sans IO.
+#[derive(Debug)]
+pub struct Core {
+    max_slots: usize,
+    revision: u64,
+    rooms: HashMap<RoomId, RoomEntry>,
+    names: HashMap<String, RoomId>,
+    sessions: HashMap<SessionId, SessionInfo>,
+    /// Publisher sessions that are up, per streamer.
+    live: HashMap<ParticipantId, HashSet<SessionId>>,
+    /// Publisher sessions announced with `Effect::PublishStarted` and not yet stopped: each
+    /// gets exactly one `PublishStopped`, whichever path ends it.
+    announced: HashMap<SessionId, PublishNotice>,
+}
+
+impl Core {
+    /// An empty core. `revision_base` seeds the frame revision (the shell uses wall-clock
+    /// milliseconds so revisions keep growing across restarts).
+    pub fn new(max_slots: usize, revision_base: u64) -> Core {
+        Core {
+            max_slots,
+            revision: revision_base,
+            rooms: HashMap::new(),
+            names: HashMap::new(),
+            sessions: HashMap::new(),
+            live: HashMap::new(),
+            announced: HashMap::new(),
+        }
+    }
+
+    /// Stage slots per room.
+    pub fn max_slots(&self) -> usize {
+        self.max_slots
+    }
+
+    /// The name of room `id`.
+    pub fn room_name(&self, id: RoomId) -> Option<&str> {
+        self.rooms.get(&id).map(|r| r.name.as_str())
+    }
+
+    /// The id of the room called `name`.
+    pub fn room_id(&self, name: &str) -> Option<RoomId> {
+        self.names.get(name).copied()
+    }
+
+    /// Adds (or replaces) a room with its stage; `slots[i]` = (streamer id, name).
+    pub fn load_room(
+        &mut self,
+        room: &Room,
+        layout: u32,
+        slots: Vec<Option<(StreamerId, String)>>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut slots = slots;
+        slots.resize(self.max_slots, None);
+        let id = RoomId(room.id);
+        let viewers = self
+            .rooms
+            .remove(&id)
+            .map(|r| r.viewers)
+            .unwrap_or_default();
+        self.names.insert(room.name.clone(), id);
+        self.rooms.insert(
+            id,
+            RoomEntry {
+                name: room.name.clone(),
+                title: room.title.clone(),
+                layout,
+                slots,
+                viewers,
+                last_push: None,
+                viewers_dirty: false,
+            },
+        );
+        let mut effects = vec![self.stage_effect(id)];
+        effects.extend(self.push(id, now));
+        effects
+    }
+
+    /// Sets a room's stage (already validated and stored).
+    pub fn set_stage(
+        &mut self,
+        room_id: RoomId,
+        layout: u32,
+        slots: Vec<Option<(StreamerId, String)>>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let max = self.max_slots;
+        let Some(entry) = self.rooms.get_mut(&room_id) else {
+            return Vec::new();
+        };
+        entry.layout = layout;
+        entry.slots = slots;
+        entry.slots.resize(max, None);
+        let mut effects = vec![self.stage_effect(room_id)];
+        effects.extend(self.push(room_id, now));
+        effects
+    }
+
+    /// Sets a room's title (already stored); pushes a new state frame.
+    pub fn set_title(&mut self, room_id: RoomId, title: &str, now: Instant) -> Vec<Effect> {
+        let Some(entry) = self.rooms.get_mut(&room_id) else {
+            return Vec::new();
+        };
+        if entry.title == title {
+            return Vec::new();
+        }
+        entry.title = title.to_owned();
+        self.push(room_id, now)
+    }
+
+    /// Closes the publisher sessions of `streamer` (and with `previews` its admin previews):
+    /// the streamer goes offline; a new state frame is pushed when it was live on stage. The
+    /// path shared by deleting a streamer and by a booked window closing (schedule).
+    pub fn close_streamer_sessions(
+        &mut self,
+        room_id: RoomId,
+        streamer: StreamerId,
+        previews: bool,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let (mut effects, was_live) = self.close_sessions(streamer, previews);
+        if was_live && self.on_stage(room_id, participant(streamer)) {
+            effects.extend(self.push(room_id, now));
+        }
+        effects
+    }
+
+    /// Removes and returns (as `Effect::Close`) the sessions of `streamer`; whether it was live.
+    fn close_sessions(&mut self, streamer: StreamerId, previews: bool) -> (Vec<Effect>, bool) {
+        let participant = participant(streamer);
+        let mut closed: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, info)| match info.kind {
+                SessionKind::Publisher(p, _) => p == participant,
+                SessionKind::Preview(p) => previews && p == participant,
+                SessionKind::Viewer => false,
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        closed.sort_by_key(|s| s.0);
+        for s in &closed {
+            self.sessions.remove(s);
+        }
+        let mut effects: Vec<Effect> = Vec::with_capacity(closed.len());
+        for s in closed {
+            effects.push(Effect::Close(s));
+            effects.extend(self.unannounce(s));
+        }
+        let was_live = self
+            .live
+            .remove(&participant)
+            .is_some_and(|s| !s.is_empty());
+        (effects, was_live)
+    }
+
+    /// A streamer was deleted: close its sessions, take it off the stage.
+    pub fn remove_streamer(
+        &mut self,
+        room_id: RoomId,
+        streamer: StreamerId,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let (mut effects, was_live) = self.close_sessions(streamer, true);
+        let mut stage_changed = false;
+        if let Some(entry) = self.rooms.get_mut(&room_id) {
+            for slot in entry.slots.iter_mut() {
+                if slot.as_ref().is_some_and(|(id, _)| *id == streamer) {
+                    *slot = None;
+                    stage_changed = true;
+                }
+            }
+        }
+        if stage_changed {
+            effects.push(self.stage_effect(room_id));
+        }
+        if stage_changed || was_live {
+            effects.extend(self.push(room_id, now));
+        }
+        effects
+    }
+
+    /// The gateway created a session (after the SFU accepted its offer).
+    pub fn session_created(
+        &mut self,
+        session: SessionId,
+        info: SessionInfo,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let room = info.room;
+        let preview = matches!(info.kind, SessionKind::Preview(_));
+        let mut effects = Vec::new();
+        if let SessionKind::Publisher(p, protocol) = info.kind
+            && !self.announced.contains_key(&session)
+        {
+            let notice = PublishNotice {
+                room_id: room,
+                room: self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default(),
+                streamer: streamer_of(p),
+                session,
+                protocol,
+            };
+            self.announced.insert(session, notice.clone());
+            effects.push(Effect::PublishStarted(notice));
+        }
+        self.sessions.insert(session, info);
+        // A preview's SubscriberUp may have come first: it is not a viewer.
+        if preview
+            && self
+                .rooms
+                .get_mut(&room)
+                .is_some_and(|r| r.viewers.remove(&session))
+        {
+            effects.extend(self.viewers_changed(room, now));
+        }
+        effects
+    }
+
+    /// Forgets an announced publisher session: its `PublishStopped`, once.
+    fn unannounce(&mut self, session: SessionId) -> Option<Effect> {
+        self.announced.remove(&session).map(Effect::PublishStopped)
+    }
+
+    /// The session was closed through its resource URL.
+    pub fn session_closed(&mut self, session: SessionId, now: Instant) -> Vec<Effect> {
+        let Some(info) = self.sessions.remove(&session) else {
+            return Vec::new();
+        };
+        match info.kind {
+            SessionKind::Publisher(p, _) => {
+                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
+                effects.extend(self.publisher_down(info.room, p, session, now));
+                effects
+            }
+            SessionKind::Viewer => self.subscriber_down(info.room, session, now),
+            SessionKind::Preview(_) => Vec::new(),
+        }
+    }
+
+    /// The session registered under `session`, if any.
+    pub fn session(&self, session: SessionId) -> Option<&SessionInfo> {
+        self.sessions.get(&session)
+    }
+
+    /// Applies an event of the media plane.
+    pub fn on_event(&mut self, event: SfuEvent, now: Instant) -> Vec<Effect> {
+        match event {
+            SfuEvent::PublisherUp {
+                room,
+                participant,
+                session,
+            } => {
+                let room = RoomId::from(room);
+                // The gateway registers the session (with its protocol) right after the SFU
+                // accepted it; this placeholder only covers an event that overtakes that.
+                self.sessions.entry(session).or_insert_with(|| SessionInfo {
+                    room,
+                    kind: SessionKind::Publisher(participant, Protocol::Whip),
+                    etag: String::new(),
+                });
+                let set = self.live.entry(participant).or_default();
+                let was_live = !set.is_empty();
+                set.insert(session);
+                if !was_live && self.on_stage(room, participant) {
+                    return self.push(room, now);
+                }
+                Vec::new()
+            }
+            SfuEvent::PublisherDown {
+                room,
+                participant,
+                session,
+            } => {
+                self.sessions.remove(&session);
+                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
+                effects.extend(self.publisher_down(room.into(), participant, session, now));
+                effects
+            }
+            SfuEvent::SubscriberUp { room, session } => {
+                if matches!(
+                    self.sessions.get(&session),
+                    Some(SessionInfo {
+                        kind: SessionKind::Preview(_),
+                        ..
+                    })
+                ) {
+                    return Vec::new();
+                }
+                let id = RoomId::from(room);
+                if self
+                    .rooms
+                    .get_mut(&id)
+                    .is_some_and(|r| r.viewers.insert(session))
+                {
+                    return self.viewers_changed(id, now);
+                }
+                Vec::new()
+            }
+            SfuEvent::SubscriberDown { room, session } => {
+                self.sessions.remove(&session);
+                self.subscriber_down(room.into(), session, now)
+            }
+            SfuEvent::ChannelMessage {
+                room,
+                session,
+                data,
+            } => {
+                tracing::trace!(room = room.0, %session, len = data.len(), "channel message ignored");
+                Vec::new()
+            }
+            other => {
+                tracing::debug!(?other, "unhandled SFU event");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Flushes viewer counts that were held back by the 1/s limit.
+    pub fn tick(&mut self, now: Instant) -> Vec<Effect> {
+        let due: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                r.viewers_dirty
+                    && r.last_push
+                        .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        due.into_iter().flat_map(|id| self.push(id, now)).collect()
+    }
+
+    /// The room called `name`.
+    pub fn view(&self, name: &str) -> Option<RoomView> {
+        let id = *self.names.get(name)?;
+        let r = self.rooms.get(&id)?;
+        Some(RoomView {
+            id,
+            name: r.name.clone(),
+            title: r.title.clone(),
+            layout: r.layout,
+            max_slots: self.max_slots,
+            slots: r
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| SlotView {
+                    index: i as u32,
+                    streamer_id: s.as_ref().map(|(id, _)| *id),
+                    name: s.as_ref().map(|(_, n)| n.clone()),
+                    live: s.as_ref().is_some_and(|(id, _)| self.is_live(*id)),
+                })
+                .collect(),
+            viewer_count: r.viewers.len(),
+        })
+    }
+
+    /// The publisher sessions of streamer `id` that are up (usually one; two for a moment
+    /// while a new session replaces the old).
+    pub fn live_sessions(&self, id: StreamerId) -> Vec<SessionId> {
+        self.live
+            .get(&participant(id))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether streamer `id` has a publisher session up.
+    pub fn is_live(&self, id: StreamerId) -> bool {
+        self.live
+            .get(&participant(id))
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// WebRTC viewers of room `id` for the overflow decision: its viewer sessions that the
+    /// gateway registered (from the WHEP answer on, before ICE completes) together with those the
+    /// SFU reported up. Admin previews are not counted. O(sessions).
+    pub fn webrtc_viewers(&self, id: RoomId) -> usize {
+        let registered = self
+            .sessions
+            .values()
+            .filter(|s| s.room == id && matches!(s.kind, SessionKind::Viewer))
+            .count();
+        let unregistered = self.rooms.get(&id).map_or(0, |r| {
+            r.viewers
+                .iter()
+                .filter(|s| !self.sessions.contains_key(s))
+                .count()
+        });
+        registered + unregistered
+    }
+
+    /// Totals for metrics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rooms: self.rooms.len(),
+            sessions: self.sessions.len(),
+            publishers_live: self.live.values().filter(|s| !s.is_empty()).count(),
+            viewers: self.rooms.values().map(|r| r.viewers.len()).sum(),
+        }
+    }
+
+    fn on_stage(&self, room: RoomId, p: ParticipantId) -> bool {
+        self.rooms.get(&room).is_some_and(|r| {
+            r.slots
+                .iter()
+                .flatten()
+                .any(|(id, _)| participant(*id) == p)
+        })
+    }
+
+    fn publisher_down(
+        &mut self,
+        room: RoomId,
+        p: ParticipantId,
+        session: SessionId,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let Some(set) = self.live.get_mut(&p) else {
+            return Vec::new();
+        };
+        let removed = set.remove(&session);
+        let now_offline = set.is_empty();
+        if now_offline {
+            self.live.remove(&p);
+        }
+        if removed && now_offline && self.on_stage(room, p) {
+            return self.push(room, now);
+        }
+        Vec::new()
+    }
+
+    fn subscriber_down(&mut self, room: RoomId, session: SessionId, now: Instant) -> Vec<Effect> {
+        if self
+            .rooms
+            .get_mut(&room)
+            .is_some_and(|r| r.viewers.remove(&session))
+        {
+            return self.viewers_changed(room, now);
+        }
+        Vec::new()
+    }
+
+    fn viewers_changed(&mut self, id: RoomId, now: Instant) -> Vec<Effect> {
+        let Some(r) = self.rooms.get_mut(&id) else {
+            return Vec::new();
+        };
+        if r.last_push
+            .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
+        {
+            self.push(id, now)
+        } else {
+            r.viewers_dirty = true;
+            Vec::new()
+        }
+    }
+
+    fn stage_effect(&self, id: RoomId) -> Effect {
+        let slots = self
+            .rooms
+            .get(&id)
+            .map(|r| {
+                r.slots
+                    .iter()
+                    .map(|s| s.as_ref().map(|(id, _)| participant(*id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Effect::SetStage(id.into(), slots)
+    }
+
+    /// Encodes the room's `StageState` frame.
+    fn push(&mut self, id: RoomId, now: Instant) -> Vec<Effect> {
+        self.revision += 1;
+        let revision = self.revision;
+        let Some(view) = self.rooms.get(&id).and_then(|r| self.view(&r.name)) else {
+            return Vec::new();
+        };
+        let frame = stage_frame(&view, revision);
+        if let Some(r) = self.rooms.get_mut(&id) {
+            r.last_push = Some(now);
+            r.viewers_dirty = false;
+        }
+        vec![Effect::RoomState(id.into(), frame)]
+    }
+}
+
+/// A streamer's participant id in the SFU.
+pub fn participant(streamer: StreamerId) -> ParticipantId {
+    ParticipantId(streamer.0 as u64)
+}
+
+/// The streamer of a publisher's participant id (the inverse of [`participant`]).
+pub fn streamer_of(participant: ParticipantId) -> StreamerId {
+    StreamerId(participant.0 as i64)
+}
+
+#[cfg(test)]
+#[path = "../tests/state.rs"]
+mod tests;
