@@ -557,5 +557,7 @@ pub fn streamer_of(participant: ParticipantId) -> StreamerId {
 }
 
 #[cfg(test)]
+// Tests may read the clock; the core may not.
+#[allow(clippy::disallowed_methods)]
 #[path = "../tests/state.rs"]
 mod tests;

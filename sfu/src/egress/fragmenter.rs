@@ -325,5 +325,7 @@ impl Fragmenter {
 }
 
 #[cfg(test)]
+// Tests may read the clock; the core may not.
+#[allow(clippy::disallowed_methods)]
 #[path = "../tests/fragmenter.rs"]
 mod tests;

@@ -591,5 +591,7 @@ impl Compositor {
 }
 
 #[cfg(test)]
+// Tests may read the clock; the core may not.
+#[allow(clippy::disallowed_methods)]
 #[path = "../../tests/compositor.rs"]
 mod tests;
