@@ -21,7 +21,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli)?;
     let tls = match (&config.http.tls_cert, &config.http.tls_key) {
-        (Some(cert), Some(key)) => Some(venue_gateway::http::tls::TlsConfig::from_pem_files(cert, key)?),
+        (Some(cert), Some(key)) => Some(venue_gateway::http::tls::TlsConfig::from_pem_files(
+            cert, key,
+        )?),
         _ => None,
     };
     let app = venue_gateway::build_app(&config).await?;

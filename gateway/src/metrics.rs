@@ -59,10 +59,10 @@ fn registered<M: Collector + Clone + 'static>(
     name: &str,
     help: &str,
 ) -> M {
-    let metric = make(Opts::new(name, help)).expect("valid metric name");
+    let metric = make(Opts::new(name, help)).expect("valid metric name"); // invariant: constant names, each registered once
     registry
         .register(Box::new(metric.clone()))
-        .expect("metric registered once");
+        .expect("metric registered once"); // invariant: constant names, each registered once
     metric
 }
 
@@ -78,12 +78,12 @@ impl Default for Metrics {
             ),
             &["class"],
         )
-        .expect("valid metric name");
+        .expect("valid metric name"); // invariant: constant names, each registered once
         // Every class is exposed from the start, at 0.
         let http_responses = HTTP_CLASSES.map(|class| http.with_label_values(&[class]));
         registry
             .register(Box::new(http))
-            .expect("metric registered once");
+            .expect("metric registered once"); // invariant: constant names, each registered once
         let rtmp = RtmpCounters {
             connections: registered(
                 &registry,
@@ -487,7 +487,7 @@ mod tests {
             cpu_percent: Some(12.340000152587891),
             ..Readings::default()
         };
-        let text = m.render(&readings).expect("renders");
+        let text = m.render(&readings).expect("renders"); // invariant: a unit test
         for line in [
             "# TYPE venue_http_requests_total counter\n",
             "\nvenue_http_requests_total{class=\"1xx\"} 0\n",

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use venue_gateway::media::hls_programs::{HlsProgram, HlsPrograms};
 use venue_gateway::build_app;
+use venue_gateway::media::hls_programs::{HlsProgram, HlsPrograms};
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
 use venue_tests::media_files::{ffmpeg_h264, ffmpeg_opus, ffprobe_json};

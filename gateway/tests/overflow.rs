@@ -12,10 +12,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use venue_gateway::config::HlsConfig;
-use venue_gateway::overflow::Overflow;
 use venue_gateway::build_app;
+use venue_gateway::config::HlsConfig;
 use venue_gateway::http::{AppState, router};
+use venue_gateway::overflow::Overflow;
 
 struct Reply {
     status: StatusCode,

@@ -46,14 +46,8 @@ pub async fn post(
         return Ok(refused(JoinAnswer::new(&room.name, decision)));
     }
     let resource = format!("/api/whep/{}", room.name);
-    let (session, response) = session::create(
-        &app,
-        RoomId(room.id),
-        SessionKind::Viewer,
-        offer,
-        &resource,
-    )
-    .await?;
+    let (session, response) =
+        session::create(&app, RoomId(room.id), SessionKind::Viewer, offer, &resource).await?;
     tracing::info!(room = %room.name, %session, "WHEP viewer session created");
     Ok(response)
 }

@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use venue_sfu::SfuHandle;
 use venue_sfu::egress::compositor::{CompositorConfig, ProgramOutput};
 use venue_sfu::egress::hls::HlsConfig;
 use venue_sfu::egress::program::{ProgramRunner, StageLook};
-use venue_sfu::SfuHandle;
 
 use super::recording::{FeedControl, RecorderFeed, Recordings, RoomSets, Seat, SetChange};
 use crate::media::hls_programs::HlsPrograms;

@@ -37,8 +37,8 @@ use venue_sfu::{BridgeHandle, RoomId, SfuHandle};
 
 use crate::config::RtmpConfig;
 use crate::metrics::Metrics;
-use crate::schedule::Schedule;
 use crate::rooms::{SessionInfo, SessionKind, StateHandle, participant};
+use crate::schedule::Schedule;
 use crate::store::Store;
 
 /// Largest read from a connection at once, bytes.

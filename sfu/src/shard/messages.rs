@@ -250,7 +250,10 @@ pub enum Output {
     Event(SfuEvent),
     /// The answer to the command that carried `request` (boxed: a health snapshot is large
     /// next to a transmit).
-    Reply { request: RequestId, reply: Box<Reply> },
+    Reply {
+        request: RequestId,
+        reply: Box<Reply>,
+    },
     /// One packet for the reader of stage tap `tap` (dropped and counted by the shell when
     /// the reader's queue is full).
     Tap { tap: TapId, packet: TapPacket },

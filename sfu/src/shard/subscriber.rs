@@ -3,7 +3,6 @@
 //! simulcast layer choice against the viewer's bandwidth estimate, and its `venue` data
 //! channels.
 
-
 use str0m::Rtc;
 use str0m::bwe::Bitrate;
 use str0m::channel::ChannelId;
