@@ -38,6 +38,7 @@ mod batch;
 pub mod codec;
 mod config;
 pub mod limits;
+mod messages;
 mod moderation;
 pub mod names;
 mod participants;
@@ -50,7 +51,6 @@ pub mod shell;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use venue_proto::v1;
@@ -66,6 +66,7 @@ use self::recent::Recent;
 use self::settings::RoomSettings;
 
 pub use self::config::{HubConfig, Now};
+pub use self::messages::{Class, HubStats, Input, Output};
 use self::moderation::Sanctions;
 pub use self::moderation::{MAX_MUTE_S, Moderation, ModerationError};
 pub use self::participants::{ConnId, IpHash, Transport, UserInfo};
@@ -73,72 +74,6 @@ pub use self::queue::{Admit, QueuePolicy, too_slow_notice};
 pub use self::records::{
     BanRecord, ChatRecord, Loaded, MuteRecord, PersistOp, StarRecord, StickerRecord,
 };
-
-/// Which delivery a frame needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    /// Ordered and never dropped (closing the client instead when it cannot keep up).
-    Reliable,
-    /// May be dropped when the client is behind (cursors, fireworks).
-    Lossy,
-}
-
-/// What the hub wants done.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// One frame to one connection.
-    Send {
-        conn: ConnId,
-        class: Class,
-        frame: Bytes,
-    },
-    /// The same frame to every connection of the room.
-    Broadcast { class: Class, frame: Bytes },
-    /// Send `notice` (an encoded `ServerMessage`) and close. The hub has forgotten `conn`.
-    Close { conn: ConnId, notice: Bytes },
-    /// Write to the store.
-    Persist(PersistOp),
-}
-
-/// An input of the hub.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// A new connection (before its hello). `ip`: the hashed peer address, if known.
-    Connect {
-        conn: ConnId,
-        transport: Transport,
-        ip: Option<IpHash>,
-    },
-    /// One client frame (an encoded `ClientMessage`).
-    Frame { conn: ConnId, data: Bytes },
-    /// A frame the transport could not pass on (e.g. a WebSocket text frame).
-    BadFrame { conn: ConnId, reason: &'static str },
-    /// The connection is gone.
-    Disconnect { conn: ConnId },
-    /// Time to send the batches.
-    Tick,
-    /// The room's stage changed (from the state actor).
-    Stage(v1::StageState),
-}
-
-/// Counters of a hub (for metrics and tests).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HubStats {
-    /// Client frames received.
-    pub frames_in: u64,
-    /// Oversized, undecodable or out-of-place frames dropped.
-    pub bad_frames: u64,
-    /// Commands dropped by rate limits.
-    pub rate_limited: u64,
-    /// Commands with NaN coordinates dropped.
-    pub nan_dropped: u64,
-    /// Connections closed for repeated offences.
-    pub closed_for_offences: u64,
-    /// Batches broadcast (reliable + lossy).
-    pub batches: u64,
-    /// Users (connections that said hello) now — a gauge.
-    pub users: u64,
-}
 
 /// The sans-IO interaction state of one room. See the module doc. Its parts: the people
 /// ([`Participants`]), the sanctions in force ([`Sanctions`]), the sticker board and

@@ -1,5 +1,7 @@
 //! Unit tests of the hub core on virtual time: no sockets, no sleeps.
 
+use bytes::Bytes;
+
 use super::codec::decode_server;
 use super::limits::LimitConfig;
 use super::settings::{Mode, StickerSet};
