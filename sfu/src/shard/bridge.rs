@@ -2,15 +2,18 @@
 //! frames (`crate::bridge`) are packetized here into the same [`MediaPacket`]s a WHIP
 //! publisher's RTP becomes, with their own sequence numbers and streamer health.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 
+use tracing::info;
+
 use super::media::{CodecKey, MediaPacket, clock_hz};
-use crate::api::{ParticipantId, RoomId, SessionId};
+use super::messages::Output;
+use crate::api::{ParticipantId, RoomId, SessionId, SfuEvent};
 use crate::bridge::{BridgeMedia, MAX_RTP_PAYLOAD, Payload, packetize_h264, sps_profile_level_id};
 use crate::forward::SourceKey;
 use crate::health::{BridgeInfo, HealthMeter, Protocol as IngestProtocol, PublisherHealth};
@@ -39,8 +42,20 @@ pub struct Bridges {
 
 impl Bridges {
     /// A new bridge session of `participant` in `room` (health says RTMP until
-    /// [`Bridges::set_info`] says otherwise).
-    pub fn open(&mut self, session: SessionId, room: RoomId, participant: ParticipantId) {
+    /// [`Bridges::set_info`] says otherwise); announces [`SfuEvent::PublisherUp`] on `out`.
+    pub fn open(
+        &mut self,
+        session: SessionId,
+        room: RoomId,
+        participant: ParticipantId,
+        out: &mut VecDeque<Output>,
+    ) {
+        info!(%session, participant = participant.0, "bridge publisher up");
+        out.push_back(Output::Event(SfuEvent::PublisherUp {
+            room,
+            participant,
+            session,
+        }));
         self.by_session.insert(
             session,
             Bridge {
@@ -54,9 +69,19 @@ impl Bridges {
         );
     }
 
-    /// Ends a bridge session; returns it.
-    pub fn close(&mut self, session: SessionId) -> Option<Bridge> {
-        self.by_session.remove(&session)
+    /// Ends a bridge session and announces [`SfuEvent::PublisherDown`] on `out`; false when
+    /// there is no such session.
+    pub fn close(&mut self, session: SessionId, why: &str, out: &mut VecDeque<Output>) -> bool {
+        let Some(b) = self.by_session.remove(&session) else {
+            return false;
+        };
+        info!(%session, participant = b.participant.0, why, "bridge publisher down");
+        out.push_back(Output::Event(SfuEvent::PublisherDown {
+            room: b.room,
+            participant: b.participant,
+            session,
+        }));
+        true
     }
 
     /// The sessions of `participant`.

@@ -43,7 +43,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
@@ -83,8 +82,6 @@ const TICK: Duration = Duration::from_millis(250);
 const FRAME_HOLD: Duration = Duration::from_millis(10);
 /// Media from another shard older than this is dropped, not forwarded late.
 const MAX_REMOTE_AGE: Duration = Duration::from_millis(500);
-/// Largest data-channel message passed to the control plane, bytes.
-const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
 
 /// One shard's state. See the module docs.
 pub struct ShardCore {
@@ -395,31 +392,32 @@ impl ShardCore {
                 self.routing
                     .set_stage(&mut self.peers, &mut self.fx, room, slots, now);
             }
-            Command::SetRoomState { room, frame } => self.set_room_state(room, frame),
+            Command::SetRoomState { room, frame } => {
+                self.routing
+                    .set_room_state(&mut self.peers, &mut self.fx, room, frame);
+            }
             Command::SendChannel {
                 session,
                 class,
                 frame,
             } => {
                 if let Some(idx) = self.peers.by_session(session) {
-                    self.send_frame(idx, class, &frame);
+                    self.peers
+                        .send_frame(idx, class, &frame, &mut self.fx.stats);
                 }
             }
             Command::BroadcastChannel { room, class, frame } => {
-                for idx in self.routing.rooms.subscribers(room) {
-                    self.send_frame(idx, class, &frame);
-                }
+                self.routing
+                    .broadcast_frame(&mut self.peers, &mut self.fx, room, class, &frame);
             }
-            Command::OpenTap { tap, room } => self.open_tap(now, tap, room),
-            Command::CloseTap { tap } => {
-                if self.routing.taps.close(tap) {
-                    info!(shard = self.index, tap = tap.0, "stage tap closed");
-                }
+            Command::OpenTap { tap, room } => {
+                self.routing
+                    .open_tap(&mut self.peers, &mut self.fx, tap, room, now);
             }
+            Command::CloseTap { tap } => self.routing.close_tap(tap),
             Command::TapKeyframe { tap, slot } => {
-                if let Some(src) = self.routing.taps.video_source(tap, slot) {
-                    self.request_keyframe(src, KeyframeRequestKind::Pli, now);
-                }
+                self.routing
+                    .tap_keyframe(&mut self.peers, &mut self.fx, tap, slot, now);
             }
         }
         self.drain_dirty(now);
@@ -531,7 +529,10 @@ impl ShardCore {
 
     /// Ends a bridge or peer session.
     fn close(&mut self, session: SessionId) -> Result<(), SfuError> {
-        if self.close_bridge(session, "closed by request") {
+        if self
+            .bridges
+            .close(session, "closed by request", &mut self.fx.out)
+        {
             return Ok(());
         }
         let idx = self
@@ -548,28 +549,9 @@ impl ShardCore {
             self.remove_peer(idx, "replaced by a new session");
         }
         for s in self.bridges.sessions_of(participant) {
-            self.close_bridge(s, "replaced by a new session");
+            self.bridges
+                .close(s, "replaced by a new session", &mut self.fx.out);
         }
-    }
-
-    fn set_room_state(&mut self, room: RoomId, frame: Bytes) {
-        let r = self.routing.rooms.entry(room);
-        r.frame = Some(frame.clone());
-        let subs = r.subscribers.clone();
-        for idx in subs {
-            self.send_frame(idx, ChannelClass::Reliable, &frame);
-        }
-    }
-
-    fn open_tap(&mut self, now: Instant, tap: TapId, room: RoomId) {
-        info!(
-            shard = self.index,
-            tap = tap.0,
-            room = room.0,
-            "stage tap opened"
-        );
-        self.routing
-            .open_tap(&mut self.peers, &mut self.fx, tap, room, now);
     }
 
     fn remove_peer(&mut self, idx: usize, why: &str) {
@@ -699,20 +681,20 @@ impl ShardCore {
                     });
                     let frame = self.routing.rooms.get(room).and_then(|r| r.frame.clone());
                     if let Some(f) = frame {
-                        self.send_frame(idx, ChannelClass::Reliable, &f);
+                        self.peers
+                            .send_frame(idx, ChannelClass::Reliable, &f, &mut self.fx.stats);
                     }
                 }
             }
             Event::ChannelData(d) => {
                 if let Role::Subscriber(s) = &peer.role {
-                    if s.owns_channel(d.id) && d.data.len() <= MAX_CHANNEL_MESSAGE {
-                        self.event(SfuEvent::ChannelMessage {
+                    match s.channel_message(d) {
+                        Some(data) => self.event(SfuEvent::ChannelMessage {
                             room,
                             session,
-                            data: Bytes::from(d.data),
-                        });
-                    } else {
-                        self.fx.stats.datagrams_dropped += 1;
+                            data,
+                        }),
+                        None => self.fx.stats.datagrams_dropped += 1,
                     }
                 }
             }
@@ -747,27 +729,9 @@ impl ShardCore {
         participant: ParticipantId,
     ) {
         self.drop_participant(participant);
-        self.bridges.open(session, room, participant);
-        info!(shard = self.index, %session, participant = participant.0, "bridge publisher up");
-        self.event(SfuEvent::PublisherUp {
-            room,
-            participant,
-            session,
-        });
+        self.bridges
+            .open(session, room, participant, &mut self.fx.out);
         self.refresh_room(room, now);
-    }
-
-    fn close_bridge(&mut self, session: SessionId, why: &str) -> bool {
-        let Some(b) = self.bridges.close(session) else {
-            return false;
-        };
-        info!(shard = self.index, %session, participant = b.participant.0, why, "bridge publisher down");
-        self.event(SfuEvent::PublisherDown {
-            room: b.room,
-            participant: b.participant,
-            session,
-        });
-        true
     }
 
     /// Packetizes one bridge frame and forwards it like a WebRTC publisher's packets.
@@ -779,20 +743,6 @@ impl ShardCore {
             self.emit_media(pkt, now);
         }
         self.media_scratch = packets;
-    }
-
-    /// Writes one frame to a subscriber's data channel of `class`; it leaves with the
-    /// subscriber's next poll.
-    fn send_frame(&mut self, idx: usize, class: ChannelClass, frame: &[u8]) {
-        if let Some(Peer {
-            rtc,
-            role: Role::Subscriber(s),
-            ..
-        }) = self.peers.get_mut(idx)
-        {
-            s.send_frame(rtc, class, frame, &mut self.fx.stats);
-        }
-        self.peers.mark_dirty(idx);
     }
 
     /// Once per tick: sessions that did not connect in time are dropped; routing's

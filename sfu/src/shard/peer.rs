@@ -22,7 +22,7 @@ use super::messages::Output;
 use super::publisher::Publisher;
 use super::stats::ShardStats;
 use super::subscriber::Subscriber;
-use crate::api::{RoomId, SessionId, SfuError};
+use crate::api::{ChannelClass, RoomId, SessionId, SfuError};
 use crate::config::SfuConfig;
 
 /// Timeout cycles one poll runs for a peer whose str0m timeout is already due.
@@ -323,6 +323,26 @@ impl PeerTable {
             return Some(idx);
         }
         None
+    }
+
+    /// Writes one frame to subscriber `idx`'s data channel of `class`; it leaves with the
+    /// peer's next poll. Nothing for a publisher or a free index.
+    pub fn send_frame(
+        &mut self,
+        idx: usize,
+        class: ChannelClass,
+        frame: &[u8],
+        stats: &mut ShardStats,
+    ) {
+        if let Some(Peer {
+            rtc,
+            role: Role::Subscriber(s),
+            ..
+        }) = self.get_mut(idx)
+        {
+            s.send_frame(rtc, class, frame, stats);
+        }
+        self.mark_dirty(idx);
     }
 
     /// Marks peer `idx` as having output to poll.

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
 
+use bytes::Bytes;
+use tracing::info;
+
 use super::media::{MediaPacket, ShardMsg};
 use super::messages::{Output, TapId};
 use super::peer::{Peer, PeerTable, Role};
@@ -18,7 +21,7 @@ use super::publisher::Publishers;
 use super::room::Rooms;
 use super::stats::ShardStats;
 use super::tap::Taps;
-use crate::api::{ParticipantId, RoomId, SubscribeTarget};
+use crate::api::{ChannelClass, ParticipantId, RoomId, SubscribeTarget};
 use crate::forward::SourceKey;
 
 /// What the core hands to the shell, and its counters.
@@ -116,9 +119,58 @@ impl Routing {
         room: RoomId,
         now: Instant,
     ) {
+        info!(tap = tap.0, room = room.0, "stage tap opened");
         self.rooms.entry(room);
         self.taps.open(tap, room, self.max_slots);
         self.refresh_taps(peers, fx, now);
+    }
+
+    /// Keeps `frame` as `room`'s state frame (sent to every subscriber whose channel opens
+    /// later) and sends it to the room's subscribers now.
+    pub fn set_room_state(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        room: RoomId,
+        frame: Bytes,
+    ) {
+        self.rooms.entry(room).frame = Some(frame.clone());
+        self.broadcast_frame(peers, fx, room, ChannelClass::Reliable, &frame);
+    }
+
+    /// Sends `frame` on the data channel of `class` of every subscriber of `room`.
+    pub fn broadcast_frame(
+        &self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        room: RoomId,
+        class: ChannelClass,
+        frame: &[u8],
+    ) {
+        for idx in self.rooms.subscribers(room) {
+            peers.send_frame(idx, class, frame, &mut fx.stats);
+        }
+    }
+
+    /// Closes stage tap `tap` (nothing when it is not open).
+    pub fn close_tap(&mut self, tap: TapId) {
+        if self.taps.close(tap) {
+            info!(tap = tap.0, "stage tap closed");
+        }
+    }
+
+    /// Asks for a keyframe of what tap `tap` shows on `slot` (a PLI to its publisher).
+    pub fn tap_keyframe(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        tap: TapId,
+        slot: usize,
+        now: Instant,
+    ) {
+        if let Some(src) = self.taps.video_source(tap, slot) {
+            self.request_keyframe(peers, fx, src, KeyframeRequestKind::Pli, now);
+        }
     }
 
     /// Re-chooses what every subscriber of `room` shows.

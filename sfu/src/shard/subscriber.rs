@@ -3,9 +3,10 @@
 //! simulcast layer choice against the viewer's bandwidth estimate, and its `venue` data
 //! channels.
 
+use bytes::Bytes;
 use str0m::Rtc;
 use str0m::bwe::Bitrate;
-use str0m::channel::ChannelId;
+use str0m::channel::{ChannelData, ChannelId};
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
@@ -17,6 +18,9 @@ use super::stats::ShardStats;
 use crate::api::{ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, SubscribeTarget};
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
 use crate::offer::MidLayout;
+
+/// Largest data-channel message passed to the control plane, bytes.
+const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
 
 /// One outgoing track of a subscriber: stage slot `slot`'s audio or video on m-line `mid`.
 #[derive(Debug)]
@@ -194,6 +198,13 @@ impl Subscriber {
     /// Whether `id` is one of this subscriber's `venue` channels.
     pub fn owns_channel(&self, id: ChannelId) -> bool {
         self.channel == Some(id) || self.lossy_channel == Some(id)
+    }
+
+    /// A message on one of this subscriber's channels, for the control plane; `None` (drop
+    /// and count it) when it came on another channel or is over [`MAX_CHANNEL_MESSAGE`] bytes.
+    pub fn channel_message(&self, d: ChannelData) -> Option<Bytes> {
+        (self.owns_channel(d.id) && d.data.len() <= MAX_CHANNEL_MESSAGE)
+            .then(|| Bytes::from(d.data))
     }
 
     /// Writes one frame to the channel of `class` (lossy falls back to reliable when there is
