@@ -49,14 +49,43 @@ use base64::Engine;
 use venue_sfu::SfuHandle;
 
 use crate::config::{Config, Secret};
-use crate::http::{AppState, router, tls};
+use crate::http::{HttpSettings, router, tls};
+use crate::media::hls_programs::HlsPrograms;
+use crate::rooms::StateHandle;
 use crate::store::Store;
 
-/// A built application: router and state, ready to serve.
+/// The gateway's running parts, as handles (each cheap to clone): what [`build_app`] starts
+/// and the HTTP layer, the RTMP listener and the tests reach them through.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub store: Store,
+    pub sfu: SfuHandle,
+    /// The room state actor: stage, sessions, the living room's hubs.
+    pub state: StateHandle,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Slot-bound stream keys: the key check and the window-closing timer.
+    pub schedule: schedule::Schedule,
+    /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
+    pub webhooks: webhooks::Webhooks,
+    /// Overflow to HLS: `[hls]` limits and the CPU sample (`/join`, WHEP admission).
+    pub overflow: overflow::Overflow,
+    /// Running LL-HLS programs by room (`/hls/...`); fed by the program supervisor.
+    pub hls: HlsPrograms,
+    /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
+    pub recordings: media::recording::Recordings,
+    /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
+    pub ice: ice::IceServers,
+    /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
+    pub turn: Option<ice::EmbeddedTurn>,
+}
+
+/// A built application: router, services and HTTP settings, ready to serve.
 #[derive(Debug)]
 pub struct App {
     pub router: Router,
-    pub state: AppState,
+    pub services: Services,
+    /// What the router was built with (a test builds a second router over changed services).
+    pub http: HttpSettings,
     /// What the RTMP listener needs: `media::rtmp::spawn(app.rtmp.clone(), config.rtmp)`.
     pub rtmp: media::rtmp::RtmpDeps,
 }
@@ -142,44 +171,47 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     .context("starting the TURN server")?;
     let schedule = schedule::Schedule::new(config.schedule, schedule::Clock::default());
     schedule.spawn_enforcer(store.clone(), &state_handle, bus);
-    let state = AppState {
+    let services = Services {
         webhooks,
         schedule,
         store,
         sfu,
         state: state_handle,
-        admin_token_digest: admin_digest,
-        public_url: config.http.public_url.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
-        ws_queue: config.interaction.queue_policy(),
-        trusted_proxies: config.http.trusted_proxies.clone().into(),
         overflow: overflow::Overflow::start(config.hls),
-        hls: media::hls_programs::HlsPrograms::default(),
+        hls: HlsPrograms::default(),
         recordings,
         ice,
         turn: turn.map(ice::EmbeddedTurn::new),
+    };
+    let http = HttpSettings {
+        admin_token_digest: admin_digest,
+        public_url: config.http.public_url.clone(),
+        ws_queue: config.interaction.queue_policy(),
+        trusted_proxies: config.http.trusted_proxies.clone().into(),
         rtmp: config.rtmp,
     };
     media::program::spawn_supervisor(
         media::program::ProgramDeps {
-            store: state.store.clone(),
-            state: state.state.clone(),
-            sfu: state.sfu.clone(),
-            hls: state.hls.clone(),
-            recordings: state.recordings.clone(),
+            store: services.store.clone(),
+            state: services.state.clone(),
+            sfu: services.sfu.clone(),
+            hls: services.hls.clone(),
+            recordings: services.recordings.clone(),
         },
         config.hls,
     );
     let rtmp = media::rtmp::RtmpDeps {
-        schedule: state.schedule.clone(),
-        store: state.store.clone(),
-        sfu: state.sfu.clone(),
-        state: state.state.clone(),
-        metrics: state.metrics.clone(),
+        schedule: services.schedule.clone(),
+        store: services.store.clone(),
+        sfu: services.sfu.clone(),
+        state: services.state.clone(),
+        metrics: services.metrics.clone(),
     };
     Ok(App {
-        router: router(state.clone()),
-        state,
+        router: router(services.clone(), http.clone()),
+        services,
+        http,
         rtmp,
     })
 }

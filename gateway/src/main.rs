@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         http = %listener.local_addr()?,
         tls = tls.is_some(),
-        media = ?app.state.sfu.addrs().shards,
+        media = ?app.services.sfu.addrs().shards,
         rtmp = ?rtmp,
         data_dir = %config.data_dir.display(),
         "venue listening"

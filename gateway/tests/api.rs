@@ -737,7 +737,7 @@ async fn admin_streamers_key_shown_once_and_stored_hashed() {
     assert_eq!(v["rtmp_url"], format!("rtmp://venue.test:1935/live/{key}"));
 
     // Stored hashed.
-    let store = &t.app.state.store;
+    let store = &t.app.services.store;
     let hash = store.key_hash(id).await.expect("query").expect("row");
     assert_eq!(hash, venue_gateway::store::hash_key(&key));
     assert_ne!(hash, key);
@@ -1073,7 +1073,7 @@ async fn rooms_streamers_and_stage_survive_a_restart() {
             )
             .await;
         assert_eq!(r.status, StatusCode::OK);
-        t.app.state.store.close().await;
+        t.app.services.store.close().await;
         (id, key)
     };
     let t = TestApp {
@@ -1113,7 +1113,7 @@ async fn admin_token_is_generated_once_and_kept() {
         .body(Body::empty())
         .expect("req");
     assert_eq!(send(&first.router, get).await.status, StatusCode::OK);
-    first.state.store.close().await;
+    first.services.store.close().await;
     let second = build_app(&config).await.expect("app again");
     let get = Request::builder()
         .uri("/api/admin/rooms")

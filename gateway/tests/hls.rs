@@ -31,7 +31,7 @@ async fn serve() -> Hls {
     let mut config = common::config(dir.path());
     config.hls.compose = false;
     let app = build_app(&config).await.unwrap();
-    let hls = app.state.hls.clone();
+    let hls = app.services.hls.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve(listener, std::future::pending()));

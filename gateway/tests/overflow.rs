@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use venue_gateway::Services;
 use venue_gateway::build_app;
 use venue_gateway::config::HlsConfig;
-use venue_gateway::http::{AppState, router};
+use venue_gateway::http::router;
 use venue_gateway::overflow::Overflow;
 
 struct Reply {
@@ -215,11 +216,11 @@ async fn an_overloaded_server_sends_new_viewers_to_hls() {
         max_cpu_percent: 50,
         ..Default::default()
     });
-    let state = AppState {
+    let services = Services {
         overflow: overflow.clone(),
-        ..app.state.clone()
+        ..app.services.clone()
     };
-    let r = &router(state);
+    let r = &router(services, app.http.clone());
 
     overflow.set_cpu_percent(Some(20.0));
     assert_eq!(join(r, "main").await.json()["mode"], "webrtc");

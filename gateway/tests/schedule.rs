@@ -301,7 +301,7 @@ async fn slot_bound_keys_open_in_their_window_and_sessions_end_at_its_close() {
     let grace_after = Duration::from_secs(1);
     let app = app(dir.path(), grace_after.as_secs()).await;
     let r = &app.router;
-    let schedule = app.state.schedule.clone();
+    let schedule = app.services.schedule.clone();
 
     // A host (never booked) publishes any time.
     let (_, host) = admin(
@@ -350,7 +350,7 @@ async fn slot_bound_keys_open_in_their_window_and_sessions_end_at_its_close() {
     let session = venue_sfu::SessionId(
         u64::from_str_radix(location.rsplit('/').next().unwrap(), 16).unwrap(),
     );
-    let state = app.state.state.clone();
+    let state = app.services.state.clone();
     assert!(state.session(session).await.unwrap().is_some());
     let closed_after = loop {
         if state.session(session).await.unwrap().is_none() {

@@ -25,7 +25,7 @@ use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
 
 struct Tls {
     addr: SocketAddr,
-    app_state: venue_gateway::http::AppState,
+    app_state: venue_gateway::Services,
     /// The self-signed certificate (DER), trusted by the test clients.
     cert: rustls::pki_types::CertificateDer<'static>,
     _dir: tempfile::TempDir,
@@ -49,7 +49,7 @@ async fn serve_tls() -> Tls {
     config.validate().unwrap();
     let tls = TlsConfig::from_pem_files(&cert_path, &key_path).unwrap();
     let app = build_app(&config).await.unwrap();
-    let app_state = app.state.clone();
+    let app_state = app.services.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app.serve_tls(listener, tls, std::future::pending()));
@@ -89,7 +89,7 @@ fn synthetic_format() -> ProgramFormat {
 }
 
 /// Starts a program in `main` and pushes 3 s of synthetic pictures (keyframe every 60).
-fn start_synthetic_program(state: &venue_gateway::http::AppState) -> u64 {
+fn start_synthetic_program(state: &venue_gateway::Services) -> u64 {
     let program = state
         .hls
         .start("main", HlsConfig::default(), synthetic_format())

@@ -163,7 +163,7 @@ async fn server(dir: &std::path::Path, urls: Vec<String>) -> (Server, Schedule) 
     config.webhooks.retry_initial_ms = 20;
     config.webhooks.timeout_ms = 30_000;
     let app = build_app(&config).await.unwrap();
-    let schedule = app.state.schedule.clone();
+    let schedule = app.services.schedule.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = app.router.clone();

@@ -196,7 +196,7 @@ pub async fn create_streamer(
     let room = room(&app, &name).await?;
     let new: NewStreamer = json_body(body)?;
     let (s, key) = app.store.create_streamer(room.id, &new.name).await?;
-    let base = base_url(app.public_url.as_deref(), &headers);
+    let base = base_url(app.settings.public_url.as_deref(), &headers);
     tracing::info!(room = %room.name, streamer = s.id, "streamer created");
     Ok((
         StatusCode::CREATED,
@@ -204,7 +204,7 @@ pub async fn create_streamer(
             id: s.id,
             name: s.name,
             whip_url: format!("{base}/api/whip"),
-            rtmp_url: rtmp_url(&app.rtmp, &base, key.expose()),
+            rtmp_url: rtmp_url(&app.settings.rtmp, &base, key.expose()),
             stream_key: key.expose().to_owned(),
             created_at: s.created_at,
         }),

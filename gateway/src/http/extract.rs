@@ -47,7 +47,7 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 /// Middleware: 401 unless the bearer token is the admin token.
 pub async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let ok = bearer(req.headers())
-        .is_some_and(|t| bool::from(token_digest(t).ct_eq(&app.admin_token_digest)));
+        .is_some_and(|t| bool::from(token_digest(t).ct_eq(&app.settings.admin_token_digest)));
     if ok {
         next.run(req).await
     } else {

@@ -37,50 +37,49 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
-use venue_sfu::SfuHandle;
 
-use crate::media::hls_programs::HlsPrograms;
-use crate::rooms::StateHandle;
-use crate::store::Store;
-use crate::{
-    config, hub, ice as ice_servers, media::recording, overflow, schedule as slots, webhooks,
-};
+use crate::{Services, config, hub};
 
-/// Everything a request handler needs; cheap to clone.
+/// What the HTTP layer adds to the gateway's [`Services`]: settings of `[http]` and friends.
 #[derive(Clone, Debug)]
-pub struct AppState {
-    pub store: Store,
-    pub sfu: SfuHandle,
-    pub state: StateHandle,
+pub struct HttpSettings {
     /// SHA-256 of the admin token (compared in constant time).
     pub admin_token_digest: [u8; 32],
     /// `http.public_url`, normalised (no trailing slash).
     pub public_url: Option<String>,
-    pub metrics: Arc<crate::metrics::Metrics>,
     /// Send-queue policy of WebSocket clients.
     pub ws_queue: hub::QueuePolicy,
     /// `http.trusted_proxies`.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    /// Slot-bound stream keys: the key check and the window-closing timer.
-    pub schedule: slots::Schedule,
-    /// Signed webhook deliveries (`[webhooks]`); `emit` never waits.
-    pub webhooks: webhooks::Webhooks,
-    /// Overflow to HLS: `[hls]` limits and the CPU sample (`/join`, WHEP admission).
-    pub overflow: overflow::Overflow,
-    /// Running LL-HLS programs by room (`/hls/...`); fed by the compositor wiring.
-    pub hls: HlsPrograms,
-    /// Recordings of artists' sets (`[recording]`), fed by the program supervisor.
-    pub recordings: recording::Recordings,
-    /// TURN credentials handed to clients (`[turn]`): WHIP/WHEP `Link` headers, `/api/ice-servers`.
-    pub ice: ice_servers::IceServers,
     /// `[rtmp]`, for the RTMP URLs handed to streamers.
     pub rtmp: config::RtmpConfig,
-    /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
-    pub turn: Option<ice_servers::EmbeddedTurn>,
+}
+
+/// Everything a request handler needs: the gateway's [`Services`] (reached through `Deref`:
+/// `state.store`, `state.sfu`, …) and the [`HttpSettings`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub services: Services,
+    pub settings: Arc<HttpSettings>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+/// The HTTP router over `services` with `settings`.
+pub fn router(services: Services, settings: HttpSettings) -> Router {
+    router_over(AppState {
+        services,
+        settings: Arc::new(settings),
+    })
 }
 
 /// The HTTP router over `state`.
-pub fn router(state: AppState) -> Router {
+pub fn router_over(state: AppState) -> Router {
     let whip_whep = Router::new()
         .route(
             "/api/whip",

@@ -357,7 +357,7 @@ async fn book(
         merged = created.merged,
         "booking created"
     );
-    let base = base_url(app.public_url.as_deref(), headers);
+    let base = base_url(app.settings.public_url.as_deref(), headers);
     Ok((
         StatusCode::CREATED,
         Json(CreatedBooking {
@@ -365,7 +365,7 @@ async fn book(
             rtmp_url: created
                 .key
                 .as_ref()
-                .and_then(|k| crate::config::rtmp_url(&app.rtmp, &base, k.expose())),
+                .and_then(|k| crate::config::rtmp_url(&app.settings.rtmp, &base, k.expose())),
             stream_key: created.key.map(|k| k.expose().to_owned()),
             whip_url: format!("{base}/api/whip"),
             merged: created.merged,
@@ -484,7 +484,7 @@ pub async fn signup(
     let ip = peer.map_or(
         IpAddr::from([0, 0, 0, 0]),
         |axum::Extension(ConnectInfo(a))| {
-            super::extract::client_ip(a.ip(), &headers, &app.trusted_proxies)
+            super::extract::client_ip(a.ip(), &headers, &app.settings.trusted_proxies)
         },
     );
     if !app.schedule.signup_allowed(ip) {

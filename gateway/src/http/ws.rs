@@ -61,9 +61,9 @@ pub async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let ip = peer.map(|Extension(ConnectInfo(addr))| {
-        super::extract::client_ip(addr.ip(), &headers, &app.trusted_proxies)
+        super::extract::client_ip(addr.ip(), &headers, &app.settings.trusted_proxies)
     });
-    let capacity = app.ws_queue.capacity;
+    let capacity = app.settings.ws_queue.capacity;
     // Frames are fed into a write buffer and flushed once per burst (see `write`).
     ws.read_buffer_size(1024)
         .write_buffer_size(WRITE_BUFFER_BYTES)

@@ -64,14 +64,14 @@ pub async fn serve(config: Config) -> Server {
 }
 
 /// Like [`serve`], and RTMP ingest with `rtmp` on an ephemeral loopback port (its `listen` is
-/// replaced). Returns the server, the RTMP address and the app state (schedule clock, stores).
+/// replaced). Returns the server, the RTMP address and the services (schedule clock, stores).
 pub async fn serve_rtmp(
     config: Config,
     rtmp: RtmpConfig,
-) -> (Server, SocketAddr, venue_gateway::http::AppState) {
+) -> (Server, SocketAddr, venue_gateway::Services) {
     let dir = config.data_dir.clone();
     let app = build_app(&config).await.expect("app builds");
-    let state = app.state.clone();
+    let state = app.services.clone();
     let rtmp = venue_gateway::media::rtmp::spawn(
         app.rtmp.clone(),
         RtmpConfig {
