@@ -45,8 +45,9 @@ impl std::str::FromStr for SessionId {
 pub enum SubscribeTarget {
     /// The room's stage: the i-th video and i-th audio m-line carry stage slot i.
     Stage,
-    /// One publisher directly (admin preview): the first video/audio pair carries it.
-    Participant(ParticipantId),
+    /// One publisher directly (admin preview): the first video/audio pair carries it; `None`
+    /// shows nothing until [`crate::SfuHandle::retarget`] names one.
+    Participant(Option<ParticipantId>),
 }
 
 /// The answer to an accepted offer.

@@ -318,6 +318,24 @@ impl SfuHandle {
         .await
     }
 
+    /// Points a subscriber opened with [`SubscribeTarget::Participant`] (an admin preview) at
+    /// another publisher, or at none; it switches on the new source's next keyframe, without
+    /// renegotiation. Nothing for other sessions. Errors: [`SfuError::UnknownSession`] (no
+    /// such shard), [`SfuError::Overloaded`] (queue full), [`SfuError::Stopped`].
+    pub fn retarget(
+        &self,
+        session: SessionId,
+        participant: Option<ParticipantId>,
+    ) -> Result<(), SfuError> {
+        self.tell(
+            session.shard(),
+            Command::Retarget {
+                session,
+                participant,
+            },
+        )
+    }
+
     /// Routes publishers to a room's stage slots: `slots[i]` is shown on slot i
     /// (`slots.len() <= max_slots`, missing entries are empty). Viewers switch without
     /// renegotiation on the new source's next keyframe.

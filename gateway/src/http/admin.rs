@@ -54,7 +54,7 @@ use super::rooms::stored as room;
 use super::session::{self, SDP};
 use crate::config::rtmp_url;
 use crate::ids::{RoomId, StreamerId};
-use crate::rooms::{RoomView, SessionKind, participant};
+use crate::rooms::{RoomView, SessionKind};
 use crate::store::{Room, Stage, Streamer};
 
 async fn streamer(app: &AppState, room: &Room, id: &str) -> Result<Streamer, ApiError> {
@@ -363,7 +363,7 @@ pub async fn preview(
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
     let resource = format!("/api/whep/{}", room.name);
-    let kind = SessionKind::Preview(participant(StreamerId(s.id)));
+    let kind = SessionKind::Preview(StreamerId(s.id));
     let (_, response) = session::create(&app, RoomId(room.id), kind, offer, &resource).await?;
     Ok(response)
 }

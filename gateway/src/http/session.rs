@@ -44,15 +44,17 @@ pub(crate) async fn create(
     resource: &str,
 ) -> Result<(SessionId, Response), TextError> {
     let answer = match kind {
-        SessionKind::Publisher(p, _) => app.sfu.publish(room.into(), p, offer).await?,
+        SessionKind::Publisher { participant, .. } => {
+            app.sfu.publish(room.into(), participant, offer).await?
+        }
         SessionKind::Viewer => {
             app.sfu
                 .subscribe(room.into(), SubscribeTarget::Stage, offer)
                 .await?
         }
-        SessionKind::Preview(p) => {
+        SessionKind::Preview(_) => {
             app.sfu
-                .subscribe(room.into(), SubscribeTarget::Participant(p), offer)
+                .subscribe(room.into(), SubscribeTarget::Participant(None), offer)
                 .await?
         }
     };

@@ -19,7 +19,7 @@ use super::error::{ApiError, TextError};
 use super::extract::{bearer, require_content_type, sdp_offer, session_id};
 use super::session::{self, SDP};
 use crate::ids::{RoomId, StreamerId};
-use crate::rooms::{SessionInfo, SessionKind, participant};
+use crate::rooms::{SessionInfo, SessionKind, new_participant};
 use crate::webhooks::Protocol;
 
 /// `POST /api/whip` (RFC 9725 §4.2): 201 + `Location` + `ETag` + SDP answer.
@@ -35,7 +35,11 @@ pub async fn post(
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
     let room = RoomId(streamer.room_id);
-    let kind = SessionKind::Publisher(participant(StreamerId(streamer.id)), Protocol::Whip);
+    let kind = SessionKind::Publisher {
+        streamer: StreamerId(streamer.id),
+        participant: new_participant(),
+        protocol: Protocol::Whip,
+    };
     let (session, response) = session::create(&app, room, kind, offer, "/api/whip").await?;
     tracing::info!(room = streamer.room_id, streamer = streamer.id, %session, "WHIP publisher session created");
     // A window may have closed while the SFU answered: the timer re-checks.
@@ -49,7 +53,7 @@ async fn publisher_session(
 ) -> Result<(SessionId, SessionInfo), ApiError> {
     let id = session_id(session)?;
     match app.state.session(id).await? {
-        Some(info) if matches!(info.kind, SessionKind::Publisher(..)) => Ok((id, info)),
+        Some(info) if matches!(info.kind, SessionKind::Publisher { .. }) => Ok((id, info)),
         _ => Err(ApiError::NotFound("no such WHIP session".into())),
     }
 }

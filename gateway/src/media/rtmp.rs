@@ -37,7 +37,7 @@ use venue_sfu::{BridgeHandle, RoomId, SfuHandle};
 
 use crate::config::RtmpConfig;
 use crate::metrics::Metrics;
-use crate::rooms::{SessionInfo, SessionKind, StateHandle, participant};
+use crate::rooms::{SessionInfo, SessionKind, StateHandle, new_participant};
 use crate::schedule::Schedule;
 use crate::store::Store;
 
@@ -397,7 +397,7 @@ async fn handle_event(
                 .await
                 .map_err(|e| format!("stream key refused: {e}"))?;
             let room = RoomId(streamer.room_id as u64);
-            let p = participant(crate::ids::StreamerId(streamer.id));
+            let p = new_participant();
             let bridge = app
                 .sfu
                 .bridge(room, p)
@@ -414,7 +414,11 @@ async fn handle_event(
                     bridge.session(),
                     SessionInfo {
                         room: room.into(),
-                        kind: SessionKind::Publisher(p, crate::webhooks::Protocol::Rtmp),
+                        kind: SessionKind::Publisher {
+                            streamer: crate::ids::StreamerId(streamer.id),
+                            participant: p,
+                            protocol: crate::webhooks::Protocol::Rtmp,
+                        },
                         etag: String::new(),
                     },
                 )

@@ -329,6 +329,12 @@ impl Shell {
                     Ok(())
                 }
                 Effect::SetStage(room, slots) => self.sfu.set_stage(room, slots).await,
+                Effect::Retarget(session, participant) => {
+                    match self.sfu.retarget(session, participant) {
+                        Err(venue_sfu::SfuError::UnknownSession) => Ok(()),
+                        other => other,
+                    }
+                }
                 Effect::RoomState(room, frame) => {
                     // The hub sends the stage as `Event.stage` to its clients (WebSocket ones
                     // have no other way to get it); the frame is our own encoding.

@@ -35,6 +35,8 @@ pub struct PublishNotice {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     SetStage(venue_sfu::RoomId, Vec<Option<ParticipantId>>),
+    /// Point an admin preview at the streamer's active publisher session (or none).
+    Retarget(SessionId, Option<ParticipantId>),
     RoomState(venue_sfu::RoomId, Bytes),
     Close(SessionId),
     /// A publisher session was registered: `publish.started`.
@@ -63,8 +65,14 @@ pub struct Core {
     rooms: HashMap<RoomId, RoomEntry>,
     names: HashMap<String, RoomId>,
     sessions: HashMap<SessionId, SessionInfo>,
-    /// Publisher sessions that are up, per streamer.
-    live: HashMap<ParticipantId, HashSet<SessionId>>,
+    /// Publisher sessions the gateway registered, per streamer, oldest first: the last is the
+    /// streamer's active session, the one its stage slots and previews show.
+    publishers: HashMap<StreamerId, Vec<(SessionId, ParticipantId)>>,
+    /// Publisher sessions that are up (the SFU said `PublisherUp`), per streamer.
+    live: HashMap<StreamerId, HashSet<SessionId>>,
+    /// `PublisherUp`s that overtook the registration of their session (an RTMP bridge is up
+    /// at once): applied when the session registers.
+    early_up: HashSet<SessionId>,
     /// Publisher sessions announced with `Effect::PublishStarted` and not yet stopped: each
     /// gets exactly one `PublishStopped`, whichever path ends it.
     announced: HashMap<SessionId, PublishNotice>,
@@ -80,7 +88,9 @@ impl Core {
             rooms: HashMap::new(),
             names: HashMap::new(),
             sessions: HashMap::new(),
+            publishers: HashMap::new(),
             live: HashMap::new(),
+            early_up: HashSet::new(),
             announced: HashMap::new(),
         }
     }
@@ -177,21 +187,21 @@ impl Core {
         now: Instant,
     ) -> Vec<Effect> {
         let (mut effects, was_live) = self.close_sessions(streamer, previews);
-        if was_live && self.on_stage(room_id, participant(streamer)) {
+        if was_live && self.on_stage(room_id, streamer) {
             effects.extend(self.push(room_id, now));
         }
         effects
     }
 
-    /// Removes and returns (as `Effect::Close`) the sessions of `streamer`; whether it was live.
+    /// Removes and returns (as `Effect::Close`) the sessions of `streamer`, and the stage and
+    /// preview changes that follow; whether it was live.
     fn close_sessions(&mut self, streamer: StreamerId, previews: bool) -> (Vec<Effect>, bool) {
-        let participant = participant(streamer);
         let mut closed: Vec<SessionId> = self
             .sessions
             .iter()
             .filter(|(_, info)| match info.kind {
-                SessionKind::Publisher(p, _) => p == participant,
-                SessionKind::Preview(p) => previews && p == participant,
+                SessionKind::Publisher { streamer: s, .. } => s == streamer,
+                SessionKind::Preview(s) => previews && s == streamer,
                 SessionKind::Viewer => false,
             })
             .map(|(s, _)| *s)
@@ -199,16 +209,21 @@ impl Core {
         closed.sort_by_key(|s| s.0);
         for s in &closed {
             self.sessions.remove(s);
+            self.early_up.remove(s);
         }
         let mut effects: Vec<Effect> = Vec::with_capacity(closed.len());
         for s in closed {
             effects.push(Effect::Close(s));
             effects.extend(self.unannounce(s));
         }
-        let was_live = self
-            .live
-            .remove(&participant)
-            .is_some_and(|s| !s.is_empty());
+        let had_publisher = self
+            .publishers
+            .remove(&streamer)
+            .is_some_and(|p| !p.is_empty());
+        if had_publisher {
+            effects.extend(self.active_changed(streamer));
+        }
+        let was_live = self.live.remove(&streamer).is_some_and(|s| !s.is_empty());
         (effects, was_live)
     }
 
@@ -219,7 +234,6 @@ impl Core {
         streamer: StreamerId,
         now: Instant,
     ) -> Vec<Effect> {
-        let (mut effects, was_live) = self.close_sessions(streamer, true);
         let mut stage_changed = false;
         if let Some(entry) = self.rooms.get_mut(&room_id) {
             for slot in entry.slots.iter_mut() {
@@ -229,6 +243,7 @@ impl Core {
                 }
             }
         }
+        let (mut effects, was_live) = self.close_sessions(streamer, true);
         if stage_changed {
             effects.push(self.stage_effect(room_id));
         }
@@ -238,7 +253,9 @@ impl Core {
         effects
     }
 
-    /// The gateway created a session (after the SFU accepted its offer).
+    /// The gateway created a session (after the SFU accepted its offer). A publisher session
+    /// becomes its streamer's active one and replaces the streamer's older sessions (closed);
+    /// a preview is pointed at its streamer's active session.
     pub fn session_created(
         &mut self,
         session: SessionId,
@@ -246,9 +263,11 @@ impl Core {
         now: Instant,
     ) -> Vec<Effect> {
         let room = info.room;
-        let preview = matches!(info.kind, SessionKind::Preview(_));
+        let kind = info.kind;
         let mut effects = Vec::new();
-        if let SessionKind::Publisher(p, protocol) = info.kind
+        if let SessionKind::Publisher {
+            streamer, protocol, ..
+        } = kind
             && !self.announced.contains_key(&session)
         {
             let notice = PublishNotice {
@@ -258,7 +277,7 @@ impl Core {
                     .get(&room)
                     .map(|r| r.name.clone())
                     .unwrap_or_default(),
-                streamer: streamer_of(p),
+                streamer,
                 session,
                 protocol,
             };
@@ -266,14 +285,62 @@ impl Core {
             effects.push(Effect::PublishStarted(notice));
         }
         self.sessions.insert(session, info);
-        // A preview's SubscriberUp may have come first: it is not a viewer.
-        if preview
-            && self
-                .rooms
-                .get_mut(&room)
-                .is_some_and(|r| r.viewers.remove(&session))
-        {
-            effects.extend(self.viewers_changed(room, now));
+        match kind {
+            SessionKind::Publisher {
+                streamer,
+                participant,
+                ..
+            } => {
+                effects.extend(self.publisher_registered(room, streamer, participant, session, now))
+            }
+            SessionKind::Preview(streamer) => {
+                effects.push(Effect::Retarget(session, self.active_participant(streamer)));
+                // Its SubscriberUp may have come first: it is not a viewer.
+                if self
+                    .rooms
+                    .get_mut(&room)
+                    .is_some_and(|r| r.viewers.remove(&session))
+                {
+                    effects.extend(self.viewers_changed(room, now));
+                }
+            }
+            SessionKind::Viewer => {}
+        }
+        effects
+    }
+
+    /// A registered publisher session of `streamer` becomes its active one: older sessions
+    /// are closed, stage slots and previews follow, the room hears when it went live.
+    fn publisher_registered(
+        &mut self,
+        room: RoomId,
+        streamer: StreamerId,
+        participant: ParticipantId,
+        session: SessionId,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let list = self.publishers.entry(streamer).or_default();
+        if list.iter().any(|(s, _)| *s == session) {
+            return effects;
+        }
+        let older: Vec<SessionId> = list.drain(..).map(|(s, _)| s).collect();
+        list.push((session, participant));
+        let was_live = self.is_live(streamer);
+        // An older session stays in `live` until the SFU reports it down, so a reconnecting
+        // streamer does not flicker offline while both are up.
+        for s in older {
+            self.sessions.remove(&s);
+            self.early_up.remove(&s);
+            effects.push(Effect::Close(s));
+            effects.extend(self.unannounce(s));
+        }
+        if self.early_up.remove(&session) {
+            self.live.entry(streamer).or_default().insert(session);
+        }
+        effects.extend(self.active_changed(streamer));
+        if was_live != self.is_live(streamer) && self.on_stage(room, streamer) {
+            effects.extend(self.push(room, now));
         }
         effects
     }
@@ -289,10 +356,8 @@ impl Core {
             return Vec::new();
         };
         match info.kind {
-            SessionKind::Publisher(p, _) => {
-                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
-                effects.extend(self.publisher_down(info.room, p, session, now));
-                effects
+            SessionKind::Publisher { streamer, .. } => {
+                self.publisher_ended(info.room, streamer, session, now)
             }
             SessionKind::Viewer => self.subscriber_down(info.room, session, now),
             SessionKind::Preview(_) => Vec::new(),
@@ -307,36 +372,39 @@ impl Core {
     /// Applies an event of the media plane.
     pub fn on_event(&mut self, event: SfuEvent, now: Instant) -> Vec<Effect> {
         match event {
-            SfuEvent::PublisherUp {
-                room,
-                participant,
-                session,
-            } => {
+            SfuEvent::PublisherUp { room, session, .. } => {
                 let room = RoomId::from(room);
-                // The gateway registers the session (with its protocol) right after the SFU
-                // accepted it; this placeholder only covers an event that overtakes that.
-                self.sessions.entry(session).or_insert_with(|| SessionInfo {
-                    room,
-                    kind: SessionKind::Publisher(participant, Protocol::Whip),
-                    etag: String::new(),
-                });
-                let set = self.live.entry(participant).or_default();
+                let Some(SessionKind::Publisher { streamer, .. }) =
+                    self.sessions.get(&session).map(|i| i.kind)
+                else {
+                    // The gateway registers the session right after the SFU accepted it;
+                    // an event that overtakes that is applied then.
+                    self.early_up.insert(session);
+                    return Vec::new();
+                };
+                let set = self.live.entry(streamer).or_default();
                 let was_live = !set.is_empty();
                 set.insert(session);
-                if !was_live && self.on_stage(room, participant) {
+                if !was_live && self.on_stage(room, streamer) {
                     return self.push(room, now);
                 }
                 Vec::new()
             }
-            SfuEvent::PublisherDown {
-                room,
-                participant,
-                session,
-            } => {
-                self.sessions.remove(&session);
-                let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
-                effects.extend(self.publisher_down(room.into(), participant, session, now));
-                effects
+            SfuEvent::PublisherDown { room, session, .. } => {
+                self.early_up.remove(&session);
+                let streamer = match self.sessions.remove(&session).map(|i| i.kind) {
+                    Some(SessionKind::Publisher { streamer, .. }) => Some(streamer),
+                    // A session the gateway already replaced or closed may still be live.
+                    _ => self
+                        .live
+                        .iter()
+                        .find(|(_, set)| set.contains(&session))
+                        .map(|(s, _)| *s),
+                };
+                match streamer {
+                    Some(streamer) => self.publisher_ended(room.into(), streamer, session, now),
+                    None => self.unannounce(session).into_iter().collect(),
+                }
             }
             SfuEvent::SubscriberUp { room, session } => {
                 if matches!(
@@ -421,16 +489,20 @@ impl Core {
     /// while a new session replaces the old).
     pub fn live_sessions(&self, id: StreamerId) -> Vec<SessionId> {
         self.live
-            .get(&participant(id))
+            .get(&id)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default()
     }
 
     /// Whether streamer `id` has a publisher session up.
     pub fn is_live(&self, id: StreamerId) -> bool {
-        self.live
-            .get(&participant(id))
-            .is_some_and(|s| !s.is_empty())
+        self.live.get(&id).is_some_and(|s| !s.is_empty())
+    }
+
+    /// The media-plane id of streamer `id`'s active publisher session (the newest the
+    /// gateway registered), if it has one.
+    pub fn active_participant(&self, id: StreamerId) -> Option<ParticipantId> {
+        self.publishers.get(&id)?.last().map(|(_, p)| *p)
     }
 
     /// WebRTC viewers of room `id` for the overflow decision: its viewer sessions that the
@@ -461,34 +533,68 @@ impl Core {
         }
     }
 
-    fn on_stage(&self, room: RoomId, p: ParticipantId) -> bool {
-        self.rooms.get(&room).is_some_and(|r| {
-            r.slots
-                .iter()
-                .flatten()
-                .any(|(id, _)| participant(*id) == p)
-        })
+    fn on_stage(&self, room: RoomId, streamer: StreamerId) -> bool {
+        self.rooms
+            .get(&room)
+            .is_some_and(|r| r.slots.iter().flatten().any(|(id, _)| *id == streamer))
     }
 
-    fn publisher_down(
+    /// A publisher session of `streamer` ended (SFU event or resource DELETE): its
+    /// `PublishStopped`, the next active session for its slots and previews, and a new frame
+    /// when the streamer went offline on stage.
+    fn publisher_ended(
         &mut self,
         room: RoomId,
-        p: ParticipantId,
+        streamer: StreamerId,
         session: SessionId,
         now: Instant,
     ) -> Vec<Effect> {
-        let Some(set) = self.live.get_mut(&p) else {
-            return Vec::new();
+        let mut effects: Vec<Effect> = self.unannounce(session).into_iter().collect();
+        if let Some(list) = self.publishers.get_mut(&streamer) {
+            let was_active = list.last().is_some_and(|(s, _)| *s == session);
+            list.retain(|(s, _)| *s != session);
+            if list.is_empty() {
+                self.publishers.remove(&streamer);
+            }
+            if was_active {
+                effects.extend(self.active_changed(streamer));
+            }
+        }
+        let Some(set) = self.live.get_mut(&streamer) else {
+            return effects;
         };
         let removed = set.remove(&session);
         let now_offline = set.is_empty();
         if now_offline {
-            self.live.remove(&p);
+            self.live.remove(&streamer);
         }
-        if removed && now_offline && self.on_stage(room, p) {
-            return self.push(room, now);
+        if removed && now_offline && self.on_stage(room, streamer) {
+            effects.extend(self.push(room, now));
         }
-        Vec::new()
+        effects
+    }
+
+    /// `streamer`'s active publisher session changed: the stages showing it and its admin
+    /// previews follow (`SetStage` per room with the streamer on a slot, `Retarget` per preview).
+    fn active_changed(&self, streamer: StreamerId) -> Vec<Effect> {
+        let mut rooms: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.slots.iter().flatten().any(|(id, _)| *id == streamer))
+            .map(|(id, _)| *id)
+            .collect();
+        rooms.sort();
+        let mut previews: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, i)| i.kind == SessionKind::Preview(streamer))
+            .map(|(s, _)| *s)
+            .collect();
+        previews.sort_by_key(|s| s.0);
+        let active = self.active_participant(streamer);
+        let mut effects: Vec<Effect> = rooms.into_iter().map(|r| self.stage_effect(r)).collect();
+        effects.extend(previews.into_iter().map(|s| Effect::Retarget(s, active)));
+        effects
     }
 
     fn subscriber_down(&mut self, room: RoomId, session: SessionId, now: Instant) -> Vec<Effect> {
@@ -523,7 +629,7 @@ impl Core {
             .map(|r| {
                 r.slots
                     .iter()
-                    .map(|s| s.as_ref().map(|(id, _)| participant(*id)))
+                    .map(|s| s.as_ref().and_then(|(id, _)| self.active_participant(*id)))
                     .collect()
             })
             .unwrap_or_default();
@@ -546,14 +652,10 @@ impl Core {
     }
 }
 
-/// A streamer's participant id in the SFU.
-pub fn participant(streamer: StreamerId) -> ParticipantId {
-    ParticipantId(streamer.0 as u64)
-}
-
-/// The streamer of a publisher's participant id (the inverse of [`participant`]).
-pub fn streamer_of(participant: ParticipantId) -> StreamerId {
-    StreamerId(participant.0 as i64)
+/// A fresh media-plane id for a new publisher session (random, so ids from several nodes do
+/// not collide): a streamer's sessions each have their own.
+pub fn new_participant() -> ParticipantId {
+    ParticipantId(rand::random())
 }
 
 #[cfg(test)]

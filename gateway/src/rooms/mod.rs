@@ -5,6 +5,9 @@
 //! Contract:
 //! - [`Core`] is sans-IO: it takes events, commands and the time as input and returns
 //!   [`Effect`]s (SFU calls) that the shell ([`run`]) performs. It never blocks or awaits.
+//! - Every publisher session has its own [`venue_sfu::ParticipantId`] ([`new_participant`]),
+//!   never the streamer's id: the streamer's *active* session (the newest registered) is what
+//!   its stage slots and admin previews show, and a new session replaces (closes) the older.
 //! - Live-ness is keyed by session: a streamer is live while at least one of its publisher
 //!   sessions is up, so the `PublisherDown` of a replaced session does not mark the streamer
 //!   offline while its new session is up.
@@ -22,7 +25,7 @@ pub mod core;
 pub mod session;
 pub mod view;
 
-pub use self::core::{Core, Effect, PublishNotice, VIEWER_COUNT_INTERVAL, participant};
+pub use self::core::{Core, Effect, PublishNotice, VIEWER_COUNT_INTERVAL, new_participant};
 pub use actor::{StateHandle, WeakStateHandle, spawn};
 pub use session::{SessionInfo, SessionKind};
 pub use view::{RoomView, SlotView, Stats, stage_frame};

@@ -3,19 +3,26 @@
 
 use venue_sfu::ParticipantId;
 
-use crate::ids::RoomId;
+use crate::ids::{RoomId, StreamerId};
 
 use crate::webhooks::Protocol;
 
 /// What kind of session a WHIP/WHEP resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionKind {
-    /// A publisher of this streamer, over this protocol (a WHIP resource or an RTMP bridge).
-    Publisher(ParticipantId, Protocol),
+    /// A publisher session of `streamer` over `protocol` (a WHIP resource or an RTMP bridge);
+    /// `participant` is this session's own id in the media plane (fresh per session, see
+    /// [`super::new_participant`]), so a streamer can have two sessions at once.
+    Publisher {
+        streamer: StreamerId,
+        participant: ParticipantId,
+        protocol: Protocol,
+    },
     /// A WHEP viewer of the room's stage.
     Viewer,
-    /// An admin's live preview of one streamer (not counted as a viewer).
-    Preview(ParticipantId),
+    /// An admin's live preview of one streamer (not counted as a viewer); it follows the
+    /// streamer's active publisher session.
+    Preview(StreamerId),
 }
 
 /// A session the gateway created.

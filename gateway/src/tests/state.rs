@@ -27,6 +27,25 @@ fn frames(effects: &[Effect]) -> Vec<v1::StageState> {
         .collect()
 }
 
+fn publisher(room: RoomId, streamer: i64, participant: u64, protocol: Protocol) -> SessionInfo {
+    SessionInfo {
+        room,
+        kind: SessionKind::Publisher {
+            streamer: StreamerId(streamer),
+            participant: ParticipantId(participant),
+            protocol,
+        },
+        etag: String::new(),
+    }
+}
+
+fn stage_of(effects: &[Effect]) -> Option<Vec<Option<ParticipantId>>> {
+    effects.iter().find_map(|e| match e {
+        Effect::SetStage(_, s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
 #[test]
 fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
     let t = Instant::now();
@@ -37,25 +56,44 @@ fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
         vec![Some((StreamerId(7), "Ann".into()))],
         t,
     );
+    // On stage but no session yet: the slot shows nobody.
     assert!(
-        matches!(fx[0], Effect::SetStage(venue_sfu::RoomId(1), ref s) if s == &vec![Some(ParticipantId(7)), None, None, None])
+        matches!(fx[0], Effect::SetStage(venue_sfu::RoomId(1), ref s) if s == &vec![None, None, None, None])
     );
     assert_eq!(frames(&fx)[0].slots.len(), 4);
-    let (r, p) = (RoomId(1), ParticipantId(7));
+    let r = RoomId(1);
+    // Each publisher session has its own participant id; the slot shows the active one.
+    let fx = core.session_created(SessionId(1), publisher(r, 7, 71, Protocol::Whip), t);
+    assert_eq!(
+        stage_of(&fx),
+        Some(vec![Some(ParticipantId(71)), None, None, None])
+    );
     let fx = core.on_event(
         SfuEvent::PublisherUp {
             room: r.into(),
-            participant: p,
+            participant: ParticipantId(71),
             session: SessionId(1),
         },
         t,
     );
     assert!(frames(&fx)[0].slots[0].live);
-    // The streamer reconnects: new session up, then the old one's Down.
+    // The streamer reconnects: the new session replaces the old (closed), the slot follows,
+    // and the streamer stays live while the old one is still up.
+    let fx = core.session_created(SessionId(2), publisher(r, 7, 72, Protocol::Whip), t);
+    assert!(fx.contains(&Effect::Close(SessionId(1))), "{fx:?}");
+    assert_eq!(
+        stage_of(&fx),
+        Some(vec![Some(ParticipantId(72)), None, None, None])
+    );
+    assert!(frames(&fx).is_empty(), "still live: {fx:?}");
+    assert_eq!(
+        core.active_participant(StreamerId(7)),
+        Some(ParticipantId(72))
+    );
     let fx = core.on_event(
         SfuEvent::PublisherUp {
             room: r.into(),
-            participant: p,
+            participant: ParticipantId(72),
             session: SessionId(2),
         },
         t,
@@ -64,24 +102,62 @@ fn live_is_keyed_by_session_so_a_replaced_publisher_stays_live() {
     let fx = core.on_event(
         SfuEvent::PublisherDown {
             room: r.into(),
-            participant: p,
+            participant: ParticipantId(71),
             session: SessionId(1),
         },
         t,
     );
-    assert!(fx.is_empty());
+    assert!(fx.is_empty(), "{fx:?}");
     assert!(core.is_live(StreamerId(7)));
     assert!(core.view("main").expect("room").slots[0].live);
     let fx = core.on_event(
         SfuEvent::PublisherDown {
             room: r.into(),
-            participant: p,
+            participant: ParticipantId(72),
             session: SessionId(2),
         },
         t,
     );
     assert!(!frames(&fx)[0].slots[0].live);
+    assert_eq!(stage_of(&fx), Some(vec![None, None, None, None]));
     assert!(!core.is_live(StreamerId(7)));
+}
+
+#[test]
+fn a_preview_follows_its_streamers_active_session() {
+    let t = Instant::now();
+    let mut core = Core::new(1, 0);
+    core.load_room(&room(1, "main"), 1, vec![], t);
+    let r = RoomId(1);
+    let preview = SessionInfo {
+        room: r,
+        kind: SessionKind::Preview(StreamerId(3)),
+        etag: String::new(),
+    };
+    // Opened while the streamer is offline: pointed at nobody.
+    let fx = core.session_created(SessionId(5), preview, t);
+    assert_eq!(fx, vec![Effect::Retarget(SessionId(5), None)]);
+    let fx = core.session_created(SessionId(6), publisher(r, 3, 31, Protocol::Rtmp), t);
+    assert!(
+        fx.contains(&Effect::Retarget(SessionId(5), Some(ParticipantId(31)))),
+        "{fx:?}"
+    );
+    let fx = core.session_created(SessionId(7), publisher(r, 3, 32, Protocol::Whip), t);
+    assert!(
+        fx.contains(&Effect::Retarget(SessionId(5), Some(ParticipantId(32)))),
+        "{fx:?}"
+    );
+    // A preview opened now starts on the active session.
+    let again = SessionInfo {
+        room: r,
+        kind: SessionKind::Preview(StreamerId(3)),
+        etag: String::new(),
+    };
+    let fx = core.session_created(SessionId(8), again, t);
+    assert_eq!(
+        fx,
+        vec![Effect::Retarget(SessionId(8), Some(ParticipantId(32)))]
+    );
 }
 
 #[test]
@@ -129,7 +205,7 @@ fn previews_are_not_viewers() {
     core.load_room(&room(1, "main"), 1, vec![], t);
     let info = SessionInfo {
         room: RoomId(1),
-        kind: SessionKind::Preview(ParticipantId(3)),
+        kind: SessionKind::Preview(StreamerId(3)),
         etag: "\"x\"".into(),
     };
     core.session_created(SessionId(5), info, t);
@@ -151,7 +227,7 @@ fn previews_are_not_viewers() {
     );
     let info = SessionInfo {
         room: RoomId(1),
-        kind: SessionKind::Preview(ParticipantId(3)),
+        kind: SessionKind::Preview(StreamerId(3)),
         etag: "\"y\"".into(),
     };
     core.session_created(SessionId(6), info, t);
@@ -168,16 +244,11 @@ fn removing_a_streamer_closes_its_sessions_and_empties_its_slot() {
         vec![None, Some((StreamerId(4), "Dee".into()))],
         t,
     );
-    let info = SessionInfo {
-        room: RoomId(1),
-        kind: SessionKind::Publisher(ParticipantId(4), Protocol::Whip),
-        etag: "\"e\"".into(),
-    };
-    core.session_created(SessionId(9), info, t);
+    core.session_created(SessionId(9), publisher(RoomId(1), 4, 40, Protocol::Whip), t);
     core.on_event(
         SfuEvent::PublisherUp {
             room: RoomId(1).into(),
-            participant: ParticipantId(4),
+            participant: ParticipantId(40),
             session: SessionId(9),
         },
         t,
@@ -200,14 +271,10 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
         vec![Some((StreamerId(7), "Ann".into()))],
         t,
     );
-    let (r, p) = (RoomId(1), ParticipantId(7));
-    let publisher = SessionInfo {
-        room: r,
-        kind: SessionKind::Publisher(p, Protocol::Rtmp),
-        etag: "\"a\"".into(),
-    };
+    let (r, p) = (RoomId(1), ParticipantId(70));
+    let publisher = publisher(r, 7, 70, Protocol::Rtmp);
     let preview = SessionInfo {
-        kind: SessionKind::Preview(p),
+        kind: SessionKind::Preview(StreamerId(7)),
         ..publisher.clone()
     };
     core.session_created(SessionId(1), publisher, t);
@@ -226,7 +293,10 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
         matches!(&fx[1], Effect::PublishStopped(n) if n.session == SessionId(1) && n.protocol == Protocol::Rtmp),
         "{fx:?}"
     );
-    assert_eq!(fx.len(), 3, "{fx:?}");
+    // The slot and the admin's preview no longer show the ended session.
+    assert_eq!(stage_of(&fx), Some(vec![None, None, None, None]));
+    assert!(fx.contains(&Effect::Retarget(SessionId(2), None)), "{fx:?}");
+    assert_eq!(fx.len(), 5, "{fx:?}");
     let stage = &frames(&fx)[0];
     assert_eq!(stage.slots[0].streamer_id, 7);
     assert!(!stage.slots[0].live);
@@ -258,12 +328,8 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     let t = Instant::now();
     let mut core = Core::new(1, 0);
     core.load_room(&room(1, "main"), 1, vec![], t);
-    let (r, p) = (RoomId(1), ParticipantId(4));
-    let info = |protocol| SessionInfo {
-        room: r,
-        kind: SessionKind::Publisher(p, protocol),
-        etag: String::new(),
-    };
+    let (r, p) = (RoomId(1), ParticipantId(40));
+    let info = |protocol| publisher(r, 4, 40, protocol);
     // The SFU's PublisherUp may overtake the registration: still one start, with the
     // registered protocol and the room's name.
     let up = core.on_event(

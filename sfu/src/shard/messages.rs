@@ -103,6 +103,11 @@ pub enum Command {
     },
     /// End any publisher session of this participant (a new one replaces it).
     DropParticipant { participant: ParticipantId },
+    /// Point a one-publisher subscriber (admin preview) at `participant`.
+    Retarget {
+        session: SessionId,
+        participant: Option<ParticipantId>,
+    },
     /// A bridge publisher (not WebRTC) comes up: frames follow as `BridgeMedia`.
     BridgeOpen {
         session: SessionId,

@@ -381,6 +381,20 @@ impl ShardCore {
                 self.reply(request, Reply::Health(h));
             }
             Command::DropParticipant { participant } => self.drop_participant(participant),
+            Command::Retarget {
+                session,
+                participant,
+            } => {
+                if let Some(idx) = self.peers.by_session(session) {
+                    self.routing.retarget_participant(
+                        &mut self.peers,
+                        &mut self.fx,
+                        idx,
+                        participant,
+                        now,
+                    );
+                }
+            }
             Command::BridgeOpen {
                 session,
                 room,

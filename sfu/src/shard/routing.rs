@@ -206,12 +206,33 @@ impl Routing {
         };
         let stage = match s.target {
             SubscribeTarget::Stage => self.rooms.stage(*room),
-            SubscribeTarget::Participant(p) => vec![Some(p)],
+            SubscribeTarget::Participant(p) => vec![p],
         };
         let mut requests = Vec::new();
         s.retarget(&stage, &self.publishers.layers, &mut requests);
         for k in requests {
             self.request_keyframe(peers, fx, k, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Points one-publisher subscriber `idx` (admin preview) at `participant`; nothing for a
+    /// stage subscriber.
+    pub fn retarget_participant(
+        &mut self,
+        peers: &mut PeerTable,
+        fx: &mut Effects,
+        idx: usize,
+        participant: Option<ParticipantId>,
+        now: Instant,
+    ) {
+        if let Some(Peer {
+            role: Role::Subscriber(s),
+            ..
+        }) = peers.get_mut(idx)
+            && let SubscribeTarget::Participant(p) = &mut s.target
+        {
+            *p = participant;
+            self.refresh_targets(peers, fx, idx, now);
         }
     }
 
