@@ -396,8 +396,8 @@ async fn handle_event(
                 .authorize(&app.store, &stream_key)
                 .await
                 .map_err(|e| format!("stream key refused: {e}"))?;
-            let room = RoomId(streamer.room_id as u64);
-            let p = participant(crate::ids::StreamerId(streamer.id));
+            let room: RoomId = streamer.room_id.into();
+            let p = participant(streamer.id);
             let bridge = app
                 .sfu
                 .bridge(room, p)
@@ -421,7 +421,7 @@ async fn handle_event(
                 .await
                 .map_err(|e| format!("state: {e}"))?;
             app.schedule.changed();
-            tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %bridge.session(), "RTMP publisher session created");
+            tracing::info!(room = streamer.room_id.0, streamer = streamer.id.0, session = %bridge.session(), "RTMP publisher session created");
             *publishing = Some(Publishing {
                 bridge,
                 ingest: FlvIngest::new(opus),

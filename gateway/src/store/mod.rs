@@ -21,6 +21,8 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::ids::{RoomId, StreamerId};
+
 /// Runs `$call` with `$db` bound to the backend of `$store` (one arm per backend).
 macro_rules! backend {
     ($store:expr, $db:ident => $call:expr) => {
@@ -48,7 +50,7 @@ pub const MAX_STREAMER_NAME_CHARS: usize = 64;
 /// A room (one stage, its viewers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Room {
-    pub id: i64,
+    pub id: RoomId,
     /// 1–64 chars of `[a-z0-9-]`, unique.
     pub name: String,
     pub title: String,
@@ -61,8 +63,8 @@ pub struct Room {
 /// A streamer: someone allowed to publish into one room with a stream key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Streamer {
-    pub id: i64,
-    pub room_id: i64,
+    pub id: StreamerId,
+    pub room_id: RoomId,
     pub name: String,
     /// Unix time, seconds.
     pub created_at: i64,
@@ -77,7 +79,7 @@ pub struct Stage {
     /// Tiles shown side by side, 1..=9.
     pub layout: u32,
     /// `slots[i]` = streamer on slot i; always `max_slots` long when read.
-    pub slots: Vec<Option<i64>>,
+    pub slots: Vec<Option<StreamerId>>,
 }
 
 /// A freshly generated stream key: 32 random bytes, URL-safe base64 without padding.
@@ -230,7 +232,7 @@ impl Store {
     /// stored, only its hash. Errors: `Invalid` (name not 1–64 chars).
     pub async fn create_streamer(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         name: &str,
     ) -> Result<(Streamer, StreamKey), StoreError> {
         let name = streamer_name("streamer name", name)?;
@@ -240,7 +242,7 @@ impl Store {
     }
 
     /// Streamers of a room, by id.
-    pub async fn streamers(&self, room_id: i64) -> Result<Vec<Streamer>, StoreError> {
+    pub async fn streamers(&self, room_id: RoomId) -> Result<Vec<Streamer>, StoreError> {
         backend!(self, db => db.streamers(room_id).await)
     }
 
@@ -250,7 +252,11 @@ impl Store {
     }
 
     /// Streamer `id` of room `room_id`, if any.
-    pub async fn streamer(&self, room_id: i64, id: i64) -> Result<Option<Streamer>, StoreError> {
+    pub async fn streamer(
+        &self,
+        room_id: RoomId,
+        id: StreamerId,
+    ) -> Result<Option<Streamer>, StoreError> {
         backend!(self, db => db.streamer(room_id, id).await)
     }
 
@@ -258,25 +264,29 @@ impl Store {
     /// checks that the set exists. Returns the updated streamer, `None` if there is no such one.
     pub async fn set_streamer_sticker_set(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: StreamerId,
         sticker_set: Option<&str>,
     ) -> Result<Option<Streamer>, StoreError> {
         backend!(self, db => db.set_streamer_sticker_set(room_id, id, sticker_set).await)
     }
 
     /// The stored key hash of streamer `id` (tests, audits).
-    pub async fn key_hash(&self, id: i64) -> Result<Option<String>, StoreError> {
+    pub async fn key_hash(&self, id: StreamerId) -> Result<Option<String>, StoreError> {
         backend!(self, db => db.key_hash(id).await)
     }
 
     /// Deletes streamer `id` of `room_id` and takes it off the stage. Returns whether it existed.
-    pub async fn delete_streamer(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_streamer(
+        &self,
+        room_id: RoomId,
+        id: StreamerId,
+    ) -> Result<bool, StoreError> {
         backend!(self, db => db.delete_streamer(room_id, id).await)
     }
 
     /// The stage of `room_id`, `max_slots` long (layout 1 for an unknown room).
-    pub async fn stage(&self, room_id: i64, max_slots: usize) -> Result<Stage, StoreError> {
+    pub async fn stage(&self, room_id: RoomId, max_slots: usize) -> Result<Stage, StoreError> {
         backend!(self, db => db.stage(room_id, max_slots).await)
     }
 
@@ -284,7 +294,7 @@ impl Store {
     /// id a streamer of this room; no streamer twice. Errors: `Invalid` with the reason.
     pub async fn set_stage(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         stage: &Stage,
         max_slots: usize,
     ) -> Result<(), StoreError> {

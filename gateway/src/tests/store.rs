@@ -1,6 +1,7 @@
 //! Unit tests of `store.rs` (kept in their own file).
 
 use super::*;
+use crate::ids::RoomId;
 
 #[tokio::test]
 async fn first_start_has_room_main() {
@@ -45,7 +46,10 @@ async fn room_names_are_validated_and_unique() {
 async fn keys_are_stored_hashed_and_found_by_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).await.expect("open");
-    let (s, key) = store.create_streamer(1, "Alice").await.expect("create");
+    let (s, key) = store
+        .create_streamer(RoomId(1), "Alice")
+        .await
+        .expect("create");
     assert!(key.expose().len() >= 43);
     assert!(!format!("{key:?}").contains(key.expose()));
     let hash = store.key_hash(s.id).await.expect("q").expect("hash");
@@ -70,11 +74,15 @@ async fn stage_is_validated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).await.expect("open");
     let other = store.create_room("other", None).await.expect("room");
-    let (a, _) = store.create_streamer(1, "A").await.expect("a");
+    let (a, _) = store.create_streamer(RoomId(1), "A").await.expect("a");
     let (b, _) = store.create_streamer(other.id, "B").await.expect("b");
-    let set = |layout, slots: Vec<Option<i64>>| {
+    let set = |layout, slots: Vec<Option<StreamerId>>| {
         let store = store.clone();
-        async move { store.set_stage(1, &Stage { layout, slots }, 4).await }
+        async move {
+            store
+                .set_stage(RoomId(1), &Stage { layout, slots }, 4)
+                .await
+        }
     };
     assert!(matches!(set(0, vec![]).await, Err(StoreError::Invalid(_))));
     assert!(matches!(set(10, vec![]).await, Err(StoreError::Invalid(_))));
@@ -91,11 +99,11 @@ async fn stage_is_validated() {
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        set(1, vec![Some(999)]).await,
+        set(1, vec![Some(StreamerId(999))]).await,
         Err(StoreError::Invalid(_))
     ));
     set(2, vec![None, Some(a.id)]).await.expect("valid stage");
-    let stage = store.stage(1, 4).await.expect("stage");
+    let stage = store.stage(RoomId(1), 4).await.expect("stage");
     assert_eq!(
         stage,
         Stage {
@@ -104,9 +112,22 @@ async fn stage_is_validated() {
         }
     );
     // Deleting the streamer empties its slot.
-    assert!(store.delete_streamer(1, a.id).await.expect("delete"));
-    assert!(!store.delete_streamer(1, a.id).await.expect("delete again"));
-    assert_eq!(store.stage(1, 4).await.expect("stage").slots, vec![None; 4]);
+    assert!(
+        store
+            .delete_streamer(RoomId(1), a.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_streamer(RoomId(1), a.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        store.stage(RoomId(1), 4).await.expect("stage").slots,
+        vec![None; 4]
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use super::SqliteStore;
 use crate::hub::{
     BanRecord, ChatRecord, IpHash, Loaded, MuteRecord, PersistOp, StarRecord, StickerRecord,
 };
+use crate::ids::RoomId;
 use crate::store::StoreError;
 use crate::store::interaction::{StoredSettings, StoredStickerSet};
 
@@ -200,7 +201,7 @@ impl SqliteStore {
     /// `Loaded::settings` left `None` and the stored settings beside it.
     pub(crate) async fn load_interaction(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         board_size: usize,
         chat_history: usize,
         wall_ms: u64,
@@ -325,7 +326,7 @@ impl SqliteStore {
     /// Writes `ops` in order, in one transaction.
     pub(crate) async fn apply_interaction(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         ops: &[PersistOp],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

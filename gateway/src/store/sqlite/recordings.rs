@@ -1,6 +1,7 @@
 //! Recordings in SQLite (migration 0006), and the bookings that name a set.
 
 use super::{SqliteStore, is_unique_violation};
+use crate::ids::{RecordingId, RoomId, StreamerId};
 use crate::store::StoreError;
 use crate::store::recordings::{BookingWindow, NewRecording, Recording};
 
@@ -41,7 +42,7 @@ impl SqliteStore {
 
     pub(crate) async fn finish_recording(
         &self,
-        id: i64,
+        id: RecordingId,
         end_ms: i64,
         duration_ms: i64,
         bytes: i64,
@@ -56,7 +57,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(crate) async fn recordings(&self, room_id: i64) -> Result<Vec<Recording>, StoreError> {
+    pub(crate) async fn recordings(&self, room_id: RoomId) -> Result<Vec<Recording>, StoreError> {
         Ok(sqlx::query_as::<_, Recording>(concat!(
             "SELECT ",
             columns!(),
@@ -67,7 +68,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(crate) async fn recording(&self, id: i64) -> Result<Option<Recording>, StoreError> {
+    pub(crate) async fn recording(&self, id: RecordingId) -> Result<Option<Recording>, StoreError> {
         Ok(sqlx::query_as::<_, Recording>(concat!(
             "SELECT ",
             columns!(),
@@ -88,7 +89,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(crate) async fn delete_recording(&self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_recording(&self, id: RecordingId) -> Result<bool, StoreError> {
         Ok(sqlx::query("DELETE FROM recordings WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -99,8 +100,8 @@ impl SqliteStore {
 
     pub(crate) async fn streamer_bookings_between(
         &self,
-        room_id: i64,
-        streamer_id: i64,
+        room_id: RoomId,
+        streamer_id: StreamerId,
         from: i64,
         to: i64,
     ) -> Result<Vec<BookingWindow>, StoreError> {

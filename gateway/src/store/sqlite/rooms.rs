@@ -5,20 +5,21 @@ use std::collections::HashSet;
 use sqlx::SqliteConnection;
 
 use super::{SqliteStore, is_unique_violation, streamer_columns};
+use crate::ids::{RoomId, StreamerId};
 use crate::store::{Room, Stage, StoreError, Streamer};
 
 /// One row of `stage_slots`.
 #[derive(sqlx::FromRow)]
 struct SlotRow {
     slot_index: i64,
-    streamer_id: Option<i64>,
+    streamer_id: Option<StreamerId>,
 }
 
 /// Inserts a streamer of `room_id` with the hash of its key (`created_at`: Unix seconds).
 /// Shared by [`SqliteStore::create_streamer`] and the booking that creates one.
 pub(super) async fn insert_streamer(
     conn: &mut SqliteConnection,
-    room_id: i64,
+    room_id: RoomId,
     name: &str,
     key_hash: &str,
     created_at: i64,
@@ -81,7 +82,7 @@ impl SqliteStore {
 
     pub(crate) async fn create_streamer(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         name: &str,
         key_hash: &str,
         created_at: i64,
@@ -90,7 +91,7 @@ impl SqliteStore {
         Ok(insert_streamer(&mut conn, room_id, name, key_hash, created_at).await?)
     }
 
-    pub(crate) async fn streamers(&self, room_id: i64) -> Result<Vec<Streamer>, StoreError> {
+    pub(crate) async fn streamers(&self, room_id: RoomId) -> Result<Vec<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(concat!(
             "SELECT ",
             streamer_columns!(),
@@ -117,8 +118,8 @@ impl SqliteStore {
 
     pub(crate) async fn streamer(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: StreamerId,
     ) -> Result<Option<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(concat!(
             "SELECT ",
@@ -133,8 +134,8 @@ impl SqliteStore {
 
     pub(crate) async fn set_streamer_sticker_set(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: StreamerId,
         sticker_set: Option<&str>,
     ) -> Result<Option<Streamer>, StoreError> {
         Ok(sqlx::query_as::<_, Streamer>(concat!(
@@ -148,7 +149,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(crate) async fn key_hash(&self, id: i64) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn key_hash(&self, id: StreamerId) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT key_hash FROM streamers WHERE id = ?")
                 .bind(id)
@@ -158,7 +159,11 @@ impl SqliteStore {
     }
 
     /// Takes the streamer off the stage and deletes it, in one transaction.
-    pub(crate) async fn delete_streamer(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_streamer(
+        &self,
+        room_id: RoomId,
+        id: StreamerId,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE stage_slots SET streamer_id = NULL WHERE room_id = ? AND streamer_id = ?",
@@ -177,7 +182,11 @@ impl SqliteStore {
         Ok(deleted > 0)
     }
 
-    pub(crate) async fn stage(&self, room_id: i64, max_slots: usize) -> Result<Stage, StoreError> {
+    pub(crate) async fn stage(
+        &self,
+        room_id: RoomId,
+        max_slots: usize,
+    ) -> Result<Stage, StoreError> {
         let layout = sqlx::query_scalar::<_, i64>("SELECT layout FROM rooms WHERE id = ?")
             .bind(room_id)
             .fetch_optional(&self.pool)
@@ -208,13 +217,13 @@ impl SqliteStore {
     /// `room_id`, checked in the same transaction. Errors: `Invalid` naming the stranger.
     pub(crate) async fn set_stage(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         stage: &Stage,
-        streamers: &HashSet<i64>,
+        streamers: &HashSet<StreamerId>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for id in streamers {
-            let found = sqlx::query_scalar::<_, i64>(
+            let found = sqlx::query_scalar::<_, StreamerId>(
                 "SELECT id FROM streamers WHERE room_id = ? AND id = ?",
             )
             .bind(room_id)

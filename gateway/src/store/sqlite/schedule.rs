@@ -3,6 +3,7 @@
 
 use super::rooms::insert_streamer;
 use super::{SqliteStore, streamer_columns};
+use crate::ids::{BookingId, EventId, RoomId, StreamerId};
 use crate::store::schedule::{
     BookedWindow, Booking, BookingCreated, BookingSpec, Event, EventSpec, check_text,
 };
@@ -13,7 +14,7 @@ use crate::store::{
 /// The id and artist of a booking in the way.
 #[derive(sqlx::FromRow)]
 struct Overlap {
-    id: i64,
+    id: BookingId,
     artist_name: String,
 }
 
@@ -40,7 +41,7 @@ macro_rules! booking_columns {
 impl SqliteStore {
     pub(crate) async fn create_event(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         spec: &EventSpec,
         created_at: i64,
     ) -> Result<Event, StoreError> {
@@ -60,7 +61,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(crate) async fn events(&self, room_id: i64) -> Result<Vec<Event>, StoreError> {
+    pub(crate) async fn events(&self, room_id: RoomId) -> Result<Vec<Event>, StoreError> {
         Ok(sqlx::query_as::<_, Event>(concat!(
             "SELECT ",
             event_columns!(),
@@ -71,7 +72,11 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(crate) async fn event(&self, room_id: i64, id: i64) -> Result<Option<Event>, StoreError> {
+    pub(crate) async fn event(
+        &self,
+        room_id: RoomId,
+        id: EventId,
+    ) -> Result<Option<Event>, StoreError> {
         Ok(sqlx::query_as::<_, Event>(concat!(
             "SELECT ",
             event_columns!(),
@@ -85,8 +90,8 @@ impl SqliteStore {
 
     pub(crate) async fn update_event(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: EventId,
         spec: &EventSpec,
     ) -> Result<Option<Event>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -135,7 +140,7 @@ impl SqliteStore {
                     b.id, b.artist_name
                 )));
             }
-            if let Some(other) = sqlx::query_scalar::<_, i64>(
+            if let Some(other) = sqlx::query_scalar::<_, BookingId>(
                 "SELECT b.id FROM bookings b JOIN events e ON e.id = b.event_id \
                  WHERE e.room_id = ? AND b.event_id != ? AND b.start_at < ? AND b.end_at > ? LIMIT 1",
             )
@@ -166,7 +171,11 @@ impl SqliteStore {
         Ok(Some(event))
     }
 
-    pub(crate) async fn delete_event(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_event(
+        &self,
+        room_id: RoomId,
+        id: EventId,
+    ) -> Result<bool, StoreError> {
         Ok(
             sqlx::query("DELETE FROM events WHERE room_id = ? AND id = ?")
                 .bind(room_id)
@@ -178,7 +187,7 @@ impl SqliteStore {
         )
     }
 
-    pub(crate) async fn bookings(&self, event_id: i64) -> Result<Vec<Booking>, StoreError> {
+    pub(crate) async fn bookings(&self, event_id: EventId) -> Result<Vec<Booking>, StoreError> {
         Ok(sqlx::query_as::<_, Booking>(concat!(
             "SELECT ",
             booking_columns!(),
@@ -329,7 +338,11 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn delete_booking(&self, event_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_booking(
+        &self,
+        event_id: EventId,
+        id: BookingId,
+    ) -> Result<bool, StoreError> {
         Ok(
             sqlx::query("DELETE FROM bookings WHERE event_id = ? AND id = ?")
                 .bind(event_id)
@@ -346,7 +359,7 @@ impl SqliteStore {
     pub(crate) async fn move_booking(
         &self,
         event: &Event,
-        id: i64,
+        id: BookingId,
         start: i64,
         end: i64,
     ) -> Result<Option<(Booking, bool)>, StoreError> {
@@ -447,8 +460,8 @@ impl SqliteStore {
         now: i64,
         grace_before: i64,
         grace_after: i64,
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as::<_, (i64, i64)>(
+    ) -> Result<Vec<(RoomId, StreamerId)>, StoreError> {
+        Ok(sqlx::query_as::<_, (RoomId, StreamerId)>(
             "SELECT s.room_id, s.id FROM streamers s WHERE s.slot_bound = 1 AND NOT EXISTS \
              (SELECT 1 FROM bookings b WHERE b.streamer_id = s.id \
               AND b.start_at - ? <= ? AND ? < b.end_at + ?) ORDER BY s.id",
