@@ -4,9 +4,12 @@
 //!
 //! [`Store`] is the handle every caller holds (cheap to clone). It checks the input (room
 //! names, titles, layouts, stage slots, event and booking specs) and hands the work to the
-//! backend in use, a [`Backend`]: today SQLite (`data_dir/venue.db`, WAL, migrations in
-//! `gateway/migrations/sqlite/`, see `store/sqlite/`). A second backend (PostgreSQL) is one more
-//! variant and module beside `sqlite/`; callers do not change.
+//! backend in use, a [`Backend`] chosen by `[database] url` ([`DatabaseUrl`]): SQLite
+//! (`data_dir/venue.db` by default, WAL, migrations in `gateway/migrations/sqlite/`, see
+//! `store/sqlite/`) or PostgreSQL (`postgres://…`, migrations in
+//! `gateway/migrations/postgres/`, see `store/postgres/`). Both run the same SQL
+//! (`store/sql/`, one module per area); callers do not know which one they talk to.
+//! [`copy`] moves a venue from SQLite to PostgreSQL (`venue migrate`).
 //!
 //! Contract: stream keys are never stored, only their SHA-256 (hex); a key is shown to the
 //! admin once, when the streamer is created. Every write that touches several rows runs in one
@@ -28,15 +31,20 @@ macro_rules! backend {
     ($store:expr, $db:ident => $call:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite($db) => $call,
+            $crate::store::Backend::Postgres($db) => $call,
         }
     };
 }
 
+pub mod copy;
 mod interaction;
+mod postgres;
 pub mod recordings;
 pub mod schedule;
+mod sql;
 mod sqlite;
 
+use self::postgres::PgStore;
 use self::sqlite::SqliteStore;
 
 /// The room that exists on first start.
@@ -145,6 +153,80 @@ pub enum StoreError {
 pub(crate) enum Backend {
     /// SQLite through sqlx (the single-node default).
     Sqlite(SqliteStore),
+    /// PostgreSQL through sqlx (cluster mode).
+    Postgres(PgStore),
+}
+
+/// Where the database is: the parsed `[database] url` (`VENUE_DATABASE_URL`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative to the working directory; `sqlite:///abs/path` for an
+    /// absolute one), or `data_dir/venue.db` when no URL is set.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to sqlx as is (user, password, host, port,
+    /// database, `?sslmode=` …).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL. Errors: `Invalid` naming the schemes that work (the message
+    /// never repeats the URL: it may hold a password).
+    pub fn parse(url: &str) -> Result<DatabaseUrl, StoreError> {
+        let url = url.trim();
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split_once('?').map_or(path, |(p, _)| p);
+            if path.is_empty() {
+                return Err(StoreError::Invalid(
+                    "database url sqlite:// needs a file path, e.g. sqlite://venue-data/venue.db"
+                        .into(),
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(path.into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        Err(StoreError::Invalid(
+            "database url must start with sqlite:// or postgres:// (e.g. \
+             postgres://venue:secret@127.0.0.1:5432/venue)"
+                .into(),
+        ))
+    }
+
+    /// `url` parsed, or `data_dir/venue.db` when `None`.
+    pub fn or_default(url: Option<&str>, data_dir: &Path) -> Result<DatabaseUrl, StoreError> {
+        match url {
+            Some(url) => DatabaseUrl::parse(url),
+            None => Ok(DatabaseUrl::Sqlite(data_dir.join("venue.db"))),
+        }
+    }
+}
+
+/// Prints the URL with the password replaced by `***` (safe to log).
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match reqwest::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://(unparsable)"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 /// Handle to the database; cheap to clone.
@@ -181,8 +263,41 @@ impl Store {
         let store = Store {
             backend: Backend::Sqlite(SqliteStore::open(data_dir).await?),
         };
-        if store.room_by_name(DEFAULT_ROOM).await?.is_none() {
-            match store
+        store.ensure_default_room().await?;
+        Ok(store)
+    }
+
+    /// Opens the database `url` (see [`DatabaseUrl`]; `None`: `data_dir/venue.db`, as
+    /// [`Store::open`]): a SQLite file is created if needed, a PostgreSQL database must exist.
+    /// Runs the backend's migrations and makes sure room `main` exists. Errors: `Invalid`
+    /// (bad URL), `Io`, `Db` (cannot connect), `Migrate`.
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        let backend = match DatabaseUrl::or_default(url, data_dir)? {
+            DatabaseUrl::Sqlite(_) if url.is_none() => {
+                Backend::Sqlite(SqliteStore::open(data_dir).await?)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                Backend::Sqlite(SqliteStore::open_file(&path, true).await?)
+            }
+            DatabaseUrl::Postgres(url) => Backend::Postgres(PgStore::connect(&url).await?),
+        };
+        let store = Store { backend };
+        store.ensure_default_room().await?;
+        Ok(store)
+    }
+
+    /// Which backend this store talks to: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Creates room `main` unless it exists (a concurrent creator's `Conflict` is fine).
+    async fn ensure_default_room(&self) -> Result<(), StoreError> {
+        if self.room_by_name(DEFAULT_ROOM).await?.is_none() {
+            match self
                 .create_room(DEFAULT_ROOM, Some(DEFAULT_ROOM_TITLE))
                 .await
             {
@@ -190,7 +305,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        Ok(store)
+        Ok(())
     }
 
     /// Closes the pool (waits for connections to finish).
