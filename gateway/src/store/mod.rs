@@ -438,5 +438,13 @@ impl Store {
 }
 
 #[cfg(test)]
+#[path = "../tests/store_db.rs"]
+pub(crate) mod test_db;
+
+#[cfg(test)]
 #[path = "../tests/store.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "../tests/store_areas.rs"]
+mod area_tests;
