@@ -101,12 +101,14 @@ impl App {
 /// the router. Errors: store, data dir or SFU start-up failures.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     let url = config.database.url.as_ref().map(|u| u.expose());
-    let store = Store::connect(url, &config.data_dir).await.with_context(|| {
-        match store::DatabaseUrl::or_default(url, &config.data_dir) {
-            Ok(url) => format!("opening the store at {url}"),
-            Err(_) => "opening the store".to_owned(),
-        }
-    })?;
+    let store = Store::connect(url, &config.data_dir)
+        .await
+        .with_context(
+            || match store::DatabaseUrl::or_default(url, &config.data_dir) {
+                Ok(url) => format!("opening the store at {url}"),
+                Err(_) => "opening the store".to_owned(),
+            },
+        )?;
     let token = admin_token(config.admin_token.as_ref(), &config.data_dir)?;
     let salt = ip_salt(&config.data_dir)?;
     let (sfu, events) =

@@ -113,7 +113,15 @@ impl Postgres {
         let mut command = Command::new("setpriv");
         command
             .args(&user_args)
-            .args(["--pdeathsig", "TERM", "--", "/bin/sh", "-c", SUPERVISOR, "sh"])
+            .args([
+                "--pdeathsig",
+                "TERM",
+                "--",
+                "/bin/sh",
+                "-c",
+                SUPERVISOR,
+                "sh",
+            ])
             .arg(&dir)
             .arg(port.to_string())
             .arg(BIN)
@@ -186,7 +194,14 @@ impl Postgres {
     pub fn create_database(&self) -> anyhow::Result<String> {
         let name = format!("venue_{}", self.databases.fetch_add(1, Ordering::Relaxed));
         let out = Command::new(Path::new(BIN).join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .arg(&name)
             .output()
             .context("running createdb")?;

@@ -12,10 +12,10 @@
 use futures_util::TryStreamExt;
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
@@ -288,7 +288,8 @@ async fn copy_all(source: &SqliteStore, target: &PgStore) -> Result<CopyReport, 
     for table in TABLES {
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", table.name);
         let taken: bool = sqlx::query_scalar(AssertSqlSafe(sql))
-            .fetch_one(&mut *tx).await?;
+            .fetch_one(&mut *tx)
+            .await?;
         if taken {
             return Err(StoreError::Conflict(format!(
                 "the target database is not empty (table {} has rows); venue migrate copies \
@@ -323,9 +324,7 @@ async fn copy_all(source: &SqliteStore, target: &PgStore) -> Result<CopyReport, 
                  COALESCE((SELECT MAX(id) FROM {0}), 0) + 1, false)",
                 table.name
             );
-            sqlx::query(AssertSqlSafe(reset))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(reset)).execute(&mut *tx).await?;
         }
         report.tables.push((table.name, count));
     }

@@ -312,7 +312,10 @@ fn database_url_comes_from_file_or_env_and_is_checked() {
         c.database.url.as_ref().map(Secret::expose),
         Some("postgres://venue:pw@127.0.0.1/venue")
     );
-    assert!(!format!("{c:?}").contains("pw@"), "the password is never printed");
+    assert!(
+        !format!("{c:?}").contains("pw@"),
+        "the password is never printed"
+    );
     let mut c = Config::from_toml("[database]\nurl = \"sqlite://x/venue.db\"\n").expect("toml");
     c.validate().expect("sqlite url");
     let mut c = Config::from_toml("[database]\nurl = \"mysql://x/y\"\n").expect("toml");

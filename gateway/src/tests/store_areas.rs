@@ -54,7 +54,10 @@ async fn schedule_on(db: Db) {
         .await
         .expect("event");
     assert!(event.public_signup, "{name}");
-    assert_eq!(store.events(MAIN).await.expect("events"), vec![event.clone()]);
+    assert_eq!(
+        store.events(MAIN).await.expect("events"),
+        vec![event.clone()]
+    );
     assert_eq!(
         store.event(MAIN, event.id).await.expect("event"),
         Some(event.clone())
@@ -109,7 +112,10 @@ async fn schedule_on(db: Db) {
         store.next_window_end_after(T0 + 3600).await.expect("q"),
         Some(T0 + 9000)
     );
-    assert_eq!(store.next_window_edge_after(T0 + 9000).await.expect("q"), None);
+    assert_eq!(
+        store.next_window_edge_after(T0 + 9000).await.expect("q"),
+        None
+    );
     let outside = store
         .streamers_outside_windows(T0 + 5000, 300, 60)
         .await
@@ -205,8 +211,14 @@ async fn recordings_on(db: Db) {
         file: file.into(),
         start_ms,
     };
-    let first = store.create_recording(&new("a.mp4", 1000)).await.expect("a");
-    let second = store.create_recording(&new("b.mp4", 2000)).await.expect("b");
+    let first = store
+        .create_recording(&new("a.mp4", 1000))
+        .await
+        .expect("a");
+    let second = store
+        .create_recording(&new("b.mp4", 2000))
+        .await
+        .expect("b");
     assert!(
         matches!(
             store.create_recording(&new("a.mp4", 3000)).await,
@@ -305,7 +317,10 @@ async fn living_room_on(db: Db) {
         Some(("image/webp".to_owned(), picture[..100].to_vec())),
         "{name}"
     );
-    assert_eq!(store.sticker_image("ann-set", "nope").await.expect("q"), None);
+    assert_eq!(
+        store.sticker_image("ann-set", "nope").await.expect("q"),
+        None
+    );
     let mut renamed = custom_set();
     renamed.name = "Ann's own".into();
     store.put_sticker_set(&renamed).await.expect("upsert");
@@ -369,12 +384,19 @@ async fn living_room_on(db: Db) {
         .await
         .expect("load");
     assert_eq!(loaded.settings, Some(settings), "{name}");
-    assert_eq!(loaded.chat, vec![starred, chat(2, "from the admin")], "{name}");
+    assert_eq!(
+        loaded.chat,
+        vec![starred, chat(2, "from the admin")],
+        "{name}"
+    );
     assert_eq!(loaded.stickers, vec![sticker(2), sticker(3)], "{name}");
     assert_eq!(loaded.bans.len(), 1);
     assert_eq!(loaded.bans[0].reason, "spam");
     assert_eq!(loaded.mutes.len(), 1);
-    assert_eq!(loaded.mutes[0].until_ms, 90_000, "{name}: the later mute wins");
+    assert_eq!(
+        loaded.mutes[0].until_ms, 90_000,
+        "{name}: the later mute wins"
+    );
     assert_eq!(loaded.stars.len(), 1);
     assert_eq!(
         (
@@ -394,7 +416,10 @@ async fn living_room_on(db: Db) {
         "Main, renamed"
     );
     // History is bounded, newest kept; clearing empties.
-    let few = store.load_interaction(MAIN, 1, 1, 20_000).await.expect("load");
+    let few = store
+        .load_interaction(MAIN, 1, 1, 20_000)
+        .await
+        .expect("load");
     assert_eq!(few.chat.len(), 1);
     assert_eq!(few.chat[0].id, 2);
     assert_eq!(few.stickers, vec![sticker(3)]);
@@ -432,10 +457,7 @@ async fn living_room_on(db: Db) {
 fn database_urls_are_parsed_and_passwords_never_shown() {
     let pg = DatabaseUrl::parse("postgres://venue:s3cret@db.example:5432/venue").expect("pg");
     assert!(matches!(pg, DatabaseUrl::Postgres(_)));
-    assert_eq!(
-        pg.to_string(),
-        "postgres://venue:***@db.example:5432/venue"
-    );
+    assert_eq!(pg.to_string(), "postgres://venue:***@db.example:5432/venue");
     assert!(!format!("{pg:?}").contains("s3cret"));
     assert!(matches!(
         DatabaseUrl::parse("postgresql://h/db"),
@@ -534,7 +556,10 @@ async fn fill(store: &Store) -> (StreamKey, crate::ids::StreamerId) {
         }),
         PersistOp::Settings(RoomSettings::with_title("Main")),
     ];
-    store.apply_interaction(MAIN, &ops).await.expect("interaction");
+    store
+        .apply_interaction(MAIN, &ops)
+        .await
+        .expect("interaction");
     let rec = store
         .create_recording(&NewRecording {
             room_id: MAIN,
@@ -597,10 +622,7 @@ async fn venue_migrate_copies_everything_and_refuses_a_non_empty_target() {
     assert_eq!(store.events(MAIN).await.expect("q"), events);
     assert_eq!(store.bookings(events[0].id).await.expect("q"), bookings);
     assert_eq!(store.key_access(key.expose()).await.expect("q"), access);
-    let got = store
-        .load_interaction(MAIN, 10, 10, 0)
-        .await
-        .expect("load");
+    let got = store.load_interaction(MAIN, 10, 10, 0).await.expect("load");
     assert_eq!(got.chat, loaded.chat);
     assert_eq!(got.stickers, loaded.stickers);
     assert_eq!(got.bans, loaded.bans);

@@ -16,10 +16,7 @@ pub(crate) enum Db {
     /// `dir/venue.db`.
     Sqlite(tempfile::TempDir),
     /// A database of the shared server; `dir` is the (unused) data dir.
-    Postgres {
-        url: String,
-        dir: tempfile::TempDir,
-    },
+    Postgres { url: String, dir: tempfile::TempDir },
 }
 
 impl Db {
