@@ -21,6 +21,8 @@ pub struct Config {
     pub media: SfuConfig,
     /// Directory for the SQLite database and the generated admin token. Default `./venue-data`.
     pub data_dir: PathBuf,
+    /// `[database]`: where the store lives (SQLite in `data_dir` unless `url` says otherwise).
+    pub database: DatabaseConfig,
     /// Bearer token of the admin API. `None`: read `data_dir/admin-token`, generating it on
     /// first start.
     pub admin_token: Option<Secret>,
@@ -39,6 +41,16 @@ pub struct Config {
     /// `[turn]`: the embedded TURN server (`enabled`), or an external one sharing `secret`
     /// (`enabled = false` with `urls`); see [`crate::ice`] and [`venue_turn::TurnConfig`].
     pub turn: venue_turn::TurnConfig,
+}
+
+/// `[database]` section: the store's database ([`crate::store::DatabaseUrl`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (a SQLite file, created if needed) or `postgres://user:password@host:
+    /// port/database` (an existing PostgreSQL ≥ 15 database; Venue creates its tables). Default
+    /// none: `data_dir/venue.db`. Env `VENUE_DATABASE_URL`. Never logged with its password.
+    pub url: Option<Secret>,
 }
 
 /// `[recording]` section: each artist's set on stage slot 0 recorded to
@@ -268,6 +280,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             media: SfuConfig::default(),
             data_dir: PathBuf::from("./venue-data"),
+            database: DatabaseConfig::default(),
             admin_token: None,
             interaction: InteractionConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -431,6 +444,25 @@ pub struct Cli {
     /// PEM private key of --tls-cert (also `VENUE_TLS_KEY`).
     #[arg(long, value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
+    /// A one-off task instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `venue <command>`: tasks that run and exit.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Copies a venue's SQLite database into an empty PostgreSQL database (every table, ids
+    /// kept, sequences moved past them); refuses a target that holds data. Stop `venue` first.
+    Migrate {
+        /// The SQLite database, e.g. sqlite://venue-data/venue.db.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The PostgreSQL database, e.g. postgres://venue:secret@127.0.0.1:5432/venue (better
+        /// given through the environment of a script than typed: it holds the password).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// Why the configuration could not be loaded.
@@ -535,6 +567,9 @@ impl Config {
         if let Some(v) = env("VENUE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = env("VENUE_DATABASE_URL") {
+            self.database.url = Some(Secret(v));
+        }
         if let Some(v) = env("VENUE_ADMIN_TOKEN") {
             self.admin_token = Some(Secret(v));
         }
@@ -637,6 +672,10 @@ impl Config {
     /// Checks ranges and normalises `public_url` (no trailing slash).
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.media.validate()?;
+        if let Some(url) = &self.database.url {
+            crate::store::DatabaseUrl::parse(url.expose())
+                .map_err(|e| ConfigError::Invalid(format!("database.url: {e}")))?;
+        }
         if let Some(url) = &mut self.http.public_url {
             let trimmed = url.trim().trim_end_matches('/').to_owned();
             let rest = trimmed

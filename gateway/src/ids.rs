@@ -1,10 +1,11 @@
-//! Typed ids of the gateway's entities: `Copy` newtypes over the store's row ids, so a room id
-//! cannot be passed where a streamer id is expected. Serialized as the bare number
-//! (`#[serde(transparent)]`), displayed as the number.
+//! Typed ids of the gateway's entities: `Copy` newtypes over the store's row ids (`BIGINT` /
+//! SQLite `INTEGER`), so a room id cannot be passed where a streamer id is expected. They run
+//! from the store's rows (`#[sqlx(transparent)]`: bound and read as the bare `i64` on every
+//! backend) through the domain actors to the HTTP responses (`#[serde(transparent)]`: the bare
+//! number in JSON), and are displayed and parsed (`FromStr`, path segments) as the number.
 //!
-//! The store still speaks `i64`: convert at its boundary (`StreamerId(row.id)`, `id.0`). The
-//! media plane's ids are [`venue_sfu::RoomId`], [`ParticipantId`] and [`SessionId`] (re-exported
-//! here); `From<RoomId> for venue_sfu::RoomId` converts a room.
+//! The media plane's ids are [`venue_sfu::RoomId`], [`ParticipantId`] and [`SessionId`]
+//! (re-exported here); `From<RoomId> for venue_sfu::RoomId` converts a room.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,9 +15,20 @@ macro_rules! row_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            Serialize,
+            Deserialize,
+            sqlx::Type,
         )]
         #[serde(transparent)]
+        #[sqlx(transparent)]
         pub struct $name(pub i64);
 
         impl std::fmt::Display for $name {

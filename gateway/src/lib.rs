@@ -129,9 +129,15 @@ impl App {
 /// Opens the store, resolves the admin token, starts the SFU and the state actor, and builds
 /// the router. Errors: store, data dir or SFU start-up failures.
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
-    let store = Store::open(&config.data_dir)
+    let url = config.database.url.as_ref().map(|u| u.expose());
+    let store = Store::connect(url, &config.data_dir)
         .await
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        .with_context(
+            || match store::DatabaseUrl::or_default(url, &config.data_dir) {
+                Ok(url) => format!("opening the store at {url}"),
+                Err(_) => "opening the store".to_owned(),
+            },
+        )?;
     let token = admin_token(config.admin_token.as_ref(), &config.data_dir)?;
     let salt = ip_salt(&config.data_dir)?;
     let (sfu, events) =

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use venue_gateway::config::{Cli, Config};
+use venue_gateway::config::{Cli, Command, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -19,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
     let cli = Cli::parse();
+    if let Some(Command::Migrate { from, to }) = &cli.command {
+        return migrate(from, to).await;
+    }
     let config = Config::load(&cli)?;
     let tls = match (&config.http.tls_cert, &config.http.tls_key) {
         (Some(cert), Some(key)) => Some(venue_gateway::http::tls::TlsConfig::from_pem_files(
@@ -39,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         media = ?app.services.sfu.addrs().shards,
         rtmp = ?rtmp,
         data_dir = %config.data_dir.display(),
+        database = app.services.store.backend_name(),
         "venue listening"
     );
     match tls {
@@ -46,6 +50,16 @@ async fn main() -> anyhow::Result<()> {
         None => app.serve(listener, shutdown_signal()).await?,
     }
     tracing::info!("venue stopped");
+    Ok(())
+}
+
+/// `venue migrate --from sqlite://… --to postgres://…`: copies, prints rows per table.
+async fn migrate(from: &str, to: &str) -> anyhow::Result<()> {
+    let report = venue_gateway::store::copy::sqlite_to_postgres(from, to).await?;
+    for (table, rows) in &report.tables {
+        println!("{table:16} {rows:>10} rows");
+    }
+    println!("copied {} rows", report.rows());
     Ok(())
 }
 

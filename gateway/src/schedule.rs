@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 
 use crate::bus::{Announcement, Bus};
 use crate::config::ScheduleConfig;
-use crate::ids::{BookingId, EventId, RoomId, StreamerId};
+use crate::ids::BookingId;
 use crate::rooms::{StateError, StateHandle};
 use crate::store::schedule::BookedWindow;
 use crate::store::{Store, StoreError, Streamer};
@@ -184,7 +184,7 @@ impl Schedule {
             } else {
                 "this key has no booked slot".to_owned()
             };
-        tracing::info!(streamer = access.streamer.id, %reason, "stream key refused outside its window");
+        tracing::info!(streamer = access.streamer.id.0, %reason, "stream key refused outside its window");
         Err(KeyError::Refused(reason))
     }
 
@@ -197,10 +197,6 @@ impl Schedule {
             .streamers_outside_windows(now, self.before_s(), after)
             .await?;
         if !outside.is_empty() {
-            let outside = outside
-                .into_iter()
-                .map(|(room, streamer)| (RoomId(room), StreamerId(streamer)))
-                .collect();
             state.close_publishers(outside).await?;
         }
         let next = store
@@ -226,8 +222,8 @@ impl Schedule {
                 SlotEdge::Ended(w) => (false, w),
             };
             tracing::info!(
-                booking = w.booking_id,
-                streamer = w.streamer_id,
+                booking = w.booking_id.0,
+                streamer = w.streamer_id.0,
                 started,
                 "slot webhook"
             );
@@ -235,9 +231,9 @@ impl Schedule {
                 started,
                 w.room,
                 SlotData {
-                    event_id: EventId(w.event_id),
-                    booking_id: BookingId(w.booking_id),
-                    streamer_id: StreamerId(w.streamer_id),
+                    event_id: w.event_id,
+                    booking_id: w.booking_id,
+                    streamer_id: w.streamer_id,
                     artist_name: w.artist_name,
                     start: rfc3339(w.start_at),
                     end: rfc3339(w.end_at),
@@ -317,7 +313,7 @@ pub struct SlotTracker {
     /// The `now` of the last [`SlotTracker::advance`]; `None` before the first (boot).
     seen_until: Option<i64>,
     /// Windows announced started and not yet ended, by booking id.
-    announced: BTreeMap<i64, BookedWindow>,
+    announced: BTreeMap<BookingId, BookedWindow>,
 }
 
 impl SlotTracker {
@@ -363,7 +359,7 @@ impl SlotTracker {
                 edges.push((w.end_at, 0, SlotEdge::Ended(w)));
             }
         }
-        let gone: Vec<i64> = self
+        let gone: Vec<BookingId> = self
             .announced
             .keys()
             .filter(|id| !present.contains(*id))

@@ -738,7 +738,11 @@ async fn admin_streamers_key_shown_once_and_stored_hashed() {
 
     // Stored hashed.
     let store = &t.app.services.store;
-    let hash = store.key_hash(id).await.expect("query").expect("row");
+    let hash = store
+        .key_hash(venue_gateway::ids::StreamerId(id))
+        .await
+        .expect("query")
+        .expect("row");
     assert_eq!(hash, venue_gateway::store::hash_key(&key));
     assert_ne!(hash, key);
 

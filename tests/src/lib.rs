@@ -12,3 +12,4 @@ pub mod load;
 pub mod media_files;
 pub mod mp4;
 pub mod peer;
+pub mod postgres;

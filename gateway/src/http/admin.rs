@@ -53,13 +53,13 @@ use super::interaction::{SettingsPatch, apply_settings, sticker_set};
 use super::rooms::stored as room;
 use super::session::{self, SDP};
 use crate::config::rtmp_url;
-use crate::ids::{RoomId, StreamerId};
+use crate::ids::StreamerId;
 use crate::rooms::{RoomView, SessionKind};
 use crate::store::{Room, Stage, Streamer};
 
 async fn streamer(app: &AppState, room: &Room, id: &str) -> Result<Streamer, ApiError> {
     let not_found = || ApiError::NotFound(format!("no streamer {id:?} in room {:?}", room.name));
-    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let id: StreamerId = id.parse().map_err(|_| not_found())?;
     app.store.streamer(room.id, id).await?.ok_or_else(not_found)
 }
 
@@ -88,7 +88,7 @@ pub async fn create_room(
 /// One streamer in the admin list.
 #[derive(Serialize)]
 pub struct StreamerItem {
-    pub id: i64,
+    pub id: StreamerId,
     pub name: String,
     pub live: bool,
     pub created_at: i64,
@@ -136,7 +136,7 @@ pub async fn list_streamers(
     let streamers = app.store.streamers(room.id).await?;
     let sessions = app
         .state
-        .live_sessions(streamers.iter().map(|s| StreamerId(s.id)).collect())
+        .live_sessions(streamers.iter().map(|s| s.id).collect())
         .await?;
     let mut items = Vec::with_capacity(streamers.len());
     for (s, sessions) in streamers
@@ -160,7 +160,7 @@ pub async fn streamer_health(
     let s = streamer(&app, &room, &id).await?;
     let sessions = app
         .state
-        .live_sessions(vec![StreamerId(s.id)])
+        .live_sessions(vec![s.id])
         .await?
         .into_iter()
         .next()
@@ -177,7 +177,7 @@ struct NewStreamer {
 /// A created streamer, with its key (shown once).
 #[derive(Serialize)]
 pub struct CreatedStreamer {
-    pub id: i64,
+    pub id: StreamerId,
     pub name: String,
     pub stream_key: String,
     pub whip_url: String,
@@ -197,7 +197,7 @@ pub async fn create_streamer(
     let new: NewStreamer = json_body(body)?;
     let (s, key) = app.store.create_streamer(room.id, &new.name).await?;
     let base = base_url(app.settings.public_url.as_deref(), &headers);
-    tracing::info!(room = %room.name, streamer = s.id, "streamer created");
+    tracing::info!(room = %room.name, streamer = s.id.0, "streamer created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedStreamer {
@@ -243,12 +243,12 @@ pub async fn put_streamer(
         .ok_or_else(|| ApiError::NotFound(format!("no streamer {id:?} in room {name:?}")))?;
     let live = app
         .state
-        .live(vec![StreamerId(s.id)])
+        .live(vec![s.id])
         .await?
         .first()
         .copied()
         .unwrap_or(false);
-    tracing::info!(room = %room.name, streamer = s.id, sticker_set = ?s.sticker_set, "streamer sticker set");
+    tracing::info!(room = %room.name, streamer = s.id.0, sticker_set = ?s.sticker_set, "streamer sticker set");
     Ok(Json(StreamerItem::new(s, live)))
 }
 
@@ -259,11 +259,7 @@ pub async fn delete_streamer(
 ) -> Result<StatusCode, ApiError> {
     let room = room(&app, &name).await?;
     let s = streamer(&app, &room, &id).await?;
-    if app
-        .state
-        .delete_streamer(RoomId(room.id), StreamerId(s.id))
-        .await?
-    {
+    if app.state.delete_streamer(room.id, s.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!(
@@ -277,7 +273,7 @@ pub async fn delete_streamer(
 struct PutStage {
     layout: u32,
     #[serde(default)]
-    slots: Vec<Option<i64>>,
+    slots: Vec<Option<StreamerId>>,
 }
 
 /// `PUT /api/admin/rooms/{room}/stage` `{layout, slots}` → 200 room view; 400 with the reason.
@@ -296,7 +292,7 @@ pub async fn put_stage(
     let view = app
         .state
         .put_stage(
-            RoomId(room.id),
+            room.id,
             Stage {
                 layout: put.layout,
                 slots: put.slots,
@@ -320,7 +316,7 @@ async fn follow_slot0_sticker_set(app: &AppState, room: &Room, view: &RoomView) 
     let result = async {
         let Some(set) = app
             .store
-            .streamer(room.id, id.0)
+            .streamer(room.id, id)
             .await?
             .and_then(|s| s.sticker_set)
         else {
@@ -363,7 +359,7 @@ pub async fn preview(
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
     let resource = format!("/api/whep/{}", room.name);
-    let kind = SessionKind::Preview(StreamerId(s.id));
-    let (_, response) = session::create(&app, RoomId(room.id), kind, offer, &resource).await?;
+    let kind = SessionKind::Preview(s.id);
+    let (_, response) = session::create(&app, room.id, kind, offer, &resource).await?;
     Ok(response)
 }

@@ -26,6 +26,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+
+use crate::ids::RecordingId;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::AppState;
@@ -52,7 +54,7 @@ pub async fn list(
 /// `GET /api/admin/recordings/{id}`.
 pub async fn download(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordingId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     serve(&app, id, &headers).await
@@ -61,7 +63,7 @@ pub async fn download(
 /// `DELETE /api/admin/recordings/{id}`.
 pub async fn delete(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordingId>,
 ) -> Result<StatusCode, ApiError> {
     match app.recordings.delete(id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
@@ -81,7 +83,7 @@ pub struct Signed {
 /// `GET /api/recordings/{id}/file?expires=&sig=`.
 pub async fn signed_download(
     State(app): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordingId>,
     Query(q): Query<Signed>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -129,7 +131,7 @@ pub fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(range))
 }
 
-async fn serve(app: &AppState, id: i64, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn serve(app: &AppState, id: RecordingId, headers: &HeaderMap) -> Result<Response, ApiError> {
     let row = app
         .recordings
         .get(id)

@@ -65,7 +65,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{base_url, json_body};
 use super::rooms::stored as room;
-use crate::ids::StreamerId;
+use crate::ids::{BookingId, EventId, StreamerId};
 use crate::schedule::rfc3339;
 use crate::store::Room;
 use crate::store::schedule::{Booking, BookingSpec, Event, EventSpec};
@@ -74,7 +74,7 @@ use crate::schedule::SIGNUPS_PER_MINUTE;
 
 async fn event(app: &AppState, room: &Room, id: &str) -> Result<Event, ApiError> {
     let not_found = || ApiError::NotFound(format!("no event {id:?} in room {:?}", room.name));
-    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let id: EventId = id.parse().map_err(|_| not_found())?;
     app.store.event(room.id, id).await?.ok_or_else(not_found)
 }
 
@@ -135,7 +135,7 @@ struct BookingBody {
     location: String,
     timezone: String,
     email: Option<String>,
-    streamer_id: Option<i64>,
+    streamer_id: Option<StreamerId>,
 }
 
 fn one() -> u32 {
@@ -160,14 +160,14 @@ impl BookingBody {
 /// Fields only admins see.
 #[derive(Serialize)]
 pub struct PrivateFields {
-    pub streamer_id: i64,
+    pub streamer_id: StreamerId,
     pub email: Option<String>,
 }
 
 /// A booking as shown in the API.
 #[derive(Serialize)]
 pub struct BookingView {
-    pub id: i64,
+    pub id: BookingId,
     pub artist_name: String,
     pub description: String,
     pub location: String,
@@ -218,7 +218,7 @@ pub struct SlotView {
 /// An event with its slots.
 #[derive(Serialize)]
 pub struct EventView {
-    pub id: i64,
+    pub id: EventId,
     pub title: String,
     pub start: String,
     pub end: String,
@@ -231,7 +231,7 @@ async fn event_view(app: &AppState, e: &Event, private: bool) -> Result<EventVie
     let bookings = app.store.bookings(e.id).await?;
     let live = app
         .state
-        .live(bookings.iter().map(|b| StreamerId(b.streamer_id)).collect())
+        .live(bookings.iter().map(|b| b.streamer_id).collect())
         .await?;
     let views: Vec<(i64, i64, Arc<BookingView>)> = bookings
         .iter()
@@ -289,7 +289,7 @@ pub async fn create_event(
     let room = room(&app, &name).await?;
     let body: EventBody = json_body(body)?;
     let e = app.store.create_event(room.id, &body.spec()?).await?;
-    tracing::info!(room = %room.name, event = e.id, "event created");
+    tracing::info!(room = %room.name, event = e.id.0, "event created");
     Ok((StatusCode::CREATED, Json(event_view(&app, &e, true).await?)))
 }
 
@@ -308,7 +308,7 @@ pub async fn put_event(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {id:?} in room {name:?}")))?;
     app.schedule.changed();
-    tracing::info!(room = %room.name, event = e.id, "event updated");
+    tracing::info!(room = %room.name, event = e.id.0, "event updated");
     Ok(Json(event_view(&app, &e, true).await?))
 }
 
@@ -325,7 +325,7 @@ pub async fn delete_event(
         )));
     }
     app.schedule.changed();
-    tracing::info!(room = %room.name, event = e.id, "event deleted");
+    tracing::info!(room = %room.name, event = e.id.0, "event deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -351,9 +351,9 @@ async fn book(
     app.schedule.changed();
     let b = &created.booking;
     tracing::info!(
-        event = e.id,
-        booking = b.id,
-        streamer = b.streamer_id,
+        event = e.id.0,
+        booking = b.id.0,
+        streamer = b.streamer_id.0,
         merged = created.merged,
         "booking created"
     );
@@ -405,7 +405,7 @@ pub async fn put_booking(
     let room = room(&app, &name).await?;
     let e = event(&app, &room, &id).await?;
     let not_found = || ApiError::NotFound(format!("no booking {booking:?} in event {}", e.id));
-    let booking_id: i64 = booking.parse().map_err(|_| not_found())?;
+    let booking_id: BookingId = booking.parse().map_err(|_| not_found())?;
     let body: MoveBody = json_body(body)?;
     let slot_start = parse_time("slot_start", &body.slot_start)?;
     let (b, merged) = app
@@ -414,10 +414,10 @@ pub async fn put_booking(
         .await?
         .ok_or_else(not_found)?;
     app.schedule.changed();
-    tracing::info!(event = e.id, booking = b.id, merged, "booking moved");
+    tracing::info!(event = e.id.0, booking = b.id.0, merged, "booking moved");
     let live = app
         .state
-        .live(vec![StreamerId(b.streamer_id)])
+        .live(vec![b.streamer_id])
         .await?
         .first()
         .copied()
@@ -433,12 +433,12 @@ pub async fn delete_booking(
     let room = room(&app, &name).await?;
     let e = event(&app, &room, &id).await?;
     let not_found = || ApiError::NotFound(format!("no booking {booking:?} in event {}", e.id));
-    let booking_id: i64 = booking.parse().map_err(|_| not_found())?;
+    let booking_id: BookingId = booking.parse().map_err(|_| not_found())?;
     if !app.store.delete_booking(e.id, booking_id).await? {
         return Err(not_found());
     }
     app.schedule.changed();
-    tracing::info!(event = e.id, booking = booking_id, "booking deleted");
+    tracing::info!(event = e.id.0, booking = booking_id.0, "booking deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,7 +19,6 @@ use super::error::{ApiError, TextError};
 use super::extract::{require_content_type, sdp_offer, session_id};
 use super::rooms::JoinAnswer;
 use super::session::{self, SDP};
-use crate::ids::RoomId;
 use crate::overflow::{self, JoinMode};
 use crate::rooms::{SessionInfo, SessionKind};
 
@@ -39,7 +38,7 @@ pub async fn post(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let decision = app.overflow.decide(&app.state, RoomId(room.id)).await?;
+    let decision = app.overflow.decide(&app.state, room.id).await?;
     if decision.mode == JoinMode::Hls {
         tracing::info!(room = %room.name, reason = %decision.reason, "WHEP viewer refused: overflow to HLS");
         app.overflow.note_refused();
@@ -47,7 +46,7 @@ pub async fn post(
     }
     let resource = format!("/api/whep/{}", room.name);
     let (session, response) =
-        session::create(&app, RoomId(room.id), SessionKind::Viewer, offer, &resource).await?;
+        session::create(&app, room.id, SessionKind::Viewer, offer, &resource).await?;
     tracing::info!(room = %room.name, %session, "WHEP viewer session created");
     Ok(response)
 }
@@ -83,7 +82,7 @@ async fn viewer_session(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     match app.state.session(id).await? {
         Some(info)
-            if info.room == RoomId(room.id)
+            if info.room == room.id
                 && matches!(info.kind, SessionKind::Viewer | SessionKind::Preview(_)) =>
         {
             Ok((id, info))

@@ -18,7 +18,6 @@ use super::AppState;
 use super::error::{ApiError, TextError};
 use super::extract::{bearer, require_content_type, sdp_offer, session_id};
 use super::session::{self, SDP};
-use crate::ids::{RoomId, StreamerId};
 use crate::rooms::{SessionInfo, SessionKind, new_participant};
 use crate::webhooks::Protocol;
 
@@ -34,14 +33,14 @@ pub async fn post(
     let streamer = app.schedule.authorize(&app.store, key).await?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let room = RoomId(streamer.room_id);
     let kind = SessionKind::Publisher {
-        streamer: StreamerId(streamer.id),
+        streamer: streamer.id,
         participant: new_participant(),
         protocol: Protocol::Whip,
     };
-    let (session, response) = session::create(&app, room, kind, offer, "/api/whip").await?;
-    tracing::info!(room = streamer.room_id, streamer = streamer.id, %session, "WHIP publisher session created");
+    let (session, response) =
+        session::create(&app, streamer.room_id, kind, offer, "/api/whip").await?;
+    tracing::info!(room = streamer.room_id.0, streamer = streamer.id.0, %session, "WHIP publisher session created");
     // A window may have closed while the SFU answered: the timer re-checks.
     app.schedule.changed();
     Ok(response)

@@ -310,7 +310,7 @@ pub async fn spawn(room: &Room, deps: HubDeps) -> Result<HubHandle, StoreError> 
     let (tx, rx) = mpsc::channel(HUB_QUEUE);
     let actor = Actor {
         core,
-        room: RoomId(u64::try_from(room.id).unwrap_or(0)),
+        room: RoomId(u64::try_from(room.id.0).unwrap_or(0)),
         deps,
         peers: HashMap::new(),
         sessions: HashMap::new(),
@@ -322,7 +322,7 @@ pub async fn spawn(room: &Room, deps: HubDeps) -> Result<HubHandle, StoreError> 
     Ok(HubHandle { tx })
 }
 
-async fn persister(store: Store, room_id: i64, mut rx: mpsc::Receiver<PersistJob>) {
+async fn persister(store: Store, room_id: crate::ids::RoomId, mut rx: mpsc::Receiver<PersistJob>) {
     while let Some(job) = rx.recv().await {
         let mut ops = Vec::new();
         let mut barriers = Vec::new();
@@ -340,7 +340,7 @@ async fn persister(store: Store, room_id: i64, mut rx: mpsc::Receiver<PersistJob
         if !ops.is_empty()
             && let Err(e) = store.apply_interaction(room_id, &ops).await
         {
-            tracing::error!(room_id, error = %e, ops = ops.len(), "persisting interaction changes failed");
+            tracing::error!(room_id = room_id.0, error = %e, ops = ops.len(), "persisting interaction changes failed");
         }
         for b in barriers {
             let _ = b.send(());

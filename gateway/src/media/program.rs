@@ -62,7 +62,7 @@ struct Running {
 fn seat_of(view: &RoomView) -> Option<Seat> {
     let slot = view.slots.first()?;
     Some(Seat {
-        streamer_id: slot.streamer_id?.0,
+        streamer_id: slot.streamer_id?,
         name: slot.name.clone().unwrap_or_default(),
         live: slot.live,
     })
@@ -201,7 +201,7 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
                     };
                     match app
                         .recordings
-                        .start(view.id.0, &name, streamer_id, &artist, SystemTime::now())
+                        .start(view.id, &name, streamer_id, &artist, SystemTime::now())
                         .await
                     {
                         Ok((rec, tx)) => {

@@ -396,7 +396,7 @@ async fn handle_event(
                 .authorize(&app.store, &stream_key)
                 .await
                 .map_err(|e| format!("stream key refused: {e}"))?;
-            let room = RoomId(streamer.room_id as u64);
+            let room: RoomId = streamer.room_id.into();
             let p = new_participant();
             let bridge = app
                 .sfu
@@ -415,7 +415,7 @@ async fn handle_event(
                     SessionInfo {
                         room: room.into(),
                         kind: SessionKind::Publisher {
-                            streamer: crate::ids::StreamerId(streamer.id),
+                            streamer: streamer.id,
                             participant: p,
                             protocol: crate::webhooks::Protocol::Rtmp,
                         },
@@ -425,7 +425,7 @@ async fn handle_event(
                 .await
                 .map_err(|e| format!("state: {e}"))?;
             app.schedule.changed();
-            tracing::info!(room = streamer.room_id, streamer = streamer.id, session = %bridge.session(), "RTMP publisher session created");
+            tracing::info!(room = streamer.room_id.0, streamer = streamer.id.0, session = %bridge.session(), "RTMP publisher session created");
             *publishing = Some(Publishing {
                 bridge,
                 ingest: FlvIngest::new(opus),

@@ -288,11 +288,7 @@ impl Shell {
         };
         let name = match name {
             Some(name) => name,
-            None => match self
-                .store
-                .streamer(notice.room_id.0, notice.streamer.0)
-                .await
-            {
+            None => match self.store.streamer(notice.room_id, notice.streamer).await {
                 Ok(Some(s)) => s.name,
                 Ok(None) => String::new(),
                 Err(e) => {
@@ -364,23 +360,23 @@ impl Shell {
     async fn slots_with_names(
         &self,
         room_id: RoomId,
-        slots: &[Option<i64>],
+        slots: &[Option<StreamerId>],
     ) -> Result<Vec<Option<(StreamerId, String)>>, StateError> {
-        let names: HashMap<i64, String> = self
+        let names: HashMap<StreamerId, String> = self
             .store
-            .streamers(room_id.0)
+            .streamers(room_id)
             .await?
             .into_iter()
             .map(|s| (s.id, s.name))
             .collect();
         Ok(slots
             .iter()
-            .map(|s| s.and_then(|id| names.get(&id).map(|n| (StreamerId(id), n.clone()))))
+            .map(|s| s.and_then(|id| names.get(&id).map(|n| (id, n.clone()))))
             .collect())
     }
 
     async fn load_room(&mut self, room: &Room) -> Result<(), StateError> {
-        let id = RoomId(room.id);
+        let id = room.id;
         if !self.hubs.contains_key(&id) {
             let hub = crate::hub::shell::spawn(room, self.hub_deps.clone()).await?;
             self.hubs.insert(id, hub);
@@ -424,7 +420,7 @@ impl Shell {
                 reply,
             } => {
                 let result = async {
-                    self.store.set_stage(room_id.0, &stage, self.core.max_slots()).await?;
+                    self.store.set_stage(room_id, &stage, self.core.max_slots()).await?;
                     let slots = self.slots_with_names(room_id, &stage.slots).await?;
                     let effects = self.core.set_stage(room_id, stage.layout, slots, now);
                     self.apply(effects).await;
@@ -437,7 +433,7 @@ impl Shell {
             }
             Command::DeleteStreamer { room_id, id, reply } => {
                 let result = async {
-                    let deleted = self.store.delete_streamer(room_id.0, id.0).await?;
+                    let deleted = self.store.delete_streamer(room_id, id).await?;
                     if deleted {
                         let effects = self.core.remove_streamer(room_id, id, now);
                         self.apply(effects).await;

@@ -120,7 +120,7 @@ impl Core {
     ) -> Vec<Effect> {
         let mut slots = slots;
         slots.resize(self.max_slots, None);
-        let id = RoomId(room.id);
+        let id = room.id;
         let viewers = self
             .rooms
             .remove(&id)

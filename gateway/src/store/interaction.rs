@@ -9,6 +9,7 @@
 use super::{Store, StoreError, now_unix};
 use crate::hub::settings::{DEFAULT_STICKER_SET, Mode, RoomSettings, StickerDef, StickerSet};
 use crate::hub::{Loaded, PersistOp};
+use crate::ids::RoomId;
 
 /// A room's settings as a backend stores them: the sticker set by id, the mode by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +110,7 @@ impl Store {
     /// used.
     pub async fn load_interaction(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         board_size: usize,
         chat_history: usize,
         wall_ms: u64,
@@ -135,7 +136,7 @@ impl Store {
     /// Writes a batch of hub changes of `room_id` in one transaction.
     pub async fn apply_interaction(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         ops: &[PersistOp],
     ) -> Result<(), StoreError> {
         backend!(self, db => db.apply_interaction(room_id, ops).await)

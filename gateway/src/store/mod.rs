@@ -4,9 +4,12 @@
 //!
 //! [`Store`] is the handle every caller holds (cheap to clone). It checks the input (room
 //! names, titles, layouts, stage slots, event and booking specs) and hands the work to the
-//! backend in use, a [`Backend`]: today SQLite (`data_dir/venue.db`, WAL, migrations in
-//! `gateway/migrations/sqlite/`, see `store/sqlite/`). A second backend (PostgreSQL) is one more
-//! variant and module beside `sqlite/`; callers do not change.
+//! backend in use, a [`Backend`] chosen by `[database] url` ([`DatabaseUrl`]): SQLite
+//! (`data_dir/venue.db` by default, WAL, migrations in `gateway/migrations/sqlite/`, see
+//! `store/sqlite/`) or PostgreSQL (`postgres://…`, migrations in
+//! `gateway/migrations/postgres/`, see `store/postgres/`). Both run the same SQL
+//! (`store/sql/`, one module per area); callers do not know which one they talk to.
+//! [`copy`] moves a venue from SQLite to PostgreSQL (`venue migrate`).
 //!
 //! Contract: stream keys are never stored, only their SHA-256 (hex); a key is shown to the
 //! admin once, when the streamer is created. Every write that touches several rows runs in one
@@ -21,20 +24,27 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::ids::{RoomId, StreamerId};
+
 /// Runs `$call` with `$db` bound to the backend of `$store` (one arm per backend).
 macro_rules! backend {
     ($store:expr, $db:ident => $call:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite($db) => $call,
+            $crate::store::Backend::Postgres($db) => $call,
         }
     };
 }
 
+pub mod copy;
 mod interaction;
+mod postgres;
 pub mod recordings;
 pub mod schedule;
+mod sql;
 mod sqlite;
 
+use self::postgres::PgStore;
 use self::sqlite::SqliteStore;
 
 /// The room that exists on first start.
@@ -48,7 +58,7 @@ pub const MAX_STREAMER_NAME_CHARS: usize = 64;
 /// A room (one stage, its viewers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Room {
-    pub id: i64,
+    pub id: RoomId,
     /// 1–64 chars of `[a-z0-9-]`, unique.
     pub name: String,
     pub title: String,
@@ -61,8 +71,8 @@ pub struct Room {
 /// A streamer: someone allowed to publish into one room with a stream key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Streamer {
-    pub id: i64,
-    pub room_id: i64,
+    pub id: StreamerId,
+    pub room_id: RoomId,
     pub name: String,
     /// Unix time, seconds.
     pub created_at: i64,
@@ -77,7 +87,7 @@ pub struct Stage {
     /// Tiles shown side by side, 1..=9.
     pub layout: u32,
     /// `slots[i]` = streamer on slot i; always `max_slots` long when read.
-    pub slots: Vec<Option<i64>>,
+    pub slots: Vec<Option<StreamerId>>,
 }
 
 /// A freshly generated stream key: 32 random bytes, URL-safe base64 without padding.
@@ -143,6 +153,80 @@ pub enum StoreError {
 pub(crate) enum Backend {
     /// SQLite through sqlx (the single-node default).
     Sqlite(SqliteStore),
+    /// PostgreSQL through sqlx (cluster mode).
+    Postgres(PgStore),
+}
+
+/// Where the database is: the parsed `[database] url` (`VENUE_DATABASE_URL`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative to the working directory; `sqlite:///abs/path` for an
+    /// absolute one), or `data_dir/venue.db` when no URL is set.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to sqlx as is (user, password, host, port,
+    /// database, `?sslmode=` …).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL. Errors: `Invalid` naming the schemes that work (the message
+    /// never repeats the URL: it may hold a password).
+    pub fn parse(url: &str) -> Result<DatabaseUrl, StoreError> {
+        let url = url.trim();
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split_once('?').map_or(path, |(p, _)| p);
+            if path.is_empty() {
+                return Err(StoreError::Invalid(
+                    "database url sqlite:// needs a file path, e.g. sqlite://venue-data/venue.db"
+                        .into(),
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(path.into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        Err(StoreError::Invalid(
+            "database url must start with sqlite:// or postgres:// (e.g. \
+             postgres://venue:secret@127.0.0.1:5432/venue)"
+                .into(),
+        ))
+    }
+
+    /// `url` parsed, or `data_dir/venue.db` when `None`.
+    pub fn or_default(url: Option<&str>, data_dir: &Path) -> Result<DatabaseUrl, StoreError> {
+        match url {
+            Some(url) => DatabaseUrl::parse(url),
+            None => Ok(DatabaseUrl::Sqlite(data_dir.join("venue.db"))),
+        }
+    }
+}
+
+/// Prints the URL with the password replaced by `***` (safe to log).
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match reqwest::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://(unparsable)"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 /// Handle to the database; cheap to clone.
@@ -179,8 +263,41 @@ impl Store {
         let store = Store {
             backend: Backend::Sqlite(SqliteStore::open(data_dir).await?),
         };
-        if store.room_by_name(DEFAULT_ROOM).await?.is_none() {
-            match store
+        store.ensure_default_room().await?;
+        Ok(store)
+    }
+
+    /// Opens the database `url` (see [`DatabaseUrl`]; `None`: `data_dir/venue.db`, as
+    /// [`Store::open`]): a SQLite file is created if needed, a PostgreSQL database must exist.
+    /// Runs the backend's migrations and makes sure room `main` exists. Errors: `Invalid`
+    /// (bad URL), `Io`, `Db` (cannot connect), `Migrate`.
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        let backend = match DatabaseUrl::or_default(url, data_dir)? {
+            DatabaseUrl::Sqlite(_) if url.is_none() => {
+                Backend::Sqlite(SqliteStore::open(data_dir).await?)
+            }
+            DatabaseUrl::Sqlite(path) => {
+                Backend::Sqlite(SqliteStore::open_file(&path, true).await?)
+            }
+            DatabaseUrl::Postgres(url) => Backend::Postgres(PgStore::connect(&url).await?),
+        };
+        let store = Store { backend };
+        store.ensure_default_room().await?;
+        Ok(store)
+    }
+
+    /// Which backend this store talks to: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Creates room `main` unless it exists (a concurrent creator's `Conflict` is fine).
+    async fn ensure_default_room(&self) -> Result<(), StoreError> {
+        if self.room_by_name(DEFAULT_ROOM).await?.is_none() {
+            match self
                 .create_room(DEFAULT_ROOM, Some(DEFAULT_ROOM_TITLE))
                 .await
             {
@@ -188,7 +305,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        Ok(store)
+        Ok(())
     }
 
     /// Closes the pool (waits for connections to finish).
@@ -230,7 +347,7 @@ impl Store {
     /// stored, only its hash. Errors: `Invalid` (name not 1–64 chars).
     pub async fn create_streamer(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         name: &str,
     ) -> Result<(Streamer, StreamKey), StoreError> {
         let name = streamer_name("streamer name", name)?;
@@ -240,7 +357,7 @@ impl Store {
     }
 
     /// Streamers of a room, by id.
-    pub async fn streamers(&self, room_id: i64) -> Result<Vec<Streamer>, StoreError> {
+    pub async fn streamers(&self, room_id: RoomId) -> Result<Vec<Streamer>, StoreError> {
         backend!(self, db => db.streamers(room_id).await)
     }
 
@@ -250,7 +367,11 @@ impl Store {
     }
 
     /// Streamer `id` of room `room_id`, if any.
-    pub async fn streamer(&self, room_id: i64, id: i64) -> Result<Option<Streamer>, StoreError> {
+    pub async fn streamer(
+        &self,
+        room_id: RoomId,
+        id: StreamerId,
+    ) -> Result<Option<Streamer>, StoreError> {
         backend!(self, db => db.streamer(room_id, id).await)
     }
 
@@ -258,25 +379,29 @@ impl Store {
     /// checks that the set exists. Returns the updated streamer, `None` if there is no such one.
     pub async fn set_streamer_sticker_set(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: StreamerId,
         sticker_set: Option<&str>,
     ) -> Result<Option<Streamer>, StoreError> {
         backend!(self, db => db.set_streamer_sticker_set(room_id, id, sticker_set).await)
     }
 
     /// The stored key hash of streamer `id` (tests, audits).
-    pub async fn key_hash(&self, id: i64) -> Result<Option<String>, StoreError> {
+    pub async fn key_hash(&self, id: StreamerId) -> Result<Option<String>, StoreError> {
         backend!(self, db => db.key_hash(id).await)
     }
 
     /// Deletes streamer `id` of `room_id` and takes it off the stage. Returns whether it existed.
-    pub async fn delete_streamer(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_streamer(
+        &self,
+        room_id: RoomId,
+        id: StreamerId,
+    ) -> Result<bool, StoreError> {
         backend!(self, db => db.delete_streamer(room_id, id).await)
     }
 
     /// The stage of `room_id`, `max_slots` long (layout 1 for an unknown room).
-    pub async fn stage(&self, room_id: i64, max_slots: usize) -> Result<Stage, StoreError> {
+    pub async fn stage(&self, room_id: RoomId, max_slots: usize) -> Result<Stage, StoreError> {
         backend!(self, db => db.stage(room_id, max_slots).await)
     }
 
@@ -284,7 +409,7 @@ impl Store {
     /// id a streamer of this room; no streamer twice. Errors: `Invalid` with the reason.
     pub async fn set_stage(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         stage: &Stage,
         max_slots: usize,
     ) -> Result<(), StoreError> {
@@ -313,5 +438,13 @@ impl Store {
 }
 
 #[cfg(test)]
+#[path = "../tests/store_db.rs"]
+pub(crate) mod test_db;
+
+#[cfg(test)]
 #[path = "../tests/store.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "../tests/store_areas.rs"]
+mod area_tests;

@@ -4,16 +4,17 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::ids::{BookingId, RecordingId, RoomId, StreamerId};
 
 /// One recorded set (a file in `data_dir/recordings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Recording {
-    pub id: i64,
-    pub room_id: i64,
+    pub id: RecordingId,
+    pub room_id: RoomId,
     /// The streamer that was live on stage slot 0.
-    pub streamer_id: i64,
+    pub streamer_id: StreamerId,
     /// The booking the set was named after, if a booked window covered its start.
-    pub booking_id: Option<i64>,
+    pub booking_id: Option<BookingId>,
     /// The booking's artist name, else the streamer's name.
     pub artist: String,
     /// File name inside `data_dir/recordings` (no directories).
@@ -31,9 +32,9 @@ pub struct Recording {
 /// What a new recording row holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecording {
-    pub room_id: i64,
-    pub streamer_id: i64,
-    pub booking_id: Option<i64>,
+    pub room_id: RoomId,
+    pub streamer_id: StreamerId,
+    pub booking_id: Option<BookingId>,
     pub artist: String,
     pub file: String,
     pub start_ms: i64,
@@ -42,7 +43,7 @@ pub struct NewRecording {
 /// A booking of one streamer in one room, as the set-naming rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BookingWindow {
-    pub booking_id: i64,
+    pub booking_id: BookingId,
     pub artist_name: String,
     /// Unix seconds, UTC.
     pub start_at: i64,
@@ -61,7 +62,7 @@ impl Store {
     /// (bytes).
     pub async fn finish_recording(
         &self,
-        id: i64,
+        id: RecordingId,
         end_ms: i64,
         duration_ms: i64,
         bytes: i64,
@@ -70,12 +71,12 @@ impl Store {
     }
 
     /// Recordings of room `room_id`, newest first.
-    pub async fn recordings(&self, room_id: i64) -> Result<Vec<Recording>, StoreError> {
+    pub async fn recordings(&self, room_id: RoomId) -> Result<Vec<Recording>, StoreError> {
         backend!(self, db => db.recordings(room_id).await)
     }
 
     /// Recording `id`, if any.
-    pub async fn recording(&self, id: i64) -> Result<Option<Recording>, StoreError> {
+    pub async fn recording(&self, id: RecordingId) -> Result<Option<Recording>, StoreError> {
         backend!(self, db => db.recording(id).await)
     }
 
@@ -85,7 +86,7 @@ impl Store {
     }
 
     /// Deletes the row of recording `id`. Returns whether it existed.
-    pub async fn delete_recording(&self, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_recording(&self, id: RecordingId) -> Result<bool, StoreError> {
         backend!(self, db => db.delete_recording(id).await)
     }
 
@@ -93,8 +94,8 @@ impl Store {
     /// seconds) overlaps `[from, to)`, by start.
     pub async fn streamer_bookings_between(
         &self,
-        room_id: i64,
-        streamer_id: i64,
+        room_id: RoomId,
+        streamer_id: StreamerId,
         from: i64,
         to: i64,
     ) -> Result<Vec<BookingWindow>, StoreError> {

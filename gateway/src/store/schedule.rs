@@ -9,6 +9,8 @@
 
 use std::str::FromStr;
 
+use crate::ids::{BookingId, EventId, RoomId, StreamerId};
+
 use super::{MAX_TITLE_CHARS, Store, StoreError, StreamKey, Streamer, hash_key, now_unix};
 
 /// Longest booking description, in chars.
@@ -27,8 +29,8 @@ pub const MAX_SLOTS: i64 = 1000;
 /// An event: a room's lineup from `start_at` to `end_at`, cut into slots.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Event {
-    pub id: i64,
-    pub room_id: i64,
+    pub id: EventId,
+    pub room_id: RoomId,
     pub title: String,
     /// Unix seconds, UTC.
     pub start_at: i64,
@@ -121,9 +123,9 @@ impl EventSpec {
 /// A booking: one artist's window of contiguous slots in an event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Booking {
-    pub id: i64,
-    pub event_id: i64,
-    pub streamer_id: i64,
+    pub id: BookingId,
+    pub event_id: EventId,
+    pub streamer_id: StreamerId,
     /// Unix seconds, UTC: the window's start (a slot start).
     pub start_at: i64,
     /// Unix seconds, UTC: the window's end.
@@ -153,7 +155,7 @@ pub struct BookingSpec {
     pub timezone: String,
     pub email: Option<String>,
     /// Book an existing streamer of the room (its key stays the same) instead of creating one.
-    pub streamer_id: Option<i64>,
+    pub streamer_id: Option<StreamerId>,
 }
 
 /// A created (or merged) booking; `key` is set when a streamer was created for it.
@@ -180,12 +182,12 @@ pub struct KeyAccess {
 /// slots of one artist in one event are one row).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BookedWindow {
-    pub booking_id: i64,
-    pub event_id: i64,
-    pub room_id: i64,
+    pub booking_id: BookingId,
+    pub event_id: EventId,
+    pub room_id: RoomId,
     /// The room's name.
     pub room: String,
-    pub streamer_id: i64,
+    pub streamer_id: StreamerId,
     pub artist_name: String,
     /// Unix seconds, UTC.
     pub start_at: i64,
@@ -247,18 +249,22 @@ pub fn merge_windows(mut windows: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
 
 impl Store {
     /// Creates an event in `room_id`. Errors: `Invalid` with the reason.
-    pub async fn create_event(&self, room_id: i64, spec: &EventSpec) -> Result<Event, StoreError> {
+    pub async fn create_event(
+        &self,
+        room_id: RoomId,
+        spec: &EventSpec,
+    ) -> Result<Event, StoreError> {
         spec.validate()?;
         backend!(self, db => db.create_event(room_id, spec, now_unix()).await)
     }
 
     /// Events of a room, by start.
-    pub async fn events(&self, room_id: i64) -> Result<Vec<Event>, StoreError> {
+    pub async fn events(&self, room_id: RoomId) -> Result<Vec<Event>, StoreError> {
         backend!(self, db => db.events(room_id).await)
     }
 
     /// Event `id` of `room_id`, if any.
-    pub async fn event(&self, room_id: i64, id: i64) -> Result<Option<Event>, StoreError> {
+    pub async fn event(&self, room_id: RoomId, id: EventId) -> Result<Option<Event>, StoreError> {
         backend!(self, db => db.event(room_id, id).await)
     }
 
@@ -269,8 +275,8 @@ impl Store {
     /// would not fit; nothing is changed).
     pub async fn update_event(
         &self,
-        room_id: i64,
-        id: i64,
+        room_id: RoomId,
+        id: EventId,
         spec: &EventSpec,
     ) -> Result<Option<Event>, StoreError> {
         spec.validate()?;
@@ -278,12 +284,12 @@ impl Store {
     }
 
     /// Deletes event `id` of `room_id` and its bookings. Returns whether it existed.
-    pub async fn delete_event(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_event(&self, room_id: RoomId, id: EventId) -> Result<bool, StoreError> {
         backend!(self, db => db.delete_event(room_id, id).await)
     }
 
     /// Bookings of event `event_id`, by start.
-    pub async fn bookings(&self, event_id: i64) -> Result<Vec<Booking>, StoreError> {
+    pub async fn bookings(&self, event_id: EventId) -> Result<Vec<Booking>, StoreError> {
         backend!(self, db => db.bookings(event_id).await)
     }
 
@@ -304,7 +310,11 @@ impl Store {
 
     /// Deletes booking `id` of event `event_id` (its streamer stays, slot-bound). Returns
     /// whether it existed.
-    pub async fn delete_booking(&self, event_id: i64, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_booking(
+        &self,
+        event_id: EventId,
+        id: BookingId,
+    ) -> Result<bool, StoreError> {
         backend!(self, db => db.delete_booking(event_id, id).await)
     }
 
@@ -318,7 +328,7 @@ impl Store {
     pub async fn move_booking(
         &self,
         event: &Event,
-        id: i64,
+        id: BookingId,
         slot_start: i64,
         slots: u32,
     ) -> Result<Option<(Booking, bool)>, StoreError> {
@@ -346,7 +356,7 @@ impl Store {
         now: i64,
         grace_before: i64,
         grace_after: i64,
-    ) -> Result<Vec<(i64, i64)>, StoreError> {
+    ) -> Result<Vec<(RoomId, StreamerId)>, StoreError> {
         backend!(self, db => db.streamers_outside_windows(now, grace_before, grace_after).await)
     }
 

@@ -299,3 +299,49 @@ fn hls_program_picture_is_configurable_and_validated() {
         assert!(c.validate().is_err(), "{bad} must be refused");
     }
 }
+
+#[test]
+fn database_url_comes_from_file_or_env_and_is_checked() {
+    let c = Config::load_with_env(&Cli::default(), no_env).expect("defaults");
+    assert_eq!(c.database.url, None);
+    let c = Config::load_with_env(&Cli::default(), |k| {
+        (k == "VENUE_DATABASE_URL").then(|| "postgres://venue:pw@127.0.0.1/venue".to_owned())
+    })
+    .expect("env");
+    assert_eq!(
+        c.database.url.as_ref().map(Secret::expose),
+        Some("postgres://venue:pw@127.0.0.1/venue")
+    );
+    assert!(
+        !format!("{c:?}").contains("pw@"),
+        "the password is never printed"
+    );
+    let mut c = Config::from_toml("[database]\nurl = \"sqlite://x/venue.db\"\n").expect("toml");
+    c.validate().expect("sqlite url");
+    let mut c = Config::from_toml("[database]\nurl = \"mysql://x/y\"\n").expect("toml");
+    let e = c.validate().expect_err("mysql refused");
+    assert!(e.to_string().contains("database.url"), "{e}");
+    assert!(Config::from_toml("[database]\nhost = \"x\"\n").is_err());
+}
+
+#[test]
+fn venue_migrate_is_a_subcommand() {
+    let cli = Cli::try_parse_from([
+        "venue",
+        "migrate",
+        "--from",
+        "sqlite://venue-data/venue.db",
+        "--to",
+        "postgres://h/venue",
+    ])
+    .expect("parses");
+    assert_eq!(
+        cli.command,
+        Some(Command::Migrate {
+            from: "sqlite://venue-data/venue.db".into(),
+            to: "postgres://h/venue".into(),
+        })
+    );
+    assert!(Cli::try_parse_from(["venue", "migrate", "--from", "sqlite://x"]).is_err());
+    assert_eq!(Cli::try_parse_from(["venue"]).expect("serve").command, None);
+}

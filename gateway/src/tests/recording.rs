@@ -12,11 +12,12 @@ use venue_sfu::egress::compositor::ProgramOutput;
 use venue_sfu::egress::{ProgramAudio, ProgramFormat, ProgramVideo};
 
 use super::*;
+use crate::ids::{BookingId, RecordingId, StreamerId};
 use crate::store::recordings::BookingWindow;
 
 fn seat(id: i64, live: bool) -> Seat {
     Seat {
-        streamer_id: id,
+        streamer_id: StreamerId(id),
         name: format!("S{id}"),
         live,
     }
@@ -32,19 +33,21 @@ fn a_set_starts_when_a_live_streamer_is_on_slot_0_and_ends_when_it_goes_or_chang
     assert_eq!(
         t.observe(true, Some(&seat(1, true))),
         vec![SetChange::Start {
-            streamer_id: 1,
+            streamer_id: StreamerId(1),
             name: "S1".into()
         }]
     );
     assert!(t.observe(true, Some(&seat(1, true))).is_empty());
-    assert_eq!(t.current(), Some(1));
+    assert_eq!(t.current(), Some(StreamerId(1)));
     // Another live streamer takes slot 0: the first set ends, the next one starts.
     assert_eq!(
         t.observe(true, Some(&seat(2, true))),
         vec![
-            SetChange::End { streamer_id: 1 },
+            SetChange::End {
+                streamer_id: StreamerId(1)
+            },
             SetChange::Start {
-                streamer_id: 2,
+                streamer_id: StreamerId(2),
                 name: "S2".into()
             }
         ]
@@ -52,27 +55,33 @@ fn a_set_starts_when_a_live_streamer_is_on_slot_0_and_ends_when_it_goes_or_chang
     // Going offline ends it; coming back starts a new set.
     assert_eq!(
         t.observe(true, Some(&seat(2, false))),
-        vec![SetChange::End { streamer_id: 2 }]
+        vec![SetChange::End {
+            streamer_id: StreamerId(2)
+        }]
     );
     assert_eq!(t.current(), None);
     assert_eq!(t.observe(true, Some(&seat(2, true))).len(), 1);
     // Taken off the stage: ends.
     assert_eq!(
         t.observe(true, None),
-        vec![SetChange::End { streamer_id: 2 }]
+        vec![SetChange::End {
+            streamer_id: StreamerId(2)
+        }]
     );
     // Recording off: nothing starts, and a set in progress ends.
     assert!(t.observe(false, Some(&seat(3, true))).is_empty());
     assert_eq!(t.observe(true, Some(&seat(3, true))).len(), 1);
     assert_eq!(
         t.observe(false, Some(&seat(3, true))),
-        vec![SetChange::End { streamer_id: 3 }]
+        vec![SetChange::End {
+            streamer_id: StreamerId(3)
+        }]
     );
 }
 
 fn window(id: i64, artist: &str, start: i64, end: i64) -> BookingWindow {
     BookingWindow {
-        booking_id: id,
+        booking_id: BookingId(id),
         artist_name: artist.into(),
         start_at: start,
         end_at: end,
@@ -91,21 +100,24 @@ fn a_set_is_named_after_the_booking_whose_window_covers_its_start() {
         booking_for(20 * h + 600, &bookings, 300)
             .unwrap()
             .booking_id,
-        7
+        BookingId(7)
     );
     // In the grace before a window (the key already works): that booking.
     assert_eq!(
         booking_for(20 * h - 120, &bookings, 300)
             .unwrap()
             .booking_id,
-        7
+        BookingId(7)
     );
     // Inside window 7 and the grace of window 8: the window it is in wins.
     assert_eq!(
         booking_for(21 * h - 60, &bookings, 300).unwrap().booking_id,
-        7
+        BookingId(7)
     );
-    assert_eq!(booking_for(21 * h, &bookings, 300).unwrap().booking_id, 8);
+    assert_eq!(
+        booking_for(21 * h, &bookings, 300).unwrap().booking_id,
+        BookingId(8)
+    );
     // Before the grace, after the end: no booking (the streamer's name is used).
     assert!(booking_for(20 * h - 301, &bookings, 300).is_none());
     assert!(booking_for(22 * h, &bookings, 300).is_none());
@@ -347,12 +359,17 @@ fn signed_urls_verify_until_they_expire() {
             .unwrap();
         let now = SystemTime::now();
         let expires = unix_ms(now) / 1000 + 60;
-        let sig = r.sign(5, expires);
-        assert!(r.verify(5, expires, &sig, now));
-        assert!(!r.verify(6, expires, &sig, now));
-        assert!(!r.verify(5, expires + 1, &sig, now));
-        assert!(!r.verify(5, expires, "zz", now));
-        assert!(!r.verify(5, expires, &sig, now + Duration::from_secs(120)));
+        let sig = r.sign(RecordingId(5), expires);
+        assert!(r.verify(RecordingId(5), expires, &sig, now));
+        assert!(!r.verify(RecordingId(6), expires, &sig, now));
+        assert!(!r.verify(RecordingId(5), expires + 1, &sig, now));
+        assert!(!r.verify(RecordingId(5), expires, "zz", now));
+        assert!(!r.verify(
+            RecordingId(5),
+            expires,
+            &sig,
+            now + Duration::from_secs(120)
+        ));
         assert!(dir.path().join(DIR).is_dir());
     });
 }

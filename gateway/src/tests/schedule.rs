@@ -2,14 +2,15 @@
 //! starts and ends on plain integer time.
 
 use super::*;
+use crate::ids::{EventId, RoomId, StreamerId};
 
 fn window(id: i64, start_at: i64, end_at: i64) -> BookedWindow {
     BookedWindow {
-        booking_id: id,
-        event_id: 1,
-        room_id: 1,
+        booking_id: BookingId(id),
+        event_id: EventId(1),
+        room_id: RoomId(1),
         room: "main".into(),
-        streamer_id: 10 + id,
+        streamer_id: StreamerId(10 + id),
         artist_name: format!("artist {id}"),
         start_at,
         end_at,
@@ -28,8 +29,8 @@ fn feed(tracker: &mut SlotTracker, now: i64, all: &[BookedWindow]) -> Vec<(char,
         .advance(now, rows)
         .into_iter()
         .map(|e| match e {
-            SlotEdge::Started(w) => ('s', w.booking_id),
-            SlotEdge::Ended(w) => ('e', w.booking_id),
+            SlotEdge::Started(w) => ('s', w.booking_id.0),
+            SlotEdge::Ended(w) => ('e', w.booking_id.0),
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use venue_proto::v1;
 
 fn room(id: i64, name: &str) -> Room {
     Room {
-        id,
+        id: RoomId(id),
         name: name.into(),
         title: "T".into(),
         layout: 1,

@@ -1,11 +1,19 @@
-//! Unit tests of `store.rs` (kept in their own file).
+//! Unit tests of `store/` (kept in their own file). Every test that touches a database runs
+//! on both backends ([`Db::both`]): SQLite and a throwaway PostgreSQL.
 
+use super::test_db::Db;
 use super::*;
+use crate::ids::RoomId;
 
 #[tokio::test]
 async fn first_start_has_room_main() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("open");
+    for db in Db::both() {
+        first_start_has_room_main_on(db).await;
+    }
+}
+
+async fn first_start_has_room_main_on(db: Db) {
+    let store = db.open().await;
     let main = store
         .room_by_name("main")
         .await
@@ -18,8 +26,13 @@ async fn first_start_has_room_main() {
 
 #[tokio::test]
 async fn room_names_are_validated_and_unique() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("open");
+    for db in Db::both() {
+        room_names_are_validated_and_unique_on(db).await;
+    }
+}
+
+async fn room_names_are_validated_and_unique_on(db: Db) {
+    let store = db.open().await;
     for bad in ["", "Main", "a b", "ä", "x/y", &"a".repeat(65)] {
         assert!(
             matches!(
@@ -43,9 +56,17 @@ async fn room_names_are_validated_and_unique() {
 
 #[tokio::test]
 async fn keys_are_stored_hashed_and_found_by_hash() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("open");
-    let (s, key) = store.create_streamer(1, "Alice").await.expect("create");
+    for db in Db::both() {
+        keys_are_stored_hashed_and_found_by_hash_on(db).await;
+    }
+}
+
+async fn keys_are_stored_hashed_and_found_by_hash_on(db: Db) {
+    let store = db.open().await;
+    let (s, key) = store
+        .create_streamer(RoomId(1), "Alice")
+        .await
+        .expect("create");
     assert!(key.expose().len() >= 43);
     assert!(!format!("{key:?}").contains(key.expose()));
     let hash = store.key_hash(s.id).await.expect("q").expect("hash");
@@ -56,25 +77,61 @@ async fn keys_are_stored_hashed_and_found_by_hash() {
         Some(s)
     );
     assert_eq!(store.streamer_by_key("nope").await.expect("q"), None);
-    // The raw key appears nowhere in the database file.
+    // The raw key appears nowhere in the database's files (SQLite: the data dir; PostgreSQL:
+    // the server's whole data directory, WAL included).
     store.close().await;
-    for entry in std::fs::read_dir(dir.path()).expect("dir") {
-        let bytes = std::fs::read(entry.expect("entry").path()).unwrap_or_default();
-        let needle = key.expose().as_bytes();
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    let files = match &db {
+        Db::Sqlite(dir) => dir.path().to_owned(),
+        Db::Postgres { .. } => venue_tests::postgres::Postgres::shared().dir().join("data"),
+    };
+    let needle = key.expose().as_bytes();
+    for file in files_under(&files) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{}: key in {}",
+            db.name(),
+            file.display()
+        );
     }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 #[tokio::test]
 async fn stage_is_validated() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).await.expect("open");
+    for db in Db::both() {
+        stage_is_validated_on(db).await;
+    }
+}
+
+async fn stage_is_validated_on(db: Db) {
+    let store = db.open().await;
     let other = store.create_room("other", None).await.expect("room");
-    let (a, _) = store.create_streamer(1, "A").await.expect("a");
+    let (a, _) = store.create_streamer(RoomId(1), "A").await.expect("a");
     let (b, _) = store.create_streamer(other.id, "B").await.expect("b");
-    let set = |layout, slots: Vec<Option<i64>>| {
+    let set = |layout, slots: Vec<Option<StreamerId>>| {
         let store = store.clone();
-        async move { store.set_stage(1, &Stage { layout, slots }, 4).await }
+        async move {
+            store
+                .set_stage(RoomId(1), &Stage { layout, slots }, 4)
+                .await
+        }
     };
     assert!(matches!(set(0, vec![]).await, Err(StoreError::Invalid(_))));
     assert!(matches!(set(10, vec![]).await, Err(StoreError::Invalid(_))));
@@ -91,11 +148,11 @@ async fn stage_is_validated() {
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        set(1, vec![Some(999)]).await,
+        set(1, vec![Some(StreamerId(999))]).await,
         Err(StoreError::Invalid(_))
     ));
     set(2, vec![None, Some(a.id)]).await.expect("valid stage");
-    let stage = store.stage(1, 4).await.expect("stage");
+    let stage = store.stage(RoomId(1), 4).await.expect("stage");
     assert_eq!(
         stage,
         Stage {
@@ -104,16 +161,34 @@ async fn stage_is_validated() {
         }
     );
     // Deleting the streamer empties its slot.
-    assert!(store.delete_streamer(1, a.id).await.expect("delete"));
-    assert!(!store.delete_streamer(1, a.id).await.expect("delete again"));
-    assert_eq!(store.stage(1, 4).await.expect("stage").slots, vec![None; 4]);
+    assert!(
+        store
+            .delete_streamer(RoomId(1), a.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_streamer(RoomId(1), a.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        store.stage(RoomId(1), 4).await.expect("stage").slots,
+        vec![None; 4]
+    );
 }
 
 #[tokio::test]
 async fn everything_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    for db in Db::both() {
+        everything_survives_a_restart_on(db).await;
+    }
+}
+
+async fn everything_survives_a_restart_on(db: Db) {
     let (room, streamer, key) = {
-        let store = Store::open(dir.path()).await.expect("open");
+        let store = db.open().await;
         let room = store
             .create_room("late-show", Some("Late show"))
             .await
@@ -136,7 +211,7 @@ async fn everything_survives_a_restart() {
         store.close().await;
         (room, s, key)
     };
-    let store = Store::open(dir.path()).await.expect("reopen");
+    let store = db.open().await;
     let reopened = store
         .room_by_name("late-show")
         .await
@@ -218,4 +293,19 @@ fn migrations_keep_their_versions_and_checksums() {
         .map(|(v, c)| (*v, (*c).to_owned()))
         .collect();
     assert_eq!(got, expected);
+}
+
+/// The PostgreSQL migrations are the SQLite ones in PostgreSQL types: one file per SQLite
+/// version, same numbers, so a schema change lands in both.
+#[test]
+fn postgres_migrations_mirror_the_sqlite_versions() {
+    let versions = |m: sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        versions(sqlx::migrate!("./migrations/postgres")),
+        versions(sqlx::migrate!("./migrations/sqlite"))
+    );
 }

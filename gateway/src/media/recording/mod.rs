@@ -56,6 +56,7 @@ pub use writer::{
 };
 
 use crate::config::RecordingConfig;
+use crate::ids::{BookingId, RecordingId, RoomId, StreamerId};
 use crate::store::recordings::{NewRecording, Recording};
 use crate::store::{Store, StoreError};
 
@@ -96,7 +97,7 @@ struct Inner {
     /// Key of the signed download URLs.
     url_key: [u8; 32],
     /// Recordings in progress by id.
-    active: Mutex<HashMap<i64, Arc<Progress>>>,
+    active: Mutex<HashMap<RecordingId, Arc<Progress>>>,
     stats: Arc<RecordingStats>,
 }
 
@@ -127,10 +128,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// A recording as the admin API lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RecordingJson {
-    pub id: i64,
+    pub id: RecordingId,
     pub artist: String,
-    pub streamer_id: i64,
-    pub booking_id: Option<i64>,
+    pub streamer_id: StreamerId,
+    pub booking_id: Option<BookingId>,
     /// RFC 3339 UTC.
     pub start: String,
     /// RFC 3339 UTC; `null` while recording.
@@ -219,7 +220,7 @@ impl Recordings {
         &self.inner.dir
     }
 
-    fn active(&self) -> MutexGuard<'_, HashMap<i64, Arc<Progress>>> {
+    fn active(&self) -> MutexGuard<'_, HashMap<RecordingId, Arc<Progress>>> {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -229,9 +230,9 @@ impl Recordings {
     /// Errors: the file cannot be created, the database fails (a message for the log).
     pub async fn start(
         &self,
-        room_id: i64,
+        room_id: RoomId,
         room: &str,
-        streamer_id: i64,
+        streamer_id: StreamerId,
         name: &str,
         start: SystemTime,
     ) -> Result<(ActiveRecording, SyncSender<WriterMsg>), String> {
@@ -377,7 +378,7 @@ impl Recordings {
     }
 
     /// The recordings of room `room_id`, newest first, as the admin API shows them.
-    pub async fn list(&self, room_id: i64) -> Result<Vec<RecordingJson>, StoreError> {
+    pub async fn list(&self, room_id: RoomId) -> Result<Vec<RecordingJson>, StoreError> {
         let rows = self.inner.store.recordings(room_id).await?;
         let now = SystemTime::now();
         Ok(rows.into_iter().map(|r| self.json(r, now)).collect())
@@ -419,18 +420,18 @@ impl Recordings {
     }
 
     /// Whether recording `id` is being written now.
-    pub fn in_progress(&self, id: i64) -> bool {
+    pub fn in_progress(&self, id: RecordingId) -> bool {
         self.active().contains_key(&id)
     }
 
     /// The row of recording `id`.
-    pub async fn get(&self, id: i64) -> Result<Option<Recording>, StoreError> {
+    pub async fn get(&self, id: RecordingId) -> Result<Option<Recording>, StoreError> {
         self.inner.store.recording(id).await
     }
 
     /// Deletes recording `id` (file and row). Returns false when there is no such recording.
     /// Errors: `Conflict` while it is being recorded; `Io` when the file cannot be removed.
-    pub async fn delete(&self, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete(&self, id: RecordingId) -> Result<bool, StoreError> {
         let Some(row) = self.inner.store.recording(id).await? else {
             return Ok(false);
         };
@@ -453,7 +454,7 @@ impl Recordings {
     }
 
     /// Hex HMAC-SHA256 of `"{id}.{expires}"` under the URL key.
-    fn sign(&self, id: i64, expires: i64) -> String {
+    fn sign(&self, id: RecordingId, expires: i64) -> String {
         match HmacSha256::new_from_slice(&self.inner.url_key) {
             Ok(mut mac) => {
                 mac.update(format!("{id}.{expires}").as_bytes());
@@ -465,7 +466,7 @@ impl Recordings {
 
     /// Whether `sig` signs recording `id` until `expires` (Unix seconds) and that is not past
     /// `now` (constant-time comparison).
-    pub fn verify(&self, id: i64, expires: i64, sig: &str, now: SystemTime) -> bool {
+    pub fn verify(&self, id: RecordingId, expires: i64, sig: &str, now: SystemTime) -> bool {
         if expires < unix_ms(now) / 1000 {
             return false;
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use unicode_normalization::UnicodeNormalization;
 
 use super::MIN_SET;
+use crate::ids::StreamerId;
 use crate::store::recordings::BookingWindow;
 
 /// Longest artist slug in a file name, chars.
@@ -17,7 +18,7 @@ const MAX_SLUG: usize = 48;
 /// Who sits on stage slot 0 of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seat {
-    pub streamer_id: i64,
+    pub streamer_id: StreamerId,
     /// The streamer's name.
     pub name: String,
     /// Whether the streamer is publishing.
@@ -28,15 +29,18 @@ pub struct Seat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetChange {
     /// `streamer_id` (called `name`) is now live on slot 0 with recording wanted.
-    Start { streamer_id: i64, name: String },
+    Start {
+        streamer_id: StreamerId,
+        name: String,
+    },
     /// The set of `streamer_id` ended.
-    End { streamer_id: i64 },
+    End { streamer_id: StreamerId },
 }
 
 /// The set rule of one room: fed slot 0 as it is now, says when sets start and end.
 #[derive(Debug, Default, Clone)]
 pub struct SetTracker {
-    current: Option<i64>,
+    current: Option<StreamerId>,
 }
 
 impl SetTracker {
@@ -65,7 +69,7 @@ impl SetTracker {
     }
 
     /// The streamer whose set is in progress.
-    pub fn current(&self) -> Option<i64> {
+    pub fn current(&self) -> Option<StreamerId> {
         self.current
     }
 }

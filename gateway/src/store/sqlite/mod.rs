@@ -1,10 +1,11 @@
-//! The SQLite backend of the [`Store`](super::Store): one sqlx pool over `data_dir/venue.db`
-//! (WAL, foreign keys on, 5 s busy timeout), migrated at open from `gateway/migrations/sqlite/`
-//! (embedded by `sqlx::migrate!`; a file's version and checksum must never change once
-//! released). One module per area: `rooms` (rooms, streamers, stage), `interaction`,
-//! `schedule`, `recordings`. Input has been validated by the `Store` before it gets here;
-//! what needs the data (a streamer of this room, overlapping bookings) is checked here, inside
-//! the transaction that writes.
+//! The SQLite backend of the [`Store`](super::Store): one sqlx pool over one database file
+//! (`data_dir/venue.db` by default, or the path of a `sqlite://PATH` URL; WAL, foreign keys
+//! on, 5 s busy timeout), migrated at open from `gateway/migrations/sqlite/` (embedded by
+//! `sqlx::migrate!`; a file's version and checksum must never change once released). One
+//! module per area (`rooms`, `interaction`, `schedule`, `recordings`), each expanding the
+//! queries both backends share ([`super::sql`]). Input has been validated by the `Store`
+//! before it gets here; what needs the data (a streamer of this room, overlapping bookings) is
+//! checked inside the transaction that writes.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,27 +28,31 @@ pub(crate) struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// The columns of a [`Streamer`](super::Streamer) row, in its field order.
-macro_rules! streamer_columns {
-    () => {
-        "id, room_id, name, created_at, sticker_set"
-    };
-}
-pub(crate) use streamer_columns;
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/venue.db` and runs the migrations. Errors: `Io`
     /// (data dir), `Db`, `Migrate`.
     pub(crate) async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let path = data_dir.join("venue.db");
+        SqliteStore::open_file(&data_dir.join("venue.db"), true).await
+    }
+
+    /// Opens the database file `path` (created with its parent directory when `create`; else
+    /// it must exist) and runs the migrations. Errors: `Invalid` (no such file), `Io`, `Db`,
+    /// `Migrate`.
+    pub(crate) async fn open_file(path: &Path, create: bool) -> Result<SqliteStore, StoreError> {
+        if create {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+        } else if !path.is_file() {
+            return Err(StoreError::Invalid(format!(
+                "no SQLite database at {}",
+                path.display()
+            )));
+        }
         let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&path)
-            .create_if_missing(true)
+            .filename(path)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -58,6 +63,11 @@ impl SqliteStore {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
+    }
+
+    /// The pool (`venue migrate` reads the tables through it).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool (waits for connections to finish).
