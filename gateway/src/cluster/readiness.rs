@@ -3,10 +3,12 @@
 //! starts accepting; only a cluster node's drain ([`crate::cluster::drain`]) makes it draining.
 //!
 //! Phases only move forward: starting → serving → draining (draining is final: the process
-//! exits after it).
+//! exits after it). [`Readiness::subscribe`] tells of each change (the heartbeat announces it
+//! at once rather than at its next beat).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::sync::watch;
 
 /// The phase of this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +21,15 @@ pub enum Phase {
     Draining,
 }
 
-/// Shared phase; cheap to clone (one atomic).
-#[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicU8>);
+/// Shared phase; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<watch::Sender<Phase>>);
 
-const STARTING: u8 = 0;
-const SERVING: u8 = 1;
-const DRAINING: u8 = 2;
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness(Arc::new(watch::Sender::new(Phase::Starting)))
+    }
+}
 
 impl Readiness {
     /// A node that is starting.
@@ -35,11 +39,12 @@ impl Readiness {
 
     /// The phase now.
     pub fn phase(&self) -> Phase {
-        match self.0.load(Ordering::Acquire) {
-            STARTING => Phase::Starting,
-            SERVING => Phase::Serving,
-            _ => Phase::Draining,
-        }
+        *self.0.borrow()
+    }
+
+    /// Tells of every phase change from now on.
+    pub fn subscribe(&self) -> watch::Receiver<Phase> {
+        self.0.subscribe()
     }
 
     /// Whether `/readyz` answers 200.
@@ -54,14 +59,22 @@ impl Readiness {
 
     /// Starting → serving (the listener accepts). No effect once draining.
     pub fn set_serving(&self) {
-        let _ = self
-            .0
-            .compare_exchange(STARTING, SERVING, Ordering::AcqRel, Ordering::Acquire);
+        self.0.send_if_modified(|p| {
+            let starting = *p == Phase::Starting;
+            if starting {
+                *p = Phase::Serving;
+            }
+            starting
+        });
     }
 
     /// → draining, for good. Returns whether this call started it (false: already draining).
     pub fn set_draining(&self) -> bool {
-        self.0.swap(DRAINING, Ordering::AcqRel) != DRAINING
+        self.0.send_if_modified(|p| {
+            let first = *p != Phase::Draining;
+            *p = Phase::Draining;
+            first
+        })
     }
 }
 
@@ -72,12 +85,14 @@ mod tests {
     #[test]
     fn phases_only_move_forward() {
         let r = Readiness::new();
+        let changes = r.subscribe();
         assert_eq!(r.phase(), Phase::Starting);
         assert!(!r.is_ready());
         r.set_serving();
         assert!(r.is_ready());
         assert!(r.set_draining());
         assert!(!r.set_draining());
+        assert!(changes.has_changed().unwrap());
         r.set_serving();
         assert_eq!(r.phase(), Phase::Draining);
         assert!(!r.is_ready() && r.is_draining());

@@ -302,16 +302,30 @@ impl Heartbeat {
         info
     }
 
-    /// Announces this node every [`HEARTBEAT`] and updates `venue_cluster_nodes`, forever
-    /// (abort the task to stop). Redis errors are logged when they start and when they end;
-    /// refused registrations of other nodes once per node.
+    /// Announces this node every [`HEARTBEAT`] and at once when its readiness changes
+    /// (serving, draining), and updates `venue_cluster_nodes`, forever (abort the task to
+    /// stop). Redis errors are logged when they start and when they end; refused
+    /// registrations of other nodes once per node.
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut phase = Some(self.readiness.subscribe());
         let mut failing = false;
         let mut reported: HashSet<String> = HashSet::new();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = async {
+                    match &mut phase {
+                        Some(rx) => rx.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if !changed {
+                        phase = None;
+                    }
+                }
+            }
             let info = self.current().await;
             let result = match self.registry.announce(&info).await {
                 Ok(()) => self.registry.nodes().await,

@@ -88,7 +88,10 @@ impl ClusterSecrets {
 mod tests {
     use super::*;
 
-    const PINNED_NODE_AUTH: &str = "";
+    /// HKDF-SHA256(salt "venue cluster v1", ikm "cluster-secret-number-one", info NODE_AUTH),
+    /// computed independently with Python's hmac module (RFC 5869 §2.2-2.3, one block).
+    const PINNED_NODE_AUTH: &str =
+        "3f7510b300245659cdea949e57364f1180bbb3029deef00e7590830f2ce4f842";
 
     #[test]
     fn keys_are_per_purpose_deterministic_and_differ_between_secrets() {
