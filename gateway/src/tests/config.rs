@@ -299,3 +299,47 @@ fn hls_program_picture_is_configurable_and_validated() {
         assert!(c.validate().is_err(), "{bad} must be refused");
     }
 }
+
+#[test]
+fn cluster_keys_come_from_the_env_and_cluster_mode_is_refused_without_postgres() {
+    let env: HashMap<&str, &str> = [
+        ("VENUE_REDIS_URL", "redis://10.0.0.2:6379"),
+        ("VENUE_CLUSTER_SECRET", "the-same-secret-on-every-node"),
+        ("VENUE_NODE_ID", "edge-1"),
+        ("VENUE_INTERNAL_URL", "http://10.0.0.11:8080"),
+        ("VENUE_DRAIN_TIMEOUT_S", "12"),
+        ("VENUE_ADMIN_TOKEN", "admin-token-123"),
+    ]
+    .into_iter()
+    .collect();
+    let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+    let mut c = Config::default();
+    c.apply_env(lookup).expect("env applies");
+    assert_eq!(
+        c.cluster.redis_url.as_ref().map(Secret::expose),
+        Some("redis://10.0.0.2:6379")
+    );
+    assert_eq!(c.cluster.node_id.as_deref(), Some("edge-1"));
+    assert_eq!(c.cluster.drain_timeout_s, 12);
+    assert!(!format!("{c:?}").contains("the-same-secret"), "never printed");
+    // Everything else is right, but the database is this node's SQLite: refused, clearly.
+    let e = Config::load_with_env(&Cli::default(), lookup)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("PostgreSQL") && e.contains("VENUE_DATABASE_URL"), "{e}");
+    // Cluster mode needs the secret and a shared admin token (checked before the database).
+    let without = |name: &'static str| {
+        move |k: &str| (k != name).then(|| lookup(k)).flatten()
+    };
+    let e = Config::load_with_env(&Cli::default(), without("VENUE_CLUSTER_SECRET"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VENUE_CLUSTER_SECRET"), "{e}");
+    let e = Config::load_with_env(&Cli::default(), without("VENUE_ADMIN_TOKEN"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VENUE_ADMIN_TOKEN"), "{e}");
+    // Single-node mode ignores the section.
+    let c = Config::load_with_env(&Cli::default(), without("VENUE_REDIS_URL")).expect("loads");
+    assert!(!c.cluster.enabled());
+}
