@@ -121,17 +121,19 @@ pub async fn connect_with(
     client.get_connection_manager_with_config(config).await
 }
 
+/// Where a connection delivers its pushes (pub/sub messages, disconnections); must not block.
+/// `Err(())`: the push was dropped.
+pub type PushFn = Box<dyn Fn(redis::PushInfo) -> Result<(), ()> + Send + Sync>;
+
 /// [`connect_with`] the default policy, delivering pushes (pub/sub) to `push` and
 /// re-subscribing after reconnects when there is one.
 pub async fn connect(
     url: &Secret,
-    push: Option<Box<dyn Fn(redis::PushInfo) -> Result<(), ()> + Send + Sync>>,
+    push: Option<PushFn>,
 ) -> Result<ConnectionManager, redis::RedisError> {
     let mut config = manager_config();
     if let Some(push) = push {
-        config = config
-            .set_push_sender(move |info| push(info))
-            .set_automatic_resubscription();
+        config = config.set_push_sender(push).set_automatic_resubscription();
     }
     connect_with(url, config).await
 }

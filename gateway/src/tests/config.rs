@@ -321,16 +321,20 @@ fn cluster_keys_come_from_the_env_and_cluster_mode_is_refused_without_postgres()
     );
     assert_eq!(c.cluster.node_id.as_deref(), Some("edge-1"));
     assert_eq!(c.cluster.drain_timeout_s, 12);
-    assert!(!format!("{c:?}").contains("the-same-secret"), "never printed");
+    assert!(
+        !format!("{c:?}").contains("the-same-secret"),
+        "never printed"
+    );
     // Everything else is right, but the database is this node's SQLite: refused, clearly.
     let e = Config::load_with_env(&Cli::default(), lookup)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("PostgreSQL") && e.contains("VENUE_DATABASE_URL"), "{e}");
+    assert!(
+        e.contains("PostgreSQL") && e.contains("VENUE_DATABASE_URL"),
+        "{e}"
+    );
     // Cluster mode needs the secret and a shared admin token (checked before the database).
-    let without = |name: &'static str| {
-        move |k: &str| (k != name).then(|| lookup(k)).flatten()
-    };
+    let without = |name: &'static str| move |k: &str| (k != name).then(|| lookup(k)).flatten();
     let e = Config::load_with_env(&Cli::default(), without("VENUE_CLUSTER_SECRET"))
         .unwrap_err()
         .to_string();
