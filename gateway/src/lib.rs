@@ -7,6 +7,9 @@
 //! ([`rooms`]) owns. Bad input is answered 4xx with a reason, never 500. Secrets (stream keys,
 //! the admin token) are never logged.
 //!
+//! Single-node by default; with `[cluster] redis_url` the node joins a cluster on Redis
+//! ([`cluster`]: registry, bus, leases, node-to-node auth, drain on SIGTERM via [`Drainer`]).
+//!
 //! Use from another crate (tests, e2e):
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {

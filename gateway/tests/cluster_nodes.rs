@@ -307,3 +307,103 @@ async fn single_node_mode_is_ready_once_serving_and_has_no_cluster_parts() {
     }
     assert!(!dir.path().join("node_id").exists());
 }
+
+/// A str0m viewer over WHEP with the `venue` data channel: counts what it hears on it.
+#[derive(Default)]
+struct Heard {
+    channel: Option<str0m::channel::ChannelId>,
+    snapshot: bool,
+    moving: usize,
+}
+
+fn drive(
+    peer: &mut venue_tests::peer::LoopbackPeer,
+    heard: &mut Heard,
+    secs: u64,
+    done: impl Fn(&Heard) -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        peer.step(|_, e| match e {
+            str0m::Event::ChannelOpen(id, label) if label == "venue" => heard.channel = Some(id),
+            str0m::Event::ChannelData(d) => {
+                match venue_gateway::hub::codec::decode_server(&d.data).map(|m| m.body) {
+                    Ok(Some(S::Snapshot(_))) => heard.snapshot = true,
+                    Ok(Some(S::Moving(_))) => heard.moving += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        })
+        .unwrap();
+        if done(heard) {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_channel_viewer_is_told_to_move_once_and_a_drain_gives_up_at_its_timeout() {
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use venue_proto::Message;
+    use venue_proto::v1;
+
+    let redis = RedisServer::start();
+    let a = cluster::node(&redis.url(), "a", SECRET).await;
+    let mut peer = venue_tests::peer::LoopbackPeer::new(false).unwrap();
+    let mut api = peer.rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    api.add_channel("venue".into());
+    let (offer, pending) = api.apply().unwrap();
+    let res = reqwest::Client::new()
+        .post(a.url("/api/whep/main"))
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let answer = SdpAnswer::from_sdp_string(&res.text().await.unwrap()).unwrap();
+    peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut heard = Heard::default();
+        assert!(drive(&mut peer, &mut heard, 15, |h| h.channel.is_some()));
+        let hello = v1::ClientMessage {
+            body: Some(v1::client_message::Body::Hello(v1::ClientHello {
+                protocol_version: venue_proto::PROTOCOL_VERSION,
+                display_name: "Rtc".into(),
+                admin_token: String::new(),
+            })),
+        }
+        .encode_to_vec();
+        let id = heard.channel.unwrap();
+        peer.rtc.channel(id).unwrap().write(true, &hello).unwrap();
+        assert!(drive(&mut peer, &mut heard, 10, |h| h.snapshot));
+        (peer, heard)
+    });
+    let (mut peer, mut heard) = joined.await.unwrap();
+
+    let drainer = a.drainer.clone();
+    let drain = tokio::spawn(async move { drainer.run().await });
+    let (told, heard) = tokio::task::spawn_blocking(move || {
+        let told = drive(&mut peer, &mut heard, 10, |h| h.moving > 0);
+        // Keep listening a while: the notice comes once.
+        drive(&mut peer, &mut heard, 1, |_| false);
+        (told, heard)
+    })
+    .await
+    .unwrap();
+    assert!(told, "the data-channel viewer heard the moving notice");
+    assert_eq!(heard.moving, 1, "once");
+    // The viewer's session stays (it did not move): the drain ends at its 5 s timeout.
+    let outcome = tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.timed_out && outcome.remaining >= 1, "{outcome:?}");
+    assert!(outcome.took >= Duration::from_secs(5), "{outcome:?}");
+}
