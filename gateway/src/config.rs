@@ -41,6 +41,9 @@ pub struct Config {
     /// `[turn]`: the embedded TURN server (`enabled`), or an external one sharing `secret`
     /// (`enabled = false` with `urls`); see [`crate::ice`] and [`venue_turn::TurnConfig`].
     pub turn: venue_turn::TurnConfig,
+    /// `[cluster]`: cluster mode on Redis ([`crate::cluster`]); unset `redis_url` (default) is
+    /// single-node mode.
+    pub cluster: ClusterConfig,
 }
 
 /// `[database]` section: the store's database ([`crate::store::DatabaseUrl`]).
@@ -52,6 +55,7 @@ pub struct DatabaseConfig {
     /// none: `data_dir/venue.db`. Env `VENUE_DATABASE_URL`. Never logged with its password.
     pub url: Option<Secret>,
 }
+pub use crate::cluster::config::ClusterConfig;
 
 /// `[recording]` section: each artist's set on stage slot 0 recorded to
 /// `data_dir/recordings` ([`crate::media::recording`]).
@@ -289,6 +293,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             turn: venue_turn::TurnConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -621,6 +626,21 @@ impl Config {
         if let Some(v) = env("VENUE_RECORDING_ENABLED") {
             self.recording.enabled = parse("VENUE_RECORDING_ENABLED", &v)?;
         }
+        if let Some(v) = env("VENUE_REDIS_URL") {
+            self.cluster.redis_url = Some(Secret(v));
+        }
+        if let Some(v) = env("VENUE_NODE_ID") {
+            self.cluster.node_id = Some(v.trim().to_owned());
+        }
+        if let Some(v) = env("VENUE_INTERNAL_URL") {
+            self.cluster.internal_url = Some(v);
+        }
+        if let Some(v) = env("VENUE_CLUSTER_SECRET") {
+            self.cluster.secret = Some(Secret(v));
+        }
+        if let Some(v) = env("VENUE_DRAIN_TIMEOUT_S") {
+            self.cluster.drain_timeout_s = parse("VENUE_DRAIN_TIMEOUT_S", &v)?;
+        }
         if let Some(v) = env("VENUE_INTERACTION_PER_IP_FACTOR") {
             self.interaction.limits.per_ip_factor = parse("VENUE_INTERACTION_PER_IP_FACTOR", &v)?;
         }
@@ -782,7 +802,27 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid("data_dir must not be empty".into()));
         }
-        Ok(())
+        self.validate_cluster()
+    }
+
+    /// `[cluster]`, in cluster mode only: the section itself, the admin token (every node must
+    /// accept the same one: it cannot be generated per data dir), and a shared PostgreSQL
+    /// database ([`crate::cluster::config::check_cluster_database`]).
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if !self.cluster.enabled() {
+            return Ok(());
+        }
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
+        if self.admin_token.is_none() {
+            return Err(ConfigError::Invalid(
+                "admin_token (VENUE_ADMIN_TOKEN) is required in cluster mode: every node must \
+                 accept the same admin token, so it cannot be generated per data dir"
+                    .into(),
+            ));
+        }
+        let database = self.database.url.as_ref().map(Secret::expose);
+        crate::cluster::config::check_cluster_database(true, database)
+            .map_err(ConfigError::Invalid)
     }
 }
 

@@ -7,6 +7,9 @@
 //! ([`rooms`]) owns. Bad input is answered 4xx with a reason, never 500. Secrets (stream keys,
 //! the admin token) are never logged.
 //!
+//! Single-node by default; with `[cluster] redis_url` the node joins a cluster on Redis
+//! ([`cluster`]: registry, bus, leases, node-to-node auth, drain on SIGTERM via [`Drainer`]).
+//!
 //! Use from another crate (tests, e2e):
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
@@ -25,6 +28,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod hub;
@@ -48,6 +52,11 @@ use axum::Router;
 use base64::Engine;
 use venue_sfu::SfuHandle;
 
+use crate::cluster::drain::{Drain, DrainOutcome};
+use crate::cluster::readiness::Readiness;
+use crate::cluster::registry::{Load, LoadFn};
+use crate::cluster::secrets::ClusterSecrets;
+use crate::cluster::{Cluster, ClusterDeps};
 use crate::config::{Config, Secret};
 use crate::http::{HttpSettings, router, tls};
 use crate::media::hls_programs::HlsPrograms;
@@ -77,6 +86,11 @@ pub struct Services {
     pub ice: ice::IceServers,
     /// The embedded TURN server when `[turn] enabled` (its counters go to `/metrics`).
     pub turn: Option<ice::EmbeddedTurn>,
+    /// Starting / serving / draining, for `/readyz`.
+    pub readiness: Readiness,
+    /// Cluster mode: this node's membership (`/internal` routes, registry); `None` in
+    /// single-node mode.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// A built application: router, services and HTTP settings, ready to serve.
@@ -88,6 +102,58 @@ pub struct App {
     pub http: HttpSettings,
     /// What the RTMP listener needs: `media::rtmp::spawn(app.rtmp.clone(), config.rtmp)`.
     pub rtmp: media::rtmp::RtmpDeps,
+    /// The node's drain switch (readiness and the hubs' "moving" notice).
+    pub drain: Drain,
+    /// Cluster mode: this node's membership; `None` in single-node mode.
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+/// What a cluster node's SIGTERM runs before the HTTP server stops: see [`Drainer::run`].
+#[derive(Debug, Clone)]
+pub struct Drainer {
+    drain: Drain,
+    cluster: Arc<Cluster>,
+    state: StateHandle,
+}
+
+impl Drainer {
+    /// Drains this node ([`cluster::drain`]): `/readyz` 503, heartbeat `draining`, "moving"
+    /// to every page, then waits until no WebRTC session and no interaction client remains or
+    /// the drain timeout passes, and leaves the registry.
+    pub async fn run(&self) -> DrainOutcome {
+        let state = self.state.clone();
+        let timeout = self.cluster.settings().drain_timeout;
+        let outcome = self
+            .drain
+            .run(timeout, move || {
+                let state = state.clone();
+                async move { sessions_left(&state).await }
+            })
+            .await;
+        tracing::info!(
+            remaining = outcome.remaining,
+            timed_out = outcome.timed_out,
+            took_ms = u64::try_from(outcome.took.as_millis()).unwrap_or(u64::MAX),
+            "drain finished"
+        );
+        self.cluster.leave().await;
+        outcome
+    }
+}
+
+/// WebRTC sessions plus interaction clients (WebSocket and data channel) on this node; 0 when
+/// the state actor has stopped.
+async fn sessions_left(state: &StateHandle) -> usize {
+    let sessions = state.stats().await.map_or(0, |s| s.sessions);
+    let mut clients = 0;
+    if let Ok(hubs) = state.hubs().await {
+        for hub in hubs {
+            if let Ok(h) = hub.stats().await {
+                clients += usize::try_from(h.users).unwrap_or(usize::MAX);
+            }
+        }
+    }
+    sessions.saturating_add(clients)
 }
 
 impl App {
@@ -99,11 +165,14 @@ impl App {
     /// ignores per-connection errors (reset, aborted) and, for others such as `EMFILE` (out of
     /// file descriptors), logs them at error level and retries after one second (axum 0.8
     /// `serve::listener::handle_accept_error`). `raise_nofile_limit` at start keeps EMFILE far.
+    ///
+    /// `/readyz` turns ready here: the listener is bound and about to accept.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.services.readiness.set_serving();
         axum::serve(
             listener,
             self.router
@@ -122,13 +191,40 @@ impl App {
         tls: tls::TlsConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.services.readiness.set_serving();
         tls::serve(listener, self.router, tls, shutdown).await
+    }
+
+    /// Cluster mode: what SIGTERM runs before the server stops ([`Drainer::run`]); `None` in
+    /// single-node mode (SIGTERM stops at once, as it always did).
+    pub fn drainer(&self) -> Option<Drainer> {
+        self.cluster.as_ref().map(|cluster| Drainer {
+            drain: self.drain.clone(),
+            cluster: cluster.clone(),
+            state: self.services.state.clone(),
+        })
     }
 }
 
-/// Opens the store, resolves the admin token, starts the SFU and the state actor, and builds
-/// the router. Errors: store, data dir or SFU start-up failures.
+/// Opens the store, resolves the admin token, starts the SFU and the state actor, joins the
+/// cluster when `[cluster] redis_url` is set, and builds the router. `config` is used as given
+/// (not validated again: [`Config::load`] validates). Errors: store, data dir, SFU or
+/// cluster start-up failures ([`cluster::ClusterError`]).
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    let cluster_settings = config
+        .cluster
+        .resolve(&config.http, &config.data_dir)
+        .context("[cluster]")?;
+    // Cluster mode: the secrets are the cluster's (cluster::secrets), not this data dir's.
+    let secrets = cluster_settings
+        .as_ref()
+        .map(|s| ClusterSecrets::derive(&s.secret));
+    if secrets.is_some() && config.admin_token.is_none() {
+        anyhow::bail!(
+            "admin_token (VENUE_ADMIN_TOKEN) is required in cluster mode: every node must accept \
+             the same admin token"
+        );
+    }
     let url = config.database.url.as_ref().map(|u| u.expose());
     let store = Store::connect(url, &config.data_dir)
         .await
@@ -139,7 +235,13 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
             },
         )?;
     let token = admin_token(config.admin_token.as_ref(), &config.data_dir)?;
-    let salt = ip_salt(&config.data_dir)?;
+    let salt = match &secrets {
+        Some(s) => s.ip_salt,
+        None => ip_salt(&config.data_dir)?,
+    };
+    let readiness = Readiness::new();
+    let drain = Drain::new(readiness.clone());
+    let metrics = Arc::new(metrics::Metrics::default());
     let (sfu, events) =
         SfuHandle::start(config.media.clone()).context("starting the media plane")?;
     let admin_digest = http::extract::token_digest(token.expose());
@@ -150,24 +252,55 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         queue: config.interaction.queue_policy(),
         admin_digest,
         ip_salt: Arc::new(salt),
+        moving: drain.subscribe(),
     };
     let webhooks =
         webhooks::Webhooks::start(&config.webhooks).context("starting webhook delivery")?;
-    let bus = bus::LocalBus::shared(webhooks.clone());
+    let overflow = overflow::Overflow::start(config.hls);
+    let local_bus = bus::LocalBus::new(webhooks.clone());
+    // The heartbeat reads the state actor, which needs the bus first: it is filled in below.
+    let load_state: Arc<std::sync::OnceLock<StateHandle>> = Arc::default();
+    let cluster = match cluster_settings {
+        None => None,
+        Some(settings) => Some(Arc::new(
+            Cluster::start(
+                settings,
+                ClusterDeps {
+                    local: local_bus.clone(),
+                    metrics: metrics.cluster().clone(),
+                    readiness: readiness.clone(),
+                    load: load_reader(load_state.clone(), overflow.clone()),
+                },
+            )
+            .await
+            .context("joining the cluster")?,
+        )),
+    };
+    let bus: Arc<dyn bus::Bus> = match &cluster {
+        Some(c) => c.bus(),
+        None => Arc::new(local_bus),
+    };
     let state_handle = rooms::spawn(store.clone(), sfu.clone(), events, hub_deps, bus.clone())
         .await
         .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let _ = load_state.set(state_handle.clone());
     let recordings = media::recording::Recordings::open(
         store.clone(),
         &config.data_dir,
         config.recording,
         config.schedule.grace_before_s,
-        admin_digest,
+        secrets.as_ref().map_or(admin_digest, |s| s.recording_link),
     )
     .await
     .context("opening the recordings")?;
+    let mut turn_config = config.turn.clone();
+    if let Some(s) = &secrets
+        && turn_config.secret.expose().is_empty()
+    {
+        turn_config.secret = s.turn_secret.clone();
+    }
     let (turn, ice) = ice::start(
-        &config.turn,
+        &turn_config,
         &config.media,
         &sfu.addrs().shards,
         config.http.public_url.as_deref(),
@@ -183,12 +316,14 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         store,
         sfu,
         state: state_handle,
-        metrics: Arc::new(metrics::Metrics::default()),
-        overflow: overflow::Overflow::start(config.hls),
+        metrics,
+        overflow,
         hls: HlsPrograms::default(),
         recordings,
         ice,
         turn: turn.map(ice::EmbeddedTurn::new),
+        readiness,
+        cluster: cluster.clone(),
     };
     let http = HttpSettings {
         admin_token_digest: admin_digest,
@@ -219,6 +354,32 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         services,
         http,
         rtmp,
+        drain,
+        cluster,
+    })
+}
+
+/// The heartbeat's load reader: WebRTC viewers from the state actor (once it runs), CPU from
+/// the overflow sampler. Egress bit/s is not measured yet; relays do not exist yet.
+fn load_reader(
+    state: Arc<std::sync::OnceLock<StateHandle>>,
+    overflow: overflow::Overflow,
+) -> LoadFn {
+    Arc::new(move || {
+        let state = state.get().cloned();
+        let cpu_percent = overflow.cpu_percent();
+        Box::pin(async move {
+            let viewers = match state {
+                Some(s) => s.stats().await.map_or(0, |s| s.viewers),
+                None => 0,
+            };
+            Load {
+                cpu_percent,
+                webrtc_viewers: u64::try_from(viewers).unwrap_or(u64::MAX),
+                egress_bps: None,
+                relays: 0,
+            }
+        })
     })
 }
 

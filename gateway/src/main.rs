@@ -1,5 +1,6 @@
 //! `venue`: parse the configuration, open the store, start the media plane, serve HTTP until
-//! Ctrl-C (or SIGTERM).
+//! Ctrl-C or SIGTERM. In cluster mode SIGTERM first drains the node
+//! ([`venue_gateway::Drainer::run`]); Ctrl-C and single-node mode stop at once.
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -30,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let app = venue_gateway::build_app(&config).await?;
+    let drainer = app.drainer();
     let listener = tokio::net::TcpListener::bind(config.http.listen).await?;
     let rtmp = if config.rtmp.enabled {
         venue_gateway::media::rtmp::spawn(app.rtmp.clone(), config.rtmp).await
@@ -45,9 +47,31 @@ async fn main() -> anyhow::Result<()> {
         database = app.services.store.backend_name(),
         "venue listening"
     );
-    match tls {
-        Some(tls) => app.serve_tls(listener, tls, shutdown_signal()).await?,
-        None => app.serve(listener, shutdown_signal()).await?,
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let signal = shutdown_signal().await;
+        if let (Stop::Terminate, Some(drainer)) = (signal, drainer) {
+            drainer.run().await;
+            let _ = drained_tx.send(());
+        }
+    };
+    let serve = async move {
+        match tls {
+            Some(tls) => app.serve_tls(listener, tls, shutdown).await,
+            None => app.serve(listener, shutdown).await,
+        }
+    };
+    // After a drain the process exits even if clients keep connections open (a page that did
+    // not move): they had the drain timeout, plus this grace for in-flight requests.
+    let after_drain = async move {
+        match drained_rx.await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = after_drain => tracing::info!("drained: closing the connections left"),
     }
     tracing::info!("venue stopped");
     Ok(())
@@ -63,7 +87,14 @@ async fn migrate(from: &str, to: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Which signal asked the process to stop.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Interrupt,
+    Terminate,
+}
+
+async fn shutdown_signal() -> Stop {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
@@ -81,9 +112,10 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+    let stop = tokio::select! {
+        _ = ctrl_c => Stop::Interrupt,
+        _ = term => Stop::Terminate,
+    };
+    tracing::info!(signal = ?stop, "shutting down");
+    stop
 }

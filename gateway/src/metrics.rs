@@ -14,7 +14,7 @@
 
 use prometheus::core::Collector;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{IntCounter, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, TextEncoder};
 
 /// The `Content-Type` of [`Metrics::render`]'s text (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -30,7 +30,32 @@ pub struct Metrics {
     http_responses: [IntCounter; 5],
     /// RTMP ingest counters (updated by `crate::media::rtmp`).
     pub rtmp: RtmpCounters,
+    /// Cluster metrics, registered on first use ([`Metrics::cluster`]): a single-node
+    /// `/metrics` has no `venue_cluster_*`.
+    cluster: std::sync::OnceLock<ClusterMetrics>,
 }
+
+/// Cluster mode's metrics (`crate::cluster`); clones share the same series.
+#[derive(Debug, Clone)]
+pub struct ClusterMetrics {
+    /// `venue_cluster_nodes`: live nodes in the registry whose registration verified, this
+    /// one included (draining ones too).
+    pub nodes: IntGauge,
+    /// `venue_cluster_bus_lag_seconds`: publish (sender's clock) → receive (this node's clock)
+    /// of bus messages from other nodes.
+    pub bus_lag: Histogram,
+    /// `venue_cluster_bus_dropped_total`: bus messages not published because the outgoing
+    /// queue was full (Redis slow or away).
+    pub bus_dropped: IntCounter,
+    /// `venue_cluster_bus_rejected_total`: bus messages received and dropped: malformed, or
+    /// signed with another cluster secret.
+    pub bus_rejected: IntCounter,
+}
+
+/// Buckets of `venue_cluster_bus_lag_seconds`: 0.5 ms to 2.5 s.
+pub const BUS_LAG_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 1.0, 2.5,
+];
 
 /// RTMP ingest counters.
 #[derive(Debug)]
@@ -120,6 +145,7 @@ impl Default for Metrics {
             registry,
             http_responses,
             rtmp,
+            cluster: std::sync::OnceLock::new(),
         }
     }
 }
@@ -439,6 +465,45 @@ impl Readings {
 }
 
 impl Metrics {
+    /// The cluster metrics, registered in this registry on the first call (cluster mode only).
+    #[allow(clippy::expect_used)]
+    pub fn cluster(&self) -> &ClusterMetrics {
+        self.cluster.get_or_init(|| {
+            let lag = Histogram::with_opts(
+                HistogramOpts::new(
+                    "venue_cluster_bus_lag_seconds",
+                    "Cluster bus messages from other nodes: seconds from publish (sender's clock) to receive.",
+                )
+                .buckets(BUS_LAG_BUCKETS.to_vec()),
+            )
+            .expect("valid metric name"); // invariant: constant name and increasing buckets
+            self.registry
+                .register(Box::new(lag.clone()))
+                .expect("metric registered once"); // invariant: OnceLock registers once
+            ClusterMetrics {
+                nodes: registered(
+                    &self.registry,
+                    IntGauge::with_opts,
+                    "venue_cluster_nodes",
+                    "Live cluster nodes in the registry (verified registrations, this one included).",
+                ),
+                bus_lag: lag,
+                bus_dropped: registered(
+                    &self.registry,
+                    IntCounter::with_opts,
+                    "venue_cluster_bus_dropped_total",
+                    "Cluster bus messages not published: the outgoing queue was full.",
+                ),
+                bus_rejected: registered(
+                    &self.registry,
+                    IntCounter::with_opts,
+                    "venue_cluster_bus_rejected_total",
+                    "Cluster bus messages dropped on receipt: malformed or signed with another cluster secret.",
+                ),
+            }
+        })
+    }
+
     /// Counts one HTTP response by its status class (1xx … 5xx; others clamp into range).
     pub fn record_response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
@@ -508,5 +573,26 @@ mod tests {
             !text.contains("venue_turn_"),
             "no TURN metrics when it is off"
         );
+        assert!(!text.contains("venue_cluster_"), "none in single-node mode");
+    }
+
+    #[test]
+    fn cluster_metrics_appear_once_registered() {
+        let m = Metrics::default();
+        let c = m.cluster().clone();
+        c.nodes.set(3);
+        c.bus_lag.observe(0.002);
+        m.cluster().bus_dropped.inc();
+        let text = m.render(&Readings::default()).expect("renders"); // invariant: a unit test
+        for line in [
+            "# TYPE venue_cluster_nodes gauge\nvenue_cluster_nodes 3\n",
+            "# TYPE venue_cluster_bus_lag_seconds histogram\n",
+            "venue_cluster_bus_lag_seconds_bucket{le=\"0.0025\"} 1\n",
+            "venue_cluster_bus_lag_seconds_count 1\n",
+            "venue_cluster_bus_dropped_total 1\n",
+            "venue_cluster_bus_rejected_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
     }
 }

@@ -8,7 +8,9 @@
 //!   [`recordings`]), behind the admin token ([`extract::require_admin`]);
 //! - public room information and the join decision ([`rooms`]), the room's events over a
 //!   WebSocket ([`ws`]), ICE servers ([`ice`]), LL-HLS serving ([`hls`]), `/metrics`,
-//!   `/healthz`, the embedded web pages ([`assets`]); HTTPS ([`tls`]).
+//!   `/healthz`, `/readyz` ([`readyz`]), the embedded web pages ([`assets`]); HTTPS ([`tls`]);
+//! - cluster mode: node-to-node routes under `/internal` ([`internal`]), behind
+//!   [`internal::require_node`].
 //!
 //! Nothing outside this module names [`AppState`]: the domain actors below it take the
 //! handles they use.
@@ -20,7 +22,9 @@ pub mod extract;
 pub mod hls;
 pub mod ice;
 pub mod interaction;
+pub mod internal;
 pub mod metrics;
+pub mod readyz;
 pub mod recordings;
 pub mod rooms;
 pub mod schedule;
@@ -173,9 +177,15 @@ pub fn router_over(state: AppState) -> Router {
             extract::require_admin,
         ));
 
+    let internal = match &state.cluster {
+        Some(cluster) => internal::routes(cluster.clone()),
+        None => Router::new(),
+    };
+
     Router::new()
         .merge(whip_whep)
         .merge(admin)
+        .merge(internal)
         .merge(hls::routes(state.hls.clone(), state.state.clone()))
         .route("/api/rooms/{room}", get(rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
@@ -195,6 +205,7 @@ pub fn router_over(state: AppState) -> Router {
             get(interaction::sticker_image),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz::get))
         .route("/metrics", get(metrics::get))
         .route("/", get(assets::index))
         .route("/r/{room}", get(assets::room_page))

@@ -12,6 +12,11 @@
 //!   lossy frames for viewers whose SCTP buffer is backed up) and `SfuHandle::close`.
 //!
 //! A broadcast is one `Bytes` pushed into every WebSocket queue and one SFU command per shard.
+//!
+//! When a cluster node drains ([`crate::cluster::drain`]), the `moving` notice in [`HubDeps`]
+//! turns `Some`: the actor sends `ServerMessage{moving}` once to every client it has (one
+//! reliable frame per WebSocket queue, one data-channel broadcast), and to each client that
+//! connects afterwards.
 
 // The hub's IO shell reads the clock and hands it to the sans-IO `RoomHub`.
 #![allow(clippy::disallowed_methods)]
@@ -23,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use venue_proto::v1;
 use venue_sfu::{ChannelClass, RoomId, SessionId, SfuHandle};
 
@@ -67,8 +72,12 @@ pub struct HubDeps {
     pub queue: QueuePolicy,
     /// SHA-256 of the admin token.
     pub admin_digest: [u8; 32],
-    /// Salt of the IP hashes (kept in the data dir so bans survive restarts).
+    /// Salt of the IP hashes (kept in the data dir so bans survive restarts; derived from the
+    /// cluster secret in cluster mode).
     pub ip_salt: Arc<[u8; 32]>,
+    /// The node's drain notice ([`crate::cluster::drain::Drain::subscribe`]): `Some` once the
+    /// node drains; never in single-node mode.
+    pub moving: watch::Receiver<Option<crate::cluster::drain::Moving>>,
 }
 
 /// The send side of one WebSocket client, owned by the hub actor.
@@ -283,6 +292,10 @@ struct Actor {
     pending_persist: Vec<PersistOp>,
     persist: mpsc::Sender<PersistJob>,
     barriers: Vec<Box<dyn FnOnce() + Send>>,
+    /// The encoded moving notice once the node drains (sent to clients that join later).
+    moving: Option<Bytes>,
+    /// Clients that joined while draining, to be sent the moving notice on the next flush.
+    joined: Vec<ConnId>,
 }
 
 /// Loads room `room`'s interaction state from the store and starts its hub actor and
@@ -317,6 +330,8 @@ pub async fn spawn(room: &Room, deps: HubDeps) -> Result<HubHandle, StoreError> 
         pending_persist: Vec::new(),
         persist: persist_tx,
         barriers: Vec::new(),
+        moving: None,
+        joined: Vec::new(),
     };
     tokio::spawn(actor.run(rx, room.name.clone()));
     Ok(HubHandle { tx })
@@ -353,10 +368,25 @@ impl Actor {
         let mut ticker = tokio::time::interval(self.core.tick_period());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::debug!(room = %name, "interaction hub started");
+        let mut moving = Some(self.deps.moving.clone());
+        // A hub started while the node already drains.
+        let notice = moving
+            .as_mut()
+            .and_then(|rx| rx.borrow_and_update().clone());
+        if notice.is_some() {
+            self.start_moving(notice).await;
+        }
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.core.handle(now(), Input::Tick);
+                }
+                changed = changed_or_pending(&mut moving) => {
+                    match changed {
+                        Some(notice) => self.start_moving(notice).await,
+                        // The drain switch is gone (process ending): stop listening to it.
+                        None => moving = None,
+                    }
                 }
                 input = rx.recv() => {
                     let Some(input) = input else { break };
@@ -381,6 +411,9 @@ impl Actor {
             HubInput::WsConnect { conn, ip, client } => {
                 let ip = ip.map(|ip| IpHash::of(ip, &self.deps.ip_salt[..]));
                 self.peers.insert(conn, Peer::Ws(client));
+                if self.moving.is_some() {
+                    self.joined.push(conn);
+                }
                 self.core.handle(
                     t,
                     Input::Connect {
@@ -407,6 +440,9 @@ impl Actor {
                 let ip = remote.map(|a| IpHash::of(a.ip(), &self.deps.ip_salt[..]));
                 self.sessions.insert(session, conn);
                 self.peers.insert(conn, Peer::Dc(session));
+                if self.moving.is_some() {
+                    self.joined.push(conn);
+                }
                 self.core.handle(
                     t,
                     Input::Connect {
@@ -459,6 +495,68 @@ impl Actor {
         }
     }
 
+    /// The node drains: sends the moving notice to every client once, and keeps it for those
+    /// that join later.
+    async fn start_moving(&mut self, notice: Option<crate::cluster::drain::Moving>) {
+        let Some(notice) = notice else { return };
+        if self.moving.is_some() {
+            return;
+        }
+        let frame = super::codec::encode(
+            v1::server_message::Body::Moving(v1::Moving {
+                reason: notice.reason,
+                deadline_ms: notice.deadline_ms,
+            }),
+            self.deps.config.deflate_threshold,
+        );
+        self.moving = Some(frame.clone());
+        let mut any_dc = false;
+        let mut ws = 0usize;
+        for peer in self.peers.values() {
+            match peer {
+                Peer::Ws(client) => {
+                    // Not closing a slow client here: it is leaving anyway.
+                    let _ = deliver(&self.deps.queue, client, Class::Reliable, frame.clone());
+                    ws += 1;
+                }
+                Peer::Dc(_) => any_dc = true,
+            }
+        }
+        if any_dc
+            && let Err(e) = self
+                .deps
+                .sfu
+                .broadcast_channel(self.room, ChannelClass::Reliable, frame)
+                .await
+        {
+            tracing::debug!(room = self.room.0, error = %e, "moving notice: data-channel broadcast failed");
+        }
+        tracing::info!(
+            room = self.room.0,
+            websocket = ws,
+            data_channels = any_dc,
+            "told the room's clients to move"
+        );
+    }
+
+    /// A client joined while the node drains: it gets the moving notice too.
+    async fn moving_to(&mut self, conn: ConnId) {
+        let Some(frame) = &self.moving else { return };
+        match self.peers.get(&conn) {
+            Some(Peer::Ws(client)) => {
+                let _ = deliver(&self.deps.queue, client, Class::Reliable, frame.clone());
+            }
+            Some(Peer::Dc(session)) => {
+                let _ = self
+                    .deps
+                    .sfu
+                    .send_channel(*session, ChannelClass::Reliable, frame.clone())
+                    .await;
+            }
+            None => {}
+        }
+    }
+
     /// Runs `done` once everything the core has asked to persist so far is stored (the
     /// barrier is queued behind those ops at the end of this flush).
     fn after_persisted(&mut self, done: impl FnOnce() + Send + 'static) {
@@ -486,6 +584,9 @@ impl Actor {
 
     /// Performs the core's outputs.
     async fn flush(&mut self) {
+        for conn in std::mem::take(&mut self.joined) {
+            self.moving_to(conn).await;
+        }
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send { conn, class, frame } => match self.peers.get(&conn) {
@@ -581,6 +682,20 @@ impl Actor {
             let _ = client.kill.send(too_slow_notice());
         }
         self.core.handle(now(), Input::Disconnect { conn });
+    }
+}
+
+/// The next value of the drain notice; `None` when its sender is gone. Pending forever when
+/// there is no receiver (stopped listening).
+async fn changed_or_pending(
+    rx: &mut Option<watch::Receiver<Option<crate::cluster::drain::Moving>>>,
+) -> Option<Option<crate::cluster::drain::Moving>> {
+    match rx {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -345,3 +345,58 @@ fn venue_migrate_is_a_subcommand() {
     assert!(Cli::try_parse_from(["venue", "migrate", "--from", "sqlite://x"]).is_err());
     assert_eq!(Cli::try_parse_from(["venue"]).expect("serve").command, None);
 }
+
+#[test]
+fn cluster_keys_come_from_the_env_and_cluster_mode_is_refused_without_postgres() {
+    let env: HashMap<&str, &str> = [
+        ("VENUE_REDIS_URL", "redis://10.0.0.2:6379"),
+        ("VENUE_CLUSTER_SECRET", "the-same-secret-on-every-node"),
+        ("VENUE_NODE_ID", "edge-1"),
+        ("VENUE_INTERNAL_URL", "http://10.0.0.11:8080"),
+        ("VENUE_DRAIN_TIMEOUT_S", "12"),
+        ("VENUE_ADMIN_TOKEN", "admin-token-123"),
+    ]
+    .into_iter()
+    .collect();
+    let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+    let mut c = Config::default();
+    c.apply_env(lookup).expect("env applies");
+    assert_eq!(
+        c.cluster.redis_url.as_ref().map(Secret::expose),
+        Some("redis://10.0.0.2:6379")
+    );
+    assert_eq!(c.cluster.node_id.as_deref(), Some("edge-1"));
+    assert_eq!(c.cluster.drain_timeout_s, 12);
+    assert!(
+        !format!("{c:?}").contains("the-same-secret"),
+        "never printed"
+    );
+    // Everything else is right, but the database is this node's SQLite: refused, clearly.
+    let e = Config::load_with_env(&Cli::default(), lookup)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("PostgreSQL") && e.contains("VENUE_DATABASE_URL"),
+        "{e}"
+    );
+    // Cluster mode needs the secret and a shared admin token (checked before the database).
+    let without = |name: &'static str| move |k: &str| (k != name).then(|| lookup(k)).flatten();
+    let e = Config::load_with_env(&Cli::default(), without("VENUE_CLUSTER_SECRET"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VENUE_CLUSTER_SECRET"), "{e}");
+    let e = Config::load_with_env(&Cli::default(), without("VENUE_ADMIN_TOKEN"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VENUE_ADMIN_TOKEN"), "{e}");
+    // With a shared PostgreSQL database it loads.
+    let with_pg = |k: &str| match k {
+        "VENUE_DATABASE_URL" => Some("postgres://venue:pw@10.0.0.3/venue".to_owned()),
+        _ => lookup(k),
+    };
+    let c = Config::load_with_env(&Cli::default(), with_pg).expect("cluster mode on PostgreSQL");
+    assert!(c.cluster.enabled());
+    // Single-node mode ignores the section.
+    let c = Config::load_with_env(&Cli::default(), without("VENUE_REDIS_URL")).expect("loads");
+    assert!(!c.cluster.enabled());
+}

@@ -25,6 +25,8 @@ use venue_proto::v1;
 use venue_proto::v1::client_message::Body as C;
 use venue_proto::v1::server_message::Body as S;
 
+pub mod cluster;
+
 pub const ADMIN: &str = "test-admin-token";
 
 pub struct Server {

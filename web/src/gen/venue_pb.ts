@@ -31,7 +31,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file venue.proto.
  */
 export const file_venue: GenFile = /*@__PURE__*/
-  fileDesc("Cgt2ZW51ZS5wcm90bxIIdmVudWUudjEijQIKDUNsaWVudE1lc3NhZ2USJgoFaGVsbG8YASABKAsyFS52ZW51ZS52MS5DbGllbnRIZWxsb0gAEiYKBmN1cnNvchgCIAEoCzIULnZlbnVlLnYxLkN1cnNvck1vdmVIABIpCgdzdGlja2VyGAMgASgLMhYudmVudWUudjEuUGxhY2VTdGlja2VySAASLAoIZmlyZXdvcmsYBCABKAsyGC52ZW51ZS52MS5MYXVuY2hGaXJld29ya0gAEiIKBGNoYXQYBSABKAsyEi52ZW51ZS52MS5DaGF0U2VuZEgAEicKBWFkbWluGAYgASgLMhYudmVudWUudjEuQWRtaW5Db21tYW5kSABCBgoEYm9keSJSCgtDbGllbnRIZWxsbxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgthZG1pbl90b2tlbhgDIAEoCSIiCgpDdXJzb3JNb3ZlEgkKAXgYASABKAISCQoBeRgCIAEoAiJdCgxQbGFjZVN0aWNrZXISEgoKc3RpY2tlcl9pZBgBIAEoCRIJCgF4GAIgASgCEgkKAXkYAyABKAISFAoMcm90YXRpb25fZGVnGAQgASgCEg0KBXNjYWxlGAUgASgCIjMKDkxhdW5jaEZpcmV3b3JrEgkKAXgYASABKAISCQoBeRgCIAEoAhILCgNodWUYAyABKA0iGAoIQ2hhdFNlbmQSDAoEdGV4dBgBIAEoCSLoAgoMQWRtaW5Db21tYW5kEjUKDmRlbGV0ZV9tZXNzYWdlGAEgASgLMhsudmVudWUudjEuRGVsZXRlQ2hhdE1lc3NhZ2VIABIiCgRtdXRlGAIgASgLMhIudmVudWUudjEuTXV0ZVVzZXJIABIiCgRraWNrGAMgASgLMhIudmVudWUudjEuS2lja1VzZXJIABIgCgNiYW4YBCABKAsyES52ZW51ZS52MS5CYW5Vc2VySAASKgoJc2xvd19tb2RlGAUgASgLMhUudmVudWUudjEuU2V0U2xvd01vZGVIABIpCgpjbGVhcl9jaGF0GAYgASgLMhMudmVudWUudjEuQ2xlYXJDaGF0SAASMQoOY2xlYXJfc3RpY2tlcnMYByABKAsyFy52ZW51ZS52MS5DbGVhclN0aWNrZXJzSAASIgoEc3RhchgIIAEoCzISLnZlbnVlLnYxLlN0YXJVc2VySABCCQoHY29tbWFuZCInChFEZWxldGVDaGF0TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgEIi8KCE11dGVVc2VyEg8KB3VzZXJfaWQYASABKAQSEgoKZHVyYXRpb25fcxgCIAEoDSIrCghLaWNrVXNlchIPCgd1c2VyX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSI+CgdCYW5Vc2VyEg8KB3VzZXJfaWQYASABKAQSEgoKZHVyYXRpb25fcxgCIAEoDRIOCgZyZWFzb24YAyABKAkiIQoLU2V0U2xvd01vZGUSEgoKaW50ZXJ2YWxfcxgBIAEoDSILCglDbGVhckNoYXQiDwoNQ2xlYXJTdGlja2VycyIsCghTdGFyVXNlchIPCgd1c2VyX2lkGAEgASgEEg8KB3N0YXJyZWQYAiABKAgi5wEKDVNlcnZlck1lc3NhZ2USIAoFaGVsbG8YASABKAsyDy52ZW51ZS52MS5IZWxsb0gAEiUKBXN0YWdlGAIgASgLMhQudmVudWUudjEuU3RhZ2VTdGF0ZUgAEiIKBm5vdGljZRgDIAEoCzIQLnZlbnVlLnYxLk5vdGljZUgAEiYKCHNuYXBzaG90GAQgASgLMhIudmVudWUudjEuU25hcHNob3RIABIlCgViYXRjaBgFIAEoCzIULnZlbnVlLnYxLkV2ZW50QmF0Y2hIABISCghkZWZsYXRlZBgGIAEoDEgAQgYKBGJvZHkidgoFSGVsbG8SGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIMCgRyb29tGAIgASgJEg8KB3VzZXJfaWQYAyABKAQSFAoMZGlzcGxheV9uYW1lGAQgASgJEg0KBWFkbWluGAUgASgIEg8KB3RpY2tfbXMYBiABKA0idwoKU3RhZ2VTdGF0ZRINCgV0aXRsZRgBIAEoCRIOCgZsYXlvdXQYAiABKA0SIgoFc2xvdHMYAyADKAsyEy52ZW51ZS52MS5TdGFnZVNsb3QSEAoIcmV2aXNpb24YBCABKAQSFAoMdmlld2VyX2NvdW50GAUgASgNIksKCVN0YWdlU2xvdBINCgVpbmRleBgBIAEoDRITCgtzdHJlYW1lcl9pZBgCIAEoBBIMCgRuYW1lGAMgASgJEgwKBGxpdmUYBCABKAgiTAoGTm90aWNlEiIKBGNvZGUYASABKA4yFC52ZW51ZS52MS5Ob3RpY2VDb2RlEgwKBHRleHQYAiABKAkSEAoIdW50aWxfbXMYAyABKAQi5AEKCFNuYXBzaG90EiMKBXN0YWdlGAEgASgLMhQudmVudWUudjEuU3RhZ2VTdGF0ZRIoCghzZXR0aW5ncxgCIAEoCzIWLnZlbnVlLnYxLlJvb21TZXR0aW5ncxIjCghzdGlja2VycxgDIAMoCzIRLnZlbnVlLnYxLlN0aWNrZXISIwoEY2hhdBgEIAMoCzIVLnZlbnVlLnYxLkNoYXRNZXNzYWdlEh0KBXVzZXJzGAUgAygLMg4udmVudWUudjEuVXNlchISCgp1c2VyX2NvdW50GAYgASgNEgwKBHRpY2sYByABKAQitwEKDFJvb21TZXR0aW5ncxINCgV0aXRsZRgBIAEoCRITCgtub3dfcGxheWluZxgCIAEoCRIYChBiYWNrZ3JvdW5kX2NvbG9yGAMgASgJEikKBG1vZGUYBCABKA4yGy52ZW51ZS52MS5JbnRlcmFjdGl2aXR5TW9kZRIpCgtzdGlja2VyX3NldBgFIAEoCzIULnZlbnVlLnYxLlN0aWNrZXJTZXQSEwoLc2xvd19tb2RlX3MYBiABKA0iTgoKU3RpY2tlclNldBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiYKCHN0aWNrZXJzGAMgAygLMhQudmVudWUudjEuU3RpY2tlckRlZiI0CgpTdGlja2VyRGVmEgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRINCgVsYWJlbBgDIAEoCSKIAQoHU3RpY2tlchIKCgJpZBgBIAEoBBISCgpzdGlja2VyX2lkGAIgASgJEgkKAXgYAyABKAISCQoBeRgEIAEoAhIUCgxyb3RhdGlvbl9kZWcYBSABKAISDQoFc2NhbGUYBiABKAISDwoHdXNlcl9pZBgHIAEoBBIRCglwbGFjZWRfbXMYCCABKAQifwoLQ2hhdE1lc3NhZ2USCgoCaWQYASABKAQSDwoHdXNlcl9pZBgCIAEoBBIUCgxkaXNwbGF5X25hbWUYAyABKAkSDAoEdGV4dBgEIAEoCRIPCgdzZW50X21zGAUgASgEEg8KB3N0YXJyZWQYBiABKAgSDQoFYWRtaW4YByABKAgiYAoEVXNlchIKCgJpZBgBIAEoBBIUCgxkaXNwbGF5X25hbWUYAiABKAkSDwoHc3RhcnJlZBgDIAEoCBINCgVhZG1pbhgEIAEoCBIWCg5tdXRlZF91bnRpbF9tcxgFIAEoBCJ3CgpFdmVudEJhdGNoEgwKBHRpY2sYASABKAQSJgoHY3Vyc29ycxgCIAMoCzIVLnZlbnVlLnYxLkN1cnNvclN0YXRlEh8KBmV2ZW50cxgDIAMoCzIPLnZlbnVlLnYxLkV2ZW50EhIKCnVzZXJfY291bnQYBCABKA0iNAoLQ3Vyc29yU3RhdGUSDwoHdXNlcl9pZBgBIAEoBBIJCgF4GAIgASgCEgkKAXkYAyABKAIi9wMKBUV2ZW50EiUKC3VzZXJfam9pbmVkGAEgASgLMg4udmVudWUudjEuVXNlckgAEhMKCXVzZXJfbGVmdBgCIAEoBEgAEiYKDHVzZXJfdXBkYXRlZBgDIAEoCzIOLnZlbnVlLnYxLlVzZXJIABIrCg5zdGlja2VyX3BsYWNlZBgEIAEoCzIRLnZlbnVlLnYxLlN0aWNrZXJIABImCghmaXJld29yaxgFIAEoCzISLnZlbnVlLnYxLkZpcmV3b3JrSAASJQoEY2hhdBgGIAEoCzIVLnZlbnVlLnYxLkNoYXRNZXNzYWdlSAASFgoMY2hhdF9kZWxldGVkGAcgASgESAASLQoMY2hhdF9jbGVhcmVkGAggASgLMhUudmVudWUudjEuQ2hhdENsZWFyZWRIABI1ChBzdGlja2Vyc19jbGVhcmVkGAkgASgLMhkudmVudWUudjEuU3RpY2tlcnNDbGVhcmVkSAASKgoIc2V0dGluZ3MYCiABKAsyFi52ZW51ZS52MS5Sb29tU2V0dGluZ3NIABIlCgVzdGFnZRgLIAEoCzIULnZlbnVlLnYxLlN0YWdlU3RhdGVIABI1ChBzdGlja2Vyc19leHBpcmVkGAwgASgLMhkudmVudWUudjEuU3RpY2tlcnNFeHBpcmVkSABCBgoEa2luZCI+CghGaXJld29yaxIPCgd1c2VyX2lkGAEgASgEEgkKAXgYAiABKAISCQoBeRgDIAEoAhILCgNodWUYBCABKA0iDQoLQ2hhdENsZWFyZWQiEQoPU3RpY2tlcnNDbGVhcmVkIh4KD1N0aWNrZXJzRXhwaXJlZBILCgNpZHMYASADKAQqUQoPUHJvdG9jb2xWZXJzaW9uEiAKHFBST1RPQ09MX1ZFUlNJT05fVU5TUEVDSUZJRUQQABIcChhQUk9UT0NPTF9WRVJTSU9OX0NVUlJFTlQQASrjAgoKTm90aWNlQ29kZRIbChdOT1RJQ0VfQ09ERV9VTlNQRUNJRklFRBAAEiMKH05PVElDRV9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04QARIbChdOT1RJQ0VfQ09ERV9CQURfTUVTU0FHRRACEhwKGE5PVElDRV9DT0RFX1JBVEVfTElNSVRFRBADEhUKEU5PVElDRV9DT0RFX01VVEVEEAQSFgoSTk9USUNFX0NPREVfS0lDS0VEEAUSFgoSTk9USUNFX0NPREVfQkFOTkVEEAYSHQoZTk9USUNFX0NPREVfTkFNRV9SRUpFQ1RFRBAHEhkKFU5PVElDRV9DT0RFX1NMT1dfTU9ERRAIEhsKF05PVElDRV9DT0RFX05PVF9BTExPV0VEEAkSGAoUTk9USUNFX0NPREVfVE9PX1NMT1cQChIgChxOT1RJQ0VfQ09ERV9NRVNTQUdFX1JFSkVDVEVEEAsqvwEKEUludGVyYWN0aXZpdHlNb2RlEiIKHklOVEVSQUNUSVZJVFlfTU9ERV9VTlNQRUNJRklFRBAAEiEKHUlOVEVSQUNUSVZJVFlfTU9ERV9FVkVSWVRISU5HEAESIAocSU5URVJBQ1RJVklUWV9NT0RFX0NIQVRfT05MWRACEiMKH0lOVEVSQUNUSVZJVFlfTU9ERV9TVElDS0VSU19PRkYQAxIcChhJTlRFUkFDVElWSVRZX01PREVfUVVJRVQQBGIGcHJvdG8z");
+  fileDesc("Cgt2ZW51ZS5wcm90bxIIdmVudWUudjEijQIKDUNsaWVudE1lc3NhZ2USJgoFaGVsbG8YASABKAsyFS52ZW51ZS52MS5DbGllbnRIZWxsb0gAEiYKBmN1cnNvchgCIAEoCzIULnZlbnVlLnYxLkN1cnNvck1vdmVIABIpCgdzdGlja2VyGAMgASgLMhYudmVudWUudjEuUGxhY2VTdGlja2VySAASLAoIZmlyZXdvcmsYBCABKAsyGC52ZW51ZS52MS5MYXVuY2hGaXJld29ya0gAEiIKBGNoYXQYBSABKAsyEi52ZW51ZS52MS5DaGF0U2VuZEgAEicKBWFkbWluGAYgASgLMhYudmVudWUudjEuQWRtaW5Db21tYW5kSABCBgoEYm9keSJSCgtDbGllbnRIZWxsbxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRITCgthZG1pbl90b2tlbhgDIAEoCSIiCgpDdXJzb3JNb3ZlEgkKAXgYASABKAISCQoBeRgCIAEoAiJdCgxQbGFjZVN0aWNrZXISEgoKc3RpY2tlcl9pZBgBIAEoCRIJCgF4GAIgASgCEgkKAXkYAyABKAISFAoMcm90YXRpb25fZGVnGAQgASgCEg0KBXNjYWxlGAUgASgCIjMKDkxhdW5jaEZpcmV3b3JrEgkKAXgYASABKAISCQoBeRgCIAEoAhILCgNodWUYAyABKA0iGAoIQ2hhdFNlbmQSDAoEdGV4dBgBIAEoCSLoAgoMQWRtaW5Db21tYW5kEjUKDmRlbGV0ZV9tZXNzYWdlGAEgASgLMhsudmVudWUudjEuRGVsZXRlQ2hhdE1lc3NhZ2VIABIiCgRtdXRlGAIgASgLMhIudmVudWUudjEuTXV0ZVVzZXJIABIiCgRraWNrGAMgASgLMhIudmVudWUudjEuS2lja1VzZXJIABIgCgNiYW4YBCABKAsyES52ZW51ZS52MS5CYW5Vc2VySAASKgoJc2xvd19tb2RlGAUgASgLMhUudmVudWUudjEuU2V0U2xvd01vZGVIABIpCgpjbGVhcl9jaGF0GAYgASgLMhMudmVudWUudjEuQ2xlYXJDaGF0SAASMQoOY2xlYXJfc3RpY2tlcnMYByABKAsyFy52ZW51ZS52MS5DbGVhclN0aWNrZXJzSAASIgoEc3RhchgIIAEoCzISLnZlbnVlLnYxLlN0YXJVc2VySABCCQoHY29tbWFuZCInChFEZWxldGVDaGF0TWVzc2FnZRISCgptZXNzYWdlX2lkGAEgASgEIi8KCE11dGVVc2VyEg8KB3VzZXJfaWQYASABKAQSEgoKZHVyYXRpb25fcxgCIAEoDSIrCghLaWNrVXNlchIPCgd1c2VyX2lkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSI+CgdCYW5Vc2VyEg8KB3VzZXJfaWQYASABKAQSEgoKZHVyYXRpb25fcxgCIAEoDRIOCgZyZWFzb24YAyABKAkiIQoLU2V0U2xvd01vZGUSEgoKaW50ZXJ2YWxfcxgBIAEoDSILCglDbGVhckNoYXQiDwoNQ2xlYXJTdGlja2VycyIsCghTdGFyVXNlchIPCgd1c2VyX2lkGAEgASgEEg8KB3N0YXJyZWQYAiABKAgiiwIKDVNlcnZlck1lc3NhZ2USIAoFaGVsbG8YASABKAsyDy52ZW51ZS52MS5IZWxsb0gAEiUKBXN0YWdlGAIgASgLMhQudmVudWUudjEuU3RhZ2VTdGF0ZUgAEiIKBm5vdGljZRgDIAEoCzIQLnZlbnVlLnYxLk5vdGljZUgAEiYKCHNuYXBzaG90GAQgASgLMhIudmVudWUudjEuU25hcHNob3RIABIlCgViYXRjaBgFIAEoCzIULnZlbnVlLnYxLkV2ZW50QmF0Y2hIABISCghkZWZsYXRlZBgGIAEoDEgAEiIKBm1vdmluZxgHIAEoCzIQLnZlbnVlLnYxLk1vdmluZ0gAQgYKBGJvZHkiLQoGTW92aW5nEg4KBnJlYXNvbhgBIAEoCRITCgtkZWFkbGluZV9tcxgCIAEoBCJ2CgVIZWxsbxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEgwKBHJvb20YAiABKAkSDwoHdXNlcl9pZBgDIAEoBBIUCgxkaXNwbGF5X25hbWUYBCABKAkSDQoFYWRtaW4YBSABKAgSDwoHdGlja19tcxgGIAEoDSJ3CgpTdGFnZVN0YXRlEg0KBXRpdGxlGAEgASgJEg4KBmxheW91dBgCIAEoDRIiCgVzbG90cxgDIAMoCzITLnZlbnVlLnYxLlN0YWdlU2xvdBIQCghyZXZpc2lvbhgEIAEoBBIUCgx2aWV3ZXJfY291bnQYBSABKA0iSwoJU3RhZ2VTbG90Eg0KBWluZGV4GAEgASgNEhMKC3N0cmVhbWVyX2lkGAIgASgEEgwKBG5hbWUYAyABKAkSDAoEbGl2ZRgEIAEoCCJMCgZOb3RpY2USIgoEY29kZRgBIAEoDjIULnZlbnVlLnYxLk5vdGljZUNvZGUSDAoEdGV4dBgCIAEoCRIQCgh1bnRpbF9tcxgDIAEoBCLkAQoIU25hcHNob3QSIwoFc3RhZ2UYASABKAsyFC52ZW51ZS52MS5TdGFnZVN0YXRlEigKCHNldHRpbmdzGAIgASgLMhYudmVudWUudjEuUm9vbVNldHRpbmdzEiMKCHN0aWNrZXJzGAMgAygLMhEudmVudWUudjEuU3RpY2tlchIjCgRjaGF0GAQgAygLMhUudmVudWUudjEuQ2hhdE1lc3NhZ2USHQoFdXNlcnMYBSADKAsyDi52ZW51ZS52MS5Vc2VyEhIKCnVzZXJfY291bnQYBiABKA0SDAoEdGljaxgHIAEoBCK3AQoMUm9vbVNldHRpbmdzEg0KBXRpdGxlGAEgASgJEhMKC25vd19wbGF5aW5nGAIgASgJEhgKEGJhY2tncm91bmRfY29sb3IYAyABKAkSKQoEbW9kZRgEIAEoDjIbLnZlbnVlLnYxLkludGVyYWN0aXZpdHlNb2RlEikKC3N0aWNrZXJfc2V0GAUgASgLMhQudmVudWUudjEuU3RpY2tlclNldBITCgtzbG93X21vZGVfcxgGIAEoDSJOCgpTdGlja2VyU2V0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSJgoIc3RpY2tlcnMYAyADKAsyFC52ZW51ZS52MS5TdGlja2VyRGVmIjQKClN0aWNrZXJEZWYSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEg0KBWxhYmVsGAMgASgJIogBCgdTdGlja2VyEgoKAmlkGAEgASgEEhIKCnN0aWNrZXJfaWQYAiABKAkSCQoBeBgDIAEoAhIJCgF5GAQgASgCEhQKDHJvdGF0aW9uX2RlZxgFIAEoAhINCgVzY2FsZRgGIAEoAhIPCgd1c2VyX2lkGAcgASgEEhEKCXBsYWNlZF9tcxgIIAEoBCJ/CgtDaGF0TWVzc2FnZRIKCgJpZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgEEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIMCgR0ZXh0GAQgASgJEg8KB3NlbnRfbXMYBSABKAQSDwoHc3RhcnJlZBgGIAEoCBINCgVhZG1pbhgHIAEoCCJgCgRVc2VyEgoKAmlkGAEgASgEEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIPCgdzdGFycmVkGAMgASgIEg0KBWFkbWluGAQgASgIEhYKDm11dGVkX3VudGlsX21zGAUgASgEIncKCkV2ZW50QmF0Y2gSDAoEdGljaxgBIAEoBBImCgdjdXJzb3JzGAIgAygLMhUudmVudWUudjEuQ3Vyc29yU3RhdGUSHwoGZXZlbnRzGAMgAygLMg8udmVudWUudjEuRXZlbnQSEgoKdXNlcl9jb3VudBgEIAEoDSI0CgtDdXJzb3JTdGF0ZRIPCgd1c2VyX2lkGAEgASgEEgkKAXgYAiABKAISCQoBeRgDIAEoAiL3AwoFRXZlbnQSJQoLdXNlcl9qb2luZWQYASABKAsyDi52ZW51ZS52MS5Vc2VySAASEwoJdXNlcl9sZWZ0GAIgASgESAASJgoMdXNlcl91cGRhdGVkGAMgASgLMg4udmVudWUudjEuVXNlckgAEisKDnN0aWNrZXJfcGxhY2VkGAQgASgLMhEudmVudWUudjEuU3RpY2tlckgAEiYKCGZpcmV3b3JrGAUgASgLMhIudmVudWUudjEuRmlyZXdvcmtIABIlCgRjaGF0GAYgASgLMhUudmVudWUudjEuQ2hhdE1lc3NhZ2VIABIWCgxjaGF0X2RlbGV0ZWQYByABKARIABItCgxjaGF0X2NsZWFyZWQYCCABKAsyFS52ZW51ZS52MS5DaGF0Q2xlYXJlZEgAEjUKEHN0aWNrZXJzX2NsZWFyZWQYCSABKAsyGS52ZW51ZS52MS5TdGlja2Vyc0NsZWFyZWRIABIqCghzZXR0aW5ncxgKIAEoCzIWLnZlbnVlLnYxLlJvb21TZXR0aW5nc0gAEiUKBXN0YWdlGAsgASgLMhQudmVudWUudjEuU3RhZ2VTdGF0ZUgAEjUKEHN0aWNrZXJzX2V4cGlyZWQYDCABKAsyGS52ZW51ZS52MS5TdGlja2Vyc0V4cGlyZWRIAEIGCgRraW5kIj4KCEZpcmV3b3JrEg8KB3VzZXJfaWQYASABKAQSCQoBeBgCIAEoAhIJCgF5GAMgASgCEgsKA2h1ZRgEIAEoDSINCgtDaGF0Q2xlYXJlZCIRCg9TdGlja2Vyc0NsZWFyZWQiHgoPU3RpY2tlcnNFeHBpcmVkEgsKA2lkcxgBIAMoBCpRCg9Qcm90b2NvbFZlcnNpb24SIAocUFJPVE9DT0xfVkVSU0lPTl9VTlNQRUNJRklFRBAAEhwKGFBST1RPQ09MX1ZFUlNJT05fQ1VSUkVOVBABKuMCCgpOb3RpY2VDb2RlEhsKF05PVElDRV9DT0RFX1VOU1BFQ0lGSUVEEAASIwofTk9USUNFX0NPREVfVU5TVVBQT1JURURfVkVSU0lPThABEhsKF05PVElDRV9DT0RFX0JBRF9NRVNTQUdFEAISHAoYTk9USUNFX0NPREVfUkFURV9MSU1JVEVEEAMSFQoRTk9USUNFX0NPREVfTVVURUQQBBIWChJOT1RJQ0VfQ09ERV9LSUNLRUQQBRIWChJOT1RJQ0VfQ09ERV9CQU5ORUQQBhIdChlOT1RJQ0VfQ09ERV9OQU1FX1JFSkVDVEVEEAcSGQoVTk9USUNFX0NPREVfU0xPV19NT0RFEAgSGwoXTk9USUNFX0NPREVfTk9UX0FMTE9XRUQQCRIYChROT1RJQ0VfQ09ERV9UT09fU0xPVxAKEiAKHE5PVElDRV9DT0RFX01FU1NBR0VfUkVKRUNURUQQCyq/AQoRSW50ZXJhY3Rpdml0eU1vZGUSIgoeSU5URVJBQ1RJVklUWV9NT0RFX1VOU1BFQ0lGSUVEEAASIQodSU5URVJBQ1RJVklUWV9NT0RFX0VWRVJZVEhJTkcQARIgChxJTlRFUkFDVElWSVRZX01PREVfQ0hBVF9PTkxZEAISIwofSU5URVJBQ1RJVklUWV9NT0RFX1NUSUNLRVJTX09GRhADEhwKGElOVEVSQUNUSVZJVFlfTU9ERV9RVUlFVBAEYgZwcm90bzM");
 
 /**
  * @generated from message venue.v1.ClientMessage
@@ -528,6 +528,16 @@ export type ServerMessage = Message<"venue.v1.ServerMessage"> & {
      */
     value: Uint8Array;
     case: "deflated";
+  } | {
+    /**
+     * This node is leaving the cluster (drain on SIGTERM): re-join through
+     * `GET /api/rooms/{room}/join`, which answers with another node's URLs. Sent once per
+     * connection; never in single-node mode.
+     *
+     * @generated from field: venue.v1.Moving moving = 7;
+     */
+    value: Moving;
+    case: "moving";
   } | { case: undefined; value?: undefined };
 };
 
@@ -537,6 +547,35 @@ export type ServerMessage = Message<"venue.v1.ServerMessage"> & {
  */
 export const ServerMessageSchema: GenMessage<ServerMessage> = /*@__PURE__*/
   messageDesc(file_venue, 15);
+
+/**
+ * The node serving this connection drains: the page should move to another node before
+ * `deadline_ms`, when this node closes what is left.
+ *
+ * @generated from message venue.v1.Moving
+ */
+export type Moving = Message<"venue.v1.Moving"> & {
+  /**
+   * Human-readable reason, e.g. "this server is restarting".
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * When this node exits at the latest (ms since the epoch).
+   *
+   * @generated from field: uint64 deadline_ms = 2;
+   */
+  deadlineMs: bigint;
+};
+
+/**
+ * Describes the message venue.v1.Moving.
+ * Use `create(MovingSchema)` to create a new message.
+ */
+export const MovingSchema: GenMessage<Moving> = /*@__PURE__*/
+  messageDesc(file_venue, 16);
 
 /**
  * Answer to `ClientHello`.
@@ -592,7 +631,7 @@ export type Hello = Message<"venue.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_venue, 16);
+  messageDesc(file_venue, 17);
 
 /**
  * The stage of a room: what the viewer page lays out.
@@ -642,7 +681,7 @@ export type StageState = Message<"venue.v1.StageState"> & {
  * Use `create(StageStateSchema)` to create a new message.
  */
 export const StageStateSchema: GenMessage<StageState> = /*@__PURE__*/
-  messageDesc(file_venue, 17);
+  messageDesc(file_venue, 18);
 
 /**
  * @generated from message venue.v1.StageSlot
@@ -682,7 +721,7 @@ export type StageSlot = Message<"venue.v1.StageSlot"> & {
  * Use `create(StageSlotSchema)` to create a new message.
  */
 export const StageSlotSchema: GenMessage<StageSlot> = /*@__PURE__*/
-  messageDesc(file_venue, 18);
+  messageDesc(file_venue, 19);
 
 /**
  * @generated from message venue.v1.Notice
@@ -713,7 +752,7 @@ export type Notice = Message<"venue.v1.Notice"> & {
  * Use `create(NoticeSchema)` to create a new message.
  */
 export const NoticeSchema: GenMessage<Notice> = /*@__PURE__*/
-  messageDesc(file_venue, 19);
+  messageDesc(file_venue, 20);
 
 /**
  * What the room looks like now; sent after `Hello` and whenever a client must resync.
@@ -770,7 +809,7 @@ export type Snapshot = Message<"venue.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_venue, 20);
+  messageDesc(file_venue, 21);
 
 /**
  * @generated from message venue.v1.RoomSettings
@@ -822,7 +861,7 @@ export type RoomSettings = Message<"venue.v1.RoomSettings"> & {
  * Use `create(RoomSettingsSchema)` to create a new message.
  */
 export const RoomSettingsSchema: GenMessage<RoomSettings> = /*@__PURE__*/
-  messageDesc(file_venue, 21);
+  messageDesc(file_venue, 22);
 
 /**
  * @generated from message venue.v1.StickerSet
@@ -851,7 +890,7 @@ export type StickerSet = Message<"venue.v1.StickerSet"> & {
  * Use `create(StickerSetSchema)` to create a new message.
  */
 export const StickerSetSchema: GenMessage<StickerSet> = /*@__PURE__*/
-  messageDesc(file_venue, 22);
+  messageDesc(file_venue, 23);
 
 /**
  * @generated from message venue.v1.StickerDef
@@ -882,7 +921,7 @@ export type StickerDef = Message<"venue.v1.StickerDef"> & {
  * Use `create(StickerDefSchema)` to create a new message.
  */
 export const StickerDefSchema: GenMessage<StickerDef> = /*@__PURE__*/
-  messageDesc(file_venue, 23);
+  messageDesc(file_venue, 24);
 
 /**
  * @generated from message venue.v1.Sticker
@@ -934,7 +973,7 @@ export type Sticker = Message<"venue.v1.Sticker"> & {
  * Use `create(StickerSchema)` to create a new message.
  */
 export const StickerSchema: GenMessage<Sticker> = /*@__PURE__*/
-  messageDesc(file_venue, 24);
+  messageDesc(file_venue, 25);
 
 /**
  * @generated from message venue.v1.ChatMessage
@@ -985,7 +1024,7 @@ export type ChatMessage = Message<"venue.v1.ChatMessage"> & {
  * Use `create(ChatMessageSchema)` to create a new message.
  */
 export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
-  messageDesc(file_venue, 25);
+  messageDesc(file_venue, 26);
 
 /**
  * @generated from message venue.v1.User
@@ -1024,7 +1063,7 @@ export type User = Message<"venue.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_venue, 26);
+  messageDesc(file_venue, 27);
 
 /**
  * Everything that happened in one tick, encoded once and sent to every client.
@@ -1064,7 +1103,7 @@ export type EventBatch = Message<"venue.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_venue, 27);
+  messageDesc(file_venue, 28);
 
 /**
  * @generated from message venue.v1.CursorState
@@ -1091,7 +1130,7 @@ export type CursorState = Message<"venue.v1.CursorState"> & {
  * Use `create(CursorStateSchema)` to create a new message.
  */
 export const CursorStateSchema: GenMessage<CursorState> = /*@__PURE__*/
-  messageDesc(file_venue, 28);
+  messageDesc(file_venue, 29);
 
 /**
  * @generated from message venue.v1.Event
@@ -1182,7 +1221,7 @@ export type Event = Message<"venue.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_venue, 29);
+  messageDesc(file_venue, 30);
 
 /**
  * @generated from message venue.v1.Firework
@@ -1214,7 +1253,7 @@ export type Firework = Message<"venue.v1.Firework"> & {
  * Use `create(FireworkSchema)` to create a new message.
  */
 export const FireworkSchema: GenMessage<Firework> = /*@__PURE__*/
-  messageDesc(file_venue, 30);
+  messageDesc(file_venue, 31);
 
 /**
  * @generated from message venue.v1.ChatCleared
@@ -1227,7 +1266,7 @@ export type ChatCleared = Message<"venue.v1.ChatCleared"> & {
  * Use `create(ChatClearedSchema)` to create a new message.
  */
 export const ChatClearedSchema: GenMessage<ChatCleared> = /*@__PURE__*/
-  messageDesc(file_venue, 31);
+  messageDesc(file_venue, 32);
 
 /**
  * @generated from message venue.v1.StickersCleared
@@ -1240,7 +1279,7 @@ export type StickersCleared = Message<"venue.v1.StickersCleared"> & {
  * Use `create(StickersClearedSchema)` to create a new message.
  */
 export const StickersClearedSchema: GenMessage<StickersCleared> = /*@__PURE__*/
-  messageDesc(file_venue, 32);
+  messageDesc(file_venue, 33);
 
 /**
  * @generated from message venue.v1.StickersExpired
@@ -1257,7 +1296,7 @@ export type StickersExpired = Message<"venue.v1.StickersExpired"> & {
  * Use `create(StickersExpiredSchema)` to create a new message.
  */
 export const StickersExpiredSchema: GenMessage<StickersExpired> = /*@__PURE__*/
-  messageDesc(file_venue, 33);
+  messageDesc(file_venue, 34);
 
 /**
  * The version of this protocol. Bump on incompatible changes.
