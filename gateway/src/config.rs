@@ -821,8 +821,7 @@ impl Config {
             ));
         }
         let database = self.database.url.as_ref().map(Secret::expose);
-        crate::cluster::config::check_cluster_database(true, database)
-            .map_err(ConfigError::Invalid)
+        crate::cluster::config::check_cluster_database(true, database).map_err(ConfigError::Invalid)
     }
 }
 

@@ -15,7 +15,7 @@ use super::StateError;
 use super::core::{Core, Effect, PublishNotice};
 use super::session::SessionInfo;
 use super::view::{RoomView, Stats};
-use crate::bus::{Announcement, Bus};
+use crate::bus::{Announcement, Bus, RoomChange};
 use crate::hub::shell::{HubDeps, HubHandle};
 use crate::ids::{RoomId, StreamerId};
 use crate::store::{Room, Stage, Store};
@@ -390,6 +390,63 @@ impl Shell {
         Ok(())
     }
 
+    /// Re-reads room `id` from the database after a change announced on the bus (this node's
+    /// or, in cluster mode, another's): a room this node does not know is loaded; a known
+    /// room's stage and title are applied when they differ from what it shows (so the echo of
+    /// this node's own change does nothing).
+    async fn reload_room(&mut self, id: RoomId) -> Result<(), StateError> {
+        let Some(room) = self.store.rooms().await?.into_iter().find(|r| r.id == id) else {
+            return Ok(());
+        };
+        self.reload(&room).await
+    }
+
+    async fn reload(&mut self, room: &Room) -> Result<(), StateError> {
+        let Some(current) = self.core.view(&room.name) else {
+            return self.load_room(room).await;
+        };
+        let now = Instant::now();
+        let stage = self.store.stage(room.id, self.core.max_slots()).await?;
+        let same = current.layout == stage.layout
+            && current
+                .slots
+                .iter()
+                .map(|s| s.streamer_id)
+                .eq(stage.slots.iter().copied());
+        if !same {
+            let slots = self.slots_with_names(room.id, &stage.slots).await?;
+            let effects = self.core.set_stage(room.id, stage.layout, slots, now);
+            self.apply(effects).await;
+            tracing::info!(room = %room.name, layout = stage.layout, "stage changed elsewhere: applied");
+        }
+        let effects = self.core.set_title(room.id, &room.title, now);
+        self.apply(effects).await;
+        Ok(())
+    }
+
+    /// Re-reads every room (after a bus reconnect, when announcements may have been lost).
+    async fn resync(&mut self) -> Result<(), StateError> {
+        for room in self.store.rooms().await? {
+            self.reload(&room).await?;
+        }
+        Ok(())
+    }
+
+    async fn room_change(&mut self, change: RoomChange) {
+        let result = match change {
+            RoomChange::Room(id) => self.reload_room(id).await,
+            RoomChange::Resync => self.resync().await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, ?change, "could not re-read a changed room");
+        }
+    }
+
+    /// Tells every node (this one included) that room `id`'s stored state changed.
+    fn announce_change(&self, id: RoomId) {
+        self.bus.publish(Announcement::RoomChanged { room: id });
+    }
+
     async fn handle(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
@@ -408,6 +465,7 @@ impl Shell {
                 let result = async {
                     let room = self.store.create_room(&name, title.as_deref()).await?;
                     self.load_room(&room).await?;
+                    self.announce_change(room.id);
                     tracing::info!(room = %room.name, "room created");
                     Ok(room)
                 }
@@ -424,6 +482,7 @@ impl Shell {
                     let slots = self.slots_with_names(room_id, &stage.slots).await?;
                     let effects = self.core.set_stage(room_id, stage.layout, slots, now);
                     self.apply(effects).await;
+                    self.announce_change(room_id);
                     let name = self.core.room_name(room_id).unwrap_or_default().to_owned();
                     tracing::info!(room = %name, layout = stage.layout, slots = ?stage.slots, "stage set");
                     self.core.view(&name).ok_or_else(|| StateError::NoSuchRoom)
@@ -437,6 +496,7 @@ impl Shell {
                     if deleted {
                         let effects = self.core.remove_streamer(room_id, id, now);
                         self.apply(effects).await;
+                        self.announce_change(room_id);
                         tracing::info!(streamer = id.0, "streamer deleted");
                     }
                     Ok(deleted)
@@ -473,6 +533,7 @@ impl Shell {
             } => {
                 let effects = self.core.set_title(room_id, &title, now);
                 self.apply(effects).await;
+                self.announce_change(room_id);
                 let _ = reply.send(());
             }
             Command::Hubs { reply } => {
@@ -563,10 +624,12 @@ pub async fn spawn(
         shell.load_room(&room).await?;
     }
     let (tx, mut rx) = mpsc::channel::<Command>(256);
+    let mut changes = bus.room_changes();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
+        let mut changes_open = true;
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -583,6 +646,13 @@ pub async fn spawn(
                         shell.apply(effects).await;
                     }
                     None => events_open = false,
+                },
+                change = changes.recv(), if changes_open => match change {
+                    Ok(change) => shell.room_change(change).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        shell.room_change(RoomChange::Resync).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => changes_open = false,
                 },
                 _ = ticker.tick() => {
                     let effects = shell.core.tick(Instant::now());

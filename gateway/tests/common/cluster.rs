@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use venue_gateway::Services;
 use venue_gateway::cluster::Cluster;
 use venue_gateway::config::{ClusterConfig, Config, Secret};
-use venue_gateway::Services;
 use venue_gateway::{App, build_app};
 
 pub const SECRET: &str = "test-cluster-secret-0123456789";
@@ -136,10 +136,22 @@ pub async fn build(
     id: &str,
     secret: &str,
 ) -> anyhow::Result<(App, tokio::net::TcpListener, tempfile::TempDir)> {
+    build_on(redis, id, secret, None).await
+}
+
+/// Like [`build`], with the store on `database` (a `postgres://` URL shared by the nodes)
+/// instead of the node's own SQLite file.
+pub async fn build_on(
+    redis: &str,
+    id: &str,
+    secret: &str,
+    database: Option<&str>,
+) -> anyhow::Result<(App, tokio::net::TcpListener, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = node_config(dir.path(), redis, id, secret);
+    config.database.url = database.map(Secret::new);
     config.cluster.internal_url = Some(format!("http://{addr}"));
     let app = build_app(&config).await?;
     Ok((app, listener, dir))
