@@ -15,12 +15,12 @@ use common::cluster::{self, RedisServer, SECRET, wait_for};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use venue_gateway::cluster::auth::NodeAuth;
-use venue_gateway::cluster::config::NodeId;
 use venue_gateway::cluster::registry::{
     CLUSTER_PROTOCOL_VERSION, Load, NodeInfo, ProtocolVersion, Registry,
 };
 use venue_gateway::cluster::secrets::ClusterSecrets;
 use venue_gateway::config::Secret;
+use venue_gateway::config::cluster::NodeId;
 use venue_proto::v1::server_message::Body as S;
 
 async fn get(url: &str) -> (StatusCode, String) {

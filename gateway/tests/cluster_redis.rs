@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use common::cluster::{self, RedisServer, SECRET, wait_for};
 use tokio::sync::broadcast;
 use venue_gateway::bus::{Announcement, RoomChange};
-use venue_gateway::cluster::config::NodeId;
 use venue_gateway::cluster::lease::Lease;
 use venue_gateway::config::Secret;
+use venue_gateway::config::cluster::NodeId;
 use venue_gateway::ids::RoomId;
 
 async fn next_change(rx: &mut broadcast::Receiver<RoomChange>, within: Duration) -> RoomChange {

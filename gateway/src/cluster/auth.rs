@@ -16,7 +16,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::config::NodeId;
+use crate::config::cluster::NodeId;
 
 /// Header naming the calling node on internal routes.
 pub const NODE_HEADER: &str = "venue-node-id";

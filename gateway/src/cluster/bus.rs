@@ -33,10 +33,10 @@ use tokio::task::AbortHandle;
 use venue_sfu::SessionId;
 
 use super::auth::NodeAuth;
-use super::config::NodeId;
 use super::unix_us;
 use crate::bus::{Announcement, Bus, LocalBus, RoomChange};
 use crate::config::Secret;
+use crate::config::cluster::NodeId;
 use crate::ids::RoomId;
 use crate::metrics::ClusterMetrics;
 

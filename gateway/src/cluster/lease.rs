@@ -23,7 +23,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::config::NodeId;
+use crate::config::cluster::NodeId;
 
 const ACQUIRE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then

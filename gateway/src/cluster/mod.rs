@@ -24,7 +24,6 @@
 
 pub mod auth;
 pub mod bus;
-pub mod config;
 pub mod drain;
 pub mod lease;
 pub mod readiness;
@@ -40,7 +39,6 @@ use tokio::task::AbortHandle;
 
 use self::auth::NodeAuth;
 use self::bus::RedisBus;
-use self::config::ClusterSettings;
 use self::readiness::Readiness;
 use self::registry::{
     CLUSTER_PROTOCOL_VERSION, Heartbeat, Load, LoadFn, NodeInfo, NodesView, ProtocolVersion,
@@ -49,6 +47,7 @@ use self::registry::{
 use self::secrets::ClusterSecrets;
 use crate::bus::{Bus, LocalBus};
 use crate::config::Secret;
+use crate::config::cluster::ClusterSettings;
 use crate::metrics::ClusterMetrics;
 
 /// Why a node cannot join its cluster. Messages are for the operator; none holds a secret.

@@ -23,9 +23,9 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{AuthError, NodeAuth};
-use super::config::NodeId;
 use super::readiness::Readiness;
 use super::{ClusterError, unix_ms};
+use crate::config::cluster::NodeId;
 use crate::metrics::ClusterMetrics;
 
 /// How often a node announces itself.

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{HttpConfig, Secret};
+use super::sections::{HttpConfig, Secret};
 
 /// Default of `[cluster] drain_timeout_s`, seconds.
 pub const DEFAULT_DRAIN_TIMEOUT_S: u64 = 30;
