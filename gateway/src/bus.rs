@@ -15,6 +15,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 use venue_sfu::SessionId;
 
@@ -62,6 +63,10 @@ pub trait Bus: Send + Sync + Debug + 'static {
     /// [`RoomChange`]s from now on: rooms changed on this node or (cluster mode) another one.
     /// On `RecvError::Lagged` treat it as [`RoomChange::Resync`].
     fn room_changes(&self) -> broadcast::Receiver<RoomChange>;
+    /// Claims `key` once, cluster-wide: resolves `true` on exactly one node per key (always
+    /// `true` in single-node mode). For announcements every node computes but that must go
+    /// out once, such as the slot webhooks (each node's schedule timer sees the same edges).
+    fn claim_once(&self, key: String) -> BoxFuture<'static, bool>;
 }
 
 /// The in-process bus: webhook events go into the [`Webhooks`] queue, closed sessions to a
@@ -109,6 +114,10 @@ impl Bus for LocalBus {
 
     fn closed_sessions(&self) -> broadcast::Receiver<SessionId> {
         self.closed.subscribe()
+    }
+
+    fn claim_once(&self, _key: String) -> BoxFuture<'static, bool> {
+        Box::pin(std::future::ready(true))
     }
 
     fn room_changes(&self) -> broadcast::Receiver<RoomChange> {

@@ -221,6 +221,17 @@ impl Schedule {
                 SlotEdge::Started(w) => (true, w),
                 SlotEdge::Ended(w) => (false, w),
             };
+            // Every node's timer sees this edge; one announces it (cluster mode).
+            let key = format!(
+                "slot:{}:{}:{}:{}",
+                w.booking_id.0,
+                if started { "started" } else { "ended" },
+                w.start_at,
+                w.end_at
+            );
+            if !bus.claim_once(key).await {
+                continue;
+            }
             tracing::info!(
                 booking = w.booking_id.0,
                 streamer = w.streamer_id.0,

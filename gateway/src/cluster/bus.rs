@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::{PushInfo, PushKind, Value};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,8 @@ pub struct RedisBus {
     out: mpsc::Sender<String>,
     metrics: ClusterMetrics,
     tasks: Vec<AbortHandle>,
+    /// The node's command connection (claims).
+    conn: ConnectionManager,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -126,7 +129,7 @@ impl RedisBus {
         };
         let tasks = vec![
             tokio::spawn(receiver.run(push_rx)).abort_handle(),
-            tokio::spawn(publisher(publish, out_rx, metrics.clone())).abort_handle(),
+            tokio::spawn(publisher(publish.clone(), out_rx, metrics.clone())).abort_handle(),
             tokio::spawn(keepalive(sub)).abort_handle(),
         ];
         Ok(Arc::new(RedisBus {
@@ -136,6 +139,7 @@ impl RedisBus {
             out,
             metrics,
             tasks,
+            conn: publish,
         }))
     }
 
@@ -181,7 +185,35 @@ impl Bus for RedisBus {
     fn room_changes(&self) -> broadcast::Receiver<RoomChange> {
         self.local.room_changes()
     }
+
+    /// `SET venue:once:{key} <node> NX PX 1 day`: the first node wins. When Redis cannot be
+    /// reached the claim is granted (a duplicate announcement beats a lost one).
+    fn claim_once(&self, key: String) -> BoxFuture<'static, bool> {
+        let mut conn = self.conn.clone();
+        let node = self.node.to_string();
+        Box::pin(async move {
+            let set: Result<Option<String>, redis::RedisError> = redis::cmd("SET")
+                .arg(format!("venue:once:{key}"))
+                .arg(node)
+                .arg("NX")
+                .arg("PX")
+                .arg(CLAIM_TTL_MS)
+                .query_async(&mut conn)
+                .await;
+            match set {
+                Ok(won) => won.is_some(),
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "claim not checked (Redis): announcing anyway");
+                    true
+                }
+            }
+        })
+    }
 }
+
+/// How long a [`Bus::claim_once`] key is kept in Redis, ms (one day: longer than any edit of a
+/// past booking could make its edge come again).
+const CLAIM_TTL_MS: u64 = 24 * 3600 * 1000;
 
 /// Publishes what [`RedisBus::send`] queued, in order.
 async fn publisher(

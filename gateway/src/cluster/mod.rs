@@ -12,6 +12,7 @@
 //! - [`registry`]: the node registry (heartbeat with load, live nodes, protocol versions);
 //! - [`bus`]: [`bus::RedisBus`], the [`crate::bus::Bus`] over Redis pub/sub;
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
+//!   [`leader`] keeps competing for one and says whether this node leads the job;
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
 //!
 //! [`Cluster::start`] joins: it connects to Redis, refuses a cluster it cannot join (another
@@ -25,6 +26,7 @@
 pub mod auth;
 pub mod bus;
 pub mod drain;
+pub mod leader;
 pub mod lease;
 pub mod readiness;
 pub mod registry;
@@ -157,6 +159,8 @@ pub struct Cluster {
     bus: Arc<RedisBus>,
     beat: Arc<Heartbeat>,
     heartbeat: AbortHandle,
+    /// Other cluster tasks (leadership contests), aborted when the cluster stops.
+    tasks: std::sync::Mutex<Vec<AbortHandle>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -225,6 +229,7 @@ impl Cluster {
             bus,
             beat,
             heartbeat,
+            tasks: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -273,11 +278,29 @@ impl Cluster {
         self.registry.nodes().await
     }
 
+    /// Whether this node leads job `name` from now on (see [`leader::Leadership`]); the
+    /// competing task ends when the cluster stops.
+    pub fn leadership(&self, name: &str) -> leader::Leadership {
+        let (leadership, task) = leader::Leadership::spawn(
+            self.conn.clone(),
+            name,
+            self.settings.node_id.clone(),
+            leader::LEADER_TTL,
+        );
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task.abort_handle());
+        }
+        leadership
+    }
+
     /// Leaves cleanly (end of a drain): stops the heartbeat and the bus and removes the
     /// registration, so the others see this node gone at once.
     pub async fn leave(&self) {
         self.heartbeat.abort();
         self.bus.stop();
+        if let Ok(tasks) = self.tasks.lock() {
+            tasks.iter().for_each(AbortHandle::abort);
+        }
         if let Err(e) = self.registry.withdraw().await {
             tracing::warn!(error = %e, "could not remove this node's registration (it expires by itself)");
         }
@@ -288,6 +311,9 @@ impl Cluster {
     pub fn halt(&self) {
         self.heartbeat.abort();
         self.bus.stop();
+        if let Ok(tasks) = self.tasks.lock() {
+            tasks.iter().for_each(AbortHandle::abort);
+        }
     }
 }
 
