@@ -162,6 +162,11 @@ export function backoffMs(attempt: number): number {
   return [1000, 2000, 5000][Math.min(attempt, 2)];
 }
 
+/** Doubling delays for re-joining a cluster: 1 s, 2 s, 4 s, 8 s, then `capMs` (default 15 s). */
+export function doublingBackoffMs(attempt: number, capMs = 15000): number {
+  return Math.min(1000 * 2 ** Math.min(Math.max(0, attempt), 20), capMs);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -287,11 +287,13 @@ async function goLive() {
         retry("connection failed");
       } else if (st === "disconnected") {
         setState("connecting", "connection interrupted…");
-        // Not back within 5 s (server restarted, network changed): publish again; the same key
-        // replaces the old session.
+        // The browser heard nothing from the server for a few seconds: its node is gone (in a
+        // cluster) or the network changed. Not back within 1 s: publish again (through the
+        // same URL, which a load balancer sends to a ready node); the same key replaces the
+        // old session.
         setTimeout(() => {
           if (gen === generation && pc.connectionState === "disconnected") retry("connection lost");
-        }, 5000);
+        }, 1000);
       }
     };
 
