@@ -37,6 +37,7 @@ import {
   HttpError,
   postOffer,
   type SdpSession,
+  watchConsent,
   rtcConfiguration,
   mediaPath,
 } from "./common";
@@ -267,10 +268,14 @@ let session: SdpSession | null = null;
 let attempt = 0;
 let retryTimer: ReturnType<typeof setTimeout> | null = null;
 let watchdog: ReturnType<typeof setTimeout> | null = null;
+/** Stops the dead-server watch of the current connection (`watchConsent`). */
+let stopConsentWatch: (() => void) | null = null;
 
 function teardown() {
   if (watchdog) clearTimeout(watchdog);
   watchdog = null;
+  stopConsentWatch?.();
+  stopConsentWatch = null;
   deleteSession(session);
   session = null;
   venue.dc = null;
@@ -385,6 +390,11 @@ async function connect() {
       venue.timing.connectedAt ??= performance.now();
       setStatus("connected", "ok");
       maybeRelocated();
+      // A dead node (killed, cut off) is noticed in ~2–3 s: no packets and ICE consent
+      // checks unanswered (the browser's own `disconnected` takes ~5 s).
+      stopConsentWatch ??= watchConsent(pc, (ms) => {
+        if (gen === generation) scheduleReconnect(`server silent for ${(ms / 1000).toFixed(1)} s`, { lost: true });
+      });
       void mediaPath(pc).then((path) => {
         if (gen !== generation) return;
         venue.path = path;
