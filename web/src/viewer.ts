@@ -677,7 +677,7 @@ function startRelocation(why: Relocation["why"], detail: string): Relocation {
   moveNotice.dataset.why = why;
   moveNotice.replaceChildren(
     h("span", { class: "spinner", "aria-hidden": "true" }),
-    why === "moving" ? "Moving you to another server…" : "Lost the server — reconnecting…",
+    why === "moving" ? "Moving you to another server…" : "Connection lost — reconnecting…",
   );
   moveNotice.classList.remove("done");
   moveNotice.hidden = false;
