@@ -21,6 +21,13 @@
 // `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back). `?ice=relay` connects
 // through the TURN servers of `GET /api/ice-servers` only (checking a TURN setup; tests).
 //
+// Cluster (issue 11): a node that drains sends `ServerMessage.moving`; the page shows a small
+// notice and, after a random delay below 0.9 s, joins again through `/join` (new WHEP session
+// and/or WebSocket; name kept, the chat shown merged with the new node's). A node that dies
+// without a word is noticed in ~2–3 s (`watchConsent`: no packet, ICE consent checks
+// unanswered; or `disconnected`, or the event channel closing) and the page re-joins the same
+// way, 1 s, 2 s, 4 s… (≤ 15 s) apart while `/join` fails. `window.venue.relocations` lists the moves.
+//
 // This file: the room, the tiles, the stage state, the WHEP session and the mode (WebRTC or
 // HLS, and back). viewer/venue.ts: `window.venue` and the stage's shapes; viewer/program.ts:
 // the HLS program player; viewer/living-room.ts: dock, stickers, cursors, fireworks, chat toggle.
