@@ -16,6 +16,7 @@ import {
   postOffer,
   type SdpSession,
   rtcConfiguration,
+  watchConsent,
 } from "./common";
 import { timecodeTrack } from "./timecode";
 
@@ -228,8 +229,12 @@ let generation = 0;
 let attempt = 0;
 let retryTimer: ReturnType<typeof setTimeout> | null = null;
 let statsTimer: ReturnType<typeof setInterval> | null = null;
+/** Stops the dead-server watch of the current connection (`watchConsent`). */
+let stopConsentWatch: (() => void) | null = null;
 
 function closePc() {
+  stopConsentWatch?.();
+  stopConsentWatch = null;
   if (statsTimer) clearInterval(statsTimer);
   statsTimer = null;
   statsEl.textContent = "";
@@ -283,15 +288,21 @@ async function goLive() {
         attempt = 0;
         setState("live", "live", "You are live. Viewers see you when the venue puts you on stage.");
         startStats(pc);
+        // A dead node (killed, cut off) is noticed in ~2–3 s: publish again elsewhere.
+        stopConsentWatch ??= watchConsent(pc, (ms) => {
+          if (gen === generation) retry(`server silent for ${(ms / 1000).toFixed(1)} s`);
+        });
       } else if (st === "failed") {
         retry("connection failed");
       } else if (st === "disconnected") {
         setState("connecting", "connection interrupted…");
-        // Not back within 5 s (server restarted, network changed): publish again; the same key
-        // replaces the old session.
+        // The browser heard nothing from the server for a few seconds: its node is gone (in a
+        // cluster) or the network changed. Not back within 1 s: publish again (through the
+        // same URL, which a load balancer sends to a ready node); the same key replaces the
+        // old session.
         setTimeout(() => {
           if (gen === generation && pc.connectionState === "disconnected") retry("connection lost");
-        }, 5000);
+        }, 1000);
       }
     };
 

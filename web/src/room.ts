@@ -106,6 +106,15 @@ export interface FireworkView {
 
 export type TransportKind = "datachannel" | "websocket";
 
+/** `ServerMessage.moving`: the node serving this connection drains (cluster mode). */
+export interface MovingView {
+  reason: string;
+  /** When that node exits at the latest, ms since the epoch. */
+  deadlineMs: number;
+  /** Date.now() when it arrived. */
+  at: number;
+}
+
 /** Exposed as `window.venue.room`. */
 export interface RoomState {
   transport: TransportKind | null;
@@ -132,6 +141,8 @@ export interface RoomState {
   /** Set when the server ended our session for good (kicked, banned, too slow, old version). */
   ended: NoticeView | null;
   framesIn: number;
+  /** The last moving notice (cluster mode: our node drains), null when none came. */
+  moving: MovingView | null;
 }
 
 /** What the page listens to. Every callback is optional. */
@@ -152,6 +163,8 @@ export interface RoomHandlers {
   chatCleared?(): void;
   notice?(n: NoticeView): void;
   connection?(connected: boolean): void;
+  /** Our node drains: re-join through `/join` (another node answers). */
+  moving?(m: MovingView): void;
 }
 
 /** A way to send frames; `lossy` frames (cursors, fireworks) may be dropped. */
@@ -278,6 +291,17 @@ async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+/**
+ * Chat kept across a move: `ours` (shown now) and `theirs` (the new node's snapshot), one copy
+ * of a message found in both (same time, name and text: ids differ between nodes), by time.
+ */
+function mergeChat(ours: ChatView[], theirs: ChatView[]): ChatView[] {
+  const key = (m: ChatView) => `${m.sentMs}\u0000${m.name}\u0000${m.text}`;
+  const seen = new Set(theirs.map(key));
+  const merged = [...theirs, ...ours.filter((m) => !seen.has(key(m)))];
+  return merged.sort((a, b) => a.sentMs - b.sentMs);
+}
+
 /** Characters as the server counts them for chat (Unicode scalar values after NFC). */
 export function chatLength(text: string): number {
   return [...text.normalize("NFC")].length;
@@ -298,6 +322,8 @@ export class RoomClient {
   private wsAttempt = 0;
   private wsTimer: ReturnType<typeof setTimeout> | null = null;
   private wsWanted = false;
+  /** The next snapshot keeps the chat we have (after moving to another node). */
+  private carryChat = false;
 
   constructor(readonly room: string) {
     this.state = {
@@ -317,6 +343,7 @@ export class RoomClient {
       settings: defaultSettings(),
       ended: null,
       framesIn: 0,
+      moving: null,
     };
   }
 
@@ -361,6 +388,15 @@ export class RoomClient {
   reconnectWebSocket() {
     this.closeWebSocket();
     this.connectWebSocket();
+  }
+
+  /**
+   * The page moves to another cluster node: the next snapshot keeps the chat shown now, merged
+   * with the new node's by time (a message in both counts once), so a node whose hub has not
+   * seen the last messages does not wipe them off the page.
+   */
+  carryOverChat() {
+    this.carryChat = true;
   }
 
   // ---------- transports ----------
@@ -602,7 +638,9 @@ export class RoomClient {
         }
         s.userCount = snap.userCount;
         s.stickers = snap.stickers.map(stickerView);
-        s.chat = snap.chat.map(chatView).slice(-MAX_CHAT);
+        const chat = snap.chat.map(chatView);
+        s.chat = (this.carryChat ? mergeChat(s.chat, chat) : chat).slice(-MAX_CHAT);
+        this.carryChat = false;
         s.cursors = {};
         const prev = s.settings;
         if (snap.settings) s.settings = settingsView(snap.settings);
@@ -610,6 +648,13 @@ export class RoomClient {
         if (snap.settings) this.emit("settings", s.settings, prev);
         if (snap.stage) this.emit("stage", snap.stage);
         this.emit("users");
+        break;
+      }
+      case "moving": {
+        const m = msg.body.value;
+        const v: MovingView = { reason: m.reason, deadlineMs: Number(m.deadlineMs), at: Date.now() };
+        s.moving = v;
+        this.emit("moving", v);
         break;
       }
       case "batch": {

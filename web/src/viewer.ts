@@ -21,6 +21,13 @@
 // `?mode=webrtc` force a mode (no /join; forced WebRTC never falls back). `?ice=relay` connects
 // through the TURN servers of `GET /api/ice-servers` only (checking a TURN setup; tests).
 //
+// Cluster (issue 11): a node that drains sends `ServerMessage.moving`; the page shows a small
+// notice and, after a random delay below 0.9 s, joins again through `/join` (new WHEP session
+// and/or WebSocket; name kept, the chat shown merged with the new node's). A node that dies
+// without a word is noticed in ~2–3 s (`watchConsent`: no packet, ICE consent checks
+// unanswered; or `disconnected`, or the event channel closing) and the page re-joins the same
+// way, 1 s, 2 s, 4 s… (≤ 15 s) apart while `/join` fails. `window.venue.relocations` lists the moves.
+//
 // This file: the room, the tiles, the stage state, the WHEP session and the mode (WebRTC or
 // HLS, and back). viewer/venue.ts: `window.venue` and the stage's shapes; viewer/program.ts:
 // the HLS program player; viewer/living-room.ts: dock, stickers, cursors, fireworks, chat toggle.
@@ -30,16 +37,18 @@ import {
   $,
   backoffMs,
   deleteSession,
+  doublingBackoffMs,
   errorMessage,
   getJson,
   h,
   HttpError,
   postOffer,
   type SdpSession,
+  watchConsent,
   rtcConfiguration,
   mediaPath,
 } from "./common";
-import { RoomClient } from "./room";
+import { RoomClient, type MovingView } from "./room";
 import { RoomFx } from "./fx";
 import { ChatPanel } from "./chat";
 import { LivingRoom } from "./viewer/living-room";
@@ -48,6 +57,7 @@ import {
   fromProto,
   fromRoomInfo,
   type JoinAnswer,
+  type Relocation,
   type RoomInfo,
   type StatusKind,
   type VenueGlobal,
@@ -104,6 +114,7 @@ const venue: VenueGlobal = {
   posts: 0,
   dc: null,
   lossy: null,
+  relocations: [],
 };
 // Exposed for tests and the console.
 (window as unknown as { venue: VenueGlobal }).venue = venue;
@@ -264,10 +275,14 @@ let session: SdpSession | null = null;
 let attempt = 0;
 let retryTimer: ReturnType<typeof setTimeout> | null = null;
 let watchdog: ReturnType<typeof setTimeout> | null = null;
+/** Stops the dead-server watch of the current connection (`watchConsent`). */
+let stopConsentWatch: (() => void) | null = null;
 
 function teardown() {
   if (watchdog) clearTimeout(watchdog);
   watchdog = null;
+  stopConsentWatch?.();
+  stopConsentWatch = null;
   deleteSession(session);
   session = null;
   venue.dc = null;
@@ -278,16 +293,55 @@ function teardown() {
   }
 }
 
-function scheduleReconnect(reason: string) {
+/**
+ * Drops the WebRTC session and joins again through `/join` (where a load balancer in front of a
+ * cluster sends the request to a ready node). The first try waits a random delay below
+ * `MOVE_JITTER_MS` (pages of a dead or draining node do not all arrive at once), the next ones
+ * 1 s, 2 s, 4 s… (capped at 15 s) while `/join` or the offer fail. `lost`: the server went
+ * silent or closed our session (a `lost` relocation, shown in the move notice); `delayMs`
+ * overrides the delay.
+ */
+function scheduleReconnect(reason: string, opts: { lost?: boolean; delayMs?: number } = {}) {
   if (retryTimer || client.state.ended || venue.mode !== "webrtc") return;
   generation++; // events of the old connection are stale from now on
   teardown();
-  const delay = backoffMs(attempt++);
-  setStatus(`reconnecting in ${delay / 1000}s (${reason})`, "warn");
+  if (opts.lost) startRelocation("lost", reason);
+  const delay = opts.delayMs ?? (attempt === 0 ? Math.random() * MOVE_JITTER_MS : doublingBackoffMs(attempt - 1));
+  attempt++;
+  setStatus(delay >= 1000 ? `reconnecting in ${Math.round(delay / 1000)}s (${reason})` : `reconnecting… (${reason})`, "warn");
   retryTimer = setTimeout(() => {
     retryTimer = null;
-    void connect();
+    void rejoinWebRtc();
   }, delay);
+}
+
+/**
+ * Asks `/join` how to watch now and connects that way: WebRTC (a new WHEP session), or HLS
+ * when the room is full. When `/join` cannot be reached, tries again later (`scheduleReconnect`).
+ */
+async function rejoinWebRtc() {
+  const gen = generation;
+  if (forcedMode || !hasWebRTC) {
+    void connect();
+    return;
+  }
+  setStatus("joining…", "warn");
+  let join: JoinAnswer;
+  try {
+    join = await getJson<JoinAnswer>(`${apiRoom}/join`, { cache: "no-store" });
+  } catch (e) {
+    if (gen !== generation || venue.mode !== "webrtc") return;
+    scheduleReconnect(`cannot reach the server: ${errorMessage(e)}`);
+    return;
+  }
+  if (gen !== generation || venue.mode !== "webrtc") return;
+  venue.join = join;
+  if (join.mode === "hls") {
+    fallBackToHls(join.reason, true);
+    return;
+  }
+  renderBadge(join.reason);
+  void connect();
 }
 
 async function connect() {
@@ -321,7 +375,10 @@ async function connect() {
     client.attachDataChannels(dc, lossy);
     // The server ends a session by closing its channel (or the whole association dies with it).
     dc.addEventListener("close", () => {
-      if (gen === generation) scheduleReconnect("session closed");
+      if (gen === generation) scheduleReconnect("session closed", { lost: true });
+    });
+    dc.addEventListener("open", () => {
+      if (gen === generation) maybeRelocated();
     });
   }
 
@@ -339,6 +396,12 @@ async function connect() {
       watchdog = null;
       venue.timing.connectedAt ??= performance.now();
       setStatus("connected", "ok");
+      maybeRelocated();
+      // A dead node (killed, cut off) is noticed in ~2–3 s: no packets and ICE consent
+      // checks unanswered (the browser's own `disconnected` takes ~5 s).
+      stopConsentWatch ??= watchConsent(pc, (ms) => {
+        if (gen === generation) scheduleReconnect(`server silent for ${(ms / 1000).toFixed(1)} s`, { lost: true });
+      });
       void mediaPath(pc).then((path) => {
         if (gen !== generation) return;
         venue.path = path;
@@ -347,11 +410,13 @@ async function connect() {
     } else if (st === "failed") {
       webrtcFailed("ICE failed");
     } else if (st === "disconnected") {
+      // The browser heard nothing from the server for a few seconds (consent checks and media
+      // silent): a dead node, in a cluster. Re-join unless it comes back at once.
       setStatus("connection interrupted…", "warn");
       if (watchdog) clearTimeout(watchdog);
       watchdog = setTimeout(() => {
-        if (gen === generation && pc.connectionState !== "connected") scheduleReconnect("connection lost");
-      }, 3000);
+        if (gen === generation && pc.connectionState !== "connected") scheduleReconnect("connection lost", { lost: true });
+      }, DEAD_GRACE_MS);
     }
   };
 
@@ -400,7 +465,7 @@ let iceFailures = 0;
 function webrtcFailed(reason: string) {
   iceFailures++;
   if (forcedMode !== "webrtc" && (!everConnected || iceFailures >= MAX_ICE_FAILURES)) fallBackToHls(reason);
-  else scheduleReconnect(reason);
+  else scheduleReconnect(reason, { lost: true });
 }
 /** A connected viewer of a live stage with no video frame for this long falls back to HLS. */
 const MEDIA_TIMEOUT_MS = 12000;
@@ -588,6 +653,85 @@ window.addEventListener("pagehide", () => {
   session = null;
 });
 
+// ---------- cluster: moving to another node ----------
+
+/** A page told to move, or one whose node died, re-joins after a random delay below this (ms). */
+const MOVE_JITTER_MS = 900;
+/**
+ * How long a connection may stay `disconnected` before the page takes its node for dead and
+ * re-joins, ms. Browsers report `disconnected` after ~2–3 s without a packet from the server
+ * (media and consent-check answers both count), so a dead node is noticed within ~3 s.
+ */
+const DEAD_GRACE_MS = 500;
+
+/** A small notice over the stage while the page moves to another node. */
+const moveNotice = h("div", { class: "movenotice", role: "status", "aria-live": "polite" });
+moveNotice.hidden = true;
+roomEl.append(moveNotice);
+let moveTimer: ReturnType<typeof setTimeout> | null = null;
+let moveHideTimer: ReturnType<typeof setTimeout> | null = null;
+/** The move in progress (or the last one). */
+let relocation: Relocation | null = null;
+
+/** Starts a move (once until it is back): records it, shows the notice, keeps the chat shown. */
+function startRelocation(why: Relocation["why"], detail: string): Relocation {
+  if (relocation && relocation.back === null) return relocation;
+  relocation = { why, detail, at: performance.now(), back: null };
+  venue.relocations.push(relocation);
+  client.carryOverChat();
+  if (moveHideTimer) clearTimeout(moveHideTimer);
+  moveHideTimer = null;
+  moveNotice.dataset.why = why;
+  moveNotice.replaceChildren(
+    h("span", { class: "spinner", "aria-hidden": "true" }),
+    why === "moving" ? "Moving you to another server…" : "Connection lost — reconnecting…",
+  );
+  moveNotice.classList.remove("done");
+  moveNotice.hidden = false;
+  return relocation;
+}
+
+/** Ends the move once the page watches again: WebRTC connected with the event channel open, or the WebSocket joined. */
+function maybeRelocated() {
+  const r = relocation;
+  if (!r || r.back !== null) return;
+  const mediaOk = venue.mode !== "webrtc" || !useMedia || venue.pc?.connectionState === "connected";
+  const eventsOk = client.state.joined;
+  if (!mediaOk || !eventsOk) return;
+  r.back = performance.now();
+  console.info(`venue: back after ${r.why} in ${Math.round(r.back - r.at)} ms`);
+  moveNotice.replaceChildren("You're back in the room");
+  moveNotice.classList.add("done");
+  moveHideTimer = setTimeout(() => {
+    moveHideTimer = null;
+    if (relocation?.back !== null) moveNotice.hidden = true;
+  }, 1500);
+}
+
+/**
+ * `ServerMessage.moving`: our node drains. After a random delay below `MOVE_JITTER_MS` (a
+ * drained node's thousands of pages must not stampede) the page leaves it: a new WHEP session
+ * through `/join` and/or a new WebSocket, the name and the chat kept. An HLS page only moves
+ * its WebSocket: the program comes over plain HTTP, which a load balancer sends to a ready node.
+ */
+function onMoving(m: MovingView) {
+  if (client.state.ended) return;
+  console.info(`venue: moving to another server: ${m.reason}`);
+  startRelocation("moving", m.reason);
+  if (moveTimer) return;
+  moveTimer = setTimeout(() => {
+    moveTimer = null;
+    if (client.state.ended) return;
+    if (useWs) client.reconnectWebSocket();
+    if (venue.mode === "webrtc" && useMedia) {
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = null;
+      attempt = 0;
+      scheduleReconnect("moving to another server", { delayMs: 0 });
+    }
+  }, Math.random() * MOVE_JITTER_MS);
+}
+
 // ---------- the living room ----------
 
 const chat = new ChatPanel(client, { rejoin }, room);
@@ -610,6 +754,7 @@ function rejoin(name: string) {
 
 client.on({
   hello() {
+    maybeRelocated();
     if (venue.mode === "hls") setStatus(program.playing ? "playing" : "joining…", "ok");
     else setStatus(useMedia ? (venue.pc?.connectionState === "connected" ? "connected" : "joining…") : "in the room", "ok");
   },
@@ -622,6 +767,7 @@ client.on({
   connection() {
     renderHeader();
   },
+  moving: (m) => onMoving(m),
   notice(n) {
     if (!client.state.ended) return;
     const titles: Record<string, string> = {

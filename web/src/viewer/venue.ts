@@ -57,6 +57,19 @@ export interface JoinAnswer {
   ws_url: string;
 }
 
+/**
+ * One time the page left its node for another (cluster mode): `moving` (the node drains and
+ * said so) or `lost` (the node went silent: ICE disconnected or failed, the event channel
+ * closed). Times in `performance.now()` ms; `back` once WebRTC is connected again with the
+ * event channel open (or the WebSocket joined), null until then.
+ */
+export interface Relocation {
+  why: "moving" | "lost";
+  detail: string;
+  at: number;
+  back: number | null;
+}
+
 /** How the page watches the stage. */
 export type WatchMode = "webrtc" | "hls";
 
@@ -92,6 +105,8 @@ export interface VenueGlobal {
   posts: number;
   dc: RTCDataChannel | null;
   lossy: RTCDataChannel | null;
+  /** Every move to another node, oldest first (`Relocation`). */
+  relocations: Relocation[];
   /** WebRTC: how the media reaches us (`mediaPath`: udp, tcp, turn/udp, turn/tcp, turn/tls). */
   path: string | null;
 }
