@@ -339,6 +339,10 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
             sfu: services.sfu.clone(),
             hls: services.hls.clone(),
             recordings: services.recordings.clone(),
+            recorder: match &cluster {
+                Some(c) => c.leadership("recordings"),
+                None => cluster::leader::Leadership::always(),
+            },
         },
         config.hls,
     );

@@ -9,7 +9,10 @@
 //! it anew within about a second; the first request waits for it).
 //!
 //! Recording (issue 5 item 4, [`crate::media::recording`]): the program also runs while a set is
-//! being recorded — `[recording] enabled` and a live streamer on stage slot 0 — so the
+//! being recorded — `[recording] enabled`, this node the recorder (cluster mode: the holder of
+//! the `recordings` lease, so each set is recorded once cluster-wide; until media relays
+//! between nodes are wired it holds only what was published on that node), and a live
+//! streamer on stage slot 0 — so the
 //! start/stop condition is *watched or recording wanted*. The sink feeds the recorder
 //! (`RecorderFeed`, never blocking) always and the LL-HLS packager only while watched. Each
 //! tick the room's [`SetTracker`](crate::media::recording::SetTracker) says when a set starts (a file
@@ -48,6 +51,9 @@ pub struct ProgramDeps {
     pub hls: HlsPrograms,
     /// The recordings of sets.
     pub recordings: Recordings,
+    /// Whether this node records the sets (cluster mode: the one node holding the
+    /// `recordings` lease, so a set is recorded once; single-node: always).
+    pub recorder: crate::cluster::leader::Leadership,
 }
 
 struct Running {
@@ -111,7 +117,7 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
                     _ => None,
                 };
                 let seat = view.as_ref().and_then(seat_of);
-                let enabled = app.recordings.enabled();
+                let enabled = app.recordings.enabled() && app.recorder.leads();
                 let record = enabled && seat.as_ref().is_some_and(|s| s.live);
                 let wanted = watched || record;
                 // Sets: end the recording of a set that ended (or whose writer stopped by
