@@ -6,15 +6,12 @@
 mod common;
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use str0m::Rtc;
-use str0m::media::{Direction, MediaKind};
 use tower::ServiceExt;
 use venue_gateway::config::{Config, Secret};
 use venue_gateway::{App, build_app};
@@ -157,16 +154,6 @@ impl TestApp {
     }
 }
 
-/// A WHIP offer (audio + video, sendonly) from a str0m client, without candidates (like OBS).
-fn publisher_offer() -> String {
-    let mut rtc = Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-    let (offer, _pending) = api.apply().expect("offer");
-    offer.to_sdp_string()
-}
-
 fn ufrag(sdp: &str) -> String {
     sdp.lines()
         .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
@@ -262,7 +249,7 @@ async fn whip_options_answers_accept_post_and_cors() {
 #[tokio::test]
 async fn whip_without_or_with_unknown_key_is_401() {
     let t = start().await;
-    let offer = publisher_offer();
+    let offer = common::publisher_offer();
     let r = t
         .req(
             Method::POST,
@@ -298,7 +285,7 @@ async fn whip_bad_requests_are_4xx_with_reasons() {
     let t = start().await;
     let (_, key) = t.streamer("main", "Ann").await;
     let auth = format!("Bearer {key}");
-    let offer = publisher_offer();
+    let offer = common::publisher_offer();
 
     for ct in [None, Some("text/plain"), Some("application/json")] {
         let mut headers = vec![("authorization", auth.as_str())];
@@ -388,7 +375,7 @@ impl http_body::Body for Chunks {
 async fn whip_publish_patch_delete() {
     let t = start().await;
     let (_, key) = t.streamer("main", "Ann").await;
-    let offer = publisher_offer();
+    let offer = common::publisher_offer();
     let r = t.whip(&key, &offer).await;
     assert_session_created(&r, "/api/whip/");
     assert_cors(&r);
@@ -473,9 +460,9 @@ async fn whip_publish_patch_delete() {
 async fn whip_second_publish_with_the_same_key_replaces_the_session() {
     let t = start().await;
     let (_, key) = t.streamer("main", "Ann").await;
-    let first = t.whip(&key, &publisher_offer()).await;
+    let first = t.whip(&key, &common::publisher_offer()).await;
     assert_session_created(&first, "/api/whip/");
-    let second = t.whip(&key, &publisher_offer()).await;
+    let second = t.whip(&key, &common::publisher_offer()).await;
     assert_session_created(&second, "/api/whip/");
     assert_ne!(
         first.header(header::LOCATION),
@@ -787,7 +774,7 @@ async fn admin_streamers_key_shown_once_and_stored_hashed() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // The key publishes; after deletion it does not.
-    let r = t.whip(&key, &publisher_offer()).await;
+    let r = t.whip(&key, &common::publisher_offer()).await;
     assert_session_created(&r, "/api/whip/");
     let location = r.header(header::LOCATION).to_owned();
     let r = t
@@ -813,7 +800,7 @@ async fn admin_streamers_key_shown_once_and_stored_hashed() {
     // Its live session was closed.
     let r = t.req(Method::DELETE, &location, &[], Body::empty()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = t.whip(&key, &publisher_offer()).await;
+    let r = t.whip(&key, &common::publisher_offer()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -1097,7 +1084,7 @@ async fn rooms_streamers_and_stage_survive_a_restart() {
         .await
         .json();
     assert_eq!(list[0]["id"], id);
-    let r = t.whip(&key, &publisher_offer()).await;
+    let r = t.whip(&key, &common::publisher_offer()).await;
     assert_session_created(&r, "/api/whip/");
 }
 

@@ -53,7 +53,7 @@ async fn a_stage_change_on_one_node_is_applied_by_the_others() {
     let admin = format!("Bearer {ADMIN}");
 
     // Two streamers, created on A (one database: B sees them too).
-    let mut ids = Vec::new();
+    let (mut ids, mut keys) = (Vec::new(), Vec::new());
     for name in ["Ann", "Bob"] {
         let body = client
             .post(a.url("/api/admin/rooms/main/streamers"))
@@ -68,6 +68,7 @@ async fn a_stage_change_on_one_node_is_applied_by_the_others() {
             .unwrap();
         let r: Value = serde_json::from_str(&body).unwrap();
         ids.push(r["id"].as_i64().expect("streamer id"));
+        keys.push(r["stream_key"].as_str().expect("stream key").to_owned());
     }
     let put_stage = |node: &common::cluster::Node, layout: u32, slots: Value| {
         let req = client
@@ -127,4 +128,34 @@ async fn a_stage_change_on_one_node_is_applied_by_the_others() {
     println!(
         "change made while Redis was down applied on the other node {resync:?} after Redis restarted"
     );
+
+    // Ann publishes on B; an admin deletes Ann on A: B ends Ann's session too.
+    let r = client
+        .post(b.url("/api/whip"))
+        .header("authorization", format!("Bearer {}", keys[0]))
+        .header("content-type", "application/sdp")
+        .body(common::publisher_offer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let session: venue_gateway::ids::SessionId =
+        location.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(b.state.state.session(session).await.unwrap().is_some());
+    let r = client
+        .delete(a.url(&format!("/api/admin/rooms/main/streamers/{}", ids[0])))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let start = Instant::now();
+    while b.state.state.session(session).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "B ended the deleted streamer's session"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

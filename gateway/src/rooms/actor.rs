@@ -421,6 +421,25 @@ impl Shell {
         }
         let effects = self.core.set_title(room.id, &room.title, now);
         self.apply(effects).await;
+        // A streamer deleted on another node: its sessions here end too.
+        let publishing = self.core.publishing_streamers(room.id);
+        if !publishing.is_empty() {
+            let known: std::collections::HashSet<StreamerId> = self
+                .store
+                .streamers(room.id)
+                .await?
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            for id in publishing.into_iter().filter(|id| !known.contains(id)) {
+                let effects = self.core.remove_streamer(room.id, id, now);
+                self.apply(effects).await;
+                tracing::info!(
+                    streamer = id.0,
+                    "streamer deleted elsewhere: its sessions here ended"
+                );
+            }
+        }
         Ok(())
     }
 

@@ -494,6 +494,21 @@ impl Core {
             .unwrap_or_default()
     }
 
+    /// The streamers of `room` with a publisher session registered on this node, sorted.
+    pub fn publishing_streamers(&self, room: RoomId) -> Vec<StreamerId> {
+        let mut ids: Vec<StreamerId> = self
+            .sessions
+            .values()
+            .filter_map(|i| match i.kind {
+                SessionKind::Publisher { streamer, .. } if i.room == room => Some(streamer),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Whether streamer `id` has a publisher session up.
     pub fn is_live(&self, id: StreamerId) -> bool {
         self.live.get(&id).is_some_and(|s| !s.is_empty())

@@ -368,6 +368,28 @@ pub fn chat(text: &str) -> C {
     C::Chat(v1::ChatSend { text: text.into() })
 }
 
+/// A WHIP offer (audio + video, sendonly) from a str0m client, without candidates (like OBS).
+pub fn publisher_offer() -> String {
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(
+        str0m::media::MediaKind::Audio,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    api.add_media(
+        str0m::media::MediaKind::Video,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    let (offer, _pending) = api.apply().expect("offer");
+    offer.to_sdp_string()
+}
+
 /// A WHEP offer from a str0m client: `k` recvonly video+audio pairs and a data channel.
 pub fn viewer_offer(k: usize) -> String {
     use str0m::media::{Direction, MediaKind};
