@@ -15,16 +15,15 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{
-    Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Simulcast,
-    SimulcastLayer,
+    Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer,
 };
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::mpsc::Receiver;
 use venue_sfu::{
-    Offer, ParticipantId, RelayOffer, RoomId, SessionId, SfuConfig, SfuError, SfuEvent,
-    SfuHandle, SubscribeTarget,
+    Offer, ParticipantId, RelayOffer, RoomId, SessionId, SfuConfig, SfuError, SfuEvent, SfuHandle,
+    SubscribeTarget,
 };
 use venue_tests::h264::{depacketize, ffprobe_decode};
 use venue_tests::media_files::{H264Stream, OpusStream, ffmpeg_h264, ffmpeg_opus};
@@ -160,7 +159,10 @@ async fn publish(sfu: &SfuHandle, room: RoomId, id: ParticipantId, rids: &[&str]
         .unwrap();
     p.rtc
         .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&ans.answer_sdp).unwrap())
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&ans.answer_sdp).unwrap(),
+        )
         .unwrap();
     p.video_mid = Some(v);
     p.audio_mid = Some(a);
@@ -184,7 +186,10 @@ async fn view(sfu: &SfuHandle, room: RoomId) -> (Peer, SessionId) {
         .unwrap();
     p.rtc
         .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&ans.answer_sdp).unwrap())
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&ans.answer_sdp).unwrap(),
+        )
         .unwrap();
     p.video_mid = Some(v);
     p.audio_mid = Some(a);
@@ -342,7 +347,12 @@ async fn stage_slot_relayed_origin_to_edge() {
         Err(SfuError::BadAnswer(_))
     ));
     let bad = edge.open_relay(room).await.unwrap();
-    let r = edge.relay_answer(bad.session, "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n").await;
+    let r = edge
+        .relay_answer(
+            bad.session,
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+        )
+        .await;
     assert!(matches!(r, Err(SfuError::BadAnswer(_))), "{r:?}");
     assert!(matches!(
         edge.close(bad.session).await,
@@ -374,7 +384,10 @@ async fn stage_slot_relayed_origin_to_edge() {
     assert!(connected, "publisher and viewers connected");
     let mut ev = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !ev.iter().any(|e| matches!(e, SfuEvent::RelayUp { session, .. } if *session == relay_offer.session)) {
+    while !ev
+        .iter()
+        .any(|e| matches!(e, SfuEvent::RelayUp { session, .. } if *session == relay_offer.session))
+    {
         assert!(Instant::now() < deadline, "RelayUp within 5 s");
         drain_events(&mut edge_events, &mut ev);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -412,12 +425,21 @@ async fn stage_slot_relayed_origin_to_edge() {
         "decoded {} of {sent} frames",
         decoded.frames
     );
-    assert!(viewer.audio > 50, "audio crossed the relay: {}", viewer.audio);
+    assert!(
+        viewer.audio > 50,
+        "audio crossed the relay: {}",
+        viewer.audio
+    );
 
     // 2. A PLI from the edge viewer reaches the origin publisher.
     let ssrc = viewer.video.last().unwrap().ssrc;
     tokio::task::block_in_place(|| {
-        run(&mut [&mut p1, &mut viewer], Duration::from_millis(600), |_| {}, |_| false)
+        run(
+            &mut [&mut p1, &mut viewer],
+            Duration::from_millis(600),
+            |_| {},
+            |_| false,
+        )
     });
     p1.keyframe_requests = 0;
     viewer
@@ -436,24 +458,38 @@ async fn stage_slot_relayed_origin_to_edge() {
     });
     assert!(asked, "the edge viewer's PLI reached the origin publisher");
 
-    // 3. Relay-added latency: single-packet frames numbered in their payload, every 2 ms;
+    // 3. Relay-added latency: single-packet frames numbered in their payload, every 4 ms;
     // publisher → origin viewer and → edge viewer, per packet.
     let (v0, d0) = (viewer.video.len(), direct.video.len());
     let mut sent_at: Vec<Instant> = Vec::new();
     let mut ts = 1_000_000u64;
+    let mut key_sent = false;
     tokio::task::block_in_place(|| {
         let mut next = Instant::now();
         run1(
             &mut [&mut p1, &mut viewer, &mut direct],
             Duration::from_secs(10),
             |ps| {
-                if sent_at.len() < 1200 && Instant::now() >= next {
-                    next += Duration::from_millis(2);
-                    let n = sent_at.len() as u32;
-                    let mut data = vec![0, 0, 0, 1, 0x41, 0x9a];
-                    data.extend_from_slice(&n.to_be_bytes());
+                if !key_sent {
+                    // A keyframe first: forwarders that lost the stream during the pause wait
+                    // for one.
+                    key_sent = true;
+                    ts += 360;
+                    let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f];
+                    data.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+                    data.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88]);
                     data.extend(std::iter::repeat_n(0x55u8, 200));
-                    ts += 180;
+                    ps[0].send_video(None, ts, data);
+                    next = Instant::now() + Duration::from_millis(50);
+                }
+                if sent_at.len() < 1200 && Instant::now() >= next {
+                    next += Duration::from_millis(4);
+                    let n = sent_at.len() as u32;
+                    // The number in ASCII digits: binary could hold an Annex B start code.
+                    let mut data = vec![0, 0, 0, 1, 0x41, 0x9a];
+                    data.extend_from_slice(format!("{n:06}").as_bytes());
+                    data.extend(std::iter::repeat_n(0x55u8, 198));
+                    ts += 360;
                     ps[0].send_video(None, ts, data);
                     sent_at.push(Instant::now());
                 }
@@ -466,7 +502,10 @@ async fn stage_slot_relayed_origin_to_edge() {
         rx.iter()
             .filter(|r| r.payload.len() == 206 && r.payload[..2] == [0x41, 0x9a])
             .map(|r| {
-                let n = u32::from_be_bytes(r.payload[2..6].try_into().unwrap());
+                let n: u32 = std::str::from_utf8(&r.payload[2..8])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 (n, r.at)
             })
             .collect()
@@ -485,6 +524,12 @@ async fn stage_slot_relayed_origin_to_edge() {
     to_edge.sort();
     added.sort();
     println!(
+        "numbered packets: {} sent, {} at the origin viewer, {} at the edge viewer",
+        sent_at.len(),
+        at_origin.len(),
+        at_edge.len()
+    );
+    println!(
         "relay latency over {} packets: publisher → edge viewer p50 {:?} p99 {:?}; relay-added \
          (edge viewer − origin viewer, {} packets) p50 {:?} p99 {:?}",
         to_edge.len(),
@@ -494,14 +539,23 @@ async fn stage_slot_relayed_origin_to_edge() {
         percentile(&added, 0.5),
         percentile(&added, 0.99),
     );
-    assert!(to_edge.len() >= 1000, "{} numbered packets reached the edge", to_edge.len());
+    assert!(
+        to_edge.len() >= 1000,
+        "{} numbered packets reached the edge",
+        to_edge.len()
+    );
     assert!(added.len() >= 1000);
 
     // 4. The origin's stage slot 0 switches to a second publisher: same m-line and SSRC on the
     // edge, continuous sequence numbers, the new source decodes.
     let mut p2 = publish(&origin, room, p2_id, &[]).await;
     let ok = tokio::task::block_in_place(|| {
-        run(&mut [&mut p2], Duration::from_secs(5), |_| {}, |ps| ps[0].rtc.is_connected())
+        run(
+            &mut [&mut p2],
+            Duration::from_secs(5),
+            |_| {},
+            |ps| ps[0].rtc.is_connected(),
+        )
     });
     assert!(ok, "second publisher connected");
     let before = viewer.video.len();
@@ -524,7 +578,11 @@ async fn stage_slot_relayed_origin_to_edge() {
     let after = &viewer.video[before..];
     assert!(!after.is_empty(), "media after the switch");
     let ssrcs: std::collections::HashSet<Ssrc> = viewer.video.iter().map(|r| r.ssrc).collect();
-    assert_eq!(ssrcs.len(), 1, "one video stream on the edge viewer: no renegotiation");
+    assert_eq!(
+        ssrcs.len(),
+        1,
+        "one video stream on the edge viewer: no renegotiation"
+    );
     let mut seqs: Vec<u64> = viewer.video.iter().map(|r| r.seq).collect();
     seqs.sort_unstable();
     seqs.dedup();
@@ -534,7 +592,11 @@ async fn stage_slot_relayed_origin_to_edge() {
         seqs.len(),
         span - seqs.len() as u64
     );
-    assert_eq!(span, seqs.len() as u64, "sequence numbers continuous across the switch");
+    assert_eq!(
+        span,
+        seqs.len() as u64,
+        "sequence numbers continuous across the switch"
+    );
     let payloads: Vec<Vec<u8>> = after.iter().map(|r| r.payload.clone()).collect();
     let decoded2 = ffprobe_decode(&depacketize(&payloads)).unwrap();
     println!(
@@ -563,11 +625,17 @@ async fn stage_slot_relayed_origin_to_edge() {
             |_| false,
         )
     });
-    assert_eq!(viewer.video.len(), settled, "no media on the edge after close");
+    assert_eq!(
+        viewer.video.len(),
+        settled,
+        "no media on the edge after close"
+    );
     let mut ev = Vec::new();
     drain_events(&mut edge_events, &mut ev);
     assert!(
-        ev.iter().any(|e| matches!(e, SfuEvent::RelayDown { session, .. } if *session == relay_offer.session)),
+        ev.iter().any(
+            |e| matches!(e, SfuEvent::RelayDown { session, .. } if *session == relay_offer.session)
+        ),
         "RelayDown reported"
     );
     // The origin notices the silent edge (ICE consent) or the gateway closes it; either way
@@ -577,7 +645,9 @@ async fn stage_slot_relayed_origin_to_edge() {
     let mut ev = Vec::new();
     while Instant::now() < deadline {
         drain_events(&mut origin_events, &mut ev);
-        if ev.iter().any(|e| matches!(e, SfuEvent::SubscriberDown { session, .. } if *session == origin_relay)) {
+        if ev.iter().any(
+            |e| matches!(e, SfuEvent::SubscriberDown { session, .. } if *session == origin_relay),
+        ) {
             gone_by_itself = true;
             break;
         }
@@ -619,8 +689,8 @@ async fn simulcast_layers_cross_the_relay() {
         viewers.push(view(edge, room).await.0);
     }
     let (mut low, mut high) = (viewers.remove(0), viewers.remove(0));
-    // Each layer's frames carry its name: 'H' (2000 bytes a frame, ~500 kbit/s) or 'L' (100
-    // bytes, ~30 kbit/s).
+    // Each layer's frames (one packet each) carry its name: 'H' (1000 bytes a frame, ~250
+    // kbit/s) or 'L' (100 bytes, ~30 kbit/s).
     let mut frame = 0u64;
     let mut next = Instant::now();
     let last_tag = |v: &Peer| v.video.last().and_then(|r| r.payload.get(1).copied());
@@ -632,7 +702,7 @@ async fn simulcast_layers_cross_the_relay() {
                 if ps[0].rtc.is_connected() && Instant::now() >= next {
                     next += Duration::from_millis(33);
                     let key = frame % 30 == 0 || std::mem::take(&mut ps[0].keyframe_requests) > 0;
-                    for (rid, tag, size) in [("h", b'H', 2000), ("l", b'L', 100)] {
+                    for (rid, tag, size) in [("h", b'H', 1000), ("l", b'L', 100)] {
                         let mut data = Vec::new();
                         if key {
                             data.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f]);

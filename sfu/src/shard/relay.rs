@@ -229,7 +229,10 @@ impl RelayIngress {
         match rtc.direct_api().stream_rx_by_mid(mid, None) {
             Some(rx) => {
                 rx.request_keyframe(kind);
-                trace!(participant = src.participant.0, layer, "keyframe requested upstream");
+                trace!(
+                    participant = src.participant.0,
+                    layer, "keyframe requested upstream"
+                );
                 true
             }
             None => false,

@@ -15,9 +15,7 @@ use tracing::debug;
 use super::layers::Layers;
 use super::media::{CodecKey, MediaPacket, clock_hz};
 use super::stats::ShardStats;
-use crate::api::{
-    ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, RELAY_LAYERS, SubscribeTarget,
-};
+use crate::api::{ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, RELAY_LAYERS, SubscribeTarget};
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
 use crate::offer::MidLayout;
 
