@@ -701,7 +701,8 @@ async fn simulcast_layers_cross_the_relay() {
             |ps| {
                 if ps[0].rtc.is_connected() && Instant::now() >= next {
                     next += Duration::from_millis(33);
-                    let key = frame % 30 == 0 || std::mem::take(&mut ps[0].keyframe_requests) > 0;
+                    let key = frame.is_multiple_of(30)
+                        || std::mem::take(&mut ps[0].keyframe_requests) > 0;
                     for (rid, tag, size) in [("h", b'H', 1000), ("l", b'L', 100)] {
                         let mut data = Vec::new();
                         if key {
