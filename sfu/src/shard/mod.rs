@@ -16,7 +16,10 @@
 //! - `subscriber.rs` — subscriber outputs: a forwarder per (slot, kind), payload-type mapping,
 //!   layer choice, data channels;
 //! - `room.rs` — stage and state frame per room; `bridge.rs` — non-WebRTC publishers;
-//!   `tap.rs` — stage taps.
+//!   `tap.rs` — stage taps;
+//! - `relay.rs` — the edge side of an origin → edge relay: one full-ICE str0m peer whose
+//!   packets become [`MediaPacket`]s of one participant per origin stage slot (the origin
+//!   side is a subscriber with [`SubscribeTarget::Relay`]).
 //!
 //! Media flow: a publisher's RTP packet (str0m RTP mode) becomes one [`MediaPacket`] whose
 //! payload is shared (`Arc<[u8]>`). It is dispatched to the local subscribers that show its
