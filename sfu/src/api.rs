@@ -48,6 +48,31 @@ pub enum SubscribeTarget {
     /// One publisher directly (admin preview): the first video/audio pair carries it; `None`
     /// shows nothing until [`crate::SfuHandle::retarget`] names one.
     Participant(Option<ParticipantId>),
+    /// An edge node's relay session (origin side of an origin → edge relay, see
+    /// [`crate::SfuHandle::open_relay`]): per stage slot i, the i-th audio m-line carries
+    /// slot i's audio and video m-lines `i * RELAY_LAYERS + L` carry its simulcast layer L
+    /// (layers in RID order; `None`, a publisher without simulcast, is layer 0). Every layer
+    /// seen is forwarded (no bandwidth-based choice: relays run inside the operator's network).
+    Relay,
+}
+
+/// Video m-lines per stage slot on a relay session: simulcast layers carried per slot.
+pub const RELAY_LAYERS: usize = 3;
+
+/// An edge's relay session towards an origin, as [`crate::SfuHandle::open_relay`] made it.
+#[derive(Debug, Clone)]
+pub struct RelayOffer {
+    /// The edge's relay session (give it to [`crate::SfuHandle::relay_answer`] and
+    /// [`crate::SfuHandle::close`]).
+    pub session: SessionId,
+    /// The SDP offer (RFC 8866) for the origin's `subscribe(room, SubscribeTarget::Relay, …)`:
+    /// recvonly, `max_slots` audio m-lines and `max_slots * RELAY_LAYERS` video m-lines, with
+    /// the edge shard's host candidates; the edge is the controlling ICE agent (RFC 8445 §6.1.1).
+    pub offer_sdp: String,
+    /// The participant the edge shows for each origin stage slot (`participants[i]` carries
+    /// slot i, with video layers as RIDs `"0"`, `"1"`, `"2"`): put them on the edge's stage
+    /// with [`crate::SfuHandle::set_stage`].
+    pub participants: Vec<ParticipantId>,
 }
 
 /// The answer to an accepted offer.
@@ -84,6 +109,11 @@ pub enum SfuEvent {
         participant: ParticipantId,
         session: SessionId,
     },
+    /// An edge's relay session to an origin connected (ICE + DTLS): media of its
+    /// participants follows.
+    RelayUp { room: RoomId, session: SessionId },
+    /// An edge's relay session ended (closed, failed, timed out): its participants are gone.
+    RelayDown { room: RoomId, session: SessionId },
     /// A subscriber connected.
     SubscriberUp { room: RoomId, session: SessionId },
     /// A subscriber session ended.
@@ -129,6 +159,10 @@ pub enum SfuError {
     /// The offer is valid SDP but asks for something we do not do (→ HTTP 400/422).
     #[error("unsupported offer: {0}")]
     Unsupported(String),
+    /// The relay's SDP answer could not be parsed or does not match the offer, or the session
+    /// is not a relay waiting for its answer; the string says why.
+    #[error("bad SDP answer: {0}")]
+    BadAnswer(String),
     /// The trickle-ICE fragment is malformed (→ HTTP 400).
     #[error("bad SDP fragment: {0}")]
     BadFragment(String),

@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use str0m::Candidate;
+use str0m::change::SdpAnswer;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
 use crate::api::{
-    ChannelClass, MediaAddrs, ParticipantId, PatchOutcome, RoomId, SessionAnswer, SessionId,
-    SfuError, SfuEvent, SubscribeTarget,
+    ChannelClass, MediaAddrs, ParticipantId, PatchOutcome, RelayOffer, RoomId, SessionAnswer,
+    SessionId, SfuError, SfuEvent, SubscribeTarget,
 };
 use crate::bridge::BridgeMedia;
 use crate::config::SfuConfig;
@@ -254,6 +255,66 @@ impl SfuHandle {
             offer: Box::new(offer),
         };
         ask(self.shard(shard)?, false, make, Reply::into_answer).await
+    }
+
+    /// Opens the edge side of a relay of `room` from another node (the origin of its stage
+    /// slots): one str0m session carrying, per origin stage slot, its audio and up to
+    /// [`crate::RELAY_LAYERS`] simulcast layers of its video (DTLS-SRTP over UDP; the edge is
+    /// the controlling ICE agent, RFC 8445 §6.1.1, with its shard's host candidates). Give
+    /// [`RelayOffer::offer_sdp`] to the origin's
+    /// `subscribe(room, SubscribeTarget::Relay, offer)` and its answer to
+    /// [`SfuHandle::relay_answer`]. The relay's participants (one per origin slot, fresh
+    /// random ids) are publishers on this node: put them on the room's stage with
+    /// [`SfuHandle::set_stage`]; their packets reach every shard like a local publisher's,
+    /// keyframe requests for them go upstream (PLI/FIR, throttled per layer). Events:
+    /// [`SfuEvent::RelayUp`] / [`SfuEvent::RelayDown`]; [`SfuHandle::close`] ends it.
+    /// Errors: [`SfuError::Overloaded`], [`SfuError::Stopped`].
+    pub async fn open_relay(&self, room: RoomId) -> Result<RelayOffer, SfuError> {
+        let participants: Vec<ParticipantId> = (0..self.inner.max_slots)
+            .map(|_| ParticipantId(rand::random()))
+            .collect();
+        let shard = self.pick_shard();
+        let session = Self::new_session(shard);
+        let ids = participants.clone();
+        let make = |request| Command::OpenRelay {
+            request,
+            session,
+            room,
+            participants: ids,
+        };
+        let offer_sdp = ask(self.shard(shard)?, false, make, Reply::into_relay_offer).await?;
+        Ok(RelayOffer {
+            session,
+            offer_sdp,
+            participants,
+        })
+    }
+
+    /// Completes an edge relay opened with [`SfuHandle::open_relay`] with the origin's SDP
+    /// answer (RFC 8866; JSEP RFC 8829 §5.3). Errors: [`SfuError::BadAnswer`] (not SDP, it
+    /// does not match the offer — then the relay is closed —, the session is not a relay, or
+    /// it was answered already), [`SfuError::UnknownSession`], [`SfuError::Overloaded`],
+    /// [`SfuError::Stopped`].
+    pub async fn relay_answer(&self, session: SessionId, answer_sdp: &str) -> Result<(), SfuError> {
+        if !answer_sdp.trim_start().starts_with("v=0") {
+            return Err(SfuError::BadAnswer(
+                "it must start with \"v=0\" (RFC 8866 §5)".into(),
+            ));
+        }
+        let answer = SdpAnswer::from_sdp_string(answer_sdp)
+            .map_err(|e| SfuError::BadAnswer(e.to_string()))?;
+        let make = |request| Command::RelayAnswer {
+            request,
+            session,
+            answer: Box::new(answer),
+        };
+        ask(
+            self.shard(session.shard())?,
+            false,
+            make,
+            Reply::into_relay_answered,
+        )
+        .await
     }
 
     /// Applies a trickle-ICE SDP fragment (RFC 8840 §4.4, RFC 9725 §4.3.1): adds its

@@ -79,6 +79,19 @@ impl Layers {
             .retain(|l| now.saturating_duration_since(l.last_seen) < LAYER_EXPIRY);
     }
 
+    /// Layer `n` of `participant`'s video for a relay m-line: the layers seen, in RID order
+    /// (`None`, no simulcast, first). `None` when it has no `n`-th layer (yet).
+    pub fn nth(&self, participant: ParticipantId, n: usize) -> Option<Option<Rid>> {
+        let mut rids: Vec<Option<Rid>> = self
+            .seen
+            .iter()
+            .filter(|l| l.participant == participant)
+            .map(|l| l.rid)
+            .collect();
+        rids.sort_by(|a, b| a.as_deref().cmp(&b.as_deref()));
+        rids.get(n).copied()
+    }
+
     /// Chooses the simulcast layer of `participant` for a budget in bit/s: the highest layer
     /// whose measured bitrate fits, else the lowest. `None` when no video was seen yet.
     pub fn choose(&self, participant: ParticipantId, budget_bps: u64) -> Option<Option<Rid>> {

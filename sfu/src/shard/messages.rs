@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use str0m::Candidate;
+use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 use str0m::net::Protocol;
@@ -87,6 +88,21 @@ pub enum Command {
         room: RoomId,
         target: SubscribeTarget,
         offer: Box<Offer>,
+    },
+    /// Open an edge relay session in `room` towards an origin: makes the offer; replies
+    /// [`Reply::RelayOffer`]. `participants[i]` is the edge's participant for origin slot i.
+    OpenRelay {
+        request: RequestId,
+        session: SessionId,
+        room: RoomId,
+        participants: Vec<ParticipantId>,
+    },
+    /// The origin's answer to a relay offer; replies [`Reply::RelayAnswered`].
+    RelayAnswer {
+        request: RequestId,
+        session: SessionId,
+        /// Boxed: an answer is large next to the other commands.
+        answer: Box<SdpAnswer>,
     },
     /// Trickled remote candidates; replies [`Reply::Patched`].
     Patch {
@@ -164,6 +180,8 @@ impl Command {
             Command::Publish { request, .. }
             | Command::Subscribe { request, .. }
             | Command::Patch { request, .. }
+            | Command::OpenRelay { request, .. }
+            | Command::RelayAnswer { request, .. }
             | Command::Close { request, .. }
             | Command::PublisherHealth { request, .. } => Some(*request),
             _ => None,
@@ -182,6 +200,10 @@ pub enum Reply {
     Closed(Result<(), SfuError>),
     /// To `PublisherHealth`.
     Health(Option<PublisherHealth>),
+    /// To `OpenRelay`: the offer's SDP.
+    RelayOffer(Result<String, SfuError>),
+    /// To `RelayAnswer`.
+    RelayAnswered(Result<(), SfuError>),
 }
 
 impl Reply {
@@ -205,6 +227,22 @@ impl Reply {
     pub fn into_closed(self) -> Option<Result<(), SfuError>> {
         match self {
             Reply::Closed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The answer to `OpenRelay`; `None` for another kind of reply.
+    pub fn into_relay_offer(self) -> Option<Result<String, SfuError>> {
+        match self {
+            Reply::RelayOffer(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The answer to `RelayAnswer`; `None` for another kind of reply.
+    pub fn into_relay_answered(self) -> Option<Result<(), SfuError>> {
+        match self {
+            Reply::RelayAnswered(r) => Some(r),
             _ => None,
         }
     }

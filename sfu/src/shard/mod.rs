@@ -16,7 +16,10 @@
 //! - `subscriber.rs` — subscriber outputs: a forwarder per (slot, kind), payload-type mapping,
 //!   layer choice, data channels;
 //! - `room.rs` — stage and state frame per room; `bridge.rs` — non-WebRTC publishers;
-//!   `tap.rs` — stage taps.
+//!   `tap.rs` — stage taps;
+//! - `relay.rs` — the edge side of an origin → edge relay: one full-ICE str0m peer whose
+//!   packets become [`MediaPacket`]s of one participant per origin stage slot (the origin
+//!   side is a subscriber with [`SubscribeTarget::Relay`]).
 //!
 //! Media flow: a publisher's RTP packet (str0m RTP mode) becomes one [`MediaPacket`] whose
 //! payload is shared (`Arc<[u8]>`). It is dispatched to the local subscribers that show its
@@ -33,6 +36,7 @@ mod media;
 mod messages;
 mod peer;
 mod publisher;
+mod relay;
 mod room;
 mod routing;
 mod stats;
@@ -67,6 +71,7 @@ use crate::offer::Offer;
 use bridge::Bridges;
 use peer::{LocalAddrs, Peer, PeerTable, Polled, Role, accept_offer, feed_peer};
 use publisher::Publisher;
+use relay::RelayIngress;
 use routing::{Effects, Routing};
 use subscriber::Subscriber;
 
@@ -300,7 +305,7 @@ impl ShardCore {
                         &mut self.peers,
                         &mut self.fx,
                         idx,
-                        rid,
+                        SourceKey { participant, rid },
                         kind,
                         now,
                     );
@@ -371,6 +376,23 @@ impl ShardCore {
             } => {
                 let r = self.patch(now, session, ufrag, candidates);
                 self.reply(request, Reply::Patched(r));
+            }
+            Command::OpenRelay {
+                request,
+                session,
+                room,
+                participants,
+            } => {
+                let r = self.open_relay(now, session, room, participants);
+                self.reply(request, Reply::RelayOffer(r));
+            }
+            Command::RelayAnswer {
+                request,
+                session,
+                answer,
+            } => {
+                let r = self.relay_answer(now, session, *answer);
+                self.reply(request, Reply::RelayAnswered(r));
             }
             Command::Close { request, session } => {
                 let r = self.close(session);
@@ -494,6 +516,71 @@ impl ShardCore {
         Ok(answer)
     }
 
+    /// Opens the edge side of a relay in `room`: a full-ICE peer whose offer has one audio and
+    /// `RELAY_LAYERS` video m-lines per entry of `participants` (see `relay.rs`); each
+    /// participant is indexed as a publisher of this peer. Returns the offer's SDP.
+    fn open_relay(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        room: RoomId,
+        participants: Vec<ParticipantId>,
+    ) -> Result<String, SfuError> {
+        let mut rtc = self.local.new_relay_rtc(now);
+        let (ingress, offer) = RelayIngress::new(&mut rtc, participants)?;
+        let ids = ingress.participants().to_vec();
+        let peer = Peer::new(session, room, rtc, None, now, Role::Relay(ingress));
+        let idx = self.peers.insert(peer);
+        for p in ids {
+            self.routing.publishers.insert(p, idx);
+        }
+        info!(shard = self.index, %session, room = room.0, "relay session opened (edge)");
+        self.drive(idx, now);
+        Ok(offer)
+    }
+
+    /// Completes an edge relay with the origin's answer. Errors: [`SfuError::UnknownSession`],
+    /// [`SfuError::BadAnswer`] (not a relay, already answered, or str0m refuses the answer:
+    /// then the relay session is closed).
+    fn relay_answer(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        answer: str0m::change::SdpAnswer,
+    ) -> Result<(), SfuError> {
+        let idx = self
+            .peers
+            .by_session(session)
+            .ok_or(SfuError::UnknownSession)?;
+        let Some(Peer {
+            rtc,
+            role: Role::Relay(relay),
+            ..
+        }) = self.peers.get_mut(idx)
+        else {
+            return Err(SfuError::BadAnswer("not a relay session".into()));
+        };
+        let Some(pending) = relay.take_pending() else {
+            return Err(SfuError::BadAnswer("the relay was already answered".into()));
+        };
+        let result = match feed_peer(rtc, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
+            Ok(Ok(())) => {
+                relay.answered(rtc);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(SfuError::BadAnswer(e.to_string())),
+            Err(_) => Err(SfuError::BadAnswer("answer could not be processed".into())),
+        };
+        match &result {
+            Ok(()) => self.drive(idx, now),
+            Err(e) => {
+                debug!(shard = self.index, %session, error = %e, "relay answer refused");
+                self.remove_peer(idx, "bad relay answer");
+            }
+        }
+        result
+    }
+
     /// A new peer that has accepted `offer`, its role made from its `Rtc` once negotiated.
     fn add_peer(
         &mut self,
@@ -589,6 +676,13 @@ impl ShardCore {
                 debug!(shard = self.index, %session, why, "subscriber session ended");
                 SfuEvent::SubscriberDown { room, session }
             }
+            Role::Relay(r) => {
+                for p in r.participants() {
+                    self.routing.publishers.remove(*p, idx);
+                }
+                info!(shard = self.index, %session, why, "relay session ended (edge)");
+                SfuEvent::RelayDown { room, session }
+            }
         };
         self.fx.out.push_back(Output::Event(event));
     }
@@ -651,6 +745,11 @@ impl ShardCore {
                         // Subscribers waiting for this publisher need a keyframe now.
                         self.refresh_room(room, now);
                     }
+                    Role::Relay(_) => {
+                        info!(shard = self.index, %session, "relay connected (edge)");
+                        self.event(SfuEvent::RelayUp { room, session });
+                        self.refresh_room(room, now);
+                    }
                     Role::Subscriber(_) => {
                         self.event(SfuEvent::SubscriberUp { room, session });
                         self.routing
@@ -662,22 +761,28 @@ impl ShardCore {
                 peer.rtc.disconnect();
             }
             Event::RtpPacket(pkt) => {
-                if let Peer {
-                    rtc,
-                    role: Role::Publisher(p),
-                    ..
-                } = peer
-                {
-                    self.fx.stats.rtp_in += 1;
-                    if let Some(m) = p.media_packet(rtc, room, session, pkt, now) {
-                        self.media_scratch.push(m);
-                    }
+                let m = match peer {
+                    Peer {
+                        rtc,
+                        role: Role::Publisher(p),
+                        ..
+                    } => p.media_packet(rtc, room, session, pkt, now),
+                    Peer {
+                        rtc,
+                        role: Role::Relay(r),
+                        ..
+                    } => r.media_packet(rtc, room, session, pkt, now),
+                    _ => return,
+                };
+                self.fx.stats.rtp_in += 1;
+                if let Some(m) = m {
+                    self.media_scratch.push(m);
                 }
             }
             Event::KeyframeRequest(req) => {
                 let source = match &peer.role {
                     Role::Subscriber(s) => s.source_of(req.mid),
-                    Role::Publisher(_) => None,
+                    Role::Publisher(_) | Role::Relay(_) => None,
                 };
                 if let Some(src) = source {
                     self.request_keyframe(src, req.kind, now);

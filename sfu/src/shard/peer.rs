@@ -20,6 +20,7 @@ use tracing::debug;
 use super::media::codec_config;
 use super::messages::Output;
 use super::publisher::Publisher;
+use super::relay::RelayIngress;
 use super::stats::ShardStats;
 use super::subscriber::Subscriber;
 use crate::api::{ChannelClass, RoomId, SessionId, SfuError};
@@ -55,6 +56,8 @@ pub struct Peer {
 pub enum Role {
     Publisher(Publisher),
     Subscriber(Subscriber),
+    /// The edge side of an origin → edge relay (see `relay.rs`).
+    Relay(RelayIngress),
 }
 
 impl Peer {
@@ -498,6 +501,21 @@ impl LocalAddrs {
                 if let Ok(c) = c {
                     rtc.add_local_candidate(c);
                 }
+            }
+        }
+        rtc
+    }
+
+    /// A new `Rtc` for the edge side of a relay: a full ICE agent (it offers, so it is the
+    /// controlling side, RFC 8445 §6.1.1, and sends the connectivity checks to the ICE-lite
+    /// origin), RTP mode, Venue's codecs, a UDP host candidate per candidate address.
+    pub fn new_relay_rtc(&self, now: Instant) -> Rtc {
+        let mut rc = RtcConfig::new().set_rtp_mode(true);
+        *rc.codec_config() = codec_config();
+        let mut rtc = rc.build(now);
+        for addr in &self.candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
             }
         }
         rtc

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use bytes::Bytes;
 use tracing::info;
@@ -205,7 +205,7 @@ impl Routing {
             return;
         };
         let stage = match s.target {
-            SubscribeTarget::Stage => self.rooms.stage(*room),
+            SubscribeTarget::Stage | SubscribeTarget::Relay => self.rooms.stage(*room),
             SubscribeTarget::Participant(p) => vec![p],
         };
         let mut requests = Vec::new();
@@ -258,7 +258,7 @@ impl Routing {
     ) {
         match self.publishers.get(src.participant) {
             Some(idx) => {
-                self.request_keyframe_local(peers, fx, idx, src.rid, kind, now);
+                self.request_keyframe_local(peers, fx, idx, src, kind, now);
                 peers.mark_dirty(idx);
             }
             None if self.multi_shard => {
@@ -273,24 +273,32 @@ impl Routing {
         }
     }
 
-    /// Sends a PLI/FIR to local publisher `idx`'s layer, throttled per layer
+    /// Sends a PLI/FIR to local publisher `idx`'s layer of `src` (or, for an edge's relay
+    /// peer, upstream on the m-line of `src`), throttled per layer
     /// (`keyframe_request_interval_ms`); a throttled request is deferred, not lost.
     pub fn request_keyframe_local(
         &self,
         peers: &mut PeerTable,
         fx: &mut Effects,
         idx: usize,
-        rid: Option<Rid>,
+        src: SourceKey,
         kind: KeyframeRequestKind,
         now: Instant,
     ) {
-        if let Some(Peer {
-            rtc,
-            role: Role::Publisher(p),
-            ..
-        }) = peers.get_mut(idx)
-            && p.request_keyframe(rtc, rid, kind, now, self.keyframe_interval)
-        {
+        let sent = match peers.get_mut(idx) {
+            Some(Peer {
+                rtc,
+                role: Role::Publisher(p),
+                ..
+            }) => p.request_keyframe(rtc, src.rid, kind, now, self.keyframe_interval),
+            Some(Peer {
+                rtc,
+                role: Role::Relay(r),
+                ..
+            }) => r.request_keyframe(rtc, src, kind, now, self.keyframe_interval),
+            _ => false,
+        };
+        if sent {
             fx.stats.keyframe_requests += 1;
         }
     }
@@ -298,19 +306,33 @@ impl Routing {
     /// Every tick: deferred keyframe requests go out, quiet layers are forgotten, layers are
     /// re-chosen against fresh bandwidth estimates, and pending switches ask again.
     pub fn housekeeping(&mut self, peers: &mut PeerTable, fx: &mut Effects, now: Instant) {
-        for idx in self.publishers.indices() {
-            let deferred = match peers.get_mut(idx) {
+        let mut indices = self.publishers.indices();
+        // A relay peer is the publisher of several participants.
+        indices.sort_unstable();
+        indices.dedup();
+        for idx in indices {
+            let deferred: Vec<(SourceKey, KeyframeRequestKind)> = match peers.get_mut(idx) {
                 Some(Peer {
                     role: Role::Publisher(p),
                     ..
-                }) => p.take_deferred(),
+                }) => {
+                    let participant = p.participant;
+                    p.take_deferred()
+                        .into_iter()
+                        .map(|(rid, kind)| (SourceKey { participant, rid }, kind))
+                        .collect()
+                }
+                Some(Peer {
+                    role: Role::Relay(r),
+                    ..
+                }) => r.take_deferred(),
                 _ => continue,
             };
             if deferred.is_empty() {
                 continue;
             }
-            for (rid, kind) in deferred {
-                self.request_keyframe_local(peers, fx, idx, rid, kind, now);
+            for (src, kind) in deferred {
+                self.request_keyframe_local(peers, fx, idx, src, kind, now);
             }
             peers.mark_dirty(idx);
         }

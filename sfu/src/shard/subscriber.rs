@@ -15,7 +15,7 @@ use tracing::debug;
 use super::layers::Layers;
 use super::media::{CodecKey, MediaPacket, clock_hz};
 use super::stats::ShardStats;
-use crate::api::{ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, SubscribeTarget};
+use crate::api::{ChannelClass, LOSSY_MAX_BUFFERED, ParticipantId, RELAY_LAYERS, SubscribeTarget};
 use crate::forward::{Forwarder, PacketMeta, SourceKey, Verdict};
 use crate::offer::MidLayout;
 
@@ -27,6 +27,8 @@ const MAX_CHANNEL_MESSAGE: usize = 64 * 1024;
 struct TrackOut {
     slot: usize,
     kind: MediaKind,
+    /// Simulcast layer index on a relay's video m-line (0 otherwise).
+    layer: usize,
     mid: Mid,
     ssrc: Option<Ssrc>,
     fwd: Forwarder,
@@ -61,15 +63,21 @@ impl Subscriber {
         initial_bwe: Bitrate,
     ) -> Subscriber {
         let slots = match target {
-            SubscribeTarget::Stage => max_slots,
+            SubscribeTarget::Stage | SubscribeTarget::Relay => max_slots,
             SubscribeTarget::Participant(_) => 1,
         };
+        // A relay carries every simulcast layer of a slot, one video m-line each.
+        let video_layers = match target {
+            SubscribeTarget::Relay => RELAY_LAYERS,
+            _ => 1,
+        };
         let mut tracks = Vec::new();
-        for (kind, mids) in [
-            (MediaKind::Video, &layout.video),
-            (MediaKind::Audio, &layout.audio),
+        for (kind, mids, per_slot) in [
+            (MediaKind::Video, &layout.video, video_layers),
+            (MediaKind::Audio, &layout.audio, 1),
         ] {
-            for (slot, mid) in mids.iter().take(slots).enumerate() {
+            for (i, mid) in mids.iter().take(slots * per_slot).enumerate() {
+                let (slot, layer) = (i / per_slot, i % per_slot);
                 let ssrc = rtc.direct_api().stream_tx_by_mid(*mid, None).map(|s| {
                     s.set_unpaced(true);
                     s.ssrc()
@@ -77,6 +85,7 @@ impl Subscriber {
                 tracks.push(TrackOut {
                     slot,
                     kind,
+                    layer,
                     mid: *mid,
                     ssrc,
                     fwd: Forwarder::new(clock_hz(kind)),
@@ -162,8 +171,13 @@ impl Subscriber {
             .count()
             .max(1) as u64;
         let budget = self.bwe.as_u64() * 9 / 10 / active;
+        let relay = self.target == SubscribeTarget::Relay;
         for t in &mut self.tracks {
-            let key = wanted_source(stage, t.slot, t.kind, &t.fwd, layers, budget);
+            let key = if relay {
+                relay_source(stage, t.slot, t.kind, t.layer, layers)
+            } else {
+                wanted_source(stage, t.slot, t.kind, &t.fwd, layers, budget)
+            };
             retarget(&mut t.fwd, t.kind, key, requests);
         }
     }
@@ -253,6 +267,28 @@ pub fn wanted_source(
             Some(rid) => rid,
             // Nothing seen yet: keep what we have (or wait).
             None => fwd.target().and_then(|k| k.rid),
+        },
+    };
+    Some(SourceKey { participant, rid })
+}
+
+/// The source a relay m-line of stage slot `slot` carries: the slot's audio, or its video
+/// layer `layer` in RID order ([`Layers::nth`]); before any of its video was seen, layer 0 is
+/// the stream without simulcast. `None` for an empty slot or a layer it does not have.
+fn relay_source(
+    stage: &[Option<ParticipantId>],
+    slot: usize,
+    kind: MediaKind,
+    layer: usize,
+    layers: &Layers,
+) -> Option<SourceKey> {
+    let participant = stage.get(slot).copied().flatten()?;
+    let rid = match kind {
+        MediaKind::Audio => None,
+        MediaKind::Video => match layers.nth(participant, layer) {
+            Some(rid) => rid,
+            None if layer == 0 => None,
+            None => return None,
         },
     };
     Some(SourceKey { participant, rid })

@@ -176,3 +176,89 @@ fn a_tcp_close_of_an_unknown_address_is_harmless() {
     assert_eq!(shard.stats().datagrams_dropped, 1);
     assert!(!shard.has_tcp_peer(src));
 }
+
+/// Runs `cmd` and returns the reply to `request`.
+fn ask(shard: &mut ShardCore, now: Instant, cmd: Command) -> Reply {
+    let request = cmd.request().unwrap();
+    shard.handle_input(now, Input::Command(cmd));
+    loop {
+        match shard.poll_output() {
+            Output::Reply { request: r, reply } if r == request => return *reply,
+            Output::Timeout(_) => panic!("no reply"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn relay_offer_has_an_audio_and_relay_layers_video_m_lines_per_slot() {
+    let now = Instant::now();
+    let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut shard = ShardCore::new(0, 1, SfuConfig::default(), vec![addr], now);
+    let participants = vec![ParticipantId(11), ParticipantId(12)];
+    let session = SessionId(0x100);
+    let offer = ask(
+        &mut shard,
+        now,
+        Command::OpenRelay {
+            request: RequestId(1),
+            session,
+            room: RoomId(1),
+            participants,
+        },
+    )
+    .into_relay_offer()
+    .unwrap()
+    .unwrap();
+    let layout = crate::offer::MidLayout::from_sdp(&offer);
+    assert_eq!(layout.audio.len(), 2);
+    assert_eq!(layout.video.len(), 2 * crate::api::RELAY_LAYERS);
+    assert!(offer.contains("a=recvonly"));
+    assert!(
+        !offer.contains("a=ice-lite"),
+        "the edge is a full ICE agent"
+    );
+    assert!(
+        offer.contains("a=candidate"),
+        "host candidates in the offer"
+    );
+    // The relay's participants are publishers of this shard.
+    assert!(shard.routing.publishers.get(ParticipantId(11)).is_some());
+
+    // An answer for an unknown session, and a second answer, are refused.
+    let answer = || {
+        str0m::change::SdpAnswer::from_sdp_string(
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+        )
+        .unwrap()
+    };
+    let r = ask(
+        &mut shard,
+        now,
+        Command::RelayAnswer {
+            request: RequestId(2),
+            session: SessionId(0x200),
+            answer: Box::new(answer()),
+        },
+    );
+    assert!(matches!(
+        r.into_relay_answered(),
+        Some(Err(SfuError::UnknownSession))
+    ));
+    // A mismatched answer closes the relay: its participants are gone.
+    let r = ask(
+        &mut shard,
+        now,
+        Command::RelayAnswer {
+            request: RequestId(3),
+            session,
+            answer: Box::new(answer()),
+        },
+    );
+    assert!(matches!(
+        r.into_relay_answered(),
+        Some(Err(SfuError::BadAnswer(_)))
+    ));
+    assert!(shard.routing.publishers.get(ParticipantId(11)).is_none());
+    assert_eq!(shard.peer_count(), 0);
+}
