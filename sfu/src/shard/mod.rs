@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{KeyframeRequestKind, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input as RtcInput};
+use str0m::net::Protocol;
+use str0m::{Candidate, Event, IceConnectionState};
 use tracing::{debug, info, trace};
 
 pub use candidates::{candidate_addrs, is_advertised_ipv6};
@@ -69,9 +69,8 @@ use crate::forward::SourceKey;
 use crate::health::PublisherHealth;
 use crate::offer::Offer;
 use bridge::Bridges;
-use peer::{LocalAddrs, Peer, PeerTable, Polled, Role, accept_offer, feed_peer};
+use peer::{LocalAddrs, Peer, PeerTable, Polled, Received, Role, accept_offer};
 use publisher::Publisher;
-use relay::RelayIngress;
 use routing::{Effects, Routing};
 use subscriber::Subscriber;
 
@@ -227,16 +226,9 @@ impl ShardCore {
     /// The health of a publisher session on this shard (WHIP peer or bridge) at `now`; `None`
     /// for unknown sessions and subscribers.
     pub fn publisher_health(&self, session: SessionId, now: Instant) -> Option<PublisherHealth> {
-        if let Some(h) = self.bridges.health(session, now) {
-            return Some(h);
-        }
-        match self.peers.get(self.peers.by_session(session)?) {
-            Some(Peer {
-                role: Role::Publisher(p),
-                ..
-            }) => Some(p.health(now)),
-            _ => None,
-        }
+        self.bridges
+            .health(session, now)
+            .or_else(|| self.peers.publisher_health(session, now))
     }
 
     /// A datagram or ICE-TCP frame. Unknown senders are only matched by STUN
@@ -250,38 +242,17 @@ impl ShardCore {
         destination_ip: Option<IpAddr>,
         contents: &[u8],
     ) {
-        let Some(destination) = self.local.local_addr_for(source, destination_ip) else {
-            self.fx.stats.datagrams_dropped += 1;
-            return;
-        };
-        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
-            self.fx.stats.datagrams_dropped += 1;
-            return;
-        };
-        let input = RtcInput::Receive(now, receive);
-        // RFC 7983 §7: STUN is first byte 0..=3.
-        let is_stun = contents.first().is_some_and(|b| *b <= 3);
-        let Some(idx) = self.peers.route(proto, source, is_stun, &input) else {
-            self.fx.stats.datagrams_dropped += 1;
-            trace!(%source, "datagram from unknown address dropped");
-            return;
-        };
-        let ok = match self.peers.get_mut(idx) {
-            Some(p) => {
-                let input = match input {
-                    RtcInput::Receive(_, r) => RtcInput::Receive(p.clock(now), r),
-                    other => other,
-                };
-                matches!(feed_peer(p, |p| p.rtc.handle_input(input)), Ok(Ok(())))
+        match self
+            .peers
+            .receive(&self.local, now, proto, source, destination_ip, contents)
+        {
+            Received::Dropped => self.fx.stats.datagrams_dropped += 1,
+            Received::Failed(idx) => {
+                self.fx.stats.peers_failed += 1;
+                self.remove_peer(idx, "input error");
             }
-            None => false,
-        };
-        if !ok {
-            self.fx.stats.peers_failed += 1;
-            self.remove_peer(idx, "input error");
-            return;
+            Received::Fed(idx) => self.drive(idx, now),
         }
-        self.drive(idx, now);
     }
 
     /// A message from another shard.
@@ -322,15 +293,8 @@ impl ShardCore {
             let Some(idx) = self.peers.next_due(now, held) else {
                 break;
             };
-            let ok = match self.peers.get_mut(idx) {
-                Some(p) => matches!(
-                    feed_peer(p, |p| {
-                        let at = p.clock(now);
-                        p.rtc.handle_input(RtcInput::Timeout(at))
-                    }),
-                    Ok(Ok(()))
-                ),
-                None => continue,
+            let Some(ok) = self.peers.feed_timeout(idx, now) else {
+                continue;
             };
             if !ok {
                 self.fx.stats.peers_failed += 1;
@@ -526,14 +490,14 @@ impl ShardCore {
         room: RoomId,
         participants: Vec<ParticipantId>,
     ) -> Result<String, SfuError> {
-        let mut rtc = self.local.new_relay_rtc(now);
-        let (ingress, offer) = RelayIngress::new(&mut rtc, participants)?;
-        let ids = ingress.participants().to_vec();
-        let peer = Peer::new(session, room, rtc, None, now, Role::Relay(ingress));
-        let idx = self.peers.insert(peer);
-        for p in ids {
-            self.routing.publishers.insert(p, idx);
-        }
+        let (idx, offer) = relay::open(
+            &mut self.peers,
+            &mut self.routing.publishers,
+            &self.local,
+            now,
+            (session, room),
+            participants,
+        )?;
         info!(shard = self.index, %session, room = room.0, "relay session opened (edge)");
         self.drive(idx, now);
         Ok(offer)
@@ -560,17 +524,7 @@ impl ShardCore {
         else {
             return Err(SfuError::BadAnswer("not a relay session".into()));
         };
-        let Some(pending) = relay.take_pending() else {
-            return Err(SfuError::BadAnswer("the relay was already answered".into()));
-        };
-        let result = match feed_peer(rtc, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
-            Ok(Ok(())) => {
-                relay.answered(rtc);
-                Ok(())
-            }
-            Ok(Err(e)) => Err(SfuError::BadAnswer(e.to_string())),
-            Err(_) => Err(SfuError::BadAnswer("answer could not be processed".into())),
-        };
+        let result = relay.accept_answer(rtc, answer);
         match &result {
             Ok(()) => self.drive(idx, now),
             Err(e) => {
@@ -660,30 +614,7 @@ impl ShardCore {
             return;
         };
         peer.rtc.disconnect();
-        let (room, session) = (peer.room, peer.session);
-        let event = match &peer.role {
-            Role::Publisher(p) => {
-                self.routing.publishers.remove(p.participant, idx);
-                info!(shard = self.index, %session, participant = p.participant.0, why, "publisher session ended");
-                SfuEvent::PublisherDown {
-                    room,
-                    participant: p.participant,
-                    session,
-                }
-            }
-            Role::Subscriber(_) => {
-                self.routing.rooms.remove_subscriber(room, idx);
-                debug!(shard = self.index, %session, why, "subscriber session ended");
-                SfuEvent::SubscriberDown { room, session }
-            }
-            Role::Relay(r) => {
-                for p in r.participants() {
-                    self.routing.publishers.remove(*p, idx);
-                }
-                info!(shard = self.index, %session, why, "relay session ended (edge)");
-                SfuEvent::RelayDown { room, session }
-            }
-        };
+        let event = self.routing.forget_peer(idx, &peer, why);
         self.fx.out.push_back(Output::Event(event));
     }
 
@@ -732,59 +663,30 @@ impl ShardCore {
         let (room, session) = (peer.room, peer.session);
         match event {
             Event::Connected => {
-                peer.connected = true;
-                match &peer.role {
-                    Role::Publisher(p) => {
-                        info!(shard = self.index, %session, participant = p.participant.0, "publisher connected");
-                        let participant = p.participant;
-                        self.event(SfuEvent::PublisherUp {
-                            room,
-                            participant,
-                            session,
-                        });
-                        // Subscribers waiting for this publisher need a keyframe now.
-                        self.refresh_room(room, now);
-                    }
-                    Role::Relay(_) => {
-                        info!(shard = self.index, %session, "relay connected (edge)");
-                        self.event(SfuEvent::RelayUp { room, session });
-                        self.refresh_room(room, now);
-                    }
-                    Role::Subscriber(_) => {
-                        self.event(SfuEvent::SubscriberUp { room, session });
-                        self.routing
-                            .refresh_targets(&mut self.peers, &mut self.fx, idx, now);
-                    }
+                let up = peer.connected();
+                let subscriber = matches!(up, SfuEvent::SubscriberUp { .. });
+                self.event(up);
+                if subscriber {
+                    self.routing
+                        .refresh_targets(&mut self.peers, &mut self.fx, idx, now);
+                } else {
+                    // Subscribers waiting for this source need a keyframe now.
+                    self.routing
+                        .refresh_room(&mut self.peers, &mut self.fx, room, now);
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 peer.rtc.disconnect();
             }
             Event::RtpPacket(pkt) => {
-                let m = match peer {
-                    Peer {
-                        rtc,
-                        role: Role::Publisher(p),
-                        ..
-                    } => p.media_packet(rtc, room, session, pkt, now),
-                    Peer {
-                        rtc,
-                        role: Role::Relay(r),
-                        ..
-                    } => r.media_packet(rtc, room, session, pkt, now),
-                    _ => return,
-                };
-                self.fx.stats.rtp_in += 1;
-                if let Some(m) = m {
+                if let Some(m) = peer.media_packet(pkt, now, &mut self.fx.stats) {
                     self.media_scratch.push(m);
                 }
             }
             Event::KeyframeRequest(req) => {
-                let source = match &peer.role {
-                    Role::Subscriber(s) => s.source_of(req.mid),
-                    Role::Publisher(_) | Role::Relay(_) => None,
-                };
-                if let Some(src) = source {
+                if let Role::Subscriber(s) = &peer.role
+                    && let Some(src) = s.source_of(req.mid)
+                {
                     self.request_keyframe(src, req.kind, now);
                 }
             }
@@ -850,7 +752,8 @@ impl ShardCore {
         self.drop_participant(participant);
         self.bridges
             .open(session, room, participant, &mut self.fx.out);
-        self.refresh_room(room, now);
+        self.routing
+            .refresh_room(&mut self.peers, &mut self.fx, room, now);
     }
 
     /// Packetizes one bridge frame and forwards it like a WebRTC publisher's packets.
@@ -884,11 +787,6 @@ impl ShardCore {
         }
         self.routing
             .dispatch(&mut self.peers, &mut self.fx, pkt, now);
-    }
-
-    fn refresh_room(&mut self, room: RoomId, now: Instant) {
-        self.routing
-            .refresh_room(&mut self.peers, &mut self.fx, room, now);
     }
 
     fn request_keyframe(&mut self, src: SourceKey, kind: KeyframeRequestKind, now: Instant) {

@@ -13,18 +13,22 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
+use str0m::net::Receive;
 use str0m::net::{Protocol, TcpType};
+use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, Input as RtcInput, Output as RtcOutput, Rtc, RtcConfig};
-use tracing::debug;
+use tracing::{debug, info, trace};
 
+use super::media::MediaPacket;
 use super::media::codec_config;
 use super::messages::Output;
 use super::publisher::Publisher;
 use super::relay::RelayIngress;
 use super::stats::ShardStats;
 use super::subscriber::Subscriber;
-use crate::api::{ChannelClass, RoomId, SessionId, SfuError};
+use crate::api::{ChannelClass, RoomId, SessionId, SfuError, SfuEvent};
 use crate::config::SfuConfig;
+use crate::health::PublisherHealth;
 
 /// Timeout cycles one poll runs for a peer whose str0m timeout is already due.
 const MAX_IMMEDIATE_CYCLES: usize = 64;
@@ -60,7 +64,58 @@ pub enum Role {
     Relay(RelayIngress),
 }
 
+/// What became of a datagram or ICE-TCP frame ([`PeerTable::receive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Not for any peer (unknown sender and not STUN, or unusable): drop and count it.
+    Dropped,
+    /// Peer `idx`'s str0m failed on it: drop the peer.
+    Failed(usize),
+    /// Fed to peer `idx`: drive it.
+    Fed(usize),
+}
+
 impl Peer {
+    /// ICE and DTLS completed: marks the peer connected and returns the event that says so
+    /// (`PublisherUp`, `SubscriberUp` or `RelayUp`).
+    pub fn connected(&mut self) -> SfuEvent {
+        self.connected = true;
+        let (room, session) = (self.room, self.session);
+        match &self.role {
+            Role::Publisher(p) => {
+                info!(%session, participant = p.participant.0, "publisher connected");
+                SfuEvent::PublisherUp {
+                    room,
+                    participant: p.participant,
+                    session,
+                }
+            }
+            Role::Relay(_) => {
+                info!(%session, "relay connected (edge)");
+                SfuEvent::RelayUp { room, session }
+            }
+            Role::Subscriber(_) => SfuEvent::SubscriberUp { room, session },
+        }
+    }
+
+    /// A publisher's or relay's incoming RTP packet as a [`MediaPacket`] for the forwarders
+    /// (counted in `stats.rtp_in`); `None` for subscribers and packets not forwarded.
+    pub fn media_packet(
+        &mut self,
+        pkt: RtpPacket,
+        now: Instant,
+        stats: &mut ShardStats,
+    ) -> Option<MediaPacket> {
+        let (room, session) = (self.room, self.session);
+        let m = match &mut self.role {
+            Role::Publisher(p) => p.media_packet(&mut self.rtc, room, session, pkt, now),
+            Role::Relay(r) => r.media_packet(&mut self.rtc, room, session, pkt, now),
+            Role::Subscriber(_) => return None,
+        };
+        stats.rtp_in += 1;
+        m
+    }
+
     /// A peer that has not connected yet; its first timeout is now.
     pub fn new(
         session: SessionId,
@@ -326,6 +381,71 @@ impl PeerTable {
             return Some(idx);
         }
         None
+    }
+
+    /// Routes a datagram or ICE-TCP frame to its peer and feeds it. Unknown senders are only
+    /// matched by STUN (`Rtc::accepts`, RFC 7983 §7: first byte 0..=3); anything else from
+    /// them is [`Received::Dropped`].
+    pub fn receive(
+        &mut self,
+        local: &LocalAddrs,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination_ip: Option<IpAddr>,
+        contents: &[u8],
+    ) -> Received {
+        let Some(destination) = local.local_addr_for(source, destination_ip) else {
+            return Received::Dropped;
+        };
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
+            return Received::Dropped;
+        };
+        let input = RtcInput::Receive(now, receive);
+        let is_stun = contents.first().is_some_and(|b| *b <= 3);
+        let Some(idx) = self.route(proto, source, is_stun, &input) else {
+            trace!(%source, "datagram from unknown address dropped");
+            return Received::Dropped;
+        };
+        let ok = match self.get_mut(idx) {
+            Some(p) => {
+                let input = match input {
+                    RtcInput::Receive(_, r) => RtcInput::Receive(p.clock(now), r),
+                    other => other,
+                };
+                matches!(feed_peer(p, |p| p.rtc.handle_input(input)), Ok(Ok(())))
+            }
+            None => false,
+        };
+        if ok {
+            Received::Fed(idx)
+        } else {
+            Received::Failed(idx)
+        }
+    }
+
+    /// Feeds peer `idx` its timeout at `now`; `Some(false)` when str0m failed (drop the
+    /// peer), `None` for a free index.
+    pub fn feed_timeout(&mut self, idx: usize, now: Instant) -> Option<bool> {
+        let p = self.get_mut(idx)?;
+        Some(matches!(
+            feed_peer(p, |p| {
+                let at = p.clock(now);
+                p.rtc.handle_input(RtcInput::Timeout(at))
+            }),
+            Ok(Ok(()))
+        ))
+    }
+
+    /// The health of publisher session `session` at `now`; `None` for others.
+    pub fn publisher_health(&self, session: SessionId, now: Instant) -> Option<PublisherHealth> {
+        match self.get(self.by_session(session)?) {
+            Some(Peer {
+                role: Role::Publisher(p),
+                ..
+            }) => Some(p.health(now)),
+            _ => None,
+        }
     }
 
     /// Writes one frame to subscriber `idx`'s data channel of `class`; it leaves with the

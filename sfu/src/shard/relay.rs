@@ -19,9 +19,34 @@ use str0m::rtp::{RtpPacket, Ssrc};
 use tracing::trace;
 
 use super::media::{CodecKey, MediaPacket};
+use super::peer::{LocalAddrs, Peer, PeerTable, Role};
+use super::publisher::Publishers;
 use crate::api::{ParticipantId, RELAY_LAYERS, RoomId, SessionId, SfuError};
 use crate::forward::SourceKey;
 use crate::keyframe::is_keyframe_start;
+
+/// Opens the edge side of a relay `(session, room)`: a full-ICE peer in `peers` whose offer
+/// has one audio and [`RELAY_LAYERS`] video m-lines per entry of `participants`, each
+/// participant indexed in `publishers` as a publisher of this peer. Returns the peer's index
+/// and the offer's SDP. Errors: [`SfuError`] from building the offer.
+pub fn open(
+    peers: &mut PeerTable,
+    publishers: &mut Publishers,
+    local: &LocalAddrs,
+    now: Instant,
+    (session, room): (SessionId, RoomId),
+    participants: Vec<ParticipantId>,
+) -> Result<(usize, String), SfuError> {
+    let mut rtc = local.new_relay_rtc(now);
+    let (ingress, offer) = RelayIngress::new(&mut rtc, participants)?;
+    let ids = ingress.participants().to_vec();
+    let peer = Peer::new(session, room, rtc, None, now, Role::Relay(ingress));
+    let idx = peers.insert(peer);
+    for p in ids {
+        publishers.insert(p, idx);
+    }
+    Ok((idx, offer))
+}
 
 /// The RID the edge gives relay video layer `layer` (`"0"`, `"1"`, `"2"`).
 pub fn layer_rid(layer: usize) -> Rid {
@@ -108,6 +133,27 @@ impl RelayIngress {
     }
 
     /// The pending offer, to accept the answer against; `None` once answered.
+    /// Applies the origin's `answer` to `rtc` (this relay's peer). Errors:
+    /// [`SfuError::BadAnswer`] — already answered, or str0m refuses it (the caller then
+    /// closes the relay).
+    pub fn accept_answer(
+        &mut self,
+        rtc: &mut Rtc,
+        answer: str0m::change::SdpAnswer,
+    ) -> Result<(), SfuError> {
+        let Some(pending) = self.take_pending() else {
+            return Err(SfuError::BadAnswer("the relay was already answered".into()));
+        };
+        match super::peer::feed_peer(rtc, |rtc| rtc.sdp_api().accept_answer(pending, answer)) {
+            Ok(Ok(())) => {
+                self.answered(rtc);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(SfuError::BadAnswer(e.to_string())),
+            Err(_) => Err(SfuError::BadAnswer("answer could not be processed".into())),
+        }
+    }
+
     pub fn take_pending(&mut self) -> Option<SdpPendingOffer> {
         self.pending.take()
     }

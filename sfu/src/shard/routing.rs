@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use bytes::Bytes;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::media::{MediaPacket, ShardMsg};
 use super::messages::{Output, TapId};
@@ -21,7 +21,7 @@ use super::publisher::Publishers;
 use super::room::Rooms;
 use super::stats::ShardStats;
 use super::tap::Taps;
-use crate::api::{ChannelClass, ParticipantId, RoomId, SubscribeTarget};
+use crate::api::{ChannelClass, ParticipantId, RoomId, SfuEvent, SubscribeTarget};
 use crate::forward::SourceKey;
 
 /// What the core hands to the shell, and its counters.
@@ -123,6 +123,35 @@ impl Routing {
         self.rooms.entry(room);
         self.taps.open(tap, room, self.max_slots);
         self.refresh_taps(peers, fx, now);
+    }
+
+    /// Forgets removed peer `idx` (its publisher, subscriber or relay entries) and returns the
+    /// event that announces its end.
+    pub fn forget_peer(&mut self, idx: usize, peer: &Peer, why: &str) -> SfuEvent {
+        let (room, session) = (peer.room, peer.session);
+        match &peer.role {
+            Role::Publisher(p) => {
+                self.publishers.remove(p.participant, idx);
+                info!(%session, participant = p.participant.0, why, "publisher session ended");
+                SfuEvent::PublisherDown {
+                    room,
+                    participant: p.participant,
+                    session,
+                }
+            }
+            Role::Subscriber(_) => {
+                self.rooms.remove_subscriber(room, idx);
+                debug!(%session, why, "subscriber session ended");
+                SfuEvent::SubscriberDown { room, session }
+            }
+            Role::Relay(r) => {
+                for p in r.participants() {
+                    self.publishers.remove(*p, idx);
+                }
+                info!(%session, why, "relay session ended (edge)");
+                SfuEvent::RelayDown { room, session }
+            }
+        }
     }
 
     /// Keeps `frame` as `room`'s state frame (sent to every subscriber whose channel opens
