@@ -198,6 +198,8 @@ impl From<SfuError> for ApiError {
             SfuError::IceRestartUnsupported => ApiError::Unprocessable(e.to_string()),
             SfuError::UnknownSession => ApiError::NotFound("no such session".into()),
             SfuError::Overloaded | SfuError::Stopped => ApiError::Unavailable(e.to_string()),
+            // Another node's relay answer was refused: an upstream failure, not the caller's.
+            SfuError::BadAnswer(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(format!("media plane: {other}")),
         }
     }
@@ -217,6 +219,7 @@ mod tests {
             (SfuError::UnknownSession, 404),
             (SfuError::Overloaded, 503),
             (SfuError::Stopped, 503),
+            (SfuError::BadAnswer("x".into()), 503),
             (SfuError::Io(std::io::Error::other("x")), 500),
         ];
         for (e, status) in cases {
