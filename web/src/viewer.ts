@@ -53,6 +53,7 @@ import { RoomFx } from "./fx";
 import { ChatPanel } from "./chat";
 import { LivingRoom } from "./viewer/living-room";
 import { Program } from "./viewer/program";
+import { DEAD_GRACE_MS, MOVE_JITTER_MS, Moves } from "./viewer/relocation";
 import {
   fromProto,
   fromRoomInfo,
@@ -655,58 +656,13 @@ window.addEventListener("pagehide", () => {
 
 // ---------- cluster: moving to another node ----------
 
-/** A page told to move, or one whose node died, re-joins after a random delay below this (ms). */
-const MOVE_JITTER_MS = 900;
-/**
- * How long a connection may stay `disconnected` before the page takes its node for dead and
- * re-joins, ms. Browsers report `disconnected` after ~2–3 s without a packet from the server
- * (media and consent-check answers both count), so a dead node is noticed within ~3 s.
- */
-const DEAD_GRACE_MS = 500;
-
-/** A small notice over the stage while the page moves to another node. */
-const moveNotice = h("div", { class: "movenotice", role: "status", "aria-live": "polite" });
-moveNotice.hidden = true;
-roomEl.append(moveNotice);
+/** The move notice and the record of moves: web/src/viewer/relocation.ts. */
+const moves = new Moves(roomEl, venue, client, () =>
+  venue.mode !== "webrtc" || !useMedia || venue.pc?.connectionState === "connected",
+);
+const startRelocation = (why: Relocation["why"], detail: string) => moves.start(why, detail);
+const maybeRelocated = () => moves.maybeBack();
 let moveTimer: ReturnType<typeof setTimeout> | null = null;
-let moveHideTimer: ReturnType<typeof setTimeout> | null = null;
-/** The move in progress (or the last one). */
-let relocation: Relocation | null = null;
-
-/** Starts a move (once until it is back): records it, shows the notice, keeps the chat shown. */
-function startRelocation(why: Relocation["why"], detail: string): Relocation {
-  if (relocation && relocation.back === null) return relocation;
-  relocation = { why, detail, at: performance.now(), back: null };
-  venue.relocations.push(relocation);
-  client.carryOverChat();
-  if (moveHideTimer) clearTimeout(moveHideTimer);
-  moveHideTimer = null;
-  moveNotice.dataset.why = why;
-  moveNotice.replaceChildren(
-    h("span", { class: "spinner", "aria-hidden": "true" }),
-    why === "moving" ? "Moving you to another server…" : "Connection lost — reconnecting…",
-  );
-  moveNotice.classList.remove("done");
-  moveNotice.hidden = false;
-  return relocation;
-}
-
-/** Ends the move once the page watches again: WebRTC connected with the event channel open, or the WebSocket joined. */
-function maybeRelocated() {
-  const r = relocation;
-  if (!r || r.back !== null) return;
-  const mediaOk = venue.mode !== "webrtc" || !useMedia || venue.pc?.connectionState === "connected";
-  const eventsOk = client.state.joined;
-  if (!mediaOk || !eventsOk) return;
-  r.back = performance.now();
-  console.info(`venue: back after ${r.why} in ${Math.round(r.back - r.at)} ms`);
-  moveNotice.replaceChildren("You're back in the room");
-  moveNotice.classList.add("done");
-  moveHideTimer = setTimeout(() => {
-    moveHideTimer = null;
-    if (relocation?.back !== null) moveNotice.hidden = true;
-  }, 1500);
-}
 
 /**
  * `ServerMessage.moving`: our node drains. After a random delay below `MOVE_JITTER_MS` (a
