@@ -143,3 +143,23 @@ pub fn codec_config() -> CodecConfig {
     );
     c
 }
+
+/// The payload types `rtc` negotiated: payload type → codec key and clock rate (Hz). Read
+/// once a session's offer or answer is accepted; shared by publishers and relay ingress.
+pub fn negotiated_codecs(rtc: &str0m::Rtc) -> Vec<(str0m::media::Pt, CodecKey, u32)> {
+    rtc.codec_config()
+        .params()
+        .iter()
+        .map(|p| {
+            let spec = p.spec();
+            (
+                p.pt(),
+                CodecKey {
+                    codec: spec.codec,
+                    profile: spec.format.profile_level_id,
+                },
+                spec.clock_rate.get(),
+            )
+        })
+        .collect()
+}

@@ -11,6 +11,7 @@ use str0m::rtp::{RtpPacket, Ssrc};
 use tracing::trace;
 
 use super::layers::Layers;
+use super::media::negotiated_codecs;
 use super::media::{CodecKey, MediaPacket};
 use crate::api::{ParticipantId, RoomId, SessionId};
 use crate::forward::SourceKey;
@@ -37,22 +38,7 @@ impl Publisher {
     /// A publisher whose `rtc` has accepted its offer (the negotiated payload types are read
     /// from it).
     pub fn new(participant: ParticipantId, rtc: &Rtc) -> Publisher {
-        let codecs = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .map(|p| {
-                let spec = p.spec();
-                (
-                    p.pt(),
-                    CodecKey {
-                        codec: spec.codec,
-                        profile: spec.format.profile_level_id,
-                    },
-                    spec.clock_rate.get(),
-                )
-            })
-            .collect();
+        let codecs = negotiated_codecs(rtc);
         Publisher {
             participant,
             streams: Vec::new(),

@@ -18,7 +18,7 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{RtpPacket, Ssrc};
 use tracing::trace;
 
-use super::media::{CodecKey, MediaPacket};
+use super::media::{CodecKey, MediaPacket, negotiated_codecs};
 use super::peer::{LocalAddrs, Peer, PeerTable, Role};
 use super::publisher::Publishers;
 use crate::api::{ParticipantId, RELAY_LAYERS, RoomId, SessionId, SfuError};
@@ -75,7 +75,8 @@ pub struct RelayIngress {
     /// The offer, until the origin's answer arrives.
     pending: Option<SdpPendingOffer>,
     /// Payload type → codec, from the negotiated parameters.
-    codecs: Vec<(Pt, CodecKey)>,
+    /// Payload type → codec and clock rate (Hz), as negotiated.
+    codecs: Vec<(Pt, CodecKey, u32)>,
     /// ssrc → index into `lines`, learnt from str0m.
     streams: Vec<(Ssrc, usize)>,
     /// Last keyframe request per (participant, layer).
@@ -160,21 +161,7 @@ impl RelayIngress {
 
     /// Reads the negotiated payload types from `rtc` once the answer is accepted.
     pub fn answered(&mut self, rtc: &Rtc) {
-        self.codecs = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .map(|p| {
-                let spec = p.spec();
-                (
-                    p.pt(),
-                    CodecKey {
-                        codec: spec.codec,
-                        profile: spec.format.profile_level_id,
-                    },
-                )
-            })
-            .collect();
+        self.codecs = negotiated_codecs(rtc);
     }
 
     /// Turns one relayed RTP packet into a [`MediaPacket`] of the slot's participant and
