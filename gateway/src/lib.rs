@@ -280,9 +280,16 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         Some(c) => c.bus(),
         None => Arc::new(local_bus),
     };
-    let state_handle = rooms::spawn(store.clone(), sfu.clone(), events, hub_deps, bus.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
+    let state_handle = rooms::spawn(
+        store.clone(),
+        sfu.clone(),
+        events,
+        hub_deps,
+        bus.clone(),
+        cluster.as_ref().map(|c| c.tracks().clone()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
     let _ = load_state.set(state_handle.clone());
     let recordings = media::recording::Recordings::open(
         store.clone(),
@@ -364,7 +371,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 }
 
 /// The heartbeat's load reader: WebRTC viewers from the state actor (once it runs), CPU from
-/// the overflow sampler. Egress bit/s is not measured yet; relays do not exist yet.
+/// the overflow sampler, relays (both sides) from the state actor. Egress bit/s is not
+/// measured yet.
 fn load_reader(
     state: Arc<std::sync::OnceLock<StateHandle>>,
     overflow: overflow::Overflow,
@@ -373,15 +381,17 @@ fn load_reader(
         let state = state.get().cloned();
         let cpu_percent = overflow.cpu_percent();
         Box::pin(async move {
-            let viewers = match state {
-                Some(s) => s.stats().await.map_or(0, |s| s.viewers),
-                None => 0,
+            let stats = match state {
+                Some(s) => s.stats().await.ok(),
+                None => None,
             };
+            let (viewers, relays) =
+                stats.map_or((0, 0), |s| (s.viewers, s.relays_in + s.relays_out));
             Load {
                 cpu_percent,
                 webrtc_viewers: u64::try_from(viewers).unwrap_or(u64::MAX),
                 egress_bps: None,
-                relays: 0,
+                relays: u64::try_from(relays).unwrap_or(u64::MAX),
             }
         })
     })

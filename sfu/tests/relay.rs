@@ -9,139 +9,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use str0m::format::Codec;
-use str0m::media::{
-    Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Simulcast, SimulcastLayer,
-};
-use str0m::net::{Protocol, Receive};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Simulcast, SimulcastLayer};
 use str0m::rtp::Ssrc;
-use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::mpsc::Receiver;
 use venue_sfu::{
     Offer, ParticipantId, RelayOffer, RoomId, SessionId, SfuConfig, SfuError, SfuEvent, SfuHandle,
     SubscribeTarget,
 };
 use venue_tests::h264::{depacketize, ffprobe_decode};
-use venue_tests::media_files::{H264Stream, OpusStream, ffmpeg_h264, ffmpeg_opus};
-
-/// One received RTP packet.
-struct Rx {
-    at: Instant,
-    ssrc: Ssrc,
-    seq: u64,
-    payload: Vec<u8>,
-}
-
-/// A str0m peer on a non-blocking loopback socket; each step drains every waiting datagram.
-struct Peer {
-    rtc: Rtc,
-    socket: UdpSocket,
-    addr: SocketAddr,
-    video_mid: Option<Mid>,
-    audio_mid: Option<Mid>,
-    video: Vec<Rx>,
-    audio: usize,
-    keyframe_requests: usize,
-}
-
-impl Peer {
-    fn new(rtp_mode: bool) -> Peer {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_nonblocking(true).unwrap();
-        let addr = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(rtp_mode).build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        Peer {
-            rtc,
-            socket,
-            addr,
-            video_mid: None,
-            audio_mid: None,
-            video: Vec::new(),
-            audio: 0,
-            keyframe_requests: 0,
-        }
-    }
-
-    fn step(&mut self) {
-        let mut buf = [0u8; 2000];
-        while let Ok((n, src)) = self.socket.recv_from(&mut buf) {
-            if let Ok(r) = Receive::new(Protocol::Udp, src, self.addr, &buf[..n]) {
-                let _ = self.rtc.handle_input(Input::Receive(Instant::now(), r));
-            }
-            self.drain();
-        }
-        let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        loop {
-            match self.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
-                Ok(Output::Event(Event::RtpPacket(p))) => {
-                    let mid = self
-                        .rtc
-                        .direct_api()
-                        .stream_rx(&p.header.ssrc)
-                        .map(|s| s.mid());
-                    if mid.is_some() && mid == self.video_mid {
-                        self.video.push(Rx {
-                            at: Instant::now(),
-                            ssrc: p.header.ssrc,
-                            seq: *p.seq_no,
-                            payload: p.payload.to_vec(),
-                        });
-                    } else {
-                        self.audio += 1;
-                    }
-                }
-                Ok(Output::Event(Event::KeyframeRequest(_))) => self.keyframe_requests += 1,
-                Ok(Output::Event(_)) => {}
-                Ok(Output::Timeout(_)) | Err(_) => return,
-            }
-        }
-    }
-
-    /// Sends one Annex B access unit (frame mode) on the video m-line, optionally on a RID.
-    fn send_video(&mut self, rid: Option<&str>, ts_90k: u64, data: Vec<u8>) {
-        let mut w = self.rtc.writer(self.video_mid.unwrap()).unwrap();
-        if let Some(rid) = rid {
-            w = w.rid(rid.into());
-        }
-        let pt = w
-            .payload_params()
-            .find(|p| {
-                p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1)
-            })
-            .unwrap()
-            .pt();
-        w.write(pt, Instant::now(), MediaTime::from_90khz(ts_90k), data)
-            .unwrap();
-    }
-
-    fn send_audio(&mut self, ts_48k: u64, data: Vec<u8>) {
-        let w = self.rtc.writer(self.audio_mid.unwrap()).unwrap();
-        let pt = w.payload_params().next().unwrap().pt();
-        w.write(
-            pt,
-            Instant::now(),
-            MediaTime::new(ts_48k, Frequency::FORTY_EIGHT_KHZ),
-            data,
-        )
-        .unwrap();
-    }
-}
+use venue_tests::media_files::{ffmpeg_h264, ffmpeg_opus};
+use venue_tests::media_peer::{MediaPeer as Peer, Playback, Rx};
 
 /// A publisher on `sfu`: video (simulcast with `rids`) and audio, sendonly, frame mode.
 async fn publish(sfu: &SfuHandle, room: RoomId, id: ParticipantId, rids: &[&str]) -> Peer {
-    let mut p = Peer::new(false);
+    let mut p = Peer::new(false).unwrap();
     let mut api = p.rtc.sdp_api();
     let simulcast = (!rids.is_empty()).then(|| {
         let mut s = Simulcast::new();
@@ -171,7 +55,7 @@ async fn publish(sfu: &SfuHandle, room: RoomId, id: ParticipantId, rids: &[&str]
 
 /// A stage viewer on `sfu` (one video, one audio m-line), RTP mode.
 async fn view(sfu: &SfuHandle, room: RoomId) -> (Peer, SessionId) {
-    let mut p = Peer::new(true);
+    let mut p = Peer::new(true).unwrap();
     let mut api = p.rtc.sdp_api();
     let v = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let a = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -221,61 +105,6 @@ fn start() -> (SfuHandle, Receiver<SfuEvent>) {
         ..SfuConfig::default()
     })
     .unwrap()
-}
-
-/// An ffmpeg stream played in real time: H.264 at 30 fps, Opus every 20 ms.
-struct Playback {
-    video: H264Stream,
-    audio: OpusStream,
-    start: Instant,
-    next_video: usize,
-    next_audio: usize,
-}
-
-impl Playback {
-    fn new(video: H264Stream, audio: OpusStream) -> Playback {
-        Playback {
-            video,
-            audio,
-            start: Instant::now(),
-            next_video: 0,
-            next_audio: 0,
-        }
-    }
-
-    /// Sends what is due; true once everything was sent.
-    fn tick(&mut self, p: &mut Peer) -> bool {
-        let elapsed = self.start.elapsed();
-        while self.next_video < self.video.frames.len()
-            && elapsed >= Duration::from_millis(33 * self.next_video as u64)
-        {
-            let f = &self.video.frames[self.next_video];
-            let mut data = Vec::new();
-            if f.keyframe {
-                for n in [&self.video.sps, &self.video.pps] {
-                    data.extend_from_slice(&[0, 0, 0, 1]);
-                    data.extend_from_slice(n);
-                }
-            }
-            for n in &f.nalus {
-                if f.keyframe && matches!(n.first().map(|b| b & 0x1f), Some(7 | 8)) {
-                    continue;
-                }
-                data.extend_from_slice(&[0, 0, 0, 1]);
-                data.extend_from_slice(n);
-            }
-            p.send_video(None, 3000 * self.next_video as u64, data);
-            self.next_video += 1;
-        }
-        while self.next_audio < self.audio.packets.len()
-            && elapsed >= Duration::from_millis(20 * self.next_audio as u64)
-        {
-            let data = self.audio.packets[self.next_audio].clone();
-            p.send_audio(960 * self.next_audio as u64, data);
-            self.next_audio += 1;
-        }
-        self.next_video >= self.video.frames.len() && self.next_audio >= self.audio.packets.len()
-    }
 }
 
 /// Steps every peer until `done` holds or `timeout` passes; `tick` runs first on each round
@@ -402,7 +231,7 @@ async fn stage_slot_relayed_origin_to_edge() {
             &mut [&mut p1, &mut viewer, &mut direct],
             Duration::from_secs(10),
             |ps| {
-                if play.tick(ps[0]) && finished_at.is_none() {
+                if play.tick(ps[0]).unwrap() && finished_at.is_none() {
                     finished_at = Some(Instant::now());
                 }
                 finished_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500))
@@ -479,7 +308,7 @@ async fn stage_slot_relayed_origin_to_edge() {
                     data.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
                     data.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88]);
                     data.extend(std::iter::repeat_n(0x55u8, 200));
-                    ps[0].send_video(None, ts, data);
+                    ps[0].send_video(None, ts, data).unwrap();
                     next = Instant::now() + Duration::from_millis(50);
                 }
                 if sent_at.len() < 1200 && Instant::now() >= next {
@@ -490,7 +319,7 @@ async fn stage_slot_relayed_origin_to_edge() {
                     data.extend_from_slice(format!("{n:06}").as_bytes());
                     data.extend(std::iter::repeat_n(0x55u8, 198));
                     ts += 360;
-                    ps[0].send_video(None, ts, data);
+                    ps[0].send_video(None, ts, data).unwrap();
                     sent_at.push(Instant::now());
                 }
                 sent_at.len() >= 1200
@@ -568,7 +397,7 @@ async fn stage_slot_relayed_origin_to_edge() {
             &mut [&mut p2, &mut viewer, &mut p1],
             Duration::from_secs(10),
             |ps| {
-                if play2.tick(ps[0]) && finished_at.is_none() {
+                if play2.tick(ps[0]).unwrap() && finished_at.is_none() {
                     finished_at = Some(Instant::now());
                 }
                 finished_at.is_some_and(|t| t.elapsed() > Duration::from_millis(500))
@@ -617,7 +446,7 @@ async fn stage_slot_relayed_origin_to_edge() {
             &mut [&mut p2, &mut viewer],
             Duration::from_millis(1500),
             |ps| {
-                play3.tick(ps[0]);
+                play3.tick(ps[0]).unwrap();
                 if t0.elapsed() < Duration::from_millis(200) {
                     settled = ps[1].video.len();
                 }
@@ -713,7 +542,7 @@ async fn simulcast_layers_cross_the_relay() {
                             data.extend_from_slice(&[0, 0, 0, 1, 0x41, tag]);
                         }
                         data.extend(std::iter::repeat_n(tag, size));
-                        ps[0].send_video(Some(rid), frame * 3000, data);
+                        ps[0].send_video(Some(rid), frame * 3000, data).unwrap();
                     }
                     frame += 1;
                 }

@@ -10,6 +10,7 @@ pub mod audio;
 pub mod h264;
 pub mod load;
 pub mod media_files;
+pub mod media_peer;
 pub mod mp4;
 pub mod peer;
 pub mod postgres;

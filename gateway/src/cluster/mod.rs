@@ -11,6 +11,7 @@
 //!   messages);
 //! - [`registry`]: the node registry (heartbeat with load, live nodes, protocol versions);
 //! - [`bus`]: [`bus::RedisBus`], the [`crate::bus::Bus`] over Redis pub/sub;
+//! - [`tracks`]: who owns a live streamer's tracks, relay requests to the origin;
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
@@ -31,6 +32,7 @@ pub mod lease;
 pub mod readiness;
 pub mod registry;
 pub mod secrets;
+pub mod tracks;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,6 +49,7 @@ use self::registry::{
     Registry,
 };
 use self::secrets::ClusterSecrets;
+use self::tracks::Tracks;
 use crate::bus::{Bus, LocalBus};
 use crate::config::Secret;
 use crate::config::cluster::ClusterSettings;
@@ -159,6 +162,7 @@ pub struct Cluster {
     bus: Arc<RedisBus>,
     beat: Arc<Heartbeat>,
     heartbeat: AbortHandle,
+    tracks: Tracks,
     /// Other cluster tasks (leadership contests), aborted when the cluster stops.
     tasks: std::sync::Mutex<Vec<AbortHandle>>,
 }
@@ -220,11 +224,13 @@ impl Cluster {
             live_nodes = view.live.len(),
             "joined the cluster"
         );
+        let tracks = Tracks::new(conn.clone(), auth.clone(), registry.clone());
         Ok(Cluster {
             settings,
             secrets,
             auth,
             conn,
+            tracks,
             registry,
             bus,
             beat,
@@ -256,6 +262,11 @@ impl Cluster {
     /// The node's command connection (leases, registry).
     pub fn redis(&self) -> &ConnectionManager {
         &self.conn
+    }
+
+    /// Track ownership and relay requests ([`tracks`]).
+    pub fn tracks(&self) -> &Tracks {
+        &self.tracks
     }
 
     /// The registry.

@@ -178,7 +178,8 @@ pub fn router_over(state: AppState) -> Router {
         ));
 
     let internal = match &state.cluster {
-        Some(cluster) => internal::routes(cluster.clone()),
+        Some(cluster) => internal::routes(cluster.clone())
+            .merge(internal::media_routes(state.clone(), cluster.clone())),
         None => Router::new(),
     };
 

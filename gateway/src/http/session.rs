@@ -57,6 +57,11 @@ pub(crate) async fn create(
                 .subscribe(room.into(), SubscribeTarget::Participant(None), offer)
                 .await?
         }
+        SessionKind::Relay => {
+            app.sfu
+                .subscribe(room.into(), SubscribeTarget::Relay, offer)
+                .await?
+        }
     };
     let tag = etag(&answer);
     app.state

@@ -12,6 +12,7 @@ use venue_proto::v1;
 use venue_sfu::{SessionId, SfuEvent, SfuHandle};
 
 use super::StateError;
+use super::cluster::ClusterLink;
 use super::core::{Core, Effect, PublishNotice};
 use super::session::SessionInfo;
 use super::view::{RoomView, Stats};
@@ -21,7 +22,7 @@ use crate::ids::{RoomId, StreamerId};
 use crate::store::{Room, Stage, Store};
 use crate::webhooks::{Event, PublishData};
 
-enum Command {
+pub(super) enum Command {
     SessionCreated {
         session: SessionId,
         info: SessionInfo,
@@ -82,6 +83,21 @@ enum Command {
     ClosePublishers {
         streamers: Vec<(RoomId, StreamerId)>,
         reply: oneshot::Sender<usize>,
+    },
+    /// Cluster mode ([`super::cluster`]): owners of `room`'s stage streamers on other nodes.
+    Owners {
+        room: RoomId,
+        owners: Vec<(StreamerId, Option<String>)>,
+    },
+    RelayOpened {
+        room: RoomId,
+        origin: String,
+        session: SessionId,
+        participants: Vec<venue_sfu::ParticipantId>,
+    },
+    RelayFailed {
+        room: RoomId,
+        origin: String,
     },
 }
 
@@ -273,6 +289,8 @@ struct Shell {
     /// Streamer name of each announced publisher session (a deleted streamer's
     /// `publish.stopped` still carries it).
     publisher_names: HashMap<SessionId, String>,
+    /// Cluster mode: track owners and relays.
+    cluster: Option<ClusterLink>,
 }
 
 impl Shell {
@@ -342,6 +360,22 @@ impl Shell {
                         hub.stage(stage).await;
                     }
                     self.sfu.set_room_state(room, frame).await
+                }
+                Effect::LiveChanged {
+                    room,
+                    streamer,
+                    live,
+                } => {
+                    if let Some(link) = &self.cluster {
+                        link.live_changed(self.bus.clone(), room, streamer, live);
+                    }
+                    Ok(())
+                }
+                Effect::OpenRelay { room, origin } => {
+                    if let Some(link) = &self.cluster {
+                        link.open_relay(self.sfu.clone(), room, origin);
+                    }
+                    Ok(())
                 }
                 Effect::Close(session) => {
                     self.bus.publish(Announcement::SessionClosed(session));
@@ -459,6 +493,15 @@ impl Shell {
         if let Err(e) = result {
             tracing::warn!(error = %e, ?change, "could not re-read a changed room");
         }
+        // Who is live where may have changed with it.
+        if let Some(link) = &self.cluster {
+            let rooms = self.core.stage_streamers();
+            let rooms = match change {
+                RoomChange::Room(id) => rooms.into_iter().filter(|(r, _)| *r == id).collect(),
+                RoomChange::Resync => rooms,
+            };
+            link.look_up_later(rooms);
+        }
     }
 
     /// Tells every node (this one included) that room `id`'s stored state changed.
@@ -558,6 +601,20 @@ impl Shell {
             Command::Hubs { reply } => {
                 let _ = reply.send(self.hubs.values().cloned().collect());
             }
+            Command::Owners { room, owners } => {
+                let effects = self.core.set_owners(room, owners, now);
+                self.apply(effects).await;
+            }
+            Command::RelayOpened {
+                room,
+                origin,
+                session,
+                participants,
+            } => {
+                let effects = self.core.relay_opened(room, origin, session, participants);
+                self.apply(effects).await;
+            }
+            Command::RelayFailed { room, origin } => self.core.relay_failed(room, origin, now),
             Command::ClosePublishers { streamers, reply } => {
                 let mut closed = 0;
                 for (room_id, streamer) in streamers {
@@ -625,6 +682,7 @@ pub async fn spawn(
     mut events: mpsc::Receiver<SfuEvent>,
     hub_deps: HubDeps,
     bus: Arc<dyn Bus>,
+    tracks: Option<crate::cluster::tracks::Tracks>,
 ) -> Result<StateHandle, StateError> {
     let revision_base = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -638,15 +696,19 @@ pub async fn spawn(
         hubs: HashMap::new(),
         bus: bus.clone(),
         publisher_names: HashMap::new(),
+        cluster: None,
     };
+    let (tx, mut rx) = mpsc::channel::<Command>(256);
+    shell.cluster = tracks.map(|t| ClusterLink::new(t, tx.downgrade()));
     for room in shell.store.rooms().await? {
         shell.load_room(&room).await?;
     }
-    let (tx, mut rx) = mpsc::channel::<Command>(256);
     let mut changes = bus.room_changes();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_millis(250));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = tokio::time::interval(crate::cluster::tracks::REFRESH_INTERVAL);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events_open = true;
         let mut changes_open = true;
         loop {
@@ -676,6 +738,11 @@ pub async fn spawn(
                 _ = ticker.tick() => {
                     let effects = shell.core.tick(Instant::now());
                     shell.apply(effects).await;
+                }
+                _ = refresh.tick(), if shell.cluster.is_some() => {
+                    if let Some(link) = &shell.cluster {
+                        link.refresh(shell.core.live_here(), shell.core.stage_streamers());
+                    }
                 }
             }
         }

@@ -5,12 +5,13 @@
 // A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
 #![deny(clippy::disallowed_methods)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use venue_sfu::{ParticipantId, SessionId, SfuEvent};
 
+use super::relays::{RelayAction, Relays};
 use super::session::{SessionInfo, SessionKind};
 use super::view::{RoomView, SlotView, Stats, stage_frame};
 use crate::ids::{RoomId, StreamerId};
@@ -43,6 +44,19 @@ pub enum Effect {
     PublishStarted(PublishNotice),
     /// A registered publisher session ended: `publish.stopped`.
     PublishStopped(PublishNotice),
+    /// Streamer `streamer` of `room` went live on this node (`live`) or offline here: in
+    /// cluster mode this node claims (or releases) its tracks and tells the other nodes.
+    LiveChanged {
+        room: RoomId,
+        streamer: StreamerId,
+        live: bool,
+    },
+    /// Open a relay of `room` from node `origin` (cluster mode): the shell answers with
+    /// [`Core::relay_opened`] or [`Core::relay_failed`].
+    OpenRelay {
+        room: RoomId,
+        origin: String,
+    },
 }
 
 #[derive(Debug)]
@@ -76,6 +90,8 @@ pub struct Core {
     /// Publisher sessions announced with `Effect::PublishStarted` and not yet stopped: each
     /// gets exactly one `PublishStopped`, whichever path ends it.
     announced: HashMap<SessionId, PublishNotice>,
+    /// Stage streamers live on other nodes and the relays from them (cluster mode).
+    relays: Relays,
 }
 
 impl Core {
@@ -92,6 +108,7 @@ impl Core {
             live: HashMap::new(),
             early_up: HashSet::new(),
             announced: HashMap::new(),
+            relays: Relays::default(),
         }
     }
 
@@ -186,7 +203,7 @@ impl Core {
         previews: bool,
         now: Instant,
     ) -> Vec<Effect> {
-        let (mut effects, was_live) = self.close_sessions(streamer, previews);
+        let (mut effects, was_live) = self.close_sessions(room_id, streamer, previews);
         if was_live && self.on_stage(room_id, streamer) {
             effects.extend(self.push(room_id, now));
         }
@@ -195,14 +212,19 @@ impl Core {
 
     /// Removes and returns (as `Effect::Close`) the sessions of `streamer`, and the stage and
     /// preview changes that follow; whether it was live.
-    fn close_sessions(&mut self, streamer: StreamerId, previews: bool) -> (Vec<Effect>, bool) {
+    fn close_sessions(
+        &mut self,
+        room: RoomId,
+        streamer: StreamerId,
+        previews: bool,
+    ) -> (Vec<Effect>, bool) {
         let mut closed: Vec<SessionId> = self
             .sessions
             .iter()
             .filter(|(_, info)| match info.kind {
                 SessionKind::Publisher { streamer: s, .. } => s == streamer,
                 SessionKind::Preview(s) => previews && s == streamer,
-                SessionKind::Viewer => false,
+                SessionKind::Viewer | SessionKind::Relay => false,
             })
             .map(|(s, _)| *s)
             .collect();
@@ -224,6 +246,13 @@ impl Core {
             effects.extend(self.active_changed(streamer));
         }
         let was_live = self.live.remove(&streamer).is_some_and(|s| !s.is_empty());
+        if was_live {
+            effects.push(Effect::LiveChanged {
+                room,
+                streamer,
+                live: false,
+            });
+        }
         (effects, was_live)
     }
 
@@ -243,7 +272,7 @@ impl Core {
                 }
             }
         }
-        let (mut effects, was_live) = self.close_sessions(streamer, true);
+        let (mut effects, was_live) = self.close_sessions(room_id, streamer, true);
         if stage_changed {
             effects.push(self.stage_effect(room_id));
         }
@@ -293,8 +322,10 @@ impl Core {
             } => {
                 effects.extend(self.publisher_registered(room, streamer, participant, session, now))
             }
-            SessionKind::Preview(streamer) => {
-                effects.push(Effect::Retarget(session, self.active_participant(streamer)));
+            SessionKind::Preview(_) | SessionKind::Relay => {
+                if let SessionKind::Preview(streamer) = kind {
+                    effects.push(Effect::Retarget(session, self.active_participant(streamer)));
+                }
                 // Its SubscriberUp may have come first: it is not a viewer.
                 if self
                     .rooms
@@ -304,7 +335,8 @@ impl Core {
                     effects.extend(self.viewers_changed(room, now));
                 }
             }
-            SessionKind::Viewer => {}
+            // Relays for the stage open while the viewer's ICE runs.
+            SessionKind::Viewer => effects.extend(self.plan_relays(now)),
         }
         effects
     }
@@ -326,7 +358,7 @@ impl Core {
         }
         let older: Vec<SessionId> = list.drain(..).map(|(s, _)| s).collect();
         list.push((session, participant));
-        let was_live = self.is_live(streamer);
+        let was_live = self.is_live_here(streamer);
         // An older session stays in `live` until the SFU reports it down, so a reconnecting
         // streamer does not flicker offline while both are up.
         for s in older {
@@ -339,8 +371,15 @@ impl Core {
             self.live.entry(streamer).or_default().insert(session);
         }
         effects.extend(self.active_changed(streamer));
-        if was_live != self.is_live(streamer) && self.on_stage(room, streamer) {
-            effects.extend(self.push(room, now));
+        if was_live != self.is_live_here(streamer) {
+            effects.push(Effect::LiveChanged {
+                room,
+                streamer,
+                live: true,
+            });
+            if self.on_stage(room, streamer) {
+                effects.extend(self.push(room, now));
+            }
         }
         effects
     }
@@ -360,7 +399,7 @@ impl Core {
                 self.publisher_ended(info.room, streamer, session, now)
             }
             SessionKind::Viewer => self.subscriber_down(info.room, session, now),
-            SessionKind::Preview(_) => Vec::new(),
+            SessionKind::Preview(_) | SessionKind::Relay => Vec::new(),
         }
     }
 
@@ -385,10 +424,18 @@ impl Core {
                 let set = self.live.entry(streamer).or_default();
                 let was_live = !set.is_empty();
                 set.insert(session);
-                if !was_live && self.on_stage(room, streamer) {
-                    return self.push(room, now);
+                if was_live {
+                    return Vec::new();
                 }
-                Vec::new()
+                let mut effects = vec![Effect::LiveChanged {
+                    room,
+                    streamer,
+                    live: true,
+                }];
+                if self.on_stage(room, streamer) {
+                    effects.extend(self.push(room, now));
+                }
+                effects
             }
             SfuEvent::PublisherDown { room, session, .. } => {
                 self.early_up.remove(&session);
@@ -410,7 +457,7 @@ impl Core {
                 if matches!(
                     self.sessions.get(&session),
                     Some(SessionInfo {
-                        kind: SessionKind::Preview(_),
+                        kind: SessionKind::Preview(_) | SessionKind::Relay,
                         ..
                     })
                 ) {
@@ -430,6 +477,10 @@ impl Core {
                 self.sessions.remove(&session);
                 self.subscriber_down(room.into(), session, now)
             }
+            SfuEvent::RelayDown { session, .. } => match self.relays.down(session, now) {
+                Some(room) => vec![self.stage_effect(room)],
+                None => Vec::new(),
+            },
             SfuEvent::ChannelMessage {
                 room,
                 session,
@@ -457,7 +508,9 @@ impl Core {
             })
             .map(|(id, _)| *id)
             .collect();
-        due.into_iter().flat_map(|id| self.push(id, now)).collect()
+        let mut effects: Vec<Effect> = due.into_iter().flat_map(|id| self.push(id, now)).collect();
+        effects.extend(self.plan_relays(now));
+        effects
     }
 
     /// The room called `name`.
@@ -509,9 +562,116 @@ impl Core {
         ids
     }
 
-    /// Whether streamer `id` has a publisher session up.
+    /// Whether streamer `id` is live: a publisher session up on this node, or (cluster mode)
+    /// on another node.
     pub fn is_live(&self, id: StreamerId) -> bool {
+        self.is_live_here(id) || self.relays.owner(id).is_some()
+    }
+
+    /// Whether streamer `id` has a publisher session up on this node.
+    pub fn is_live_here(&self, id: StreamerId) -> bool {
         self.live.get(&id).is_some_and(|s| !s.is_empty())
+    }
+
+    /// The streamers live on this node (cluster mode: the tracks this node owns).
+    pub fn live_here(&self) -> Vec<StreamerId> {
+        let mut ids: Vec<StreamerId> = self
+            .live
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Each room's stage streamers (cluster mode: whose owners to look up).
+    pub fn stage_streamers(&self) -> Vec<(RoomId, Vec<StreamerId>)> {
+        self.rooms
+            .iter()
+            .map(|(id, r)| (*id, r.slots.iter().flatten().map(|(s, _)| *s).collect()))
+            .collect()
+    }
+
+    /// Cluster mode: the owner of each stage streamer of `room` other than this node (`None`:
+    /// offline elsewhere), as read from Redis. The room's slots showing those streamers, its
+    /// live flags and the relays this node needs follow.
+    pub fn set_owners(
+        &mut self,
+        room: RoomId,
+        owners: Vec<(StreamerId, Option<String>)>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let before = self.view_live(room);
+        let mut changed = false;
+        for (id, owner) in owners {
+            changed |= self.relays.set_owner(id, owner);
+        }
+        if !changed {
+            return Vec::new();
+        }
+        let mut effects = self.plan_relays(now);
+        effects.push(self.stage_effect(room));
+        if self.view_live(room) != before {
+            effects.extend(self.push(room, now));
+        }
+        effects
+    }
+
+    /// The relay of `room` from `origin` opened as `session` with one participant per origin
+    /// stage slot: the slots it carries show it.
+    pub fn relay_opened(
+        &mut self,
+        room: RoomId,
+        origin: String,
+        session: SessionId,
+        participants: Vec<ParticipantId>,
+    ) -> Vec<Effect> {
+        match self.relays.opened(room, origin, session, participants) {
+            Some(unwanted) => vec![Effect::Close(unwanted)],
+            None => vec![self.stage_effect(room)],
+        }
+    }
+
+    /// Opening the relay of `room` from `origin` failed (retried while still needed).
+    pub fn relay_failed(&mut self, room: RoomId, origin: String, now: Instant) {
+        self.relays.failed(room, origin, now);
+    }
+
+    /// The relays to open or close now: one per (room, origin) for each room with WebRTC
+    /// viewers on this node and a stage streamer live only on `origin`.
+    fn plan_relays(&mut self, now: Instant) -> Vec<Effect> {
+        let mut wanted = BTreeSet::new();
+        for (id, r) in &self.rooms {
+            if self.webrtc_viewers(*id) == 0 {
+                continue;
+            }
+            for (s, _) in r.slots.iter().flatten() {
+                if let Some(origin) = self.relays.owner(*s)
+                    && !self.is_live_here(*s)
+                {
+                    wanted.insert((*id, origin.to_owned()));
+                }
+            }
+        }
+        self.relays
+            .plan(&wanted, now)
+            .into_iter()
+            .map(|a| match a {
+                RelayAction::Open { room, origin } => Effect::OpenRelay { room, origin },
+                RelayAction::Close(session) => Effect::Close(session),
+            })
+            .collect()
+    }
+
+    /// The live flags of `room`'s slots.
+    fn view_live(&self, room: RoomId) -> Vec<bool> {
+        self.rooms.get(&room).map_or_else(Vec::new, |r| {
+            r.slots
+                .iter()
+                .map(|s| s.as_ref().is_some_and(|(id, _)| self.is_live(*id)))
+                .collect()
+        })
     }
 
     /// The media-plane id of streamer `id`'s active publisher session (the newest the
@@ -544,6 +704,12 @@ impl Core {
             rooms: self.rooms.len(),
             sessions: self.sessions.len(),
             publishers_live: self.live.values().filter(|s| !s.is_empty()).count(),
+            relays_in: self.relays.up(),
+            relays_out: self
+                .sessions
+                .values()
+                .filter(|s| s.kind == SessionKind::Relay)
+                .count(),
             viewers: self.rooms.values().map(|r| r.viewers.len()).sum(),
         }
     }
@@ -583,8 +749,15 @@ impl Core {
         if now_offline {
             self.live.remove(&streamer);
         }
-        if removed && now_offline && self.on_stage(room, streamer) {
-            effects.extend(self.push(room, now));
+        if removed && now_offline {
+            effects.push(Effect::LiveChanged {
+                room,
+                streamer,
+                live: false,
+            });
+            if self.on_stage(room, streamer) {
+                effects.extend(self.push(room, now));
+            }
         }
         effects
     }
@@ -638,13 +811,19 @@ impl Core {
     }
 
     fn stage_effect(&self, id: RoomId) -> Effect {
+        let id_room = id;
         let slots = self
             .rooms
             .get(&id)
             .map(|r| {
                 r.slots
                     .iter()
-                    .map(|s| s.as_ref().and_then(|(id, _)| self.active_participant(*id)))
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let (id, _) = s.as_ref()?;
+                        self.active_participant(*id)
+                            .or_else(|| self.relays.participant(id_room, i, *id))
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -21,7 +21,9 @@
 //! and [`StateHandle`]).
 
 pub mod actor;
+pub mod cluster;
 pub mod core;
+pub mod relays;
 pub mod session;
 pub mod view;
 

@@ -23,6 +23,9 @@ pub enum SessionKind {
     /// An admin's live preview of one streamer (not counted as a viewer); it follows the
     /// streamer's active publisher session.
     Preview(StreamerId),
+    /// Cluster mode: another node's relay of this room's stage (`POST /internal/relay/{room}`,
+    /// [`crate::cluster::tracks`]); not counted as a viewer.
+    Relay,
 }
 
 /// A session the gateway created.

@@ -37,6 +37,10 @@ pub struct Stats {
     pub sessions: usize,
     pub publishers_live: usize,
     pub viewers: usize,
+    /// Cluster mode: relays from other nodes open on this node (edge side).
+    pub relays_in: usize,
+    /// Cluster mode: other nodes' relays of this node's stages (origin side).
+    pub relays_out: usize,
 }
 
 /// The `ServerMessage::Stage` frame of a room view.

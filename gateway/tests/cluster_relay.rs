@@ -1,0 +1,379 @@
+//! Cluster mode, media across nodes (issue 11 item 4): three in-process nodes on one
+//! PostgreSQL database and one Redis, real UDP on loopback, real ICE and DTLS-SRTP everywhere.
+//! A WHIP publisher (a str0m peer playing an ffmpeg H.264 stream and Opus) is live on node A
+//! on stage slot 0, Debian's ffmpeg publishes over RTMP to node C on slot 1; a WHEP viewer on
+//! node B decodes both slots, which reach B over one relay from A and one from C. Then the
+//! admin API on C moves slot 0 to a third streamer publishing on C, and B's viewer shows it on
+//! the same PeerConnection. The origins count the relays as relays, not viewers. Waits poll
+//! a condition with a deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::ADMIN;
+use common::cluster::{Node, RedisServer, SECRET, build_on, serve};
+use serde_json::{Value, json};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind, Mid};
+use venue_gateway::config::RtmpConfig;
+use venue_tests::h264::{depacketize, ffprobe_decode};
+use venue_tests::media_files::{ffmpeg_h264, ffmpeg_opus};
+use venue_tests::media_peer::{MediaPeer, Playback};
+use venue_tests::postgres::Postgres;
+
+/// An admin call on `node`: the JSON answer (asserting a 2xx).
+async fn admin(
+    client: &reqwest::Client,
+    node: &Node,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let r = client
+        .request(method.parse().unwrap(), node.url(path))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Posts `offer` to `url` (WHIP with `key`, or WHEP) and returns the SDP answer.
+async fn post_sdp(
+    client: &reqwest::Client,
+    url: String,
+    key: Option<&str>,
+    offer: String,
+) -> String {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/sdp")
+        .body(offer);
+    if let Some(key) = key {
+        req = req.header("authorization", format!("Bearer {key}"));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 201, "{text}");
+    text
+}
+
+/// A WHIP publisher (video + audio, sendonly, frame mode) live on `node` with `key`.
+async fn publisher(client: &reqwest::Client, node: &Node, key: &str) -> MediaPeer {
+    let mut p = MediaPeer::new(false).unwrap();
+    let mut api = p.rtc.sdp_api();
+    let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = post_sdp(
+        client,
+        node.url("/api/whip"),
+        Some(key),
+        offer.to_sdp_string(),
+    )
+    .await;
+    p.rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    p.video_mid = Some(v);
+    p.audio_mid = Some(a);
+    p
+}
+
+/// A WHEP viewer of room `main` on `node`: two video + audio pairs (stage slots 0 and 1), RTP
+/// mode. Returns the peer and its two video m-lines.
+async fn viewer(client: &reqwest::Client, node: &Node) -> (MediaPeer, [Mid; 2]) {
+    let mut p = MediaPeer::new(true).unwrap();
+    let mut api = p.rtc.sdp_api();
+    let v0 = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let v1 = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = post_sdp(
+        client,
+        node.url("/api/whep/main"),
+        None,
+        offer.to_sdp_string(),
+    )
+    .await;
+    p.rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    (p, [v0, v1])
+}
+
+/// What the viewer decoded on video m-line `mid` from its `from`-th video packet on: (pictures,
+/// width, height).
+fn decoded(viewer: &MediaPeer, mid: Mid, from: usize) -> (u64, u32, u32) {
+    let mut packets: Vec<(u64, Vec<u8>)> = viewer.video[from..]
+        .iter()
+        .filter(|r| r.mid == mid)
+        .map(|r| (r.seq, r.payload.clone()))
+        .collect();
+    packets.sort_by_key(|(seq, _)| *seq);
+    packets.dedup_by_key(|(seq, _)| *seq);
+    let payloads: Vec<Vec<u8>> = packets.into_iter().map(|(_, p)| p).collect();
+    match ffprobe_decode(&depacketize(&payloads)) {
+        Ok(d) => (d.frames, d.width, d.height),
+        Err(_) => (0, 0, 0),
+    }
+}
+
+/// The RTMP publisher: Debian's ffmpeg sending `seconds` of a 640x360 test pattern and a tone.
+fn ffmpeg_rtmp(rtmp: std::net::SocketAddr, key: &str, seconds: u32) -> common::KillOnDrop {
+    let child = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size=640x360:rate=30:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
+        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
+    common::KillOnDrop(child)
+}
+
+/// Steps `peers` (the first one plays `play` when given) until `done` holds; panics after
+/// `limit` with `what`. Runs on a blocking thread of the test's runtime.
+fn run_until(
+    peers: &mut [&mut MediaPeer],
+    mut play: Option<&mut Playback>,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&[&mut MediaPeer]) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(play) = play.as_deref_mut() {
+            let _ = play.tick(peers[0]);
+        }
+        for p in peers.iter_mut() {
+            p.step();
+        }
+        if done(peers) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("not within {limit:?}: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiation() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let start = |id: &'static str| {
+        let (redis, database) = (redis.url(), database.clone());
+        async move { build_on(&redis, id, SECRET, Some(&database)).await.unwrap() }
+    };
+    let (app, listener, dir) = start("node-a").await;
+    let a = serve(app, listener, dir);
+    let (app, listener, dir) = start("node-b").await;
+    let b = serve(app, listener, dir);
+    let (app, listener, dir) = start("node-c").await;
+    let rtmp = venue_gateway::media::rtmp::spawn(
+        app.rtmp.clone(),
+        RtmpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..RtmpConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c = serve(app, listener, dir);
+    let client = reqwest::Client::new();
+
+    let mut streamers = Vec::new();
+    for name in ["Ann", "Cy", "Bob"] {
+        let r = admin(
+            &client,
+            &a,
+            "POST",
+            "/api/admin/rooms/main/streamers",
+            json!({ "name": name }),
+        )
+        .await;
+        streamers.push((
+            r["id"].as_i64().unwrap(),
+            r["stream_key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (ann, cy, bob) = (&streamers[0], &streamers[1], &streamers[2]);
+    admin(
+        &client,
+        &c,
+        "PUT",
+        "/api/admin/rooms/main/stage",
+        json!({ "layout": 2, "slots": [ann.0, cy.0] }),
+    )
+    .await;
+
+    // Ann over WHIP on A (320x240), Cy over RTMP on C (640x360), Bob over WHIP on C (480x272).
+    let ann_media = (
+        ffmpeg_h264(12.0, 320, 240, 30, 30).unwrap(),
+        ffmpeg_opus(12.0, 2).unwrap(),
+    );
+    let bob_media = (
+        ffmpeg_h264(12.0, 480, 272, 30, 30).unwrap(),
+        ffmpeg_opus(12.0, 2).unwrap(),
+    );
+    let mut ann_peer = publisher(&client, &a, &ann.1).await;
+    let _ffmpeg = ffmpeg_rtmp(rtmp, &cy.1, 20);
+    let mut bob_peer = publisher(&client, &c, &bob.1).await;
+
+    // B shows both slots live (it reads the owners from Redis), before any viewer.
+    let both_live = Arc::new(AtomicBool::new(false));
+    let poll = {
+        let (client, url, flag) = (client.clone(), b.url("/api/rooms/main"), both_live.clone());
+        tokio::spawn(async move {
+            loop {
+                let text = client.get(&url).send().await.unwrap().text().await.unwrap();
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if v["slots"][0]["live"] == true && v["slots"][1]["live"] == true {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    tokio::task::block_in_place(|| {
+        run_until(
+            &mut [&mut ann_peer, &mut bob_peer],
+            None,
+            Duration::from_secs(10),
+            "B sees slots 0 and 1 live",
+            |_| both_live.load(Ordering::SeqCst),
+        )
+    });
+    poll.abort();
+    assert_eq!(
+        b.state.state.stats().await.unwrap().relays_in,
+        0,
+        "no viewer on B, no relay"
+    );
+
+    // A viewer on B decodes both slots: Ann through the relay from A, Cy through the one from C.
+    let (mut view, [v0, v1]) = viewer(&client, &b).await;
+    let joined = Instant::now();
+    let mut play_ann = Playback::new(ann_media.0, ann_media.1);
+    let first = tokio::task::block_in_place(|| {
+        let mut first = None;
+        run_until(
+            &mut [&mut ann_peer, &mut view, &mut bob_peer],
+            Some(&mut play_ann),
+            Duration::from_secs(15),
+            "B's viewer receives video on both slots",
+            |ps| {
+                let v = &ps[1].video;
+                let has = |mid| v.iter().filter(|r| r.mid == mid).count() > 60;
+                if first.is_none() && v.iter().any(|r| r.mid == v0) {
+                    first = Some(joined.elapsed());
+                }
+                has(v0) && has(v1)
+            },
+        );
+        first
+    });
+    println!("viewer on B: first slot-0 packet relayed from A {first:?} after its WHEP POST");
+    let (frames0, w0, h0) = decoded(&view, v0, 0);
+    let (frames1, w1, h1) = decoded(&view, v1, 0);
+    println!(
+        "slot 0 (A, WHIP): {frames0} pictures {w0}x{h0}; slot 1 (C, RTMP): {frames1} pictures {w1}x{h1}"
+    );
+    assert!(
+        frames0 >= 10 && (w0, h0) == (320, 240),
+        "slot 0 decodes Ann's 320x240"
+    );
+    assert!(
+        frames1 >= 10 && (w1, h1) == (640, 360),
+        "slot 1 decodes Cy's 640x360"
+    );
+
+    // One relay per origin on B; each origin has one relay session and no viewer.
+    let (sa, sb, sc) = (
+        a.state.state.stats().await.unwrap(),
+        b.state.state.stats().await.unwrap(),
+        c.state.state.stats().await.unwrap(),
+    );
+    assert_eq!(sb.relays_in, 2, "B relays from A and from C");
+    assert_eq!((sa.relays_out, sc.relays_out), (1, 1));
+    assert_eq!(
+        (sa.viewers, sb.viewers, sc.viewers),
+        (0, 1, 0),
+        "relays are not viewers"
+    );
+
+    // The admin API on C moves slot 0 to Bob (live on C): B's viewer shows Bob on the same
+    // PeerConnection, with no new offer.
+    admin(
+        &client,
+        &c,
+        "PUT",
+        "/api/admin/rooms/main/stage",
+        json!({ "layout": 2, "slots": [bob.0, cy.0] }),
+    )
+    .await;
+    let mark = view.video.len();
+    let mut play_bob = Playback::new(bob_media.0, bob_media.1);
+    tokio::task::block_in_place(|| {
+        run_until(
+            &mut [&mut bob_peer, &mut view, &mut ann_peer],
+            Some(&mut play_bob),
+            Duration::from_secs(15),
+            "B's viewer shows Bob on slot 0",
+            |ps| {
+                let (frames, w, _) = decoded(ps[1], v0, mark);
+                frames >= 10 && w == 480
+            },
+        );
+    });
+    let (frames0, w0, h0) = decoded(&view, v0, mark);
+    println!("after the switch: slot 0 {frames0} pictures {w0}x{h0}");
+    assert_eq!((w0, h0), (480, 272));
+    // Sequence numbers on slot 0 stay continuous across the switch (no renegotiation, the
+    // forwarder rewrote them): no gap wider than a few lost packets.
+    let mut seqs: Vec<u64> = view
+        .video
+        .iter()
+        .filter(|r| r.mid == v0)
+        .map(|r| r.seq)
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let widest = seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(widest < 50, "slot 0's sequence numbers jump by {widest}");
+}
