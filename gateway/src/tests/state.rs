@@ -296,7 +296,15 @@ fn a_closed_window_ends_the_publishers_but_keeps_the_stage() {
     // The slot and the admin's preview no longer show the ended session.
     assert_eq!(stage_of(&fx), Some(vec![None, None, None, None]));
     assert!(fx.contains(&Effect::Retarget(SessionId(2), None)), "{fx:?}");
-    assert_eq!(fx.len(), 5, "{fx:?}");
+    assert!(
+        fx.contains(&Effect::LiveChanged {
+            room: RoomId(1),
+            streamer: StreamerId(7),
+            live: false
+        }),
+        "the cluster hears it went offline here: {fx:?}"
+    );
+    assert_eq!(fx.len(), 6, "{fx:?}");
     let stage = &frames(&fx)[0];
     assert_eq!(stage.slots[0].streamer_id, 7);
     assert!(!stage.slots[0].live);
@@ -342,8 +350,16 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
     );
     assert!(publish_notices(&up).is_empty());
     let fx = core.session_created(SessionId(1), info(Protocol::Rtmp), t);
-    let [Effect::PublishStarted(n)] = fx.as_slice() else {
-        panic!("one start: {fx:?}");
+    let [
+        Effect::PublishStarted(n),
+        Effect::LiveChanged {
+            live: true,
+            streamer: StreamerId(4),
+            ..
+        },
+    ] = fx.as_slice()
+    else {
+        panic!("one start, live here: {fx:?}");
     };
     assert_eq!(
         (n.room.as_str(), n.streamer, n.protocol),
@@ -389,4 +405,165 @@ fn each_publisher_session_is_announced_started_and_stopped_once() {
         t,
     );
     assert!(publish_notices(&fx).is_empty());
+}
+
+/// Cluster mode (issue 11 item 4): a stage streamer live on another node shows live; a
+/// viewer here makes the core open one relay from that node, whose participant then fills
+/// the slot; the relay closes `RELAY_IDLE` after the last viewer left, and a relay that went
+/// down is reopened while still needed.
+#[test]
+fn a_remote_stage_streamer_is_relayed_while_viewers_need_it() {
+    use crate::rooms::relays::{RELAY_IDLE, RELAY_RETRY};
+    let t = Instant::now();
+    let mut core = Core::new(2, 0);
+    let r = RoomId(1);
+    core.load_room(
+        &room(1, "main"),
+        2,
+        vec![None, Some((StreamerId(7), "Ann".into()))],
+        t,
+    );
+    // Ann is live on node-a: the room shows her live, but nobody watches here: no relay.
+    let fx = core.set_owners(r, vec![(StreamerId(7), Some("node-a".into()))], t);
+    assert!(frames(&fx).last().is_some_and(|f| f.slots[1].live));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::OpenRelay { .. })));
+    assert_eq!(stage_of(&fx), Some(vec![None, None]));
+
+    // A viewer registers: one relay from node-a is opened, once.
+    let viewer = SessionId(40);
+    let info = SessionInfo {
+        room: r,
+        kind: SessionKind::Viewer,
+        etag: String::new(),
+    };
+    let fx = core.session_created(viewer, info, t);
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::OpenRelay { origin, .. } if origin == "node-a"))
+            .count(),
+        1
+    );
+    assert!(
+        !core
+            .tick(t)
+            .iter()
+            .any(|e| matches!(e, Effect::OpenRelay { .. }))
+    );
+
+    // It opens: slot 1 shows the relay's participant for origin slot 1.
+    let relay = SessionId(50);
+    let fx = core.relay_opened(
+        r,
+        "node-a".into(),
+        relay,
+        vec![ParticipantId(100), ParticipantId(101)],
+    );
+    assert_eq!(stage_of(&fx), Some(vec![None, Some(ParticipantId(101))]));
+    assert_eq!(core.stats().relays_in, 1);
+
+    // It goes down: the slot empties and the relay is reopened after RELAY_RETRY.
+    let fx = core.on_event(
+        SfuEvent::RelayDown {
+            room: r.into(),
+            session: relay,
+        },
+        t,
+    );
+    assert_eq!(stage_of(&fx), Some(vec![None, None]));
+    assert!(
+        !core
+            .tick(t)
+            .iter()
+            .any(|e| matches!(e, Effect::OpenRelay { .. }))
+    );
+    let later = t + RELAY_RETRY;
+    assert!(
+        core.tick(later)
+            .iter()
+            .any(|e| matches!(e, Effect::OpenRelay { .. }))
+    );
+    let relay = SessionId(51);
+    core.relay_opened(
+        r,
+        "node-a".into(),
+        relay,
+        vec![ParticipantId(200), ParticipantId(201)],
+    );
+
+    // The viewer leaves: the relay stays for RELAY_IDLE (a viewer may come back), then closes.
+    core.session_closed(viewer, later);
+    assert!(!core.tick(later).contains(&Effect::Close(relay)));
+    let idle = later + RELAY_IDLE - Duration::from_millis(1);
+    assert!(!core.tick(idle).contains(&Effect::Close(relay)));
+    assert!(
+        core.tick(later + RELAY_IDLE)
+            .contains(&Effect::Close(relay))
+    );
+    assert_eq!(core.stats().relays_in, 0);
+
+    // Ann goes offline on node-a: offline here too.
+    let fx = core.set_owners(r, vec![(StreamerId(7), None)], later);
+    assert!(frames(&fx).last().is_some_and(|f| !f.slots[1].live));
+}
+
+/// A relay session of another node (origin side) is not a viewer, and a local publisher's
+/// live changes are announced for the cluster (`LiveChanged`) once per change.
+#[test]
+fn relays_are_not_viewers_and_local_live_changes_are_announced() {
+    let t = Instant::now();
+    let mut core = Core::new(2, 0);
+    let r = RoomId(1);
+    core.load_room(
+        &room(1, "main"),
+        1,
+        vec![Some((StreamerId(7), "Ann".into()))],
+        t,
+    );
+    let relay = SessionId(60);
+    core.session_created(
+        relay,
+        SessionInfo {
+            room: r,
+            kind: SessionKind::Relay,
+            etag: String::new(),
+        },
+        t,
+    );
+    core.on_event(
+        SfuEvent::SubscriberUp {
+            room: r.into(),
+            session: relay,
+        },
+        t,
+    );
+    assert_eq!(core.webrtc_viewers(r), 0);
+    assert_eq!((core.stats().viewers, core.stats().relays_out), (0, 1));
+
+    let s = SessionId(61);
+    core.session_created(s, publisher(r, 7, 9, Protocol::Whip), t);
+    let up = core.on_event(
+        SfuEvent::PublisherUp {
+            room: r.into(),
+            participant: ParticipantId(9),
+            session: s,
+        },
+        t,
+    );
+    let live = |fx: &[Effect], want: bool| {
+        fx.iter()
+            .filter(|e| matches!(e, Effect::LiveChanged { live, streamer: StreamerId(7), .. } if *live == want))
+            .count()
+    };
+    assert_eq!(live(&up, true), 1);
+    assert_eq!(core.live_here(), vec![StreamerId(7)]);
+    let down = core.on_event(
+        SfuEvent::PublisherDown {
+            room: r.into(),
+            participant: ParticipantId(9),
+            session: s,
+        },
+        t,
+    );
+    assert_eq!(live(&down, false), 1);
+    assert!(core.live_here().is_empty());
 }
