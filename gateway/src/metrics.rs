@@ -174,6 +174,9 @@ pub struct Readings {
     /// This process's CPU over the last sampled second, percent of all cores; `None` before
     /// the first sample (no `venue_process_cpu_percent` then).
     pub cpu_percent: Option<f64>,
+    /// Cluster mode: relays open now, (edge side: from other nodes, origin side: to other
+    /// nodes); `None` in single-node mode (no `venue_cluster_relays` then).
+    pub relays: Option<(u64, u64)>,
 }
 
 /// The interaction hubs' counters, summed over rooms.
@@ -452,6 +455,18 @@ impl Readings {
                     t.unroutable,
                 ),
             ]);
+        }
+        if let Some((edge, origin)) = self.relays {
+            out.push(gauge(
+                "venue_cluster_relays_in",
+                "Relays from other nodes open on this node (edge side: one per origin node and room).",
+                edge as f64,
+            ));
+            out.push(gauge(
+                "venue_cluster_relays_out",
+                "Other nodes' relays of this node's stages (origin side).",
+                origin as f64,
+            ));
         }
         if let Some(cpu) = self.cpu_percent {
             out.push(gauge(

@@ -330,6 +330,8 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
         c.state.state.stats().await.unwrap(),
     );
     assert_eq!(sb.relays_in, 2, "B relays from A and from C");
+    let metrics = client.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nvenue_cluster_relays_in 2\n"), "{metrics}");
     assert_eq!((sa.relays_out, sc.relays_out), (1, 1));
     assert_eq!(
         (sa.viewers, sb.viewers, sc.viewers),

@@ -107,5 +107,9 @@ async fn read(app: &AppState) -> Result<Readings, ApiError> {
         },
         turn,
         cpu_percent: app.overflow.cpu_percent().map(f64::from),
+        relays: app
+            .cluster
+            .as_ref()
+            .map(|_| (s.relays_in as u64, s.relays_out as u64)),
     })
 }
