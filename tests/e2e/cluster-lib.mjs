@@ -186,7 +186,7 @@ export async function startNode({ redis, pg, id, drainS = 2, httpPort, mediaBase
     timeout: 20000,
     what: `node ${id} ready`,
   });
-  return { ...node, id };
+  return { ...node, id, rtmpPort };
 }
 
 /**
