@@ -385,13 +385,23 @@ fn load_reader(
                 Some(s) => s.stats().await.ok(),
                 None => None,
             };
-            let (viewers, relays) =
-                stats.map_or((0, 0), |s| (s.viewers, s.relays_in + s.relays_out));
+            let stats = stats.unwrap_or_default();
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
             Load {
                 cpu_percent,
-                webrtc_viewers: u64::try_from(viewers).unwrap_or(u64::MAX),
+                webrtc_viewers: count(stats.viewers),
                 egress_bps: None,
-                relays: u64::try_from(relays).unwrap_or(u64::MAX),
+                relays: count(stats.relays_in + stats.relays_out),
+                rooms: stats
+                    .room_loads
+                    .iter()
+                    .filter(|(_, viewers, media)| *viewers > 0 || *media)
+                    .map(|(room, viewers, media)| cluster::registry::RoomLoad {
+                        room: room.0,
+                        viewers: count(*viewers),
+                        media: *media,
+                    })
+                    .collect(),
             }
         })
     })

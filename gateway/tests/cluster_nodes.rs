@@ -219,6 +219,8 @@ fn info_of(id: &str, protocol: ProtocolVersion) -> NodeInfo {
         sent_at_ms: 1,
         ready: true,
         draining: false,
+        public_url: None,
+        max_viewers: 0,
         load: Load::default(),
     }
 }

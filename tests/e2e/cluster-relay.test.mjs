@@ -7,7 +7,8 @@
 // publisher, so it decodes both tiles through relays (A → B, C → B).
 // Then B is killed (SIGKILL): the viewer notices, comes back through the balancer on A and
 // decodes both tiles again (slot 1 now relayed C → A), and the origins' relays to B close by
-// themselves (`venue_cluster_relays_out` on A falls to 0).
+// themselves (`venue_cluster_relays_out` on A falls to 0). A takes one viewer
+// (`VENUE_CLUSTER_MAX_VIEWERS=1`): a second page opened on A is placed on C by `/join`.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -53,7 +54,10 @@ describe("cluster: media relayed origin → edge", { timeout: 240_000 }, () => {
     ensureOut();
     redis = await startRedis();
     pg = await startPostgres();
-    for (const id of ["a", "b", "c"]) nodes[id] = await startNode({ redis, pg, id: `node-${id}`, drainS: 2 });
+    for (const id of ["a", "b", "c"]) {
+      const env = id === "a" ? { VENUE_CLUSTER_MAX_VIEWERS: "1" } : {};
+      nodes[id] = await startNode({ redis, pg, id: `node-${id}`, drainS: 2, env });
+    }
     lb = await startBalancer([
       { id: "b", port: nodes.b.httpPort },
       { id: "a", port: nodes.a.httpPort },
@@ -138,9 +142,22 @@ describe("cluster: media relayed origin → edge", { timeout: 240_000 }, () => {
     });
     const closedMs = Date.now() - killAt;
     assert.equal(await gauge(a, "venue_cluster_relays_in"), 1, "A now relays slot 1 from C");
+
+    // Placement: A takes one viewer (VENUE_CLUSTER_MAX_VIEWERS=1) and has it. A second page
+    // opened on A itself is placed on C (the other live node), posts its offer there and
+    // decodes both slots (slot 0 relayed A → C).
+    const second = await newPage(browser);
+    const secondAt = Date.now();
+    await second.goto(`${a.base}/?name=Placed`);
+    await waitFor(() => bothDecoding(second), { timeout: 30000, interval: 200, what: "second viewer decoding on C" });
+    const placedMs = Date.now() - secondAt;
+    const placed = await second.evaluate(() => window.venue.join);
+    assert.equal(placed.node, "node-c", `placed on C: ${JSON.stringify(placed)}`);
+    assert.ok(inRange(await mediaPort(second), c), "the second viewer's media is on node C");
+    assert.equal(second.errors.length, 0, `no page errors: ${second.errors.join(" | ")}`);
     t.diagnostic(
       `viewer on B decoding both relayed slots ${decodeMs} ms after page load; SIGKILL B → decoding on A ${backMs} ms; ` +
-        `A's relay to B closed after ${closedMs} ms`,
+        `A's relay to B closed after ${closedMs} ms; a page opened on full A decoding on C after ${placedMs} ms`,
     );
     assert.equal(viewer.errors.length, 0, `no page errors: ${viewer.errors.join(" | ")}`);
   });

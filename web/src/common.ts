@@ -106,7 +106,10 @@ export async function postOffer(
   const loc = res.headers.get("Location");
   if (!loc) throw new HttpError(res.status, "server answer has no Location header");
   const answer = await res.text();
-  return { location: new URL(loc, new URL(url, location.href)).href, answer, headers };
+  // `Location` is relative to where the offer was answered: after a redirect (a cluster node
+  // that is full sends the offer to another, 307) that is `res.url`, not `url`.
+  const base = res.url || new URL(url, location.href).href;
+  return { location: new URL(loc, base).href, answer, headers };
 }
 
 /** `GET /api/ice-servers`: TURN servers with fresh time-limited credentials (empty without TURN). */

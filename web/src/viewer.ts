@@ -429,7 +429,8 @@ async function connect() {
     venue.posts++;
     // ICE-lite server: it learns our address from our connectivity checks, so the offer goes
     // out right away without waiting for candidates.
-    const s = await postOffer(whepUrl, pc.localDescription?.sdp ?? offer.sdp ?? "");
+    // The node `/join` chose (cluster mode: maybe another node, absolute URL).
+    const s = await postOffer(venue.join?.whep_url ?? whepUrl, pc.localDescription?.sdp ?? offer.sdp ?? "");
     if (gen !== generation) {
       deleteSession(s);
       return;

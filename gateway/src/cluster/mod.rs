@@ -14,6 +14,7 @@
 //! - [`tracks`]: who owns a live streamer's tracks, relay requests to the origin;
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
+//! - [`placement`]: which node a new WebRTC viewer watches on;
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
 //!
 //! [`Cluster::start`] joins: it connects to Redis, refuses a cluster it cannot join (another
@@ -29,6 +30,7 @@ pub mod bus;
 pub mod drain;
 pub mod leader;
 pub mod lease;
+pub mod placement;
 pub mod readiness;
 pub mod registry;
 pub mod secrets;
@@ -208,6 +210,8 @@ impl Cluster {
                 sent_at_ms: 0,
                 ready: false,
                 draining: false,
+                public_url: Some(settings.public_url.clone()),
+                max_viewers: settings.max_viewers,
                 load: Load::default(),
             },
             readiness: deps.readiness,

@@ -62,10 +62,10 @@ impl std::fmt::Display for ProtocolVersion {
 }
 
 /// The version this build speaks.
-pub const CLUSTER_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+pub const CLUSTER_PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 1 };
 
 /// A node's load, as its heartbeat reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Load {
     /// This process's CPU over the last sampled second, percent of all cores (`None`: not
     /// measured, e.g. `hls.max_cpu_percent = 0` or no `/proc`).
@@ -74,8 +74,24 @@ pub struct Load {
     pub webrtc_viewers: u64,
     /// Media sent, bit/s (`None`: not measured yet).
     pub egress_bps: Option<u64>,
-    /// Relay sessions to other nodes (0 until relaying exists).
+    /// Relay sessions, both sides (from other nodes and to them).
     pub relays: u64,
+    /// Per room this node serves: its WebRTC viewers here and whether this node has the
+    /// room's stage media (a relay from an origin, or a publisher of it here). Placement
+    /// prefers nodes that have it. Absent in a 1.0 heartbeat (empty).
+    #[serde(default)]
+    pub rooms: Vec<RoomLoad>,
+}
+
+/// One room's load on a node, in [`Load::rooms`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomLoad {
+    /// The room's store id.
+    pub room: i64,
+    /// WebRTC viewers of the room on this node (registered WHEP sessions).
+    pub viewers: u64,
+    /// This node has the room's stage media (relayed in or published here).
+    pub media: bool,
 }
 
 /// One node's registration.
@@ -93,6 +109,13 @@ pub struct NodeInfo {
     pub ready: bool,
     /// The node drains: placement skips it.
     pub draining: bool,
+    /// How viewers reach the node (`http.public_url`, else its internal URL), no trailing
+    /// slash. Absent in a 1.0 heartbeat (then the internal URL is used).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The node's WebRTC viewer limit (`cluster.max_viewers`, 0: none).
+    #[serde(default)]
+    pub max_viewers: u64,
     pub load: Load,
 }
 
@@ -380,6 +403,8 @@ mod tests {
             sent_at_ms: 2,
             ready: true,
             draining: false,
+            public_url: None,
+            max_viewers: 0,
             load: Load::default(),
         }
     }

@@ -49,6 +49,10 @@ pub struct ClusterConfig {
     /// exits when no session remains or after this many seconds, 1..=3600. Default 30. Env
     /// `VENUE_DRAIN_TIMEOUT_S`.
     pub drain_timeout_s: u64,
+    /// WebRTC viewers this node takes (all rooms together); a full node sends newcomers to
+    /// another node (`/join`, WHEP 307). 0 (default): no limit but CPU
+    /// (`hls.max_cpu_percent`). Env `VENUE_CLUSTER_MAX_VIEWERS`.
+    pub max_viewers: u64,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +63,7 @@ impl Default for ClusterConfig {
             internal_url: None,
             secret: None,
             drain_timeout_s: DEFAULT_DRAIN_TIMEOUT_S,
+            max_viewers: 0,
         }
     }
 }
@@ -111,6 +116,11 @@ pub struct ClusterSettings {
     /// The cluster secret.
     pub secret: Secret,
     pub drain_timeout: Duration,
+    /// How viewers reach this node (`http.public_url`, else `internal_url`), no trailing slash:
+    /// placement sends viewers of a full node here.
+    pub public_url: String,
+    /// `max_viewers` (0: no limit).
+    pub max_viewers: u64,
 }
 
 impl ClusterConfig {
@@ -193,9 +203,15 @@ impl ClusterConfig {
         Ok(Some(ClusterSettings {
             redis_url: redis_url.clone(),
             node_id,
-            internal_url,
             secret,
             drain_timeout: Duration::from_secs(self.drain_timeout_s),
+            public_url: http
+                .public_url
+                .as_deref()
+                .and_then(normalize_url)
+                .unwrap_or_else(|| internal_url.clone()),
+            max_viewers: self.max_viewers,
+            internal_url,
         }))
     }
 }

@@ -292,6 +292,9 @@ impl Config {
         if let Some(v) = env("VENUE_CLUSTER_SECRET") {
             self.cluster.secret = Some(Secret::new(v));
         }
+        if let Some(v) = env("VENUE_CLUSTER_MAX_VIEWERS") {
+            self.cluster.max_viewers = parse("VENUE_CLUSTER_MAX_VIEWERS", &v)?;
+        }
         if let Some(v) = env("VENUE_DRAIN_TIMEOUT_S") {
             self.cluster.drain_timeout_s = parse("VENUE_DRAIN_TIMEOUT_S", &v)?;
         }

@@ -38,7 +38,21 @@ pub async fn post(
         .ok_or_else(|| ApiError::NotFound("no such room".into()))?;
     require_content_type(&headers, SDP)?;
     let offer = sdp_offer(body)?;
-    let decision = app.overflow.decide(&app.state, room.id).await?;
+    let (decision, node) = super::rooms::place(&app, room.id).await?;
+    if let Some(node) = node {
+        // Cluster mode, this node full: the chosen node takes the offer (RFC 9110 §15.4.8).
+        let base = node.public_url.as_deref().unwrap_or(&node.internal_url);
+        // Room names are a-z, 0-9 and '-' (store::valid_room_name): no encoding needed.
+        let target = format!("{base}/api/whep/{}", room.name);
+        tracing::info!(room = %room.name, node = %node.node_id, "WHEP viewer redirected to another node");
+        let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(res);
+    }
     if decision.mode == JoinMode::Hls {
         tracing::info!(room = %room.name, reason = %decision.reason, "WHEP viewer refused: overflow to HLS");
         app.overflow.note_refused();

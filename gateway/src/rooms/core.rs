@@ -710,6 +710,15 @@ impl Core {
                 .values()
                 .filter(|s| s.kind == SessionKind::Relay)
                 .count(),
+            room_loads: self
+                .rooms
+                .iter()
+                .map(|(id, r)| {
+                    let media = self.relays.has_media(*id)
+                        || r.slots.iter().flatten().any(|(s, _)| self.is_live_here(*s));
+                    (*id, self.webrtc_viewers(*id), media)
+                })
+                .collect(),
             viewers: self.rooms.values().map(|r| r.viewers.len()).sum(),
         }
     }

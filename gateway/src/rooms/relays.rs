@@ -177,6 +177,13 @@ impl Relays {
         Some(key.0)
     }
 
+    /// Whether a relay of `room` is up.
+    pub fn has_media(&self, room: RoomId) -> bool {
+        self.relays
+            .iter()
+            .any(|((r, _), relay)| *r == room && matches!(relay.state, State::Up { .. }))
+    }
+
     /// Relays up now.
     pub fn up(&self) -> usize {
         self.relays

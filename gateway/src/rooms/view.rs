@@ -31,7 +31,7 @@ pub struct RoomView {
 }
 
 /// Totals for `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub rooms: usize,
     pub sessions: usize,
@@ -41,6 +41,9 @@ pub struct Stats {
     pub relays_in: usize,
     /// Cluster mode: other nodes' relays of this node's stages (origin side).
     pub relays_out: usize,
+    /// Per room: (room, WebRTC viewers here, whether this node has its stage media: a relay
+    /// in or a stage streamer live here). For placement.
+    pub room_loads: Vec<(RoomId, usize, bool)>,
 }
 
 /// The `ServerMessage::Stage` frame of a room view.

@@ -26,6 +26,7 @@ use venue_proto::v1::client_message::Body as C;
 use venue_proto::v1::server_message::Body as S;
 
 pub mod cluster;
+pub mod peers;
 
 pub const ADMIN: &str = "test-admin-token";
 

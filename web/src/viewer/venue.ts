@@ -53,8 +53,11 @@ export interface JoinAnswer {
   webrtc_viewers?: number;
   max_webrtc_viewers?: number;
   hls_url: string;
+  /** Relative on this node; absolute on another node chosen by cluster placement. */
   whep_url: string;
   ws_url: string;
+  /** Cluster mode: the node whose URLs these are. */
+  node?: string;
 }
 
 /**
