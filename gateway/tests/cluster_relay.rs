@@ -26,7 +26,7 @@ use venue_tests::postgres::Postgres;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiation() {
     let database = Postgres::shared().create_database().unwrap();
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let start = |id: &'static str| {
         let (redis, database) = (redis.url(), database.clone());
         async move { build_on(&redis, id, SECRET, Some(&database)).await.unwrap() }
@@ -220,4 +220,49 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
     seqs.dedup();
     let widest = seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     assert!(widest < 50, "slot 0's sequence numbers jump by {widest}");
+
+    // Redis restarts (its claims are lost): the relays and the viewer's slots carry on; slot 0
+    // (Bob, relayed from C) shows no hole longer than a second.
+    redis.kill();
+    redis.restart();
+    let mark = view.video.len();
+    let restarted = Instant::now();
+    let mut play_bob = Playback::new(
+        ffmpeg_h264(6.0, 480, 272, 30, 30).unwrap(),
+        ffmpeg_opus(6.0, 2).unwrap(),
+    );
+    tokio::task::block_in_place(|| {
+        run_until(
+            &mut [&mut bob_peer, &mut view, &mut ann_peer],
+            Some(&mut play_bob),
+            Duration::from_secs(10),
+            "5 s of slot 0 after the Redis restart",
+            |_| restarted.elapsed() > Duration::from_secs(5),
+        );
+    });
+    let times: Vec<Instant> = view.video[mark..]
+        .iter()
+        .filter(|r| r.mid == v0)
+        .map(|r| r.at)
+        .collect();
+    let hole = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(Duration::MAX);
+    println!(
+        "after a Redis restart: {} slot-0 packets in 5 s, longest hole {hole:?}",
+        times.len()
+    );
+    assert!(times.len() > 100 && hole < Duration::from_secs(1));
+    let live = |v: &Value| v["slots"][0]["live"] == true && v["slots"][1]["live"] == true;
+    let text = client
+        .get(b.url("/api/rooms/main"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(live(&serde_json::from_str(&text).unwrap()), "{text}");
 }

@@ -291,6 +291,10 @@ struct Shell {
     publisher_names: HashMap<SessionId, String>,
     /// Cluster mode: track owners and relays.
     cluster: Option<ClusterLink>,
+    /// Until when owner lookups may miss live streamers: after a Redis reconnect (a
+    /// restarted Redis has lost every claim until each origin's next refresh), "nobody owns
+    /// it" is not believed for [`crate::cluster::tracks::OWNER_TTL`].
+    owners_unsure_until: Option<Instant>,
 }
 
 impl Shell {
@@ -494,13 +498,18 @@ impl Shell {
             tracing::warn!(error = %e, ?change, "could not re-read a changed room");
         }
         // Who is live where may have changed with it.
+        if change == RoomChange::Resync {
+            self.owners_unsure_until = Some(Instant::now() + crate::cluster::tracks::OWNER_TTL);
+        }
         if let Some(link) = &self.cluster {
             let rooms = self.core.stage_streamers();
-            let rooms = match change {
-                RoomChange::Room(id) => rooms.into_iter().filter(|(r, _)| *r == id).collect(),
-                RoomChange::Resync => rooms,
-            };
-            link.look_up_later(rooms);
+            match change {
+                RoomChange::Room(id) => {
+                    link.look_up_later(rooms.into_iter().filter(|(r, _)| *r == id).collect())
+                }
+                // A restarted Redis lost this node's claims too: claim again at once.
+                RoomChange::Resync => link.refresh(self.core.live_here(), rooms),
+            }
         }
     }
 
@@ -601,7 +610,10 @@ impl Shell {
             Command::Hubs { reply } => {
                 let _ = reply.send(self.hubs.values().cloned().collect());
             }
-            Command::Owners { room, owners } => {
+            Command::Owners { room, mut owners } => {
+                if self.owners_unsure_until.is_some_and(|t| now < t) {
+                    owners.retain(|(_, owner)| owner.is_some());
+                }
                 let effects = self.core.set_owners(room, owners, now);
                 self.apply(effects).await;
             }
@@ -697,6 +709,7 @@ pub async fn spawn(
         bus: bus.clone(),
         publisher_names: HashMap::new(),
         cluster: None,
+        owners_unsure_until: None,
     };
     let (tx, mut rx) = mpsc::channel::<Command>(256);
     shell.cluster = tracks.map(|t| ClusterLink::new(t, tx.downgrade()));
