@@ -69,6 +69,14 @@ struct Args {
     /// PID of the server process whose CPU time is measured (implied by --spawn-server).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Cluster runs: a node's base URL the WHEP subscribers join (repeat for several: they
+    /// are spread round-robin). Default: --server. The publisher always goes to --server.
+    #[arg(long, value_name = "URL")]
+    view_server: Vec<String>,
+    /// Another process whose CPU over the window is reported, `NAME=PID` (repeat), e.g. each
+    /// cluster node: `--measure-pid edge1=1234`.
+    #[arg(long, value_name = "NAME=PID")]
+    measure_pid: Vec<String>,
     /// Start this `venue` binary on free loopback ports with a temporary data dir, measure it,
     /// and stop it at the end.
     #[arg(long, value_name = "PATH")]
@@ -139,7 +147,8 @@ struct EventsStats {
 
 /// State shared by the orchestrator and all subscriber tasks.
 struct Ctx {
-    server: Server,
+    /// Where subscribers join (`--view-server`, else `server`), round-robin by index.
+    view_servers: Vec<Server>,
     room: String,
     phase: AtomicU8,
     permits: tokio::sync::Semaphore,
@@ -356,8 +365,16 @@ async fn bench(
     eprintln!("loadgen: publisher connected");
 
     // 3. Subscribers on worker threads.
+    let view_servers = if args.view_server.is_empty() {
+        vec![server.clone()]
+    } else {
+        args.view_server
+            .iter()
+            .map(|u| Server::parse(u))
+            .collect::<Result<Vec<_>>>()?
+    };
     let ctx = Arc::new(Ctx {
-        server: server.clone(),
+        view_servers,
         room: room.clone(),
         phase: AtomicU8::new(PHASE_SETUP),
         permits: tokio::sync::Semaphore::new(args.connect_concurrency.max(1)),
@@ -421,6 +438,19 @@ async fn bench(
         Some(p) => Some(procstat::cpu_time(p, ticks)?),
         None => None,
     };
+    let measured: Vec<(String, String)> = args
+        .measure_pid
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .map(|(n, p)| (n.to_owned(), p.to_owned()))
+                .context("--measure-pid NAME=PID")
+        })
+        .collect::<Result<_>>()?;
+    let measured_cpu0: Vec<Duration> = measured
+        .iter()
+        .map(|(_, p)| procstat::cpu_time(p, ticks))
+        .collect::<Result<_>>()?;
     let self_cpu0 = procstat::cpu_time("self", ticks)?;
     let rx0 = ctx.rx_packets.load(Ordering::Relaxed);
     let sent0 = pub_shared.rtp_sent.load(Ordering::Relaxed);
@@ -448,6 +478,16 @@ async fn bench(
     let rx1 = ctx.rx_packets.load(Ordering::Relaxed);
     let sent1 = pub_shared.rtp_sent.load(Ordering::Relaxed);
     let self_cpu1 = procstat::cpu_time("self", ticks)?;
+    let measured_cpu: serde_json::Map<String, serde_json::Value> = measured
+        .iter()
+        .zip(&measured_cpu0)
+        .map(|((name, pid), c0)| {
+            let pct = procstat::cpu_time(pid, ticks)
+                .map(|c1| c1.saturating_sub(*c0).as_secs_f64() / window.as_secs_f64() * 100.0)
+                .ok();
+            (name.clone(), serde_json::json!(pct))
+        })
+        .collect();
     let server_cpu1 = match &server_pid_s {
         Some(p) => Some(procstat::cpu_time(p, ticks)?),
         None => None,
@@ -567,6 +607,7 @@ async fn bench(
         "warmup_s": args.warmup_secs,
         "setup_s": setup_time.as_secs_f64(),
         "server_pid": server_pid,
+        "processes_cpu_percent": measured_cpu,
         "publisher": {
             "video_bitrate_bps": args.video_bitrate,
             "fps": args.fps,
@@ -1110,8 +1151,8 @@ async fn subscriber(ctx: Arc<Ctx>) -> SubReport {
         }
         rep.error = Some(format!("{e:#}"));
     }
-    if let Some(loc) = location
-        && let Ok(r) = http::request(&ctx.server, "DELETE", &location_path(&loc), &[], b"").await
+    if let Some((server, loc)) = location
+        && let Ok(r) = http::request(&server, "DELETE", &location_path(&loc), &[], b"").await
     {
         rep.deleted = (200..300).contains(&r.status);
     }
@@ -1121,7 +1162,7 @@ async fn subscriber(ctx: Arc<Ctx>) -> SubReport {
 async fn subscriber_session(
     ctx: &Ctx,
     rep: &mut SubReport,
-    location: &mut Option<String>,
+    location: &mut Option<(Server, String)>,
 ) -> Result<()> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let local = sock.local_addr()?;
@@ -1149,8 +1190,9 @@ async fn subscriber_session(
         bail!("stopped before joining");
     }
     let t0 = Instant::now();
+    let server = &ctx.view_servers[index % ctx.view_servers.len()];
     let r = http::request(
-        &ctx.server,
+        server,
         "POST",
         &format!("/api/whep/{}", ctx.room),
         &[("Content-Type", "application/sdp")],
@@ -1162,7 +1204,9 @@ async fn subscriber_session(
         bail!("WHEP POST: {} {}", r.status, r.text().trim());
     }
     rep.answer_time = Some(t0.elapsed());
-    *location = r.header("location").map(str::to_owned);
+    *location = r
+        .header("location")
+        .map(|l| (server.clone(), l.to_owned()));
     let answer = SdpAnswer::from_sdp_string(&r.text()).context("WHEP answer")?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
