@@ -94,6 +94,7 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
     tokio::spawn(async move {
         let mut running: HashMap<String, Running> = HashMap::new();
         let mut sets: HashMap<String, RoomSets> = HashMap::new();
+        let mut composing: HashMap<String, bool> = HashMap::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -120,6 +121,11 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
                 let enabled = app.recordings.enabled() && app.recorder.leads();
                 let record = enabled && seat.as_ref().is_some_and(|s| s.live);
                 let wanted = watched || record;
+                // Cluster mode: a program composed here needs the stage's media from the
+                // other nodes (relays) as a viewer would.
+                if composing.insert(name.clone(), wanted) != Some(wanted) {
+                    let _ = app.state.set_program(room.id, wanted).await;
+                }
                 // Sets: end the recording of a set that ended (or whose writer stopped by
                 // itself: full disk, program gone — the set goes on unrecorded).
                 let room_sets = sets.entry(name.clone()).or_default();

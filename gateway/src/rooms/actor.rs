@@ -99,6 +99,10 @@ pub(super) enum Command {
         room: RoomId,
         origin: String,
     },
+    Program {
+        room_id: RoomId,
+        running: bool,
+    },
 }
 
 /// Cloneable handle to the state actor.
@@ -249,6 +253,15 @@ impl StateHandle {
     pub async fn room_hub(&self, name: &str) -> Result<Option<(RoomId, HubHandle)>, StateError> {
         let name = name.to_owned();
         self.ask(|reply| Command::Hub { name, reply }).await
+    }
+
+    /// This node composes room `room_id`'s program (`running`) or stopped (the program
+    /// supervisor): in cluster mode it needs the stage's media relayed like a viewer does.
+    pub async fn set_program(&self, room_id: RoomId, running: bool) -> Result<(), StateError> {
+        self.tx
+            .send(Command::Program { room_id, running })
+            .await
+            .map_err(|_| stopped())
     }
 
     /// A room's title changed (already stored by the settings): updates the stage frame.
@@ -627,6 +640,10 @@ impl Shell {
                 self.apply(effects).await;
             }
             Command::RelayFailed { room, origin } => self.core.relay_failed(room, origin, now),
+            Command::Program { room_id, running } => {
+                let effects = self.core.set_program(room_id, running, now);
+                self.apply(effects).await;
+            }
             Command::ClosePublishers { streamers, reply } => {
                 let mut closed = 0;
                 for (room_id, streamer) in streamers {

@@ -92,6 +92,9 @@ pub struct Core {
     announced: HashMap<SessionId, PublishNotice>,
     /// Stage streamers live on other nodes and the relays from them (cluster mode).
     relays: Relays,
+    /// Rooms whose program (LL-HLS, recording) this node composes: they need the stage's
+    /// media like a viewer does.
+    programs: HashSet<RoomId>,
 }
 
 impl Core {
@@ -109,6 +112,7 @@ impl Core {
             early_up: HashSet::new(),
             announced: HashMap::new(),
             relays: Relays::default(),
+            programs: HashSet::new(),
         }
     }
 
@@ -633,17 +637,33 @@ impl Core {
         }
     }
 
+    /// This node composes `room`'s program (`running`) or stopped: a program needs the
+    /// stage's media from other nodes as a viewer does.
+    pub fn set_program(&mut self, room: RoomId, running: bool, now: Instant) -> Vec<Effect> {
+        let changed = if running {
+            self.programs.insert(room)
+        } else {
+            self.programs.remove(&room)
+        };
+        if changed {
+            self.plan_relays(now)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Opening the relay of `room` from `origin` failed (retried while still needed).
     pub fn relay_failed(&mut self, room: RoomId, origin: String, now: Instant) {
         self.relays.failed(room, origin, now);
     }
 
     /// The relays to open or close now: one per (room, origin) for each room with WebRTC
-    /// viewers on this node and a stage streamer live only on `origin`.
+    /// viewers on this node (or its program composed here) and a stage streamer live only on
+    /// `origin`.
     fn plan_relays(&mut self, now: Instant) -> Vec<Effect> {
         let mut wanted = BTreeSet::new();
         for (id, r) in &self.rooms {
-            if self.webrtc_viewers(*id) == 0 {
+            if self.webrtc_viewers(*id) == 0 && !self.programs.contains(id) {
                 continue;
             }
             for (s, _) in r.slots.iter().flatten() {

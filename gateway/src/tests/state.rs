@@ -567,3 +567,28 @@ fn relays_are_not_viewers_and_local_live_changes_are_announced() {
     assert_eq!(live(&down, false), 1);
     assert!(core.live_here().is_empty());
 }
+
+/// A program composed on this node needs a remote stage streamer's media like a viewer.
+#[test]
+fn a_program_composed_here_opens_the_relay_without_viewers() {
+    let t = Instant::now();
+    let mut core = Core::new(1, 0);
+    let r = RoomId(1);
+    core.load_room(
+        &room(1, "main"),
+        1,
+        vec![Some((StreamerId(7), "Ann".into()))],
+        t,
+    );
+    let fx = core.set_owners(r, vec![(StreamerId(7), Some("node-a".into()))], t);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::OpenRelay { .. })));
+    let fx = core.set_program(r, true, t);
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::OpenRelay { origin, .. } if origin == "node-a"))
+    );
+    assert!(
+        core.set_program(r, true, t).is_empty(),
+        "no change, no effect"
+    );
+}

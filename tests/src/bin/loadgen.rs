@@ -1204,9 +1204,7 @@ async fn subscriber_session(
         bail!("WHEP POST: {} {}", r.status, r.text().trim());
     }
     rep.answer_time = Some(t0.elapsed());
-    *location = r
-        .header("location")
-        .map(|l| (server.clone(), l.to_owned()));
+    *location = r.header("location").map(|l| (server.clone(), l.to_owned()));
     let answer = SdpAnswer::from_sdp_string(&r.text()).context("WHEP answer")?;
     rtc.sdp_api()
         .accept_answer(pending, answer)
