@@ -12,13 +12,12 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{RedisServer, SECRET, serve};
-use common::peers::{admin, decoded, post_sdp, publisher, run_until};
+use common::peers::{admin, decoded, playback, post_sdp, publisher, run_until};
 use serde_json::{Value, json};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use venue_gateway::build_app;
-use venue_tests::media_files::{ffmpeg_h264, ffmpeg_opus};
-use venue_tests::media_peer::{MediaPeer, Playback};
+use venue_tests::media_peer::MediaPeer;
 use venue_tests::postgres::Postgres;
 
 /// Node `id` on `redis` and `database` taking at most `max_viewers` WebRTC viewers, rooms
@@ -142,10 +141,7 @@ async fn a_full_node_sends_new_viewers_to_another_and_a_full_room_to_hls() {
         .unwrap();
 
     // Both viewers decode Ann: the one on A directly, the one on B through a relay from A.
-    let mut play = Playback::new(
-        ffmpeg_h264(8.0, 320, 240, 30, 30).unwrap(),
-        ffmpeg_opus(8.0, 2).unwrap(),
-    );
+    let mut play = playback(320, 240, 8.0);
     tokio::task::block_in_place(|| {
         run_until(
             &mut [&mut ann_peer, &mut first, &mut second],

@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cluster::{RedisServer, SECRET, build_on, serve};
-use common::peers::{admin, decoded, ffmpeg_rtmp, publisher, run_until, viewer};
+use common::ffmpeg_rtmp;
+use common::peers::{admin, decoded, playback, publisher, run_until, viewer};
 use serde_json::{Value, json};
 use venue_gateway::config::RtmpConfig;
-use venue_tests::media_files::{ffmpeg_h264, ffmpeg_opus};
-use venue_tests::media_peer::Playback;
 use venue_tests::postgres::Postgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -74,14 +73,6 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
     .await;
 
     // Ann over WHIP on A (320x240), Cy over RTMP on C (640x360), Bob over WHIP on C (480x272).
-    let ann_media = (
-        ffmpeg_h264(12.0, 320, 240, 30, 30).unwrap(),
-        ffmpeg_opus(12.0, 2).unwrap(),
-    );
-    let bob_media = (
-        ffmpeg_h264(12.0, 480, 272, 30, 30).unwrap(),
-        ffmpeg_opus(12.0, 2).unwrap(),
-    );
     let mut ann_peer = publisher(&client, &a, &ann.1).await;
     let _ffmpeg = ffmpeg_rtmp(rtmp, &cy.1, 20);
     let mut bob_peer = publisher(&client, &c, &bob.1).await;
@@ -121,7 +112,7 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
     // A viewer on B decodes both slots: Ann through the relay from A, Cy through the one from C.
     let (mut view, [v0, v1]) = viewer(&client, &b).await;
     let joined = Instant::now();
-    let mut play_ann = Playback::new(ann_media.0, ann_media.1);
+    let mut play_ann = playback(320, 240, 12.0);
     let first = tokio::task::block_in_place(|| {
         let mut first = None;
         run_until(
@@ -192,7 +183,7 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
     )
     .await;
     let mark = view.video.len();
-    let mut play_bob = Playback::new(bob_media.0, bob_media.1);
+    let mut play_bob = playback(480, 272, 12.0);
     tokio::task::block_in_place(|| {
         run_until(
             &mut [&mut bob_peer, &mut view, &mut ann_peer],
@@ -227,10 +218,7 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
     redis.restart();
     let mark = view.video.len();
     let restarted = Instant::now();
-    let mut play_bob = Playback::new(
-        ffmpeg_h264(6.0, 480, 272, 30, 30).unwrap(),
-        ffmpeg_opus(6.0, 2).unwrap(),
-    );
+    let mut play_bob = playback(480, 272, 6.0);
     tokio::task::block_in_place(|| {
         run_until(
             &mut [&mut bob_peer, &mut view, &mut ann_peer],

@@ -91,6 +91,39 @@ pub async fn serve_rtmp(
     (Server { addr, router, dir }, rtmp, state)
 }
 
+/// The RTMP publisher: Debian's ffmpeg sending `seconds` of a 640x360 test pattern and a tone.
+pub fn ffmpeg_rtmp(rtmp: std::net::SocketAddr, key: &str, seconds: u32) -> KillOnDrop {
+    let child = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size=640x360:rate=30:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={seconds}"
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
+        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
+    KillOnDrop(child)
+}
+
 /// A child process killed (and reaped) on drop: ffmpeg, nginx.
 pub struct KillOnDrop(pub std::process::Child);
 
@@ -129,35 +162,8 @@ pub async fn tone_on_stage(
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let ff = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size=640x360:rate=30:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=44100:duration={seconds}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
-        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
-    (id, KillOnDrop(ff))
+    let ff = ffmpeg_rtmp(rtmp, &key, seconds);
+    (id, ff)
 }
 
 impl Server {

@@ -121,37 +121,13 @@ pub fn decoded(viewer: &MediaPeer, mid: Mid, from: usize) -> (u64, u32, u32) {
     }
 }
 
-/// The RTMP publisher: Debian's ffmpeg sending `seconds` of a 640x360 test pattern and a tone.
-pub fn ffmpeg_rtmp(rtmp: std::net::SocketAddr, key: &str, seconds: u32) -> super::KillOnDrop {
-    let child = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size=640x360:rate=30:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=44100:duration={seconds}"
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2"])
-        .args(["-f", "flv", &format!("rtmp://{rtmp}/live/{key}")])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("ffmpeg is installed (.ci/run installs Debian's ffmpeg)");
-    super::KillOnDrop(child)
+/// An ffmpeg-made H.264 stream (`w`x`h`, 30 fps, GOP 30) and a stereo Opus tone of `secs`,
+/// to be played from now on.
+pub fn playback(w: u32, h: u32, secs: f32) -> Playback {
+    Playback::new(
+        venue_tests::media_files::ffmpeg_h264(secs, w, h, 30, 30).unwrap(),
+        venue_tests::media_files::ffmpeg_opus(secs, 2).unwrap(),
+    )
 }
 
 /// Steps `peers` (the first one plays `play` when given) until `done` holds; panics after
