@@ -86,4 +86,9 @@ impl Leadership {
     pub fn leads(&self) -> bool {
         *self.leads.borrow()
     }
+
+    /// A receiver of "this node leads", which changes when leadership is won or lost.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.leads.clone()
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`bus`]: [`bus::RedisBus`], the [`crate::bus::Bus`] over Redis pub/sub;
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
+//! - [`proxy`]: node-to-node HTTP forwarding (HLS programs, recording files);
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
 //!
 //! [`Cluster::start`] joins: it connects to Redis, refuses a cluster it cannot join (another
@@ -28,6 +29,7 @@ pub mod bus;
 pub mod drain;
 pub mod leader;
 pub mod lease;
+pub mod proxy;
 pub mod readiness;
 pub mod registry;
 pub mod secrets;

@@ -10,7 +10,14 @@
 //!   ready/draining, load), the same JSON as in the registry
 //!   ([`crate::cluster::registry::NodeInfo`]).
 //!
-//! Relay set-up, hub forwarding and HLS proxying (issue 11) will be added here.
+//! - HLS programs and recordings (issue 11 item 8), the routes other nodes forward to:
+//!   `GET /internal/hls/{room}/index.m3u8` and `/internal/hls/{room}/{file}` (this node's
+//!   programs, answered as `/hls/...` is: [`crate::http::hls::internal_routes`]);
+//!   `GET /internal/recordings/{id}/file` (the file in this node's data dir, `Range` honoured)
+//!   and `DELETE /internal/recordings/{id}` (file and row), as the admin routes answer them
+//!   ([`crate::http::recordings`]).
+//!
+//! Relay set-up and hub forwarding (issue 11) will be added here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,13 +30,33 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use super::AppState;
 use crate::cluster::Cluster;
 use crate::cluster::auth::NODE_HEADER;
 
-/// The `/internal` routes of `cluster`, behind [`require_node`].
-pub fn routes<S: Clone + Send + Sync + 'static>(cluster: Arc<Cluster>) -> Router<S> {
+/// The `/internal` routes of `cluster`, behind [`require_node`]; `state` for the routes
+/// that serve this node's media.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    cluster: Arc<Cluster>,
+    state: &AppState,
+) -> Router<S> {
+    // ---- HLS programs and recordings (issue 11 item 8) ----
+    let media = super::hls::internal_routes(state.hls.clone(), state.state.clone()).merge(
+        Router::new()
+            .route(
+                "/internal/recordings/{id}/file",
+                get(super::recordings::internal_file),
+            )
+            .route(
+                "/internal/recordings/{id}",
+                axum::routing::delete(super::recordings::internal_delete),
+            )
+            .with_state(state.clone()),
+    );
+    // ---- end of issue 11 item 8 ----
     Router::new()
         .route("/internal/node", get(node))
+        .merge(media)
         .route_layer(middleware::from_fn_with_state(
             cluster.clone(),
             require_node,
