@@ -48,7 +48,10 @@ impl std::fmt::Debug for NodeClient {
 impl NodeClient {
     /// A client of `cluster`'s nodes whose reads wait at most `read_timeout` for the next
     /// bytes. Errors: the TLS backend cannot be initialised (start-up).
-    pub fn new(cluster: Arc<Cluster>, read_timeout: Duration) -> Result<NodeClient, reqwest::Error> {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        read_timeout: Duration,
+    ) -> Result<NodeClient, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(read_timeout)
