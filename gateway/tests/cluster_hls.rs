@@ -67,7 +67,7 @@ fn last_part(playlist: &str) -> (u64, u32) {
         .lines()
         .filter(|l| l.starts_with("#EXT-X-PART:"))
         .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
-        .last()
+        .next_back()
         .expect("the playlist lists parts");
     let (msn, part) = uri
         .strip_prefix("part")
