@@ -259,6 +259,12 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
         "a blocking playlist through the other node equals the program node's"
     );
 
+    // An unknown room is 404 on any node.
+    assert_eq!(
+        fetch(&client, &other.url("/hls/nope/index.m3u8")).await.0,
+        404
+    );
+
     // A request the program node refuses is refused the same way through the other node.
     let bad = "/hls/main/index.m3u8?_HLS_part=1";
     let (d, p) = (
@@ -353,11 +359,23 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refusals = std::collections::BTreeMap::new();
     loop {
-        let (status, _, _, body) = fetch(&client, &other.url("/hls/main/index.m3u8")).await;
+        let (status, _, cache, body) = fetch(&client, &other.url("/hls/main/index.m3u8")).await;
         if status == 200 && other.state.hls.get("main").is_some() {
             assert!(String::from_utf8(body).unwrap().contains("#EXT-X-PART:"));
             break;
+        }
+        if status != 200 {
+            // While the dead node still holds the lease: 502 (unreachable, not live), 503
+            // (nobody holds it), 504; then 404 at worst while the new program starts.
+            assert!(
+                [404, 502, 503, 504].contains(&status),
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(cache, "no-store", "an error is not cached");
+            *refusals.entry(status).or_insert(0) += 1;
         }
         assert!(
             Instant::now() < deadline,
@@ -366,7 +384,65 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(
-        "program node crash → the survivor serves the playlist after {:?}",
+        "program node crash → the survivor serves the playlist after {:?} (refusals meanwhile: {refusals:?})",
+        crashed.elapsed()
+    );
+}
+
+/// The program node dies before the other node ever forwarded to it: the other node answers
+/// 502 naming it (connection refused) while the dead node still holds the lease, then takes
+/// the lease over and serves a program of its own (the stage's cards: nobody publishes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_program_node_is_a_502_until_the_survivor_takes_over() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let (a, _) = node(&redis.url(), "node-a", &database).await;
+    let (b, _) = node(&redis.url(), "node-b", &database).await;
+    let client = reqwest::Client::new();
+    wait_for(
+        Duration::from_secs(10),
+        "a program node for main",
+        || async { a.state.program.composes("main") != b.state.program.composes("main") },
+    )
+    .await;
+    let (program, other) = if a.state.program.composes("main") {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let dead = program.cluster.settings().node_id.to_string();
+    program.crash();
+    let crashed = Instant::now();
+
+    let (status, _, cache, body) = fetch(&client, &other.url("/hls/main/index.m3u8")).await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(cache, "no-store");
+    assert!(
+        body.contains(&dead) && body.contains("unreachable"),
+        "{body}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = std::collections::BTreeMap::new();
+    loop {
+        let (status, _, _, body) = fetch(&client, &other.url("/hls/main/index.m3u8")).await;
+        *seen.entry(status).or_insert(0) += 1;
+        if status == 200 {
+            assert!(String::from_utf8(body).unwrap().contains("#EXT-X-PART:"));
+            break;
+        }
+        assert!([404, 502, 503].contains(&status), "{status}");
+        assert!(
+            Instant::now() < deadline,
+            "the survivor serves within 30 s: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(other.state.program.composes("main"));
+    assert!(other.state.hls.get("main").is_some());
+    println!(
+        "unreachable program node: answers {seen:?}; the survivor served after {:?}",
         crashed.elapsed()
     );
 }

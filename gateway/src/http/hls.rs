@@ -139,6 +139,8 @@ pub struct Forwarding {
     pub client: NodeClient,
     /// This node's programs (their blocking timeout bounds a forwarded request).
     pub hls: HlsPrograms,
+    /// The rooms (an unknown room is answered here: 404).
+    pub rooms: StateHandle,
 }
 
 impl Forwarding {
@@ -156,7 +158,8 @@ impl Forwarding {
 /// ([`forward::relay`]: status, `Content-Type`, `Cache-Control`… and the body streamed), so
 /// that a CDN in front of any node sees the same answers. Errors: 503 + `Retry-After: 1`
 /// while no node holds the room's program (a takeover) or Redis fails, 502 when the program
-/// node is not live or unreachable, 504 when it does not answer within the blocking timeouts.
+/// node is not live or unreachable, 504 when it does not answer within the blocking timeouts;
+/// a room without a program node that does not exist is answered here (404).
 async fn forward_to_program_node(
     State(f): State<Arc<Forwarding>>,
     req: Request,
@@ -205,6 +208,11 @@ async fn forward_to_program_node(
                 }
             }
         }
+        Err(e @ LocateError::NoHolder(_)) => match f.rooms.view(&room).await {
+            Ok(Some(_)) => forward::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            // Unknown room (404), or the state actor's error: the local handler says it.
+            _ => next.run(req).await,
+        },
         Err(e @ LocateError::NotLive { .. }) => {
             f.program.forget(&room);
             forward::text(StatusCode::BAD_GATEWAY, e.to_string())

@@ -186,6 +186,7 @@ pub fn router_over(state: AppState) -> Router {
         program: state.program.clone(),
         client,
         hls: state.hls.clone(),
+        rooms: state.state.clone(),
     });
 
     Router::new()

@@ -138,12 +138,13 @@ impl ProgramNodes {
 
     /// Where room `room`'s program is composed: [`ProgramNode::Local`] when this node
     /// composes it (always in single-node mode), else the lease holder's id and internal URL.
-    /// Errors: [`LocateError`].
+    /// Starts no contest (the name may come from a URL: only the supervisor's rooms are
+    /// contested). Errors: [`LocateError`].
     pub async fn locate(&self, room: &str) -> Result<ProgramNode, LocateError> {
         let Some(c) = &self.inner else {
             return Ok(ProgramNode::Local);
         };
-        if Self::contest(c, room).leads() {
+        if lock(&c.contests).get(room).is_some_and(Leadership::leads) {
             return Ok(ProgramNode::Local);
         }
         if let Some((at, node)) = lock(&c.located).get(room)
