@@ -324,7 +324,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         store,
         sfu,
         state: state_handle,
-        metrics,
+        metrics: metrics.clone(),
         overflow,
         hls: HlsPrograms::default(),
         recordings,
@@ -333,13 +333,19 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         readiness,
         cluster: cluster.clone(),
         program: match &cluster {
-            Some(c) => media::program_node::ProgramNodes::cluster(c.clone()),
+            Some(c) => {
+                media::program_node::ProgramNodes::cluster(c.clone(), metrics.cluster().clone())
+            }
             None => media::program_node::ProgramNodes::single(),
         },
         node_client: match &cluster {
             Some(c) => Some(
-                cluster::proxy::NodeClient::new(c.clone(), cluster::proxy::READ_TIMEOUT)
-                    .context("the node-to-node HTTP client")?,
+                cluster::proxy::NodeClient::new(
+                    c.clone(),
+                    cluster::proxy::READ_TIMEOUT,
+                    metrics.cluster().clone(),
+                )
+                .context("the node-to-node HTTP client")?,
             ),
             None => None,
         },

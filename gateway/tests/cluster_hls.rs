@@ -204,6 +204,24 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
         other.state.hls.get("main").is_none(),
         "the other node composes nothing"
     );
+    let metrics = |n: &Node| {
+        let url = n.url("/metrics");
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let (m_program, m_other) = (metrics(program).await, metrics(other).await);
+    assert!(
+        m_program.contains("\nvenue_cluster_program_rooms 1\n"),
+        "{m_program}"
+    );
+    assert!(
+        m_other.contains("\nvenue_cluster_program_rooms 0\n"),
+        "{m_other}"
+    );
+    assert!(
+        !m_other.contains("venue_cluster_forwarded_total{result=\"ok\"} 0\n"),
+        "the other node forwarded"
+    );
 
     // A published part: same bytes and headers through either node.
     let (msn, part) = last_part(&playlist);

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, Method};
 
 use super::Cluster;
+use crate::metrics::ClusterMetrics;
 
 /// The longest wait for a TCP connection to another node.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,6 +38,7 @@ pub enum ForwardError {
 pub struct NodeClient {
     client: reqwest::Client,
     cluster: Arc<Cluster>,
+    metrics: ClusterMetrics,
 }
 
 impl std::fmt::Debug for NodeClient {
@@ -47,10 +49,12 @@ impl std::fmt::Debug for NodeClient {
 
 impl NodeClient {
     /// A client of `cluster`'s nodes whose reads wait at most `read_timeout` for the next
-    /// bytes. Errors: the TLS backend cannot be initialised (start-up).
+    /// bytes; outcomes counted in `metrics.forwarded`. Errors: the TLS backend cannot be
+    /// initialised (start-up).
     pub fn new(
         cluster: Arc<Cluster>,
         read_timeout: Duration,
+        metrics: ClusterMetrics,
     ) -> Result<NodeClient, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -58,7 +62,11 @@ impl NodeClient {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(NodeClient { client, cluster })
+        Ok(NodeClient {
+            client,
+            cluster,
+            metrics,
+        })
     }
 
     /// Sends `method url` to node `node` with `headers` (the caller's, already filtered) and
@@ -79,7 +87,7 @@ impl NodeClient {
         if let Some(t) = timeout {
             request = request.timeout(t);
         }
-        request.send().await.map_err(|e| {
+        let result = request.send().await.map_err(|e| {
             if e.is_timeout() {
                 ForwardError::Timeout {
                     node: node.to_owned(),
@@ -90,7 +98,16 @@ impl NodeClient {
                     reason: error_chain(&e),
                 }
             }
-        })
+        });
+        let outcome = match &result {
+            Ok(_) => 0,
+            Err(ForwardError::Unreachable { .. }) => 1,
+            Err(ForwardError::Timeout { .. }) => 2,
+        };
+        if let Some(c) = self.metrics.forwarded.get(outcome) {
+            c.inc();
+        }
+        result
     }
 }
 

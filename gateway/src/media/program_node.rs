@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::cluster::Cluster;
 use crate::cluster::leader::Leadership;
 use crate::cluster::lease::Lease;
+use crate::metrics::ClusterMetrics;
 
 /// How long a located program node is reused before Redis is asked again.
 pub const LOCATE_CACHE: Duration = Duration::from_secs(1);
@@ -64,6 +65,8 @@ pub enum LocateError {
 
 struct Clustered {
     cluster: Arc<Cluster>,
+    /// `program_rooms` is set to the rooms this node composes.
+    metrics: ClusterMetrics,
     /// Room → this node's contest for its lease (started on first use, kept while the node runs).
     contests: Mutex<HashMap<String, Leadership>>,
     /// Room → (when located, where).
@@ -94,11 +97,13 @@ impl ProgramNodes {
         ProgramNodes { inner: None }
     }
 
-    /// Cluster mode: one program node per room, by lease.
-    pub fn cluster(cluster: Arc<Cluster>) -> ProgramNodes {
+    /// Cluster mode: one program node per room, by lease; `metrics.program_rooms` counts
+    /// the rooms this node composes (updated on each [`ProgramNodes::composes`]).
+    pub fn cluster(cluster: Arc<Cluster>, metrics: ClusterMetrics) -> ProgramNodes {
         ProgramNodes {
             inner: Some(Arc::new(Clustered {
                 cluster,
+                metrics,
                 contests: Mutex::default(),
                 located: Mutex::default(),
             })),
@@ -111,10 +116,16 @@ impl ProgramNodes {
     }
 
     fn contest(c: &Clustered, room: &str) -> Leadership {
-        lock(&c.contests)
+        let mut contests = lock(&c.contests);
+        let leadership = contests
             .entry(room.to_owned())
             .or_insert_with(|| c.cluster.leadership(&lease_name(room)))
-            .clone()
+            .clone();
+        let composing = contests.values().filter(|l| l.leads()).count();
+        c.metrics
+            .program_rooms
+            .set(i64::try_from(composing).unwrap_or(i64::MAX));
+        leadership
     }
 
     /// Whether this node composes room `room` now. Cluster mode: the first call for a room
