@@ -405,6 +405,13 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
         "program node crash → the survivor serves the playlist after {:?} (refusals meanwhile: {refusals:?})",
         crashed.elapsed()
     );
+    // The crashed node (in-process: its tasks still run) stopped composing with its lease.
+    wait_for(
+        Duration::from_secs(5),
+        "the crashed node composes nothing",
+        || async { program.state.hls.get("main").is_none() },
+    )
+    .await;
 }
 
 /// The program node dies before the other node ever forwarded to it: the other node answers

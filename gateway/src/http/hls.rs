@@ -22,6 +22,12 @@
 //!   (their URLs are never reused: media sequence numbers grow with the wall clock across
 //!   program restarts, see [`HlsPrograms::start`]), errors `no-store`.
 //! - CORS: `Access-Control-Allow-Origin: *` on every answer; `OPTIONS` answers the preflight.
+//! - Cluster mode (issue 11 item 8): a room is composed on its program node only
+//!   ([`crate::media::program_node`]); the other nodes forward `GET`/`HEAD` of its playlist
+//!   and media to that node's [`INTERNAL_PREFIX`] routes, query included, and relay the
+//!   answer (status, body, `Content-Type`, `Cache-Control`, `Retry-After`): the same URL
+//!   answers the same on every node. 502/504/503 when the program node is unreachable, slow,
+//!   or not known yet ([`forward_to_program_node`]).
 //! - 404 for unknown rooms, rooms without a running program, and media outside the window.
 
 use std::sync::Arc;
