@@ -367,6 +367,17 @@ async fn the_program_node_composes_the_others_proxy_it_and_a_survivor_takes_over
         "signed link via the other node"
     );
 
+    // A delete through the other node removes the file on the program node and the row.
+    let deleted = client
+        .delete(other.url(rec["download_url"].as_str().unwrap()))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert!(!file.exists(), "the file is gone from the program node");
+    assert!(list().await.is_empty());
+
     // The program node crashes: the other node takes the lease and serves the program itself.
     program.crash();
     let crashed = Instant::now();

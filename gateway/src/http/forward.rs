@@ -22,12 +22,21 @@ pub const PASSED: &[HeaderName] = &[
     header::CONTENT_DISPOSITION,
     header::ETAG,
     header::LAST_MODIFIED,
-    header::WWW_AUTHENTICATE,
 ];
 
-/// The other node's answer as this node's (see the module docs).
+/// The other node's answer as this node's (see the module docs). A 401 from it means it
+/// refused this node's signature (another cluster secret, a clock off by more than the allowed
+/// skew): that is this node's upstream failing, 502, not the client's fault.
 pub fn relay(answer: reqwest::Response) -> Response {
     let status = answer.status();
+    if status == StatusCode::UNAUTHORIZED {
+        tracing::warn!(url = %answer.url(), "another node refused this node's signature");
+        return text(
+            StatusCode::BAD_GATEWAY,
+            "the node holding this refused this node's credentials (cluster secret or clock)"
+                .to_owned(),
+        );
+    }
     let mut headers = axum::http::HeaderMap::new();
     for name in PASSED {
         for value in answer.headers().get_all(name) {

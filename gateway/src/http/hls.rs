@@ -27,7 +27,7 @@
 //!   and media to that node's [`INTERNAL_PREFIX`] routes, query included, and relay the
 //!   answer (status, body, `Content-Type`, `Cache-Control`, `Retry-After`): the same URL
 //!   answers the same on every node. 502/504/503 when the program node is unreachable, slow,
-//!   or not known yet ([`forward_to_program_node`]).
+//!   or not known yet (`forward_to_program_node`).
 //! - 404 for unknown rooms, rooms without a running program, and media outside the window.
 
 use std::sync::Arc;
