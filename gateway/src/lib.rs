@@ -91,6 +91,11 @@ pub struct Services {
     /// Cluster mode: this node's membership (`/internal` routes, registry); `None` in
     /// single-node mode.
     pub cluster: Option<Arc<Cluster>>,
+    /// Which node composes each room's program (single-node: this one); the program
+    /// supervisor and `/hls` ask it.
+    pub program: media::program_node::ProgramNodes,
+    /// Cluster mode: signed calls to the other nodes (HLS and recording forwarding).
+    pub node_client: Option<cluster::proxy::NodeClient>,
 }
 
 /// A built application: router, services and HTTP settings, ready to serve.
@@ -291,12 +296,15 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     .await
     .map_err(|e| anyhow::anyhow!("loading room state: {e}"))?;
     let _ = load_state.set(state_handle.clone());
-    let recordings = media::recording::Recordings::open(
+    let recordings = media::recording::Recordings::open_on(
         store.clone(),
         &config.data_dir,
         config.recording,
         config.schedule.grace_before_s,
         secrets.as_ref().map_or(admin_digest, |s| s.recording_link),
+        cluster
+            .as_ref()
+            .map(|c| c.settings().node_id.as_str().to_owned()),
     )
     .await
     .context("opening the recordings")?;
@@ -323,7 +331,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         store,
         sfu,
         state: state_handle,
-        metrics,
+        metrics: metrics.clone(),
         overflow,
         hls: HlsPrograms::default(),
         recordings,
@@ -331,6 +339,23 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         turn: turn.map(ice::EmbeddedTurn::new),
         readiness,
         cluster: cluster.clone(),
+        program: match &cluster {
+            Some(c) => {
+                media::program_node::ProgramNodes::cluster(c.clone(), metrics.cluster().clone())
+            }
+            None => media::program_node::ProgramNodes::single(),
+        },
+        node_client: match &cluster {
+            Some(c) => Some(
+                cluster::proxy::NodeClient::new(
+                    c.clone(),
+                    cluster::proxy::READ_TIMEOUT,
+                    metrics.cluster().clone(),
+                )
+                .context("the node-to-node HTTP client")?,
+            ),
+            None => None,
+        },
     };
     let http = HttpSettings {
         admin_token_digest: admin_digest,
@@ -346,10 +371,7 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
             sfu: services.sfu.clone(),
             hls: services.hls.clone(),
             recordings: services.recordings.clone(),
-            recorder: match &cluster {
-                Some(c) => c.leadership("recordings"),
-                None => cluster::leader::Leadership::always(),
-            },
+            program: services.program.clone(),
         },
         config.hls,
     );

@@ -50,7 +50,17 @@ pub struct ClusterMetrics {
     /// `venue_cluster_bus_rejected_total`: bus messages received and dropped: malformed, or
     /// signed with another cluster secret.
     pub bus_rejected: IntCounter,
+    /// `venue_cluster_program_rooms`: rooms whose program this node composes (it holds their
+    /// `program:{room}` lease).
+    pub program_rooms: IntGauge,
+    /// `venue_cluster_forwarded_total{result}`: requests forwarded to another node (HLS,
+    /// recordings) by outcome: `ok` (answered, whatever the status), `unreachable`, `timeout`.
+    pub forwarded: [IntCounter; 3],
 }
+
+/// The `result` labels of `venue_cluster_forwarded_total`, in [`ClusterMetrics::forwarded`]'s
+/// order.
+pub const FORWARD_RESULTS: [&str; 3] = ["ok", "unreachable", "timeout"];
 
 /// Buckets of `venue_cluster_bus_lag_seconds`: 0.5 ms to 2.5 s.
 pub const BUS_LAG_BUCKETS: [f64; 12] = [
@@ -495,7 +505,25 @@ impl Metrics {
             self.registry
                 .register(Box::new(lag.clone()))
                 .expect("metric registered once"); // invariant: OnceLock registers once
+            let forwarded = prometheus::IntCounterVec::new(
+                Opts::new(
+                    "venue_cluster_forwarded_total",
+                    "Requests forwarded to another node (HLS, recordings), by outcome.",
+                ),
+                &["result"],
+            )
+            .expect("valid metric name"); // invariant: constant name and labels
+            self.registry
+                .register(Box::new(forwarded.clone()))
+                .expect("metric registered once"); // invariant: OnceLock registers once
             ClusterMetrics {
+                program_rooms: registered(
+                    &self.registry,
+                    IntGauge::with_opts,
+                    "venue_cluster_program_rooms",
+                    "Rooms whose program this node composes (holder of their program lease).",
+                ),
+                forwarded: FORWARD_RESULTS.map(|r| forwarded.with_label_values(&[r])),
                 nodes: registered(
                     &self.registry,
                     IntGauge::with_opts,
@@ -606,6 +634,8 @@ mod tests {
             "venue_cluster_bus_lag_seconds_count 1\n",
             "venue_cluster_bus_dropped_total 1\n",
             "venue_cluster_bus_rejected_total 0\n",
+            "venue_cluster_program_rooms 0\n",
+            "venue_cluster_forwarded_total{result=\"timeout\"} 0\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }

@@ -34,6 +34,8 @@ impl Drop for AbortOnDrop {
 #[derive(Debug, Clone)]
 pub struct Leadership {
     leads: watch::Receiver<bool>,
+    /// Single-node mode: leads for good.
+    always: bool,
 }
 
 impl Leadership {
@@ -42,7 +44,10 @@ impl Leadership {
         let (tx, leads) = watch::channel(true);
         // Keep the value: a receiver whose sender is gone still reads the last value.
         drop(tx);
-        Leadership { leads }
+        Leadership {
+            leads,
+            always: true,
+        }
     }
 
     /// Competes for lease `name` as `node` on `conn` (TTL `ttl`) until the returned task is
@@ -79,11 +84,24 @@ impl Leadership {
                 tokio::time::sleep(retry).await;
             }
         });
-        (Leadership { leads }, task)
+        (
+            Leadership {
+                leads,
+                always: false,
+            },
+            task,
+        )
     }
 
-    /// Whether this node leads now.
+    /// Whether this node leads now. `false` once the competing task has ended (the cluster
+    /// stopped: [`super::Cluster::leave`] or [`super::Cluster::halt`]), whatever it said last.
     pub fn leads(&self) -> bool {
-        *self.leads.borrow()
+        self.always || (*self.leads.borrow() && self.leads.has_changed().is_ok())
+    }
+
+    /// A receiver of "this node leads", which changes when leadership is won or lost (its
+    /// `changed()` fails once the competing task has ended).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.leads.clone()
     }
 }

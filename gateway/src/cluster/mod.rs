@@ -15,6 +15,7 @@
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
 //! - [`placement`]: which node a new WebRTC viewer watches on;
+//! - [`proxy`]: node-to-node HTTP forwarding (HLS programs, recording files);
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
 //!
 //! [`Cluster::start`] joins: it connects to Redis, refuses a cluster it cannot join (another
@@ -31,6 +32,7 @@ pub mod drain;
 pub mod leader;
 pub mod lease;
 pub mod placement;
+pub mod proxy;
 pub mod readiness;
 pub mod registry;
 pub mod secrets;

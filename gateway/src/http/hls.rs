@@ -22,15 +22,21 @@
 //!   (their URLs are never reused: media sequence numbers grow with the wall clock across
 //!   program restarts, see [`HlsPrograms::start`]), errors `no-store`.
 //! - CORS: `Access-Control-Allow-Origin: *` on every answer; `OPTIONS` answers the preflight.
+//! - Cluster mode (issue 11 item 8): a room is composed on its program node only
+//!   ([`crate::media::program_node`]); the other nodes forward `GET`/`HEAD` of its playlist
+//!   and media to that node's [`INTERNAL_PREFIX`] routes, query included, and relay the
+//!   answer (status, body, `Content-Type`, `Cache-Control`, `Retry-After`): the same URL
+//!   answers the same on every node. 502/504/503 when the program node is unreachable, slow,
+//!   or not known yet (`forward_to_program_node`).
 //! - 404 for unknown rooms, rooms without a running program, and media outside the window.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,7 +44,10 @@ use bytes::Bytes;
 use venue_sfu::egress::hls::{PlaylistAnswer, PlaylistQuery};
 
 use super::error::ApiError;
+use super::forward;
+use crate::cluster::proxy::NodeClient;
 use crate::media::hls_programs::HlsPrograms;
+use crate::media::program_node::{LocateError, ProgramNode, ProgramNodes};
 use crate::rooms::StateHandle;
 
 /// `Content-Type` of playlists (8216bis §4).
@@ -69,22 +78,153 @@ pub struct PlaylistDeps {
 /// playlists an `Arc<PlaylistDeps>` — because axum clones a router's state for every request,
 /// and cloning the whole `AppState` (a dozen `Arc`s and channel senders) was a visible share
 /// of the server's CPU under load (BENCHMARKS.md, "LL-HLS serving").
-pub fn routes<S>(hls: HlsPrograms, rooms: StateHandle) -> Router<S>
+///
+/// `forwarding` (cluster mode): requests for a room composed on another node are forwarded
+/// to it ([`Forwarding`]); `None` (single-node mode): every room is served from here.
+pub fn routes<S>(hls: HlsPrograms, rooms: StateHandle, forwarding: Option<Forwarding>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let local = local_routes("/hls", hls, rooms);
+    let routes = match forwarding {
+        Some(f) => local.layer(middleware::from_fn_with_state(
+            Arc::new(f),
+            forward_to_program_node,
+        )),
+        None => local,
+    };
+    routes.layer(middleware::from_fn(cors))
+}
+
+/// `{prefix}/{room}/index.m3u8` and `{prefix}/{room}/{file}` served from this node's
+/// programs (no CORS, no forwarding).
+fn local_routes<S>(prefix: &str, hls: HlsPrograms, rooms: StateHandle) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     let playlists = Router::new()
-        .route("/hls/{room}/index.m3u8", get(playlist).options(preflight))
+        .route(
+            &format!("{prefix}/{{room}}/index.m3u8"),
+            get(playlist).options(preflight),
+        )
         .with_state(Arc::new(PlaylistDeps {
             hls: hls.clone(),
             rooms,
         }));
     let media_files = Router::new()
-        .route("/hls/{room}/{file}", get(media).options(preflight))
+        .route(
+            &format!("{prefix}/{{room}}/{{file}}"),
+            get(media).options(preflight),
+        )
         .with_state(hls);
-    playlists
-        .merge(media_files)
-        .layer(middleware::from_fn(cors))
+    playlists.merge(media_files)
+}
+
+// ---- Cluster mode: the program node serves, the others forward (issue 11 item 8) ----
+
+/// The prefix of the program node's own routes: `GET /internal/hls/{room}/...` answers
+/// exactly as `GET /hls/{room}/...` does on that node (same bodies, `Content-Type`,
+/// `Cache-Control`, `Retry-After`, blocking reloads), never forwarded again; behind
+/// `require_node` ([`crate::http::internal`]).
+pub const INTERNAL_PREFIX: &str = "/internal/hls";
+
+/// The internal routes (see [`INTERNAL_PREFIX`]).
+pub fn internal_routes<S>(hls: HlsPrograms, rooms: StateHandle) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    local_routes(INTERNAL_PREFIX, hls, rooms)
+}
+
+/// What the forwarding layer of `/hls` uses (cluster mode).
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// Who composes each room ([`ProgramNodes::locate`]).
+    pub program: ProgramNodes,
+    /// Signed calls to the other nodes.
+    pub client: NodeClient,
+    /// This node's programs (their blocking timeout bounds a forwarded request).
+    pub hls: HlsPrograms,
+    /// The rooms (an unknown room is answered here: 404).
+    pub rooms: StateHandle,
+}
+
+impl Forwarding {
+    /// The longest a forwarded request may take: a program node may first wait for the
+    /// program to start, then hold a blocking reload, each up to the blocking timeout; plus
+    /// 5 s of slack for the network.
+    fn timeout(&self) -> Duration {
+        self.hls.block_timeout(None) * 2 + Duration::from_secs(5)
+    }
+}
+
+/// Middleware on `/hls` (cluster mode): a `GET`/`HEAD` of a room whose program node is
+/// another node is forwarded to `{its internal_url}/internal/hls/{room}/{file}?{query}` (the
+/// query passed through: `_HLS_msn`, `_HLS_part`, `_HLS_skip`), and its answer relayed
+/// ([`forward::relay`]: status, `Content-Type`, `Cache-Control`… and the body streamed), so
+/// that a CDN in front of any node sees the same answers. Errors: 503 + `Retry-After: 1`
+/// while no node holds the room's program (a takeover) or Redis fails, 502 when the program
+/// node is not live or unreachable, 504 when it does not answer within the blocking timeouts;
+/// a room without a program node that does not exist is answered here (404).
+async fn forward_to_program_node(
+    State(f): State<Arc<Forwarding>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    // `/hls/{room}/{file}`: the room as it is in the path (room names need no escaping).
+    let Some((room, _file)) = req
+        .uri()
+        .path()
+        .strip_prefix("/hls/")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return next.run(req).await;
+    };
+    let room = room.to_owned();
+    match f.program.locate(&room).await {
+        Ok(ProgramNode::Local) => next.run(req).await,
+        Ok(ProgramNode::Remote {
+            node_id,
+            internal_url,
+        }) => {
+            let path_and_query = req
+                .uri()
+                .path_and_query()
+                .map_or(req.uri().path(), |p| p.as_str());
+            let url = format!("{internal_url}/internal{path_and_query}");
+            let what = format!("the program of room {room:?} (composed on node {node_id})");
+            match f
+                .client
+                .send(
+                    &node_id,
+                    req.method().clone(),
+                    &url,
+                    axum::http::HeaderMap::new(),
+                    Some(f.timeout()),
+                )
+                .await
+            {
+                Ok(answer) => forward::relay(answer),
+                Err(e) => {
+                    f.program.forget(&room);
+                    forward::failed(&e, &what)
+                }
+            }
+        }
+        Err(e @ LocateError::NoHolder(_)) => match f.rooms.view(&room).await {
+            Ok(Some(_)) => forward::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            // Unknown room (404), or the state actor's error: the local handler says it.
+            _ => next.run(req).await,
+        },
+        Err(e @ LocateError::NotLive { .. }) => {
+            f.program.forget(&room);
+            forward::text(StatusCode::BAD_GATEWAY, e.to_string())
+        }
+        Err(e) => forward::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 async fn cors(request: Request, next: Next) -> Response {

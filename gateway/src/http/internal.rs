@@ -16,8 +16,14 @@
 //!   [`SessionKind::Relay`] (not a viewer): 201 + `Location: /internal/relay/{room}/{session}`
 //!   + the SDP answer; 404 unknown room, 400 bad offer, 503 overloaded.
 //! - `DELETE /internal/relay/{room id}/{session}`: the edge closed its relay → 200.
+//! - HLS programs and recordings (issue 11 item 8), the routes other nodes forward to:
+//!   `GET /internal/hls/{room}/index.m3u8` and `/internal/hls/{room}/{file}` (this node's
+//!   programs, answered as `/hls/...` is: [`crate::http::hls::internal_routes`]);
+//!   `GET /internal/recordings/{id}/file` (the file in this node's data dir, `Range` honoured)
+//!   and `DELETE /internal/recordings/{id}` (file and row), as the admin routes answer them
+//!   ([`crate::http::recordings`]).
 //!
-//! Hub forwarding and HLS proxying (issue 11) will be added here.
+//! Hub forwarding (issue 11) will be added here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,10 +49,29 @@ use crate::cluster::auth::NODE_HEADER;
 use crate::ids::RoomId;
 use crate::rooms::SessionKind;
 
-/// The `/internal` routes of `cluster`, behind [`require_node`].
-pub fn routes<S: Clone + Send + Sync + 'static>(cluster: Arc<Cluster>) -> Router<S> {
+/// The `/internal` routes of `cluster`, behind [`require_node`]; `state` for the routes
+/// that serve this node's media.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    cluster: Arc<Cluster>,
+    state: &AppState,
+) -> Router<S> {
+    // ---- HLS programs and recordings (issue 11 item 8) ----
+    let media = super::hls::internal_routes(state.hls.clone(), state.state.clone()).merge(
+        Router::new()
+            .route(
+                "/internal/recordings/{id}/file",
+                get(super::recordings::internal_file),
+            )
+            .route(
+                "/internal/recordings/{id}",
+                axum::routing::delete(super::recordings::internal_delete),
+            )
+            .with_state(state.clone()),
+    );
+    // ---- end of issue 11 item 8 ----
     Router::new()
         .route("/internal/node", get(node))
+        .merge(media)
         .route_layer(middleware::from_fn_with_state(
             cluster.clone(),
             require_node,

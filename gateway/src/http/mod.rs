@@ -19,6 +19,7 @@ pub mod admin;
 pub mod assets;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod hls;
 pub mod ice;
 pub mod interaction;
@@ -178,16 +179,26 @@ pub fn router_over(state: AppState) -> Router {
         ));
 
     let internal = match &state.cluster {
-        Some(cluster) => internal::routes(cluster.clone())
+        Some(cluster) => internal::routes(cluster.clone(), &state)
             .merge(internal::media_routes(state.clone(), cluster.clone())),
         None => Router::new(),
     };
+    let forwarding = state.node_client.clone().map(|client| hls::Forwarding {
+        program: state.program.clone(),
+        client,
+        hls: state.hls.clone(),
+        rooms: state.state.clone(),
+    });
 
     Router::new()
         .merge(whip_whep)
         .merge(admin)
         .merge(internal)
-        .merge(hls::routes(state.hls.clone(), state.state.clone()))
+        .merge(hls::routes(
+            state.hls.clone(),
+            state.state.clone(),
+            forwarding,
+        ))
         .route("/api/rooms/{room}", get(rooms::get))
         .route("/api/rooms/{room}/ws", get(ws::upgrade))
         .route(

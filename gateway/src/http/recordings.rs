@@ -17,13 +17,19 @@
 //! Public: `GET /api/recordings/{id}/file?expires=<unix s>&sig=<hex>` → the file as above when
 //! `sig` is the HMAC-SHA256 (keyed with the admin token's digest) of `"{id}.{expires}"` and
 //! `expires` is not past; 403 otherwise.
+//!
+//! Cluster mode (issue 11 item 8): the list comes from the shared store on any node; a
+//! download (either route) or a delete of a recording whose file another node holds is
+//! forwarded to that node's `/internal/recordings/{id}[/file]` (the `Range` header passed, the
+//! answer's status, headers and body relayed as they come: same bytes). 502 when that node is
+//! not live or unreachable, 504 when it does not answer in time.
 
 use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -32,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::AppState;
 use super::error::ApiError;
+use super::forward;
 use crate::media::recording::RecordingJson;
 use crate::store::StoreError;
 
@@ -64,7 +71,34 @@ pub async fn download(
 pub async fn delete(
     State(app): State<AppState>,
     Path(id): Path<RecordingId>,
+) -> Result<Response, ApiError> {
+    if let Some(row) = app.recordings.get(id).await?
+        && let Some(node) = app.recordings.elsewhere(&row)
+    {
+        let node = node.to_owned();
+        return Ok(forward_to(
+            &app,
+            &node,
+            Method::DELETE,
+            &format!("/internal/recordings/{id}"),
+            HeaderMap::new(),
+            &format!("recording {id}"),
+        )
+        .await);
+    }
+    delete_here(&app, id).await.map(IntoResponse::into_response)
+}
+
+/// `DELETE /internal/recordings/{id}` (cluster mode, behind `require_node`): as the admin
+/// route, for a file in this node's data dir.
+pub async fn internal_delete(
+    State(app): State<AppState>,
+    Path(id): Path<RecordingId>,
 ) -> Result<StatusCode, ApiError> {
+    delete_here(&app, id).await
+}
+
+async fn delete_here(app: &AppState, id: RecordingId) -> Result<StatusCode, ApiError> {
     match app.recordings.delete(id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::NotFound(format!("no recording {id}"))),
@@ -131,13 +165,94 @@ pub fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(range))
 }
 
+/// `GET /internal/recordings/{id}/file` (cluster mode, behind `require_node`): the file from
+/// this node's data dir, as the admin route serves it (`Range` honoured), never forwarded.
+pub async fn internal_file(
+    State(app): State<AppState>,
+    Path(id): Path<RecordingId>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = app
+        .recordings
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no recording {id}")))?;
+    serve_here(&app, &row, &headers).await
+}
+
+/// Forwards `method path` to node `node` (its internal URL from the registry) and relays the
+/// answer; `what` names the thing for error messages.
+async fn forward_to(
+    app: &AppState,
+    node: &str,
+    method: Method,
+    path: &str,
+    headers: HeaderMap,
+    what: &str,
+) -> Response {
+    let (Some(cluster), Some(client)) = (&app.cluster, &app.node_client) else {
+        return forward::text(
+            StatusCode::BAD_GATEWAY,
+            format!("{what} is held by node {node}, and this node is not in a cluster"),
+        );
+    };
+    let url = match cluster.nodes().await {
+        Ok(view) => view
+            .live
+            .into_iter()
+            .find(|n| n.node_id == node)
+            .map(|n| format!("{}{path}", n.internal_url.trim_end_matches('/'))),
+        Err(e) => {
+            return forward::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cluster Redis: {e}"),
+            );
+        }
+    };
+    let Some(url) = url else {
+        return forward::text(
+            StatusCode::BAD_GATEWAY,
+            format!("{what} is held by node {node}, which is not a live node of the cluster"),
+        );
+    };
+    match client.send(node, method, &url, headers, None).await {
+        Ok(answer) => forward::relay(answer),
+        Err(e) => forward::failed(&e, what),
+    }
+}
+
 async fn serve(app: &AppState, id: RecordingId, headers: &HeaderMap) -> Result<Response, ApiError> {
     let row = app
         .recordings
         .get(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no recording {id}")))?;
-    let path = app.recordings.path(&row);
+    if let Some(node) = app.recordings.elsewhere(&row) {
+        let mut pass = HeaderMap::new();
+        if let Some(range) = headers.get(header::RANGE) {
+            pass.insert(header::RANGE, range.clone());
+        }
+        return Ok(forward_to(
+            app,
+            node,
+            Method::GET,
+            &format!("/internal/recordings/{id}/file"),
+            pass,
+            &format!("recording {id}"),
+        )
+        .await);
+    }
+    serve_here(app, &row, headers).await
+}
+
+/// Streams `row`'s file from this node's data dir (see the module docs).
+async fn serve_here(
+    app: &AppState,
+    row: &crate::store::recordings::Recording,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = row.id;
+    let path = app.recordings.path(row);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -11,5 +11,6 @@
 
 pub mod hls_programs;
 pub mod program;
+pub mod program_node;
 pub mod recording;
 pub mod rtmp;

@@ -8,11 +8,16 @@
 //! has its program stopped and its playlist gone (404 until someone asks again, which starts
 //! it anew within about a second; the first request waits for it).
 //!
+//! Cluster mode (issue 11 item 8): only the room's **program node** composes it
+//! ([`ProgramNodes::composes`], a lease per room, [`crate::media::program_node`]); the other
+//! nodes forward `/hls/{room}/...` to it and compose nothing for that room. When it stops
+//! being the program node its program stops (and its recording ends) at the next tick; the
+//! node that took over starts its own at its next tick when watched or recording (until media
+//! relays between nodes are wired, a program holds only what was published on its node).
+//!
 //! Recording (issue 5 item 4, [`crate::media::recording`]): the program also runs while a set is
-//! being recorded — `[recording] enabled`, this node the recorder (cluster mode: the holder of
-//! the `recordings` lease, so each set is recorded once cluster-wide; until media relays
-//! between nodes are wired it holds only what was published on that node), and a live
-//! streamer on stage slot 0 — so the
+//! being recorded — `[recording] enabled`, this node the room's program node (so each set is
+//! recorded once cluster-wide), and a live streamer on stage slot 0 — so the
 //! start/stop condition is *watched or recording wanted*. The sink feeds the recorder
 //! (`RecorderFeed`, never blocking) always and the LL-HLS packager only while watched. Each
 //! tick the room's [`SetTracker`](crate::media::recording::SetTracker) says when a set starts (a file
@@ -30,6 +35,7 @@ use venue_sfu::egress::program::{ProgramRunner, StageLook};
 
 use super::recording::{FeedControl, RecorderFeed, Recordings, RoomSets, Seat, SetChange};
 use crate::media::hls_programs::HlsPrograms;
+use crate::media::program_node::ProgramNodes;
 use crate::rooms::{RoomView, StateHandle};
 use crate::store::Store;
 
@@ -51,9 +57,9 @@ pub struct ProgramDeps {
     pub hls: HlsPrograms,
     /// The recordings of sets.
     pub recordings: Recordings,
-    /// Whether this node records the sets (cluster mode: the one node holding the
-    /// `recordings` lease, so a set is recorded once; single-node: always).
-    pub recorder: crate::cluster::leader::Leadership,
+    /// Whether this node composes (and records) each room: single-node always; cluster
+    /// mode the room's program node only ([`ProgramNodes::composes`], one lease per room).
+    pub program: ProgramNodes,
 }
 
 struct Running {
@@ -108,7 +114,10 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
             };
             for room in rooms {
                 let name = room.name;
+                // The one decision of who composes the room (module program_node).
+                let composes = app.program.composes(&name);
                 let watched = compose
+                    && composes
                     && app
                         .hls
                         .last_watched(&name)
@@ -118,7 +127,7 @@ pub fn spawn_supervisor(app: ProgramDeps, settings: crate::config::HlsConfig) {
                     _ => None,
                 };
                 let seat = view.as_ref().and_then(seat_of);
-                let enabled = app.recordings.enabled() && app.recorder.leads();
+                let enabled = app.recordings.enabled() && composes;
                 let record = enabled && seat.as_ref().is_some_and(|s| s.live);
                 let wanted = watched || record;
                 // Cluster mode: a program composed here needs the stage's media from the

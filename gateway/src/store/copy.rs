@@ -45,7 +45,7 @@ struct Table {
 
 use Kind::{Blob, Bool, Int, Real, Text};
 
-/// Every table of migrations 0001–0006, parents before children.
+/// Every table of migrations 0001–0007, parents before children.
 const TABLES: &[Table] = &[
     Table {
         name: "rooms",
@@ -204,6 +204,7 @@ const TABLES: &[Table] = &[
             ("end_ms", Int),
             ("duration_ms", Int),
             ("bytes", Int),
+            ("node", Text),
         ],
         serial_id: true,
     },

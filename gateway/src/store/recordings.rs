@@ -1,5 +1,7 @@
-//! Persistence of recordings (migration `0006_recordings.sql`): one row per recorded set,
-//! so the list survives restarts. Times are Unix milliseconds, UTC.
+//! Persistence of recordings (migrations `0006_recordings.sql`, `0007_recording_node.sql`):
+//! one row per recorded set, so the list survives restarts. Times are Unix milliseconds, UTC.
+//! In cluster mode each row names the node holding the file (`node`), so any node lists
+//! every recording and forwards a download to that node.
 
 use serde::Serialize;
 
@@ -27,6 +29,9 @@ pub struct Recording {
     pub duration_ms: i64,
     /// File size, bytes (0 while recording).
     pub bytes: i64,
+    /// Cluster mode: the id of the node whose data dir holds the file; `None` when written
+    /// by a single-node venue.
+    pub node: Option<String>,
 }
 
 /// What a new recording row holds.
@@ -55,7 +60,16 @@ impl Store {
     /// Inserts a recording in progress (`end_ms` NULL). Errors: `Conflict` when `file` is
     /// taken, `Db`.
     pub async fn create_recording(&self, new: &NewRecording) -> Result<Recording, StoreError> {
-        backend!(self, db => db.create_recording(new).await)
+        backend!(self, db => db.create_recording(new, None).await)
+    }
+
+    /// [`Store::create_recording`] of a file held by cluster node `node` (`None`: single-node).
+    pub async fn create_recording_on(
+        &self,
+        new: &NewRecording,
+        node: Option<&str>,
+    ) -> Result<Recording, StoreError> {
+        backend!(self, db => db.create_recording(new, node).await)
     }
 
     /// Marks recording `id` finished: end time (Unix ms), media duration (ms), file size
@@ -83,6 +97,11 @@ impl Store {
     /// Recordings without an end (in progress, or cut off by a stop of the server).
     pub async fn unfinished_recordings(&self) -> Result<Vec<Recording>, StoreError> {
         backend!(self, db => db.unfinished_recordings().await)
+    }
+
+    /// [`Store::unfinished_recordings`] whose file cluster node `node` holds.
+    pub async fn unfinished_recordings_of(&self, node: &str) -> Result<Vec<Recording>, StoreError> {
+        backend!(self, db => db.unfinished_recordings_of(node).await)
     }
 
     /// Deletes the row of recording `id`. Returns whether it existed.

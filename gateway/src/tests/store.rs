@@ -282,6 +282,10 @@ fn migrations_keep_their_versions_and_checksums() {
             6,
             "69c9fb25531aeb2b1957067e39dbfdd58c83cad370717e0c46f5b8307c3b1946e4c97a3f668b3a98d8728ce258263d79",
         ),
+        (
+            7,
+            "8c57501d94931c5e4d078528936882351e4a874b6f465f0c3404f555abd8ab64089596bdfaadfa8b85c82448d7ad6e1c",
+        ),
     ];
     let migrator = sqlx::migrate!("./migrations/sqlite");
     let got: Vec<(i64, String)> = migrator

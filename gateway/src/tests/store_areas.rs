@@ -254,6 +254,58 @@ async fn recordings_on(db: Db) {
     assert_eq!(store.recording(second.id).await.expect("q"), None);
 }
 
+#[tokio::test]
+async fn recordings_name_the_node_holding_the_file() {
+    for db in Db::both() {
+        recording_nodes_on(db).await;
+    }
+}
+
+async fn recording_nodes_on(db: Db) {
+    let name = db.name();
+    let store = db.open().await;
+    let (s, _) = store.create_streamer(MAIN, "Ann").await.expect("streamer");
+    let new = |file: &str| NewRecording {
+        room_id: MAIN,
+        streamer_id: s.id,
+        booking_id: None,
+        artist: "Ann".into(),
+        file: file.into(),
+        start_ms: 1000,
+    };
+    let single = store.create_recording(&new("s.mp4")).await.expect("s");
+    let a = store
+        .create_recording_on(&new("a.mp4"), Some("node-a"))
+        .await
+        .expect("a");
+    let b = store
+        .create_recording_on(&new("b.mp4"), Some("node-b"))
+        .await
+        .expect("b");
+    assert_eq!(single.node, None, "{name}");
+    assert_eq!(a.node.as_deref(), Some("node-a"), "{name}");
+    let got = store.recording(b.id).await.expect("q").expect("row");
+    assert_eq!(got.node.as_deref(), Some("node-b"), "{name}");
+    assert_eq!(
+        store.unfinished_recordings_of("node-a").await.expect("q"),
+        vec![a.clone()],
+        "{name}: only node-a's"
+    );
+    assert_eq!(store.unfinished_recordings().await.expect("q").len(), 3);
+    store
+        .finish_recording(a.id, 5000, 4000, 1)
+        .await
+        .expect("finish");
+    assert!(
+        store
+            .unfinished_recordings_of("node-a")
+            .await
+            .expect("q")
+            .is_empty(),
+        "{name}"
+    );
+}
+
 fn chat(id: u64, text: &str) -> ChatRecord {
     ChatRecord {
         id,

@@ -147,12 +147,24 @@ pub async fn build_on(
     secret: &str,
     database: Option<&str>,
 ) -> anyhow::Result<(App, tokio::net::TcpListener, tempfile::TempDir)> {
+    build_with(redis, id, secret, database, |_| {}).await
+}
+
+/// Like [`build_on`], with `tweak` applied to the node's config last (e.g. recording on).
+pub async fn build_with(
+    redis: &str,
+    id: &str,
+    secret: &str,
+    database: Option<&str>,
+    tweak: impl FnOnce(&mut Config),
+) -> anyhow::Result<(App, tokio::net::TcpListener, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = node_config(dir.path(), redis, id, secret);
     config.database.url = database.map(Secret::new);
     config.cluster.internal_url = Some(format!("http://{addr}"));
+    tweak(&mut config);
     let app = build_app(&config).await?;
     Ok((app, listener, dir))
 }

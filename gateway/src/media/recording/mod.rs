@@ -29,6 +29,15 @@
 //! Metadata (room, artist, streamer, booking, start, end, duration, bytes) lives in SQLite
 //! ([`crate::store::recordings`]); rows a stopped server left without an end are finished from
 //! the file on the next start ([`Recordings::open`]).
+//!
+//! **Cluster mode** (issue 11 item 8): sets are recorded by the room's program node
+//! ([`crate::media::program_node`]) into its own data dir, and each row names that node
+//! ([`Recordings::open_on`], [`Recordings::elsewhere`]); the index is in the shared
+//! PostgreSQL store, so every node lists every recording, and a download or delete on a node
+//! without the file is forwarded to the node holding it (`http::recordings`). When the
+//! program node dies mid-set, the node taking over starts a **new file** for the rest of the
+//! set (the first one is cut where the dead node stopped writing, and is finished from its
+//! file when that node starts again).
 
 //!
 //! Layout: [`sets`] holds the set rule and naming (sans-IO), [`writer`] the compositor-thread
@@ -96,6 +105,8 @@ struct Inner {
     grace_before_s: i64,
     /// Key of the signed download URLs.
     url_key: [u8; 32],
+    /// Cluster mode: this node's id, stored with each recording it writes; `None`: single-node.
+    node: Option<String>,
     /// Recordings in progress by id.
     active: Mutex<HashMap<RecordingId, Arc<Progress>>>,
     stats: Arc<RecordingStats>,
@@ -170,9 +181,27 @@ impl Recordings {
         grace_before_s: u64,
         url_key: [u8; 32],
     ) -> Result<Recordings, StoreError> {
+        Self::open_on(store, data_dir, config, grace_before_s, url_key, None).await
+    }
+
+    /// [`Recordings::open`] on cluster node `node` (`None`: single-node mode): the recordings
+    /// it writes name it, and only its own unfinished rows are finished at start (the other
+    /// nodes' files are not in this data dir).
+    pub async fn open_on(
+        store: Store,
+        data_dir: &Path,
+        config: RecordingConfig,
+        grace_before_s: u64,
+        url_key: [u8; 32],
+        node: Option<String>,
+    ) -> Result<Recordings, StoreError> {
         let dir = data_dir.join(DIR);
         std::fs::create_dir_all(&dir)?;
-        for row in store.unfinished_recordings().await? {
+        let unfinished = match &node {
+            None => store.unfinished_recordings().await?,
+            Some(n) => store.unfinished_recordings_of(n).await?,
+        };
+        for row in unfinished {
             let path = dir.join(&row.file);
             let meta = tokio::fs::metadata(&path).await.ok();
             let end_ms = meta
@@ -199,6 +228,7 @@ impl Recordings {
                 config,
                 grace_before_s: i64::try_from(grace_before_s).unwrap_or(i64::MAX),
                 url_key,
+                node,
                 active: Mutex::default(),
                 stats: Arc::default(),
             }),
@@ -276,14 +306,17 @@ impl Recordings {
         let row = match self
             .inner
             .store
-            .create_recording(&NewRecording {
-                room_id,
-                streamer_id,
-                booking_id: booking.map(|b| b.booking_id),
-                artist,
-                file: file_name.clone(),
-                start_ms: unix_ms(start),
-            })
+            .create_recording_on(
+                &NewRecording {
+                    room_id,
+                    streamer_id,
+                    booking_id: booking.map(|b| b.booking_id),
+                    artist,
+                    file: file_name.clone(),
+                    start_ms: unix_ms(start),
+                },
+                self.inner.node.as_deref(),
+            )
             .await
         {
             Ok(row) => row,
@@ -391,6 +424,8 @@ impl Recordings {
         } else {
             None
         };
+        // Being recorded on another node: no progress here (the row's 0 s, 0 bytes).
+        let elsewhere = r.end_ms.is_none() && self.elsewhere(&r).is_some();
         let (duration_ms, bytes) = match &live {
             Some(p) => (
                 p.media_ms.load(Ordering::Relaxed) as i64,
@@ -414,8 +449,17 @@ impl Recordings {
             end: r.end_ms.map(rfc3339),
             duration_s: duration_ms as f64 / 1000.0,
             bytes,
-            recording: live.is_some(),
+            recording: live.is_some() || elsewhere,
             file: r.file,
+        }
+    }
+
+    /// Cluster mode: the id of the node holding `row`'s file when that is another node
+    /// (downloads and deletes go there); `None` when the file is in this data dir.
+    pub fn elsewhere<'a>(&self, row: &'a Recording) -> Option<&'a str> {
+        match (&row.node, &self.inner.node) {
+            (Some(theirs), Some(mine)) if theirs != mine => Some(theirs),
+            _ => None,
         }
     }
 

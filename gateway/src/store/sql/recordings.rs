@@ -1,4 +1,4 @@
-//! Recordings (migration 0006), and the bookings that name a set.
+//! Recordings (migrations 0006, 0007), and the bookings that name a set.
 //!
 //! The SQL is the same on SQLite and PostgreSQL (`$N` placeholders, `ON CONFLICT` upserts,
 //! `TRUE`/`FALSE`): [`recordings_sql!`] expands it, with its row types, inside each backend's
@@ -17,7 +17,7 @@ macro_rules! recordings_sql {
         /// The columns of a [`Recording`] row, in its field order.
         macro_rules! columns {
             () => {
-                "id, room_id, streamer_id, booking_id, artist, file, start_ms, end_ms, duration_ms, bytes"
+                "id, room_id, streamer_id, booking_id, artist, file, start_ms, end_ms, duration_ms, bytes, node"
             };
         }
 
@@ -25,10 +25,11 @@ macro_rules! recordings_sql {
             pub(crate) async fn create_recording(
                 &self,
                 new: &NewRecording,
+                node: Option<&str>,
             ) -> Result<Recording, StoreError> {
                 let result = sqlx::query_as::<_, Recording>(concat!(
-                    "INSERT INTO recordings (room_id, streamer_id, booking_id, artist, file, start_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+                    "INSERT INTO recordings (room_id, streamer_id, booking_id, artist, file, start_ms, node) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
                     columns!()
                 ))
                 .bind(new.room_id)
@@ -37,6 +38,7 @@ macro_rules! recordings_sql {
                 .bind(&new.artist)
                 .bind(&new.file)
                 .bind(new.start_ms)
+                .bind(node)
                 .fetch_one(&self.pool)
                 .await;
                 match result {
@@ -94,6 +96,17 @@ macro_rules! recordings_sql {
                     columns!(),
                     " FROM recordings WHERE end_ms IS NULL ORDER BY id"
                 ))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            pub(crate) async fn unfinished_recordings_of(&self, node: &str) -> Result<Vec<Recording>, StoreError> {
+                Ok(sqlx::query_as::<_, Recording>(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM recordings WHERE end_ms IS NULL AND node = $1 ORDER BY id"
+                ))
+                .bind(node)
                 .fetch_all(&self.pool)
                 .await?)
             }
