@@ -11,6 +11,7 @@
 //!   messages);
 //! - [`registry`]: the node registry (heartbeat with load, live nodes, protocol versions);
 //! - [`bus`]: [`bus::RedisBus`], the [`crate::bus::Bus`] over Redis pub/sub;
+//! - [`hubs`]: the living room across nodes (hub-owner lease, edge ⇄ owner pub/sub);
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
 //! - [`readiness`] and [`drain`]: `/readyz`, and leaving the cluster on SIGTERM.
@@ -26,6 +27,7 @@
 pub mod auth;
 pub mod bus;
 pub mod drain;
+pub mod hubs;
 pub mod leader;
 pub mod lease;
 pub mod readiness;
@@ -157,6 +159,7 @@ pub struct Cluster {
     conn: ConnectionManager,
     registry: Registry,
     bus: Arc<RedisBus>,
+    hubs: Arc<hubs::HubLink>,
     beat: Arc<Heartbeat>,
     heartbeat: AbortHandle,
     /// Other cluster tasks (leadership contests), aborted when the cluster stops.
@@ -194,6 +197,8 @@ impl Cluster {
             deps.metrics.clone(),
         )
         .await?;
+        let (hub_link, hub_tasks) =
+            hubs::HubLink::start(&settings.redis_url, conn.clone(), auth.clone()).await?;
         let beat = Arc::new(Heartbeat {
             registry: registry.clone(),
             template: NodeInfo {
@@ -227,9 +232,10 @@ impl Cluster {
             conn,
             registry,
             bus,
+            hubs: hub_link,
             beat,
             heartbeat,
-            tasks: std::sync::Mutex::new(Vec::new()),
+            tasks: std::sync::Mutex::new(hub_tasks),
         })
     }
 
@@ -271,6 +277,21 @@ impl Cluster {
     /// The Redis bus behind the [`Bus`] trait.
     pub fn bus(&self) -> Arc<dyn Bus> {
         self.bus.clone()
+    }
+
+    /// The hub transport (the living room across nodes).
+    pub fn hubs(&self) -> &Arc<hubs::HubLink> {
+        &self.hubs
+    }
+
+    /// Competes for the hub-owner lease of room `room` ([`hubs::HubLink::lease`]); the task
+    /// ends when the cluster stops (then the receiver says `None`).
+    pub fn hub_lease(&self, room: i64) -> tokio::sync::watch::Receiver<Option<u64>> {
+        let (rx, task) = self.hubs.lease(room);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
+        }
+        rx
     }
 
     /// The live nodes now. Errors: Redis.
