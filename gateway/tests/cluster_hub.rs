@@ -1,0 +1,324 @@
+//! Cluster mode, the living room across nodes (issue 11 item 6): two or three in-process
+//! nodes on one PostgreSQL database and one Redis (both real, started by the test). One node
+//! owns the room's hub (lease `hub:{room}`); the others forward their clients' inputs to it
+//! and fan its frames out. Clients here are WebSocket clients on both sides (the data-channel
+//! path shares the edge code: `SfuHandle::broadcast_channel` / `send_channel`).
+//! Waits are bounded reads or polls with a deadline, no sleeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{self, Node, RedisServer, SECRET, wait_for};
+use common::{ADMIN, Client, chat};
+use serde_json::{Value, json};
+use venue_gateway::cluster::lease::Lease;
+use venue_gateway::config::Secret;
+use venue_gateway::hub::limits::Rate;
+use venue_proto::v1;
+use venue_proto::v1::client_message::Body as C;
+use venue_proto::v1::event::Kind as E;
+use venue_proto::v1::server_message::Body as S;
+use venue_tests::postgres::Postgres;
+
+/// Node `id` on `redis` and `database`, served; chat limits raised for the latency run.
+async fn node(redis: &str, database: &str, id: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = cluster::node_config(dir.path(), redis, id, SECRET);
+    config.database.url = Some(Secret::new(database));
+    config.cluster.internal_url = Some(format!("http://{addr}"));
+    config.interaction.limits.chat = Rate {
+        per_second: 50,
+        burst: 50,
+    };
+    let app = venue_gateway::build_app(&config).await.unwrap();
+    cluster::serve(app, listener, dir)
+}
+
+fn ws_url(node: &Node) -> String {
+    format!("ws://{}/api/rooms/main/ws", node.addr)
+}
+
+/// The id of room `main`.
+async fn main_room(node: &Node) -> i64 {
+    let rooms = node.state.store.rooms().await.unwrap();
+    rooms.iter().find(|r| r.name == "main").unwrap().id.0
+}
+
+/// The node id holding room `main`'s hub lease, if any.
+async fn owner(node: &Node) -> Option<String> {
+    let room = main_room(node).await;
+    let holder = Lease::holder(node.cluster.redis(), &format!("hub:{room}"))
+        .await
+        .ok()??;
+    holder.split_once('/').map(|(n, _)| n.to_owned())
+}
+
+async fn wait_owner(node: &Node) -> String {
+    wait_for(Duration::from_secs(10), "a hub owner", || async {
+        owner(node).await.is_some()
+    })
+    .await;
+    owner(node).await.unwrap()
+}
+
+/// Reads until a chat with `text` arrives.
+async fn until_chat(c: &mut Client, text: &str) {
+    c.until_event(|e| matches!(e, E::Chat(m) if m.text == text))
+        .await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_sticker_and_cursor_from_a_reach_b_in_order_within_300_ms() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &database, "node-a").await;
+    let b = node(&redis.url(), &database, "node-b").await;
+    let owner_node = wait_owner(&a).await;
+    println!("hub owner: {owner_node}");
+
+    let mut ann = Client::join(&ws_url(&a), "Ann").await;
+    let mut bob = Client::join(&ws_url(&b), "Bob").await;
+    let ann_id = ann.user_id();
+    // Each sees the other (B's client sees a user of A: one room across nodes).
+    bob.saw_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Ann"))
+        .await;
+    ann.saw_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Bob"))
+        .await;
+
+    // Chat, sticker, chat, cursor from Ann on A; Bob on B gets them in order, each fast.
+    let start = Instant::now();
+    ann.send(chat("first")).await;
+    ann.send(C::Sticker(v1::PlaceSticker {
+        sticker_id: "heart".into(),
+        x: 0.4,
+        y: 0.6,
+        rotation_deg: 15.0,
+        scale: 1.5,
+    }))
+    .await;
+    ann.send(chat("second")).await;
+    ann.send(C::Cursor(v1::CursorMove { x: 0.25, y: 0.5 }))
+        .await;
+    let mut order = Vec::new();
+    let mut cursor_at = None;
+    while order.len() < 3 || cursor_at.is_none() {
+        let m = bob.next().await.expect("a frame from the owner");
+        let Some(S::Batch(batch)) = m.body else {
+            continue;
+        };
+        if batch.cursors.iter().any(|c| c.user_id == ann_id && c.x == 0.25) {
+            cursor_at.get_or_insert(start.elapsed());
+        }
+        for kind in batch.events.into_iter().filter_map(|e| e.kind) {
+            match kind {
+                E::Chat(m) => order.push(m.text),
+                E::StickerPlaced(s) => {
+                    assert_eq!((s.sticker_id.as_str(), s.user_id), ("heart", ann_id));
+                    order.push("sticker".into());
+                }
+                _ => {}
+            }
+        }
+    }
+    let all = start.elapsed();
+    println!("chat+sticker+chat+cursor A → B: all within {all:?}, cursor {cursor_at:?}");
+    assert_eq!(order, ["first", "sticker", "second"]);
+    assert!(all < Duration::from_millis(300), "took {all:?}");
+
+    // Cross-node latency: 200 chats from A, each awaited on B (debug build, this box).
+    let mut lat = Vec::new();
+    for i in 0..200 {
+        let text = format!("m{i}");
+        let t = Instant::now();
+        ann.send(chat(&text)).await;
+        until_chat(&mut bob, &text).await;
+        lat.push(t.elapsed());
+        bob.log.clear();
+    }
+    lat.sort();
+    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    println!(
+        "cross-node chat latency A → B over 200 messages: p50 {p50:?} p99 {p99:?} max {:?} (owner {owner_node}, tick 50 ms)",
+        lat[lat.len() - 1]
+    );
+    assert!(p99 < Duration::from_millis(300), "p99 {p99:?}");
+}
+
+/// `POST /api/admin/rooms/main/moderation` on `node`; returns the status.
+async fn moderate(node: &Node, body: Value) -> u16 {
+    reqwest::Client::new()
+        .post(node.url("/api/admin/rooms/main/moderation"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn users(node: &Node) -> Value {
+    let body = reqwest::Client::new()
+        .get(node.url("/api/admin/rooms/main/users"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_on_c_holds_on_a_and_b_and_a_name_taken_on_a_is_refused_on_b() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &database, "node-a").await;
+    let b = node(&redis.url(), &database, "node-b").await;
+    let c = node(&redis.url(), &database, "node-c").await;
+    println!("hub owner: {}", wait_owner(&a).await);
+
+    let mut ann = Client::join(&ws_url(&a), "Ann").await;
+    let ann_id = ann.user_id();
+
+    // The name is taken cluster-wide: "ann" on B is refused (the client stays, unnamed).
+    let mut bob = Client::connect(&ws_url(&b)).await;
+    bob.hello("ann", "").await;
+    let notice = bob.until_notice().await;
+    assert_eq!(notice.code(), v1::NoticeCode::NameRejected, "{notice:?}");
+    assert!(
+        bob.hello
+            .as_ref()
+            .is_some_and(|h| h.display_name.is_empty())
+    );
+
+    // C's admin API sees the users of the whole room, and its ban reaches Ann on A.
+    let listed = users(&c).await;
+    assert!(
+        listed.to_string().contains("\"Ann\""),
+        "C lists Ann: {listed}"
+    );
+    let status = moderate(
+        &c,
+        json!({"action": "ban", "user_id": ann_id, "reason": "spam"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let notice = ann.until_notice().await;
+    assert_eq!(notice.code(), v1::NoticeCode::Banned, "{notice:?}");
+    assert_eq!(ann.next().await, None, "Ann's socket is closed");
+
+    // The ban follows the (hashed) address on every node: new clients on A and B are refused.
+    for n in [&a, &b] {
+        let mut again = Client::connect(&ws_url(n)).await;
+        again.hello("Ann2", "").await;
+        let notice = again.until_notice().await;
+        assert_eq!(notice.code(), v1::NoticeCode::Banned, "{notice:?}");
+    }
+    // An unknown user is a 404 from any node.
+    assert_eq!(
+        moderate(&b, json!({"action": "kick", "user_id": 9999})).await,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hub_owner_crashes_and_another_node_owns_the_room_within_10_s() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let mut nodes = vec![
+        node(&redis.url(), &database, "node-a").await,
+        node(&redis.url(), &database, "node-b").await,
+        node(&redis.url(), &database, "node-c").await,
+    ];
+    let first = wait_owner(&nodes[0]).await;
+    println!("hub owner: {first}");
+    let i = nodes
+        .iter()
+        .position(|n| n.cluster.settings().node_id.as_str() == first)
+        .unwrap();
+    let dead = nodes.remove(i);
+    let (x, y) = (&nodes[0], &nodes[1]);
+
+    let mut ann = Client::join(&ws_url(x), "Ann").await;
+    let mut bob = Client::join(&ws_url(y), "Bob").await;
+    for k in 0..3 {
+        ann.send(chat(&format!("before {k}"))).await;
+        until_chat(&mut bob, &format!("before {k}")).await;
+    }
+    // Stored (PostgreSQL) before the crash.
+    let room = main_room(x).await;
+    wait_for(Duration::from_secs(5), "chat stored", || async {
+        let l = x
+            .state
+            .store
+            .load_interaction(venue_gateway::ids::RoomId(room), 100, 100, 0)
+            .await
+            .unwrap();
+        l.chat.len() >= 3
+    })
+    .await;
+
+    let crashed = Instant::now();
+    dead.crash();
+    drop(dead);
+    let took = wait_for(Duration::from_secs(10), "another hub owner", || async {
+        owner(x).await.is_some_and(|o| o != first)
+    })
+    .await;
+    let new_owner = owner(x).await.unwrap();
+    println!("hub owner {first} crashed: {new_owner} owns the room after {took:?}");
+    assert!(took < Duration::from_secs(10));
+
+    // The survivors' clients are re-announced to the new owner: a fresh hello and a snapshot
+    // holding the chat history from the database.
+    for c in [&mut ann, &mut bob] {
+        c.snapshot = None;
+        c.log.clear();
+        let s = c
+            .until(|m| matches!(m.body, Some(S::Snapshot(_))))
+            .await;
+        let Some(S::Snapshot(s)) = s.body else {
+            unreachable!()
+        };
+        let texts: Vec<&str> = s.chat.iter().map(|m| m.text.as_str()).collect();
+        for k in 0..3 {
+            assert!(texts.contains(&format!("before {k}").as_str()), "{texts:?}");
+        }
+    }
+    let rejoined = crashed.elapsed();
+    println!("clients on the surviving nodes rejoined {rejoined:?} after the crash");
+    // And keep chatting across the survivors, both ways, under their names.
+    ann.send(chat("after")).await;
+    let E::Chat(m) = bob
+        .until_event(|e| matches!(e, E::Chat(m) if m.text == "after"))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(m.display_name, "Ann");
+    bob.send(chat("reply")).await;
+    until_chat(&mut ann, "reply").await;
+    // A newcomer sees the history, before and after the crash.
+    let late = Client::join(&ws_url(y), "Cy").await;
+    let texts: Vec<String> = late
+        .snapshot
+        .unwrap()
+        .chat
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert!(texts.contains(&"before 0".to_owned()) && texts.contains(&"after".to_owned()));
+}
