@@ -90,8 +90,12 @@ async fn chat_sticker_and_cursor_from_a_reach_b_in_order_within_300_ms() {
     let mut bob = Client::join(&ws_url(&b), "Bob").await;
     let ann_id = ann.user_id();
     // Each sees the other (B's client sees a user of A: one room across nodes).
-    bob.saw_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Ann"))
-        .await;
+    let users = &bob.snapshot.as_ref().unwrap().users;
+    assert!(
+        users
+            .iter()
+            .any(|u| u.display_name == "Ann" && u.id == ann_id)
+    );
     ann.saw_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Bob"))
         .await;
 
@@ -116,7 +120,11 @@ async fn chat_sticker_and_cursor_from_a_reach_b_in_order_within_300_ms() {
         let Some(S::Batch(batch)) = m.body else {
             continue;
         };
-        if batch.cursors.iter().any(|c| c.user_id == ann_id && c.x == 0.25) {
+        if batch
+            .cursors
+            .iter()
+            .any(|c| c.user_id == ann_id && c.x == 0.25)
+        {
             cursor_at.get_or_insert(start.elapsed());
         }
         for kind in batch.events.into_iter().filter_map(|e| e.kind) {
@@ -135,23 +143,66 @@ async fn chat_sticker_and_cursor_from_a_reach_b_in_order_within_300_ms() {
     assert_eq!(order, ["first", "sticker", "second"]);
     assert!(all < Duration::from_millis(300), "took {all:?}");
 
-    // Cross-node latency: 200 chats from A, each awaited on B (debug build, this box).
-    let mut lat = Vec::new();
-    for i in 0..200 {
-        let text = format!("m{i}");
-        let t = Instant::now();
-        ann.send(chat(&text)).await;
-        until_chat(&mut bob, &text).await;
-        lat.push(t.elapsed());
-        bob.log.clear();
-    }
+    // Cross-node latency, 200 chats each (debug build, this box), sent every 37 ms so that
+    // sends fall at every phase of the owner's 50 ms tick: from the owner's node to an edge
+    // (one Redis hop), and from an edge to another edge (two hops: edge → owner → edge).
+    let c = node(&redis.url(), &database, "node-c").await;
+    let mut cy = Client::join(&ws_url(&c), "Cy").await;
+    report(
+        "owner node A → edge B",
+        latency(&mut ann, &mut bob, 200).await,
+    );
+    report("edge B → edge C", latency(&mut bob, &mut cy, 200).await);
+}
+
+fn report(what: &str, mut lat: Vec<Duration>) {
     lat.sort();
     let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     println!(
-        "cross-node chat latency A → B over 200 messages: p50 {p50:?} p99 {p99:?} max {:?} (owner {owner_node}, tick 50 ms)",
+        "cross-node chat latency {what}, {} messages: p50 {p50:?} p99 {p99:?} max {:?} (tick 50 ms)",
+        lat.len(),
         lat[lat.len() - 1]
     );
-    assert!(p99 < Duration::from_millis(300), "p99 {p99:?}");
+    assert!(p99 < Duration::from_millis(300), "{what}: p99 {p99:?}");
+}
+
+/// Sends `n` chats from `from` every 37 ms while `to` reads; returns each one's latency.
+async fn latency(from: &mut Client, to: &mut Client, n: usize) -> Vec<Duration> {
+    let tag = format!("lat-{}-", from.user_id());
+    let sending = async {
+        let mut sent = Vec::new();
+        let mut every = tokio::time::interval(Duration::from_millis(37));
+        for i in 0..n {
+            every.tick().await;
+            sent.push(Instant::now());
+            from.send(chat(&format!("{tag}{i}"))).await;
+        }
+        sent
+    };
+    let receiving = async {
+        let mut got = vec![None; n];
+        while got.iter().any(Option::is_none) {
+            let m = to.next().await.expect("frames keep coming");
+            let at = Instant::now();
+            let Some(S::Batch(batch)) = m.body else {
+                continue;
+            };
+            for kind in batch.events.into_iter().filter_map(|e| e.kind) {
+                if let E::Chat(m) = kind
+                    && let Some(i) = m.text.strip_prefix(&tag)
+                {
+                    got[i.parse::<usize>().unwrap()] = Some(at);
+                }
+            }
+        }
+        to.log.clear();
+        got
+    };
+    let (sent, got) = tokio::join!(sending, receiving);
+    sent.iter()
+        .zip(got)
+        .map(|(s, g)| g.unwrap().duration_since(*s))
+        .collect()
 }
 
 /// `POST /api/admin/rooms/main/moderation` on `node`; returns the status.
@@ -287,9 +338,7 @@ async fn the_hub_owner_crashes_and_another_node_owns_the_room_within_10_s() {
     for c in [&mut ann, &mut bob] {
         c.snapshot = None;
         c.log.clear();
-        let s = c
-            .until(|m| matches!(m.body, Some(S::Snapshot(_))))
-            .await;
+        let s = c.until(|m| matches!(m.body, Some(S::Snapshot(_)))).await;
         let Some(S::Snapshot(s)) = s.body else {
             unreachable!()
         };
