@@ -1,8 +1,8 @@
 //! Cluster mode, the living room across nodes (issue 11 item 6): two or three in-process
 //! nodes on one PostgreSQL database and one Redis (both real, started by the test). One node
 //! owns the room's hub (lease `hub:{room}`); the others forward their clients' inputs to it
-//! and fan its frames out. Clients here are WebSocket clients on both sides (the data-channel
-//! path shares the edge code: `SfuHandle::broadcast_channel` / `send_channel`).
+//! and fan its frames out. Senders are WebSocket clients; receivers are a str0m data-channel
+//! viewer (WHEP on another node: real ICE, DTLS, SCTP on loopback) and WebSocket clients.
 //! Waits are bounded reads or polls with a deadline, no sleeps.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,13 +14,20 @@ use std::time::{Duration, Instant};
 use common::cluster::{self, Node, RedisServer, SECRET, wait_for};
 use common::{ADMIN, Client, chat};
 use serde_json::{Value, json};
+use str0m::Event;
+use str0m::change::SdpAnswer;
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, MediaKind};
 use venue_gateway::cluster::lease::Lease;
 use venue_gateway::config::Secret;
+use venue_gateway::hub::codec::decode_server;
 use venue_gateway::hub::limits::Rate;
+use venue_proto::Message;
 use venue_proto::v1;
 use venue_proto::v1::client_message::Body as C;
 use venue_proto::v1::event::Kind as E;
 use venue_proto::v1::server_message::Body as S;
+use venue_tests::peer::LoopbackPeer;
 use venue_tests::postgres::Postgres;
 
 /// Node `id` on `redis` and `database`, served; chat limits raised for the latency run.
@@ -370,4 +377,163 @@ async fn the_hub_owner_crashes_and_another_node_owns_the_room_within_10_s() {
         .map(|m| m.text)
         .collect();
     assert!(texts.contains(&"before 0".to_owned()) && texts.contains(&"after".to_owned()));
+}
+
+/// A loopback str0m viewer with the `venue` channel; what it heard, with arrival times.
+struct Viewer {
+    peer: LoopbackPeer,
+    channel: Option<ChannelId>,
+    snapshot: Option<v1::Snapshot>,
+    /// Chat texts, "sticker", "cursor" (a cursor at x = 0.25), in arrival order.
+    seen: Vec<(Instant, String)>,
+}
+
+impl Viewer {
+    fn send(&mut self, body: C) {
+        let bytes = v1::ClientMessage { body: Some(body) }.encode_to_vec();
+        let id = self.channel.expect("channel open");
+        let mut channel = self.peer.rtc.channel(id).unwrap();
+        channel.write(true, &bytes).unwrap();
+    }
+
+    fn step(&mut self) {
+        let Viewer {
+            peer,
+            channel,
+            snapshot,
+            seen,
+        } = self;
+        peer.step(|_, e| match e {
+            Event::ChannelOpen(id, label) if label == "venue" => *channel = Some(id),
+            Event::ChannelData(d) => {
+                let at = Instant::now();
+                match decode_server(&d.data).ok().and_then(|m| m.body) {
+                    Some(S::Snapshot(s)) => *snapshot = Some(s),
+                    Some(S::Batch(b)) => {
+                        if b.cursors.iter().any(|c| c.x == 0.25) {
+                            seen.push((at, "cursor".into()));
+                        }
+                        for kind in b.events.into_iter().filter_map(|e| e.kind) {
+                            match kind {
+                                E::Chat(m) => seen.push((at, m.text)),
+                                E::StickerPlaced(_) => seen.push((at, "sticker".into())),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        })
+        .unwrap();
+    }
+
+    /// Steps until `done` or `secs`; returns whether `done` became true.
+    fn drive(&mut self, secs: u64, done: impl Fn(&Viewer) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            self.step();
+            if done(self) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn saw(&self, what: &str) -> bool {
+        self.seen.iter().any(|(_, s)| s == what)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_channel_viewer_on_b_gets_chat_sticker_and_cursor_from_a_in_order() {
+    let database = Postgres::shared().create_database().unwrap();
+    let redis = RedisServer::start();
+    let a = node(&redis.url(), &database, "node-a").await;
+    let b = node(&redis.url(), &database, "node-b").await;
+    println!("hub owner: {}", wait_owner(&a).await);
+
+    // A WHEP viewer with the `venue` channel on B.
+    let mut viewer = Viewer {
+        peer: LoopbackPeer::new(false).unwrap(),
+        channel: None,
+        snapshot: None,
+        seen: Vec::new(),
+    };
+    let mut api = viewer.peer.rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    api.add_channel("venue".into());
+    let (offer, pending) = api.apply().unwrap();
+    let res = reqwest::Client::new()
+        .post(b.url("/api/whep/main"))
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let answer = res.text().await.unwrap();
+    viewer
+        .peer
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+
+    let mut ann = Client::join(&ws_url(&a), "Ann").await;
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let dc = tokio::task::spawn_blocking(move || {
+        assert!(
+            viewer.drive(15, |v| v.channel.is_some()),
+            "venue channel opens"
+        );
+        viewer.send(C::Hello(v1::ClientHello {
+            protocol_version: venue_proto::PROTOCOL_VERSION,
+            display_name: "Rtc".into(),
+            admin_token: String::new(),
+        }));
+        assert!(
+            viewer.drive(10, |v| v.snapshot.is_some()),
+            "hello and snapshot over the data channel, from the owner"
+        );
+        let _ = ready_tx.send(());
+        let got = viewer.drive(15, |v| v.saw("second") && v.saw("cursor"));
+        (viewer, got)
+    });
+    ready.await.unwrap();
+    ann.until_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Rtc"))
+        .await;
+
+    let start = Instant::now();
+    ann.send(chat("first")).await;
+    ann.send(C::Sticker(v1::PlaceSticker {
+        sticker_id: "heart".into(),
+        x: 0.4,
+        y: 0.6,
+        rotation_deg: 15.0,
+        scale: 1.5,
+    }))
+    .await;
+    ann.send(chat("second")).await;
+    ann.send(C::Cursor(v1::CursorMove { x: 0.25, y: 0.5 }))
+        .await;
+    let (viewer, got) = dc.await.unwrap();
+    assert!(got, "the viewer on B got everything: {:?}", viewer.seen);
+    let order: Vec<&str> = viewer
+        .seen
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .filter(|s| ["first", "sticker", "second"].contains(s))
+        .collect();
+    assert_eq!(order, ["first", "sticker", "second"]);
+    let last = viewer
+        .seen
+        .iter()
+        .map(|(at, _)| at.duration_since(start))
+        .max()
+        .unwrap();
+    println!("WebSocket on A → data channel on B: chat, sticker, chat, cursor all within {last:?}");
+    assert!(last < Duration::from_millis(300), "took {last:?}");
 }

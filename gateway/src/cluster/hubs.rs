@@ -421,3 +421,85 @@ async fn receive(auth: NodeAuth, routes: Routes, mut rx: mpsc::Receiver<PushInfo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Moderation;
+
+    fn auth(key: u8, node: &str) -> NodeAuth {
+        NodeAuth::new([key; 32], NodeId::parse(node).unwrap())
+    }
+
+    fn sealed(auth: &NodeAuth, msg: HubWire) -> String {
+        let envelope = Envelope {
+            node: auth.node().to_string(),
+            fence: 7,
+            sent_us: 1,
+            msg,
+        };
+        auth.seal(&serde_json::to_string(&envelope).unwrap())
+    }
+
+    fn open(auth: &NodeAuth, sealed: &str) -> Result<Envelope, String> {
+        let json = auth.open(sealed).map_err(|e| e.to_string())?;
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn frames_and_requests_cross_as_sealed_json_with_base64_bytes() {
+        let a = auth(1, "node-a");
+        let frame = Bytes::from_static(&[0, 1, 2, 250, 255]);
+        let s = sealed(
+            &a,
+            HubWire::Broadcast {
+                class: Class::Lossy,
+                frame: frame.clone(),
+            },
+        );
+        assert!(s.contains("\"t\":\"broadcast\""), "{s}");
+        let e = open(&auth(1, "node-b"), &s).unwrap();
+        assert_eq!((e.node.as_str(), e.fence), ("node-a", 7));
+        match e.msg {
+            HubWire::Broadcast { class, frame: got } => {
+                assert_eq!((class, got), (Class::Lossy, frame));
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = sealed(
+            &a,
+            HubWire::Request {
+                id: 3,
+                request: Request::Moderate {
+                    action: Moderation::Ban {
+                        user_id: 4,
+                        duration_s: 0,
+                        reason: "spam".into(),
+                    },
+                },
+            },
+        );
+        match open(&a, &s).unwrap().msg {
+            HubWire::Request {
+                id: 3,
+                request: Request::Moderate { action },
+            } => assert!(matches!(action, Moderation::Ban { user_id: 4, .. })),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_secret_or_bad_bytes_are_refused_not_panicked_on() {
+        let a = auth(1, "node-a");
+        let s = sealed(&a, HubWire::Owner);
+        assert!(open(&auth(2, "node-b"), &s).is_err());
+        let bad = a.seal(
+            r#"{"node":"x","fence":1,"sent_us":0,"msg":{"t":"frame","conn":1,"data":"%%%"}}"#,
+        );
+        assert!(open(&a, &bad).is_err());
+        let unknown = a.seal(r#"{"node":"x","fence":1,"sent_us":0,"msg":{"t":"nope"}}"#);
+        assert!(open(&a, &unknown).is_err());
+        assert_eq!(channel_in(3), "venue:hub:3:in");
+        assert_eq!(channel_out(3), "venue:hub:3:out");
+    }
+}
