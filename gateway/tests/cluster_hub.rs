@@ -379,6 +379,58 @@ async fn the_hub_owner_crashes_and_another_node_owns_the_room_within_10_s() {
     assert!(texts.contains(&"before 0".to_owned()) && texts.contains(&"after".to_owned()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_redis_restart_clients_on_two_nodes_chat_again_without_a_node_restart() {
+    let database = Postgres::shared().create_database().unwrap();
+    let mut redis = RedisServer::start();
+    let a = node(&redis.url(), &database, "node-a").await;
+    let b = node(&redis.url(), &database, "node-b").await;
+    wait_owner(&a).await;
+    let mut ann = Client::join(&ws_url(&a), "Ann").await;
+    let mut bob = Client::join(&ws_url(&b), "Bob").await;
+    ann.send(chat("before")).await;
+    until_chat(&mut bob, "before").await;
+
+    // Redis restarts empty: leases, fencing counters and subscriptions are gone.
+    let restarted = Instant::now();
+    redis.restart();
+    // The empty Redis has no owner lease: the owner notices at its next renewal and a node
+    // takes the lease again (fencing counter restarted). Chat keeps crossing, both ways,
+    // once the edges follow the new owner (messages are lost while there is none).
+    let owned = wait_for(
+        Duration::from_secs(15),
+        "an owner in the new Redis",
+        || async { owner(&a).await.is_some() },
+    )
+    .await;
+    let first = cross(&mut ann, &mut bob, "after", restarted).await;
+    println!(
+        "after a Redis restart: hub owner again after {owned:?}, chat crosses after {first:?}"
+    );
+    cross(&mut bob, &mut ann, "back", restarted).await;
+}
+
+/// Sends chats from `from` until one reaches `to` (each given 500 ms); returns the time since
+/// `since`. Panics after 20 s.
+async fn cross(from: &mut Client, to: &mut Client, tag: &str, since: Instant) -> Duration {
+    for k in 0.. {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "no {tag} chat crossed"
+        );
+        let text = format!("{tag} {k}");
+        from.send(chat(&text)).await;
+        let wait = to.until_event(|e| matches!(e, E::Chat(m) if m.text == text));
+        if tokio::time::timeout(Duration::from_millis(500), wait)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+    }
+    since.elapsed()
+}
+
 /// A loopback str0m viewer with the `venue` channel; what it heard, with arrival times.
 struct Viewer {
     peer: LoopbackPeer,

@@ -23,9 +23,11 @@
 //!   missed a takeover notices it within a second and re-announces too.
 //!
 //! Every message is an [`Envelope`] sealed with the cluster secret ([`NodeAuth::seal`]):
-//! JSON, frames in base64. It carries the sender's node id and, from an owner, its lease's
-//! fencing token: edges follow the highest token they have seen and drop an older owner's
-//! frames.
+//! JSON, frames in base64. It carries the sender's node id and, from an owner, its tenure
+//! ([`OwnerTerm`]: the lease's fencing token and holder token): edges follow a new tenure
+//! with a higher fencing token at once (and re-announce their clients to it), drop an older
+//! owner's frames, and follow any other tenure once their owner has been silent for a few
+//! seconds (Redis restarted empty, the fencing counter started again).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -175,13 +177,22 @@ pub enum HubWire {
     Reply { to: String, id: u64, reply: Reply },
 }
 
+/// One owner's tenure of a room: its lease's fencing token and the lease holder's token
+/// (unique per acquisition, so two tenures differ even when Redis lost its data and the
+/// fencing counter started again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerTerm {
+    pub fence: u64,
+    pub token: String,
+}
+
 /// A hub message as published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     /// The sender's node id.
     pub node: String,
-    /// The sender's fencing token as the room's owner; 0 from an edge.
-    pub fence: u64,
+    /// The sender's tenure as the room's owner; `None` from an edge.
+    pub term: Option<OwnerTerm>,
     /// µs since the epoch (the sender's clock).
     pub sent_us: u64,
     pub msg: HubWire,
@@ -274,12 +285,12 @@ impl HubLink {
         sub.unsubscribe(channel).await
     }
 
-    /// Publishes `msg` on `channel` as this node with fencing token `fence` (0 from an edge).
-    /// Never waits: dropped (and logged) when the publishing queue is full.
-    pub fn send(&self, channel: String, fence: u64, msg: HubWire) {
+    /// Publishes `msg` on `channel` as this node, as the owner in `term` (`None` from an
+    /// edge). Never waits: dropped (and logged) when the publishing queue is full.
+    pub fn send(&self, channel: String, term: Option<&OwnerTerm>, msg: HubWire) {
         let envelope = Envelope {
             node: self.node.to_string(),
-            fence,
+            term: term.cloned(),
             sent_us: super::unix_us(),
             msg,
         };
@@ -292,9 +303,9 @@ impl HubLink {
     }
 
     /// Competes for the owner lease of room `room` until the returned task is aborted: the
-    /// receiver holds the lease's fencing token while this node owns the room, `None`
-    /// otherwise (and when the task ended).
-    pub fn lease(&self, room: i64) -> (watch::Receiver<Option<u64>>, AbortHandle) {
+    /// receiver holds the tenure while this node owns the room, `None` otherwise (and when
+    /// the task ended).
+    pub fn lease(&self, room: i64) -> (watch::Receiver<Option<OwnerTerm>>, AbortHandle) {
         let (tx, rx) = watch::channel(None);
         let conn = self.conn.clone();
         let node = self.node.clone();
@@ -305,7 +316,10 @@ impl HubLink {
                 match Lease::acquire(&conn, &name, &node, LEADER_TTL).await {
                     Ok(Some(lease)) => {
                         tracing::info!(lease = %name, fence = lease.fence(), "this node owns the room's hub");
-                        let _ = tx.send(Some(lease.fence()));
+                        let _ = tx.send(Some(OwnerTerm {
+                            fence: lease.fence(),
+                            token: lease.token().to_owned(),
+                        }));
                         let (mut held, renewing) = lease.keep();
                         // Renewal stops with this task, also when this task is aborted.
                         let renewing = AbortOnDrop(renewing.abort_handle());
@@ -434,7 +448,10 @@ mod tests {
     fn sealed(auth: &NodeAuth, msg: HubWire) -> String {
         let envelope = Envelope {
             node: auth.node().to_string(),
-            fence: 7,
+            term: Some(OwnerTerm {
+                fence: 7,
+                token: "node-a/1".into(),
+            }),
             sent_us: 1,
             msg,
         };
@@ -459,7 +476,7 @@ mod tests {
         );
         assert!(s.contains("\"t\":\"broadcast\""), "{s}");
         let e = open(&auth(1, "node-b"), &s).unwrap();
-        assert_eq!((e.node.as_str(), e.fence), ("node-a", 7));
+        assert_eq!((e.node.as_str(), e.term.unwrap().fence), ("node-a", 7));
         match e.msg {
             HubWire::Broadcast { class, frame: got } => {
                 assert_eq!((class, got), (Class::Lossy, frame));
@@ -494,10 +511,10 @@ mod tests {
         let s = sealed(&a, HubWire::Owner);
         assert!(open(&auth(2, "node-b"), &s).is_err());
         let bad = a.seal(
-            r#"{"node":"x","fence":1,"sent_us":0,"msg":{"t":"frame","conn":1,"data":"%%%"}}"#,
+            r#"{"node":"x","term":null,"sent_us":0,"msg":{"t":"frame","conn":1,"data":"%%%"}}"#,
         );
         assert!(open(&a, &bad).is_err());
-        let unknown = a.seal(r#"{"node":"x","fence":1,"sent_us":0,"msg":{"t":"nope"}}"#);
+        let unknown = a.seal(r#"{"node":"x","term":null,"sent_us":0,"msg":{"t":"nope"}}"#);
         assert!(open(&a, &unknown).is_err());
         assert_eq!(channel_in(3), "venue:hub:3:in");
         assert_eq!(channel_out(3), "venue:hub:3:out");

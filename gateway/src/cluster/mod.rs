@@ -286,7 +286,7 @@ impl Cluster {
 
     /// Competes for the hub-owner lease of room `room` ([`hubs::HubLink::lease`]); the task
     /// ends when the cluster stops (then the receiver says `None`).
-    pub fn hub_lease(&self, room: i64) -> tokio::sync::watch::Receiver<Option<u64>> {
+    pub fn hub_lease(&self, room: i64) -> tokio::sync::watch::Receiver<Option<hubs::OwnerTerm>> {
         let (rx, task) = self.hubs.lease(room);
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.push(task);

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::shell::{HubDeps, PERSIST_QUEUE, PersistJob, next_conn, now, persister};
 use super::{ConnId, Input, IpHash, Moderation, PersistOp, RoomHub};
-use crate::cluster::hubs::{EDGE_TIMEOUT, HubWire, Reply, Request};
+use crate::cluster::hubs::{EDGE_TIMEOUT, HubWire, OwnerTerm, Reply, Request};
 use crate::store::{Room, StoreError};
 
 /// A client of an edge: (node id, the edge's connection number).
@@ -23,8 +23,8 @@ pub(super) type EdgeConn = (String, u64);
 /// The owner's state of one room.
 pub(super) struct Owner {
     pub(super) core: RoomHub,
-    /// This node's fencing token for the room.
-    pub(super) fence: u64,
+    /// This node's tenure as the room's owner.
+    pub(super) term: OwnerTerm,
     by_edge: HashMap<EdgeConn, ConnId>,
     edge_of: HashMap<ConnId, EdgeConn>,
     last_seen: HashMap<String, Instant>,
@@ -39,7 +39,7 @@ impl Owner {
     pub(super) async fn start(
         room: &Room,
         deps: &HubDeps,
-        fence: u64,
+        term: OwnerTerm,
     ) -> Result<Owner, StoreError> {
         let loaded = deps
             .store
@@ -61,7 +61,7 @@ impl Owner {
         tokio::spawn(persister(deps.store.clone(), room.id, rx));
         Ok(Owner {
             core,
-            fence,
+            term,
             by_edge: HashMap::new(),
             edge_of: HashMap::new(),
             last_seen: HashMap::new(),

@@ -50,10 +50,13 @@ use super::{
 };
 use crate::cluster::Cluster;
 use crate::cluster::hubs::{
-    HEARTBEAT, HubLink, HubWire, Incoming, Reply, Request, channel_in, channel_out,
+    HEARTBEAT, HubLink, HubWire, Incoming, OwnerTerm, Reply, Request, channel_in, channel_out,
 };
 use crate::store::Room;
 
+/// An owner not heard from for this long is gone: an owner with a lower fencing token is
+/// followed then (Redis restarted without persistence: the lease's counter started again).
+const OWNER_SILENCE: Duration = Duration::from_secs(3);
 /// How long an admin request forwarded to the owner may wait for its answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -75,7 +78,8 @@ pub async fn spawn(room: &Room, deps: HubDeps, cluster: Arc<Cluster>) -> HubHand
         link,
         clients: HashMap::new(),
         sessions: HashMap::new(),
-        owner_fence: 0,
+        owner_term: None,
+        owner_heard: Instant::now(),
         owning: None,
         in_tx,
         stage: None,
@@ -127,8 +131,10 @@ struct Edge {
     link: Arc<HubLink>,
     clients: HashMap<ConnId, Client>,
     sessions: HashMap<SessionId, ConnId>,
-    /// The fencing token of the owner this edge follows (0: none heard of yet).
-    owner_fence: u64,
+    /// The tenure of the owner this edge follows (`None`: none heard of yet).
+    owner_term: Option<OwnerTerm>,
+    /// When that owner was last heard from.
+    owner_heard: Instant,
     owning: Option<Owner>,
     in_tx: mpsc::Sender<Incoming>,
     /// The room's stage as the state actor last gave it (for a new owner's core).
@@ -144,7 +150,7 @@ impl Edge {
         mut self,
         mut rx: mpsc::Receiver<HubInput>,
         mut wire: mpsc::Receiver<Incoming>,
-        mut lease: watch::Receiver<Option<u64>>,
+        mut lease: watch::Receiver<Option<OwnerTerm>>,
     ) {
         let mut ticker = tokio::time::interval(self.deps.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,12 +167,12 @@ impl Edge {
                 }
                 _ = beat.tick() => self.heartbeat(),
                 changed = lease.changed(), if leasing => {
-                    let fence = if changed.is_ok() { *lease.borrow_and_update() } else {
+                    let term = if changed.is_ok() { lease.borrow_and_update().clone() } else {
                         // The contest ended (the cluster stopped): not the owner any more.
                         leasing = false;
                         None
                     };
-                    self.lease_changed(fence).await;
+                    self.lease_changed(term).await;
                 }
                 changed = changed_or_pending(&mut moving) => match changed {
                     Some(notice) => self.start_moving(notice).await,
@@ -196,20 +202,23 @@ impl Edge {
     fn heartbeat(&mut self) {
         if let Some(owner) = &mut self.owning {
             owner.sweep(&self.me);
-            self.link
-                .send(channel_out(self.room.id.0), owner.fence, HubWire::Owner);
+            self.link.send(
+                channel_out(self.room.id.0),
+                Some(&owner.term),
+                HubWire::Owner,
+            );
         } else if self.clients.values().any(|c| c.first.is_some()) {
             self.link
-                .send(channel_in(self.room.id.0), 0, HubWire::Alive);
+                .send(channel_in(self.room.id.0), None, HubWire::Alive);
         }
         let now = Instant::now();
         self.pending
             .retain(|_, (since, _)| now.saturating_duration_since(*since) < REQUEST_TIMEOUT);
     }
 
-    async fn lease_changed(&mut self, fence: Option<u64>) {
-        match (fence, self.owning.is_some()) {
-            (Some(fence), false) => {
+    async fn lease_changed(&mut self, term: Option<OwnerTerm>) {
+        match (term, self.owning.is_some()) {
+            (Some(term), false) => {
                 if let Err(e) = self
                     .link
                     .subscribe(channel_in(self.room.id.0), self.in_tx.clone())
@@ -217,7 +226,7 @@ impl Edge {
                 {
                     tracing::warn!(room = %self.room.name, error = %e, "hub owner: could not subscribe to the room's input channel");
                 }
-                let mut owner = match Owner::start(&self.room, &self.deps, fence).await {
+                let mut owner = match Owner::start(&self.room, &self.deps, term.clone()).await {
                     Ok(o) => o,
                     Err(e) => {
                         tracing::error!(room = %self.room.name, error = %e, "hub owner: loading the room failed");
@@ -227,11 +236,12 @@ impl Edge {
                 if let Some(stage) = self.stage.clone() {
                     owner.core.handle(super::shell::now(), Input::Stage(stage));
                 }
-                tracing::info!(room = %self.room.name, fence, "this node runs the room's hub");
+                tracing::info!(room = %self.room.name, fence = term.fence, "this node runs the room's hub");
                 self.link
-                    .send(channel_out(self.room.id.0), fence, HubWire::Owner);
+                    .send(channel_out(self.room.id.0), Some(&term), HubWire::Owner);
                 self.owning = Some(owner);
-                self.owner_fence = self.owner_fence.max(fence);
+                self.owner_term = Some(term);
+                self.owner_heard = Instant::now();
                 self.announce_all();
             }
             (None, true) => {
@@ -252,7 +262,7 @@ impl Edge {
                     self.answer(me, id, request);
                 }
             }
-            None => self.link.send(channel_in(self.room.id.0), 0, msg),
+            None => self.link.send(channel_in(self.room.id.0), None, msg),
         }
     }
 
@@ -388,7 +398,7 @@ impl Edge {
             return;
         };
         let (reply, stored_first) = owner.request(request);
-        let fence = owner.fence;
+        let term = owner.term.clone();
         if to == self.me {
             let Some((_, pending)) = self.pending.remove(&id) else {
                 return;
@@ -401,7 +411,7 @@ impl Edge {
         } else {
             let link = self.link.clone();
             let channel = channel_out(self.room.id.0);
-            let send = move || link.send(channel, fence, HubWire::Reply { to, id, reply });
+            let send = move || link.send(channel, Some(&term), HubWire::Reply { to, id, reply });
             if stored_first {
                 owner.after_persisted(Box::new(send));
             } else {
@@ -438,16 +448,25 @@ impl Edge {
             }
             _ => {}
         }
-        if envelope.fence < self.owner_fence {
-            return; // a former owner's
+        if self.owning.is_some() {
+            return; // this node's clients are served by its own core
         }
-        if envelope.fence > self.owner_fence {
-            self.owner_fence = envelope.fence;
-            if self.owning.is_none() {
-                tracing::info!(room = %self.room.name, owner = %envelope.node, fence = envelope.fence, "the room's hub has a new owner: re-announcing clients");
-                self.announce_all();
+        let Some(term) = envelope.term else {
+            return; // owner messages come from an owner
+        };
+        if self.owner_term.as_ref() != Some(&term) {
+            let newer = self
+                .owner_term
+                .as_ref()
+                .is_none_or(|t| term.fence > t.fence);
+            if !newer && self.owner_heard.elapsed() < OWNER_SILENCE {
+                return; // a former owner's
             }
+            tracing::info!(room = %self.room.name, owner = %envelope.node, fence = term.fence, "the room's hub has a new owner: re-announcing clients");
+            self.owner_term = Some(term);
+            self.announce_all();
         }
+        self.owner_heard = Instant::now();
         match envelope.msg {
             HubWire::Broadcast { class, frame } => self.broadcast(class, frame).await,
             HubWire::Send {
@@ -490,14 +509,14 @@ impl Edge {
                             class,
                             frame,
                         };
-                        self.link.send(out.clone(), owner.fence, msg);
+                        self.link.send(out.clone(), Some(&owner.term), msg);
                     }
                     None => {}
                 },
                 Output::Broadcast { class, frame } => {
                     self.link.send(
                         out.clone(),
-                        owner.fence,
+                        Some(&owner.term),
                         HubWire::Broadcast {
                             class,
                             frame: frame.clone(),
@@ -516,7 +535,7 @@ impl Edge {
                             conn: c,
                             notice,
                         };
-                        self.link.send(out.clone(), owner.fence, msg);
+                        self.link.send(out.clone(), Some(&owner.term), msg);
                     }
                     None => {}
                 },
