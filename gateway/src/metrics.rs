@@ -50,6 +50,11 @@ pub struct ClusterMetrics {
     /// `venue_cluster_bus_rejected_total`: bus messages received and dropped: malformed, or
     /// signed with another cluster secret.
     pub bus_rejected: IntCounter,
+    /// `venue_cluster_hubs_owned`: rooms whose living-room hub this node owns now.
+    pub hubs_owned: IntGauge,
+    /// `venue_cluster_hub_dropped_total`: living-room messages between nodes dropped (a
+    /// queue full, or PUBLISH failed while Redis was away).
+    pub hub_dropped: IntCounter,
 }
 
 /// Buckets of `venue_cluster_bus_lag_seconds`: 0.5 ms to 2.5 s.
@@ -500,6 +505,18 @@ impl Metrics {
                     "venue_cluster_bus_rejected_total",
                     "Cluster bus messages dropped on receipt: malformed or signed with another cluster secret.",
                 ),
+                hubs_owned: registered(
+                    &self.registry,
+                    IntGauge::with_opts,
+                    "venue_cluster_hubs_owned",
+                    "Rooms whose living-room hub this node owns now.",
+                ),
+                hub_dropped: registered(
+                    &self.registry,
+                    IntCounter::with_opts,
+                    "venue_cluster_hub_dropped_total",
+                    "Living-room messages between nodes dropped: a queue was full or Redis was away.",
+                ),
             }
         })
     }
@@ -591,6 +608,8 @@ mod tests {
             "venue_cluster_bus_lag_seconds_count 1\n",
             "venue_cluster_bus_dropped_total 1\n",
             "venue_cluster_bus_rejected_total 0\n",
+            "venue_cluster_hubs_owned 0\n",
+            "venue_cluster_hub_dropped_total 0\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }

@@ -339,6 +339,14 @@ async fn the_hub_owner_crashes_and_another_node_owns_the_room_within_10_s() {
     let new_owner = owner(x).await.unwrap();
     println!("hub owner {first} crashed: {new_owner} owns the room after {took:?}");
     assert!(took < Duration::from_secs(10));
+    // `venue_cluster_hubs_owned`: the new owner counts the room, the other survivor not.
+    for n in [x, y] {
+        let owns = n.cluster.settings().node_id.as_str() == new_owner;
+        wait_for(Duration::from_secs(2), "hubs_owned gauge", || async {
+            n.state.metrics.cluster().hubs_owned.get() == i64::from(owns)
+        })
+        .await;
+    }
 
     // The survivors' clients are re-announced to the new owner: a fresh hello and a snapshot
     // holding the chat history from the database.

@@ -49,6 +49,7 @@ use crate::config::Secret;
 use crate::config::cluster::NodeId;
 use crate::hub::settings::RoomSettings;
 use crate::hub::{Class, HubStats, Moderation, ModerationError, Transport, UserInfo};
+use crate::metrics::ClusterMetrics;
 
 /// How often an owner announces itself on its room's `:out` channel, and an edge with
 /// clients tells the owner it is alive.
@@ -218,6 +219,7 @@ pub struct HubLink {
     sub: ConnectionManager,
     out: mpsc::Sender<(String, String)>,
     routes: Routes,
+    metrics: ClusterMetrics,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -236,6 +238,7 @@ impl HubLink {
         url: &Secret,
         conn: ConnectionManager,
         auth: NodeAuth,
+        metrics: ClusterMetrics,
     ) -> Result<(Arc<HubLink>, Vec<AbortHandle>), redis::RedisError> {
         let (push_tx, push_rx) = mpsc::channel::<PushInfo>(ROOM_QUEUE);
         let sender = move |info: PushInfo| push_tx.try_send(info).map_err(|_| ());
@@ -249,10 +252,11 @@ impl HubLink {
             sub: sub.clone(),
             out,
             routes: routes.clone(),
+            metrics: metrics.clone(),
         });
         let tasks = vec![
-            tokio::spawn(receive(auth, routes, push_rx)).abort_handle(),
-            tokio::spawn(publish(conn, out_rx)).abort_handle(),
+            tokio::spawn(receive(auth, routes, push_rx, metrics.clone())).abort_handle(),
+            tokio::spawn(publish(conn, out_rx, metrics)).abort_handle(),
             tokio::spawn(keepalive(sub)).abort_handle(),
         ];
         Ok((link, tasks))
@@ -298,7 +302,17 @@ impl HubLink {
             return;
         };
         if self.out.try_send((channel, self.auth.seal(&json))).is_err() {
+            self.metrics.hub_dropped.inc();
             tracing::warn!("hub link: publishing queue full, message dropped");
+        }
+    }
+
+    /// Counts a room this node starts (`true`) or stops (`false`) owning.
+    pub fn owns(&self, owning: bool) {
+        if owning {
+            self.metrics.hubs_owned.inc();
+        } else {
+            self.metrics.hubs_owned.dec();
         }
     }
 
@@ -352,7 +366,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// Publishes what [`HubLink::send`] queued, in order, on one connection.
-async fn publish(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, String)>) {
+async fn publish(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<(String, String)>,
+    metrics: ClusterMetrics,
+) {
     let mut failing = false;
     while let Some((channel, sealed)) = rx.recv().await {
         let result: Result<(), _> = redis::cmd("PUBLISH")
@@ -363,10 +381,11 @@ async fn publish(mut conn: ConnectionManager, mut rx: mpsc::Receiver<(String, St
         match result {
             Ok(()) => failing = false,
             Err(e) if !failing => {
+                metrics.hub_dropped.inc();
                 tracing::warn!(error = %e, "hub link: PUBLISH failed, messages dropped until Redis is back");
                 failing = true;
             }
-            Err(_) => {}
+            Err(_) => metrics.hub_dropped.inc(),
         }
     }
 }
@@ -382,7 +401,12 @@ async fn keepalive(mut sub: ConnectionManager) {
 }
 
 /// Routes pushes to the rooms' actors by channel; tells every room after a resubscription.
-async fn receive(auth: NodeAuth, routes: Routes, mut rx: mpsc::Receiver<PushInfo>) {
+async fn receive(
+    auth: NodeAuth,
+    routes: Routes,
+    mut rx: mpsc::Receiver<PushInfo>,
+    metrics: ClusterMetrics,
+) {
     let mut disconnected = false;
     while let Some(push) = rx.recv().await {
         match push.kind {
@@ -428,6 +452,7 @@ async fn receive(auth: NodeAuth, routes: Routes, mut rx: mpsc::Receiver<PushInfo
                 if let Some(to) = to
                     && to.try_send(Incoming::Message(Box::new(envelope))).is_err()
                 {
+                    metrics.hub_dropped.inc();
                     tracing::warn!(%channel, "hub link: room queue full, message dropped");
                 }
             }

@@ -197,8 +197,13 @@ impl Cluster {
             deps.metrics.clone(),
         )
         .await?;
-        let (hub_link, hub_tasks) =
-            hubs::HubLink::start(&settings.redis_url, conn.clone(), auth.clone()).await?;
+        let (hub_link, hub_tasks) = hubs::HubLink::start(
+            &settings.redis_url,
+            conn.clone(),
+            auth.clone(),
+            deps.metrics.clone(),
+        )
+        .await?;
         let beat = Arc::new(Heartbeat {
             registry: registry.clone(),
             template: NodeInfo {

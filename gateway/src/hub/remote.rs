@@ -240,6 +240,7 @@ impl Edge {
                 self.link
                     .send(channel_out(self.room.id.0), Some(&term), HubWire::Owner);
                 self.owning = Some(owner);
+                self.link.owns(true);
                 self.owner_term = Some(term);
                 self.owner_heard = Instant::now();
                 self.announce_all();
@@ -247,6 +248,7 @@ impl Edge {
             (None, true) => {
                 tracing::info!(room = %self.room.name, "this node no longer runs the room's hub");
                 self.owning = None;
+                self.link.owns(false);
                 let _ = self.link.unsubscribe(&channel_in(self.room.id.0)).await;
             }
             _ => {}
