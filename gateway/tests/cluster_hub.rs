@@ -105,6 +105,11 @@ async fn chat_sticker_and_cursor_from_a_reach_b_in_order_within_300_ms() {
     );
     ann.saw_event(|e| matches!(e, E::UserJoined(u) if u.display_name == "Bob"))
         .await;
+    // Each node counts its own clients (metrics sum over nodes; a drain waits for its own).
+    for n in [&a, &b] {
+        let hub = n.state.state.hub("main").await.unwrap().unwrap();
+        assert_eq!(hub.stats().await.unwrap().users, 1);
+    }
 
     // Chat, sticker, chat, cursor from Ann on A; Bob on B gets them in order, each fast.
     let start = Instant::now();

@@ -48,7 +48,7 @@ use super::lease::Lease;
 use crate::config::Secret;
 use crate::config::cluster::NodeId;
 use crate::hub::settings::RoomSettings;
-use crate::hub::{Class, HubStats, Moderation, ModerationError, Transport, UserInfo};
+use crate::hub::{Class, Moderation, ModerationError, Transport, UserInfo};
 use crate::metrics::ClusterMetrics;
 
 /// How often an owner announces itself on its room's `:out` channel, and an edge with
@@ -89,6 +89,7 @@ mod b64 {
 }
 
 /// An admin request an edge forwards to the owner (the admin API or console on any node).
+/// Counters ([`crate::hub::HubStats`]) are not forwarded: each node reports its own clients.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]
 pub enum Request {
@@ -96,7 +97,6 @@ pub enum Request {
     PutSettings { settings: RoomSettings },
     Moderate { action: Moderation },
     Users,
-    Stats,
 }
 
 /// The owner's answer to a [`Request`].
@@ -114,9 +114,6 @@ pub enum Reply {
     },
     Users {
         users: Vec<UserInfo>,
-    },
-    Stats {
-        stats: HubStats,
     },
 }
 

@@ -168,12 +168,6 @@ impl Owner {
                 },
                 false,
             ),
-            Request::Stats => (
-                Reply::Stats {
-                    stats: self.core.stats(),
-                },
-                false,
-            ),
         }
     }
 

@@ -86,6 +86,7 @@ pub async fn spawn(room: &Room, deps: HubDeps, cluster: Arc<Cluster>) -> HubHand
         pending: HashMap::new(),
         next_request: 1,
         moving: None,
+        frames_in: 0,
     };
     tokio::spawn(actor.run(rx, in_rx, lease));
     HubHandle { tx }
@@ -106,7 +107,6 @@ enum Pending {
     PutSettings(oneshot::Sender<Result<RoomSettings, String>>),
     Moderate(oneshot::Sender<Result<(), ModerationError>>),
     Users(oneshot::Sender<Vec<UserInfo>>),
-    Stats(oneshot::Sender<HubStats>),
 }
 
 impl Pending {
@@ -116,7 +116,6 @@ impl Pending {
             (Pending::PutSettings(tx), Reply::PutSettings { result }) => tx.send(result).is_ok(),
             (Pending::Moderate(tx), Reply::Moderate { result }) => tx.send(result).is_ok(),
             (Pending::Users(tx), Reply::Users { users }) => tx.send(users).is_ok(),
-            (Pending::Stats(tx), Reply::Stats { stats }) => tx.send(stats).is_ok(),
             // A mismatched answer: the sender is dropped, the caller sees the hub stopped.
             _ => false,
         };
@@ -143,6 +142,8 @@ struct Edge {
     next_request: u64,
     /// The encoded moving notice once the node drains.
     moving: Option<Bytes>,
+    /// Frames received from this node's clients.
+    frames_in: u64,
 }
 
 impl Edge {
@@ -328,7 +329,9 @@ impl Edge {
                 self.ask(Request::Moderate { action }, Pending::Moderate(reply))
             }
             HubInput::Users { reply } => self.ask(Request::Users, Pending::Users(reply)),
-            HubInput::Stats { reply } => self.ask(Request::Stats, Pending::Stats(reply)),
+            HubInput::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
         }
     }
 
@@ -359,6 +362,7 @@ impl Edge {
     }
 
     fn frame(&mut self, conn: ConnId, data: Bytes) {
+        self.frames_in += 1;
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
@@ -383,6 +387,21 @@ impl Edge {
         {
             self.forward(HubWire::Gone { conn: conn.0 });
         }
+    }
+
+    /// This node's counters: `users` are its clients that sent a first frame (joined or
+    /// joining) and `frames_in` the frames they sent, so that the sums over nodes are the
+    /// room's (and a draining node waits for its own clients only); the owner node adds the
+    /// core's other counters (bad frames, rate limited, batches, …), kept once per room.
+    fn stats(&self) -> HubStats {
+        let mut stats = self
+            .owning
+            .as_ref()
+            .map(|o| o.core.stats())
+            .unwrap_or_default();
+        stats.users = self.clients.values().filter(|c| c.first.is_some()).count() as u64;
+        stats.frames_in = self.frames_in;
+        stats
     }
 
     /// Forwards an admin request to the owner (this node or another).
