@@ -250,15 +250,6 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     let (sfu, events) =
         SfuHandle::start(config.media.clone()).context("starting the media plane")?;
     let admin_digest = http::extract::token_digest(token.expose());
-    let hub_deps = hub::shell::HubDeps {
-        store: store.clone(),
-        sfu: sfu.clone(),
-        config: config.interaction.hub_config(),
-        queue: config.interaction.queue_policy(),
-        admin_digest,
-        ip_salt: Arc::new(salt),
-        moving: drain.subscribe(),
-    };
     let webhooks =
         webhooks::Webhooks::start(&config.webhooks).context("starting webhook delivery")?;
     let overflow = overflow::Overflow::start(config.hls);
@@ -280,6 +271,16 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
             .await
             .context("joining the cluster")?,
         )),
+    };
+    let hub_deps = hub::shell::HubDeps {
+        store: store.clone(),
+        sfu: sfu.clone(),
+        config: config.interaction.hub_config(),
+        queue: config.interaction.queue_policy(),
+        admin_digest,
+        ip_salt: Arc::new(salt),
+        moving: drain.subscribe(),
+        cluster: cluster.clone(),
     };
     let bus: Arc<dyn bus::Bus> = match &cluster {
         Some(c) => c.bus(),

@@ -56,6 +56,11 @@ pub struct ClusterMetrics {
     /// `venue_cluster_forwarded_total{result}`: requests forwarded to another node (HLS,
     /// recordings) by outcome: `ok` (answered, whatever the status), `unreachable`, `timeout`.
     pub forwarded: [IntCounter; 3],
+    /// `venue_cluster_hubs_owned`: rooms whose living-room hub this node owns now.
+    pub hubs_owned: IntGauge,
+    /// `venue_cluster_hub_dropped_total`: living-room messages between nodes dropped (a
+    /// queue full, or PUBLISH failed while Redis was away).
+    pub hub_dropped: IntCounter,
 }
 
 /// The `result` labels of `venue_cluster_forwarded_total`, in [`ClusterMetrics::forwarded`]'s
@@ -543,6 +548,18 @@ impl Metrics {
                     "venue_cluster_bus_rejected_total",
                     "Cluster bus messages dropped on receipt: malformed or signed with another cluster secret.",
                 ),
+                hubs_owned: registered(
+                    &self.registry,
+                    IntGauge::with_opts,
+                    "venue_cluster_hubs_owned",
+                    "Rooms whose living-room hub this node owns now.",
+                ),
+                hub_dropped: registered(
+                    &self.registry,
+                    IntCounter::with_opts,
+                    "venue_cluster_hub_dropped_total",
+                    "Living-room messages between nodes dropped: a queue was full or Redis was away.",
+                ),
             }
         })
     }
@@ -636,6 +653,8 @@ mod tests {
             "venue_cluster_bus_rejected_total 0\n",
             "venue_cluster_program_rooms 0\n",
             "venue_cluster_forwarded_total{result=\"timeout\"} 0\n",
+            "venue_cluster_hubs_owned 0\n",
+            "venue_cluster_hub_dropped_total 0\n",
         ] {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }

@@ -12,6 +12,7 @@
 //! - [`registry`]: the node registry (heartbeat with load, live nodes, protocol versions);
 //! - [`bus`]: [`bus::RedisBus`], the [`crate::bus::Bus`] over Redis pub/sub;
 //! - [`tracks`]: who owns a live streamer's tracks, relay requests to the origin;
+//! - [`hubs`]: the living room across nodes (hub-owner lease, edge ⇄ owner pub/sub);
 //! - [`lease`]: one owner per name (hub owner, program node, timers) with fencing tokens;
 //!   [`leader`] keeps competing for one and says whether this node leads the job;
 //! - [`placement`]: which node a new WebRTC viewer watches on;
@@ -29,6 +30,7 @@
 pub mod auth;
 pub mod bus;
 pub mod drain;
+pub mod hubs;
 pub mod leader;
 pub mod lease;
 pub mod placement;
@@ -164,6 +166,7 @@ pub struct Cluster {
     conn: ConnectionManager,
     registry: Registry,
     bus: Arc<RedisBus>,
+    hubs: Arc<hubs::HubLink>,
     beat: Arc<Heartbeat>,
     heartbeat: AbortHandle,
     tracks: Tracks,
@@ -199,6 +202,13 @@ impl Cluster {
             conn.clone(),
             auth.clone(),
             deps.local,
+            deps.metrics.clone(),
+        )
+        .await?;
+        let (hub_link, hub_tasks) = hubs::HubLink::start(
+            &settings.redis_url,
+            conn.clone(),
+            auth.clone(),
             deps.metrics.clone(),
         )
         .await?;
@@ -239,9 +249,10 @@ impl Cluster {
             tracks,
             registry,
             bus,
+            hubs: hub_link,
             beat,
             heartbeat,
-            tasks: std::sync::Mutex::new(Vec::new()),
+            tasks: std::sync::Mutex::new(hub_tasks),
         })
     }
 
@@ -288,6 +299,21 @@ impl Cluster {
     /// The Redis bus behind the [`Bus`] trait.
     pub fn bus(&self) -> Arc<dyn Bus> {
         self.bus.clone()
+    }
+
+    /// The hub transport (the living room across nodes).
+    pub fn hubs(&self) -> &Arc<hubs::HubLink> {
+        &self.hubs
+    }
+
+    /// Competes for the hub-owner lease of room `room` ([`hubs::HubLink::lease`]); the task
+    /// ends when the cluster stops (then the receiver says `None`).
+    pub fn hub_lease(&self, room: i64) -> tokio::sync::watch::Receiver<Option<hubs::OwnerTerm>> {
+        let (rx, task) = self.hubs.lease(room);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
+        }
+        rx
     }
 
     /// The live nodes now. Errors: Redis.

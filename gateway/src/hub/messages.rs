@@ -8,7 +8,8 @@ use super::participants::{ConnId, IpHash, Transport};
 use super::records::PersistOp;
 
 /// Which delivery a frame needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Class {
     /// Ordered and never dropped (closing the client instead when it cannot keep up).
     Reliable,
@@ -55,7 +56,7 @@ pub enum Input {
 }
 
 /// Counters of a hub (for metrics and tests).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HubStats {
     /// Client frames received.
     pub frames_in: u64,

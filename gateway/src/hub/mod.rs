@@ -29,7 +29,8 @@
 //! count), `moderation` (the actions and the bans, mutes and stars in force), `recent` (the
 //! sticker board and chat history), `batch` (what the next tick sends, encoded once). The
 //! shapes it exchanges with the store are in `records`, its tunables in `config`, the shells'
-//! slow-client policy in `queue`, the wire codec in [`codec`], and the IO in [`shell`].
+//! slow-client policy in `queue`, the wire codec in [`codec`], and the IO in [`shell`]; in
+//! cluster mode [`remote`] (edge) and `owner` run the room across nodes.
 
 // A sans-IO core: it takes the time as a parameter and never reads the clock (DESIGN §2).
 #![deny(clippy::disallowed_methods)]
@@ -41,10 +42,12 @@ pub mod limits;
 mod messages;
 mod moderation;
 pub mod names;
+mod owner;
 mod participants;
 mod queue;
 mod recent;
 mod records;
+pub mod remote;
 pub mod settings;
 pub mod shell;
 

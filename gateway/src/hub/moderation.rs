@@ -8,7 +8,8 @@ use super::participants::IpHash;
 use super::records::{BanRecord, MuteRecord, StarRecord};
 
 /// A moderation action (admin command over the data channel / WebSocket, or the admin API).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serde: forwarded to a room's hub owner in cluster mode (`cluster::hubs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Moderation {
     DeleteMessage {
         message_id: u64,
@@ -44,7 +45,7 @@ pub enum Moderation {
 pub const MAX_MUTE_S: u32 = 604_800;
 
 /// Why a moderation action failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ModerationError {
     #[error("no user {0} in this room")]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use venue_proto::v1;
 
@@ -18,7 +18,7 @@ use super::limits::{ConnLimits, Offences};
 pub struct ConnId(pub u64);
 
 /// How a connection reaches us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// `GET /api/rooms/{room}/ws`.
@@ -67,7 +67,7 @@ impl IpHash {
 }
 
 /// A user as listed to admins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
     pub id: u64,
     /// Empty when watching without a name.

@@ -191,7 +191,7 @@ impl StickerSet {
 }
 
 /// A room's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSettings {
     /// At most 200 chars.
     pub title: String,

@@ -42,13 +42,13 @@ use crate::store::{Room, Store, StoreError};
 /// Depth of a hub's input queue.
 pub const HUB_QUEUE: usize = 8192;
 /// Depth of a hub's persistence queue (batches of ops).
-const PERSIST_QUEUE: usize = 4096;
+pub(super) const PERSIST_QUEUE: usize = 4096;
 /// How long a data-channel client gets to receive its closing notice before its session ends.
-const DC_CLOSE_GRACE: Duration = Duration::from_millis(300);
+pub(super) const DC_CLOSE_GRACE: Duration = Duration::from_millis(300);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-fn next_conn() -> ConnId {
+pub(super) fn next_conn() -> ConnId {
     ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -78,13 +78,16 @@ pub struct HubDeps {
     /// The node's drain notice ([`crate::cluster::drain::Drain::subscribe`]): `Some` once the
     /// node drains; never in single-node mode.
     pub moving: watch::Receiver<Option<crate::cluster::drain::Moving>>,
+    /// Cluster mode: the room's hub runs on its owner node and this node is an edge for its
+    /// own clients ([`super::remote`]). `None` (single-node mode): the hub is always local.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The send side of one WebSocket client, owned by the hub actor.
 #[derive(Debug)]
 pub struct WsClient {
-    queue: mpsc::Sender<Bytes>,
-    kill: oneshot::Sender<Bytes>,
+    pub(super) queue: mpsc::Sender<Bytes>,
+    pub(super) kill: oneshot::Sender<Bytes>,
 }
 
 /// What the WebSocket handler holds for its connection.
@@ -97,7 +100,7 @@ pub struct WsSession {
     pub kill: oneshot::Receiver<Bytes>,
 }
 
-enum HubInput {
+pub(super) enum HubInput {
     WsConnect {
         conn: ConnId,
         ip: Option<IpAddr>,
@@ -153,7 +156,7 @@ pub struct HubStopped;
 /// Cloneable handle to one room's hub actor.
 #[derive(Clone, Debug)]
 pub struct HubHandle {
-    tx: mpsc::Sender<HubInput>,
+    pub(super) tx: mpsc::Sender<HubInput>,
 }
 
 impl std::fmt::Debug for HubInput {
@@ -273,12 +276,12 @@ impl HubHandle {
     }
 }
 
-enum Peer {
+pub(super) enum Peer {
     Ws(WsClient),
     Dc(SessionId),
 }
 
-enum PersistJob {
+pub(super) enum PersistJob {
     Ops(Vec<PersistOp>),
     Barrier(oneshot::Sender<()>),
 }
@@ -301,6 +304,9 @@ struct Actor {
 /// Loads room `room`'s interaction state from the store and starts its hub actor and
 /// persistence task. Errors: the store failed.
 pub async fn spawn(room: &Room, deps: HubDeps) -> Result<HubHandle, StoreError> {
+    if let Some(cluster) = deps.cluster.clone() {
+        return Ok(super::remote::spawn(room, deps, cluster).await);
+    }
     let t = now();
     let loaded = deps
         .store
@@ -337,7 +343,11 @@ pub async fn spawn(room: &Room, deps: HubDeps) -> Result<HubHandle, StoreError> 
     Ok(HubHandle { tx })
 }
 
-async fn persister(store: Store, room_id: crate::ids::RoomId, mut rx: mpsc::Receiver<PersistJob>) {
+pub(super) async fn persister(
+    store: Store,
+    room_id: crate::ids::RoomId,
+    mut rx: mpsc::Receiver<PersistJob>,
+) {
     while let Some(job) = rx.recv().await {
         let mut ops = Vec::new();
         let mut barriers = Vec::new();
@@ -687,7 +697,7 @@ impl Actor {
 
 /// The next value of the drain notice; `None` when its sender is gone. Pending forever when
 /// there is no receiver (stopped listening).
-async fn changed_or_pending(
+pub(super) async fn changed_or_pending(
     rx: &mut Option<watch::Receiver<Option<crate::cluster::drain::Moving>>>,
 ) -> Option<Option<crate::cluster::drain::Moving>> {
     match rx {
@@ -701,7 +711,12 @@ async fn changed_or_pending(
 
 /// Applies the slow-client policy to one frame for one WebSocket client: never waits.
 /// Returns what happened; `Admit::Close` means the caller must close the client.
-fn deliver(policy: &QueuePolicy, client: &WsClient, class: Class, frame: Bytes) -> Admit {
+pub(super) fn deliver(
+    policy: &QueuePolicy,
+    client: &WsClient,
+    class: Class,
+    frame: Bytes,
+) -> Admit {
     let queued = client
         .queue
         .max_capacity()
@@ -717,7 +732,7 @@ fn deliver(policy: &QueuePolicy, client: &WsClient, class: Class, frame: Bytes) 
     }
 }
 
-fn channel_class(class: Class) -> ChannelClass {
+pub(super) fn channel_class(class: Class) -> ChannelClass {
     match class {
         Class::Reliable => ChannelClass::Reliable,
         Class::Lossy => ChannelClass::Lossy,
