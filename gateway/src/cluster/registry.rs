@@ -421,7 +421,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("2.0") && e.contains("1.0") && e.contains('b'),
+            e.contains("2.0")
+                && e.contains(&CLUSTER_PROTOCOL_VERSION.to_string())
+                && e.contains('b'),
             "{e}"
         );
         let view = NodesView {
