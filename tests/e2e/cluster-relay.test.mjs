@@ -4,9 +4,10 @@
 // and C on them. Venue's own `/publish` page (fake camera, simulcast) publishes on A directly
 // and is put on stage slot 0; Debian's ffmpeg publishes a 640x360 test pattern over RTMP to C,
 // on slot 1. The viewer page comes through a TCP balancer that prefers B: B has neither
-// publisher, so it decodes both tiles through relays (A → B, C → B).
+// publisher, so it decodes both tiles through relays (A → B, C → B). The admin API on C swaps
+// the slots: B's viewer shows Carl on slot 0 on the same PeerConnection (no new offer).
 // Then B is killed (SIGKILL): the viewer notices, comes back through the balancer on A and
-// decodes both tiles again (slot 1 now relayed C → A), and the origins' relays to B close by
+// decodes both tiles again (Carl now relayed C → A), and the origins' relays to B close by
 // themselves (`venue_cluster_relays_out` on A falls to 0). A takes one viewer
 // (`VENUE_CLUSTER_MAX_VIEWERS=1`): a second page opened on A is placed on C by `/join`.
 import { after, before, describe, it } from "node:test";
@@ -126,6 +127,27 @@ describe("cluster: media relayed origin → edge", { timeout: 240_000 }, () => {
     assert.equal((await roomInfo(a.base)).viewer_count, 0, "a relay is not a viewer on A");
     await viewer.screenshot({ path: join(OUT, "cluster-relay-edge.png") }).catch(() => {});
 
+    // The admin API on C swaps the slots: B's viewer shows Carl (640x360, from C) on slot 0 on
+    // the same PeerConnection — no new WHEP offer.
+    const posts = await viewer.evaluate(() => window.venue.posts);
+    const pc = await viewer.evaluate(() => { window.__pcBefore = window.venue.pc; return true; });
+    assert.ok(pc);
+    await api.putStage({
+      layout: 2,
+      slots: Array.from({ length: maxSlots }, (_, i) => (i === 0 ? carl.id : i === 1 ? alice.id : null)),
+    });
+    const switchAt = Date.now();
+    await waitFor(
+      async () => {
+        const st = await viewerVideoStats(viewer);
+        return st[0]?.frameWidth === 640 && st[0]?.frameHeight === 360 && (await bothDecoding(viewer));
+      },
+      { timeout: 15000, interval: 200, what: "slot 0 shows Carl after the swap" },
+    );
+    const switchMs = Date.now() - switchAt;
+    assert.equal(await viewer.evaluate(() => window.venue.posts), posts, "no new WHEP offer");
+    assert.ok(await viewer.evaluate(() => window.__pcBefore === window.venue.pc), "the same PeerConnection");
+
     // B dies: the page comes back through the balancer on A and decodes both slots again.
     const killAt = Date.now();
     process.kill(b.proc.pid, "SIGKILL");
@@ -156,7 +178,7 @@ describe("cluster: media relayed origin → edge", { timeout: 240_000 }, () => {
     assert.ok(inRange(await mediaPort(second), c), "the second viewer's media is on node C");
     assert.equal(second.errors.length, 0, `no page errors: ${second.errors.join(" | ")}`);
     t.diagnostic(
-      `viewer on B decoding both relayed slots ${decodeMs} ms after page load; SIGKILL B → decoding on A ${backMs} ms; ` +
+      `viewer on B decoding both relayed slots ${decodeMs} ms after page load; slots swapped on C → shown on B ${switchMs} ms; SIGKILL B → decoding on A ${backMs} ms; ` +
         `A's relay to B closed after ${closedMs} ms; a page opened on full A decoding on C after ${placedMs} ms`,
     );
     assert.equal(viewer.errors.length, 0, `no page errors: ${viewer.errors.join(" | ")}`);
