@@ -6,70 +6,17 @@
 #![deny(clippy::disallowed_methods)]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use venue_sfu::{ParticipantId, SessionId, SfuEvent};
 
+pub use super::effect::{Effect, PublishNotice};
 use super::relays::{RelayAction, Relays};
+use super::room::RoomEntry;
 use super::session::{SessionInfo, SessionKind};
-use super::view::{RoomView, SlotView, Stats, stage_frame};
+use super::view::{RoomView, Stats, stage_frame};
 use crate::ids::{RoomId, StreamerId};
 use crate::store::Room;
-use crate::webhooks::Protocol;
-
-/// Shortest interval between two frames caused by viewer-count changes alone.
-pub const VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A publisher session that started or stopped (for webhooks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishNotice {
-    pub room_id: RoomId,
-    /// The room's name ("" if the room is unknown).
-    pub room: String,
-    pub streamer: StreamerId,
-    pub session: SessionId,
-    pub protocol: Protocol,
-}
-
-/// An SFU call (or a webhook) the shell must make.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    SetStage(venue_sfu::RoomId, Vec<Option<ParticipantId>>),
-    /// Point an admin preview at the streamer's active publisher session (or none).
-    Retarget(SessionId, Option<ParticipantId>),
-    RoomState(venue_sfu::RoomId, Bytes),
-    Close(SessionId),
-    /// A publisher session was registered: `publish.started`.
-    PublishStarted(PublishNotice),
-    /// A registered publisher session ended: `publish.stopped`.
-    PublishStopped(PublishNotice),
-    /// Streamer `streamer` of `room` went live on this node (`live`) or offline here: in
-    /// cluster mode this node claims (or releases) its tracks and tells the other nodes.
-    LiveChanged {
-        room: RoomId,
-        streamer: StreamerId,
-        live: bool,
-    },
-    /// Open a relay of `room` from node `origin` (cluster mode): the shell answers with
-    /// [`Core::relay_opened`] or [`Core::relay_failed`].
-    OpenRelay {
-        room: RoomId,
-        origin: String,
-    },
-}
-
-#[derive(Debug)]
-struct RoomEntry {
-    name: String,
-    title: String,
-    layout: u32,
-    /// `max_slots` long: (streamer id, name).
-    slots: Vec<Option<(StreamerId, String)>>,
-    viewers: HashSet<SessionId>,
-    last_push: Option<Instant>,
-    viewers_dirty: bool,
-}
 
 /// The actor's state, sans IO.
 #[derive(Debug)]
@@ -139,8 +86,6 @@ impl Core {
         slots: Vec<Option<(StreamerId, String)>>,
         now: Instant,
     ) -> Vec<Effect> {
-        let mut slots = slots;
-        slots.resize(self.max_slots, None);
         let id = room.id;
         let viewers = self
             .rooms
@@ -150,15 +95,7 @@ impl Core {
         self.names.insert(room.name.clone(), id);
         self.rooms.insert(
             id,
-            RoomEntry {
-                name: room.name.clone(),
-                title: room.title.clone(),
-                layout,
-                slots,
-                viewers,
-                last_push: None,
-                viewers_dirty: false,
-            },
+            RoomEntry::new(room, layout, slots, self.max_slots, viewers),
         );
         let mut effects = vec![self.stage_effect(id)];
         effects.extend(self.push(id, now));
@@ -177,9 +114,7 @@ impl Core {
         let Some(entry) = self.rooms.get_mut(&room_id) else {
             return Vec::new();
         };
-        entry.layout = layout;
-        entry.slots = slots;
-        entry.slots.resize(max, None);
+        entry.set_stage(layout, slots, max);
         let mut effects = vec![self.stage_effect(room_id)];
         effects.extend(self.push(room_id, now));
         effects
@@ -267,15 +202,10 @@ impl Core {
         streamer: StreamerId,
         now: Instant,
     ) -> Vec<Effect> {
-        let mut stage_changed = false;
-        if let Some(entry) = self.rooms.get_mut(&room_id) {
-            for slot in entry.slots.iter_mut() {
-                if slot.as_ref().is_some_and(|(id, _)| *id == streamer) {
-                    *slot = None;
-                    stage_changed = true;
-                }
-            }
-        }
+        let stage_changed = self
+            .rooms
+            .get_mut(&room_id)
+            .is_some_and(|r| r.remove_streamer(streamer));
         let (mut effects, was_live) = self.close_sessions(room_id, streamer, true);
         if stage_changed {
             effects.push(self.stage_effect(room_id));
@@ -505,11 +435,7 @@ impl Core {
         let due: Vec<RoomId> = self
             .rooms
             .iter()
-            .filter(|(_, r)| {
-                r.viewers_dirty
-                    && r.last_push
-                        .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
-            })
+            .filter(|(_, r)| r.due(now))
             .map(|(id, _)| *id)
             .collect();
         let mut effects: Vec<Effect> = due.into_iter().flat_map(|id| self.push(id, now)).collect();
@@ -521,25 +447,7 @@ impl Core {
     pub fn view(&self, name: &str) -> Option<RoomView> {
         let id = *self.names.get(name)?;
         let r = self.rooms.get(&id)?;
-        Some(RoomView {
-            id,
-            name: r.name.clone(),
-            title: r.title.clone(),
-            layout: r.layout,
-            max_slots: self.max_slots,
-            slots: r
-                .slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| SlotView {
-                    index: i as u32,
-                    streamer_id: s.as_ref().map(|(id, _)| *id),
-                    name: s.as_ref().map(|(_, n)| n.clone()),
-                    live: s.as_ref().is_some_and(|(id, _)| self.is_live(*id)),
-                })
-                .collect(),
-            viewer_count: r.viewers.len(),
-        })
+        Some(r.view(id, self.max_slots, |s| self.is_live(s)))
     }
 
     /// The publisher sessions of streamer `id` that are up (usually one; two for a moment
@@ -593,7 +501,7 @@ impl Core {
     pub fn stage_streamers(&self) -> Vec<(RoomId, Vec<StreamerId>)> {
         self.rooms
             .iter()
-            .map(|(id, r)| (*id, r.slots.iter().flatten().map(|(s, _)| *s).collect()))
+            .map(|(id, r)| (*id, r.streamers().collect()))
             .collect()
     }
 
@@ -666,9 +574,9 @@ impl Core {
             if self.webrtc_viewers(*id) == 0 && !self.programs.contains(id) {
                 continue;
             }
-            for (s, _) in r.slots.iter().flatten() {
-                if let Some(origin) = self.relays.owner(*s)
-                    && !self.is_live_here(*s)
+            for s in r.streamers() {
+                if let Some(origin) = self.relays.owner(s)
+                    && !self.is_live_here(s)
                 {
                     wanted.insert((*id, origin.to_owned()));
                 }
@@ -686,12 +594,9 @@ impl Core {
 
     /// The live flags of `room`'s slots.
     fn view_live(&self, room: RoomId) -> Vec<bool> {
-        self.rooms.get(&room).map_or_else(Vec::new, |r| {
-            r.slots
-                .iter()
-                .map(|s| s.as_ref().is_some_and(|(id, _)| self.is_live(*id)))
-                .collect()
-        })
+        self.rooms
+            .get(&room)
+            .map_or_else(Vec::new, |r| r.live_flags(|s| self.is_live(s)))
     }
 
     /// The media-plane id of streamer `id`'s active publisher session (the newest the
@@ -734,8 +639,8 @@ impl Core {
                 .rooms
                 .iter()
                 .map(|(id, r)| {
-                    let media = self.relays.has_media(*id)
-                        || r.slots.iter().flatten().any(|(s, _)| self.is_live_here(*s));
+                    let media =
+                        self.relays.has_media(*id) || r.streamers().any(|s| self.is_live_here(s));
                     (*id, self.webrtc_viewers(*id), media)
                 })
                 .collect(),
@@ -746,7 +651,7 @@ impl Core {
     fn on_stage(&self, room: RoomId, streamer: StreamerId) -> bool {
         self.rooms
             .get(&room)
-            .is_some_and(|r| r.slots.iter().flatten().any(|(id, _)| *id == streamer))
+            .is_some_and(|r| r.has_streamer(streamer))
     }
 
     /// A publisher session of `streamer` ended (SFU event or resource DELETE): its
@@ -797,7 +702,7 @@ impl Core {
         let mut rooms: Vec<RoomId> = self
             .rooms
             .iter()
-            .filter(|(_, r)| r.slots.iter().flatten().any(|(id, _)| *id == streamer))
+            .filter(|(_, r)| r.has_streamer(streamer))
             .map(|(id, _)| *id)
             .collect();
         rooms.sort();
@@ -829,31 +734,22 @@ impl Core {
         let Some(r) = self.rooms.get_mut(&id) else {
             return Vec::new();
         };
-        if r.last_push
-            .is_none_or(|t| now.duration_since(t) >= VIEWER_COUNT_INTERVAL)
-        {
+        if r.viewers_changed(now) {
             self.push(id, now)
         } else {
-            r.viewers_dirty = true;
             Vec::new()
         }
     }
 
     fn stage_effect(&self, id: RoomId) -> Effect {
-        let id_room = id;
         let slots = self
             .rooms
             .get(&id)
             .map(|r| {
-                r.slots
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let (id, _) = s.as_ref()?;
-                        self.active_participant(*id)
-                            .or_else(|| self.relays.participant(id_room, i, *id))
-                    })
-                    .collect()
+                r.stage(|i, s| {
+                    self.active_participant(s)
+                        .or_else(|| self.relays.participant(id, i, s))
+                })
             })
             .unwrap_or_default();
         Effect::SetStage(id.into(), slots)
@@ -868,8 +764,7 @@ impl Core {
         };
         let frame = stage_frame(&view, revision);
         if let Some(r) = self.rooms.get_mut(&id) {
-            r.last_push = Some(now);
-            r.viewers_dirty = false;
+            r.pushed(now);
         }
         vec![Effect::RoomState(id.into(), frame)]
     }

@@ -23,11 +23,14 @@
 pub mod actor;
 pub mod cluster;
 pub mod core;
+mod effect;
 pub mod relays;
+mod room;
 pub mod session;
 pub mod view;
 
-pub use self::core::{Core, Effect, PublishNotice, VIEWER_COUNT_INTERVAL, new_participant};
+pub use self::core::{Core, Effect, PublishNotice, new_participant};
+pub use self::room::VIEWER_COUNT_INTERVAL;
 pub use actor::{StateHandle, WeakStateHandle, spawn};
 pub use session::{SessionInfo, SessionKind};
 pub use view::{RoomView, SlotView, Stats, stage_frame};

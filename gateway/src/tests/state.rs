@@ -2,6 +2,9 @@
 
 use super::*;
 use prost::Message;
+use std::time::Duration;
+
+use crate::webhooks::Protocol;
 use venue_proto::v1;
 
 fn room(id: i64, name: &str) -> Room {
