@@ -598,29 +598,10 @@ impl Edge {
     }
 
     async fn broadcast(&mut self, class: Class, frame: Bytes) {
-        let mut slow = Vec::new();
-        let mut any_dc = false;
-        for (conn, client) in &self.clients {
-            match &client.peer {
-                Peer::Ws(ws) => {
-                    if deliver(&self.deps.queue, ws, class, frame.clone()) == Admit::Close {
-                        slow.push(*conn);
-                    }
-                }
-                Peer::Dc(_) => any_dc = true,
-            }
-        }
+        let peers = self.clients.iter().map(|(conn, c)| (conn, &c.peer));
+        let slow = super::shell::fan_out(&self.deps, self.sfu_room, peers, class, frame).await;
         for conn in slow {
             self.too_slow(conn);
-        }
-        if any_dc
-            && let Err(e) = self
-                .deps
-                .sfu
-                .broadcast_channel(self.sfu_room, channel_class(class), frame)
-                .await
-        {
-            tracing::debug!(room = self.sfu_room.0, error = %e, "data-channel broadcast failed");
         }
     }
 

@@ -281,6 +281,39 @@ pub(super) enum Peer {
     Dc(SessionId),
 }
 
+/// Sends one tick frame to every client of a room on this node: into each WebSocket client's
+/// queue, and once to the room's data channels (`SfuHandle::broadcast_channel`) when any
+/// client is on one. Returns the WebSocket clients too slow to keep (the caller closes them).
+pub(super) async fn fan_out<'a>(
+    deps: &HubDeps,
+    room: venue_sfu::RoomId,
+    peers: impl Iterator<Item = (&'a ConnId, &'a Peer)>,
+    class: Class,
+    frame: Bytes,
+) -> Vec<ConnId> {
+    let mut slow = Vec::new();
+    let mut any_dc = false;
+    for (conn, peer) in peers {
+        match peer {
+            Peer::Ws(ws) => {
+                if deliver(&deps.queue, ws, class, frame.clone()) == Admit::Close {
+                    slow.push(*conn);
+                }
+            }
+            Peer::Dc(_) => any_dc = true,
+        }
+    }
+    if any_dc
+        && let Err(e) = deps
+            .sfu
+            .broadcast_channel(room, channel_class(class), frame)
+            .await
+    {
+        tracing::debug!(room = room.0, error = %e, "data-channel broadcast failed");
+    }
+    slow
+}
+
 pub(super) enum PersistJob {
     Ops(Vec<PersistOp>),
     Barrier(oneshot::Sender<()>),
@@ -621,31 +654,10 @@ impl Actor {
                     None => {}
                 },
                 Output::Broadcast { class, frame } => {
-                    let mut slow = Vec::new();
-                    let mut any_dc = false;
-                    for (conn, peer) in &self.peers {
-                        match peer {
-                            Peer::Ws(client) => {
-                                if deliver(&self.deps.queue, client, class, frame.clone())
-                                    == Admit::Close
-                                {
-                                    slow.push(*conn);
-                                }
-                            }
-                            Peer::Dc(_) => any_dc = true,
-                        }
-                    }
+                    let slow =
+                        fan_out(&self.deps, self.room, self.peers.iter(), class, frame).await;
                     for conn in slow {
                         self.too_slow(conn);
-                    }
-                    if any_dc
-                        && let Err(e) = self
-                            .deps
-                            .sfu
-                            .broadcast_channel(self.room, channel_class(class), frame)
-                            .await
-                    {
-                        tracing::debug!(room = self.room.0, error = %e, "data-channel broadcast failed");
                     }
                 }
                 Output::Close { conn, notice } => match self.peers.remove(&conn) {
