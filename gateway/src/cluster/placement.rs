@@ -209,10 +209,13 @@ mod tests {
     fn the_room_limit_counts_viewers_on_every_node() {
         let a = node("a", 40, 0, &[(1, 40, true)]);
         let b = node("b", 60, 0, &[(1, 59, true), (2, 1, false)]);
-        assert_eq!(choose(&a, &[b.clone()], 1, LIMITS), Choice::Here);
+        assert_eq!(
+            choose(&a, std::slice::from_ref(&b), 1, LIMITS),
+            Choice::Here
+        );
         let b = node("b", 61, 0, &[(1, 60, true), (2, 1, false)]);
         assert_eq!(
-            choose(&a, &[b.clone()], 1, LIMITS),
+            choose(&a, std::slice::from_ref(&b), 1, LIMITS),
             Choice::Hls(Cause::Capacity)
         );
         // Another room is not full.
