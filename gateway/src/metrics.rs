@@ -192,6 +192,8 @@ pub struct Readings {
     /// Cluster mode: relays open now, (edge side: from other nodes, origin side: to other
     /// nodes); `None` in single-node mode (no `venue_cluster_relays` then).
     pub relays: Option<(u64, u64)>,
+    /// Cluster mode: media packets received over relays since start (`None`: single node).
+    pub relayed_packets: Option<u64>,
 }
 
 /// The interaction hubs' counters, summed over rooms.
@@ -481,6 +483,13 @@ impl Readings {
                 "venue_cluster_relays_out",
                 "Other nodes' relays of this node's stages (origin side).",
                 origin as f64,
+            ));
+        }
+        if let Some(n) = self.relayed_packets {
+            out.push(counter(
+                "venue_cluster_relayed_packets_total",
+                "RTP media packets received over relays from origin nodes.",
+                n,
             ));
         }
         if let Some(cpu) = self.cpu_percent {

@@ -165,6 +165,12 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
         metrics.contains("\nvenue_cluster_relays_in 2\n"),
         "{metrics}"
     );
+    let relayed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("venue_cluster_relayed_packets_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("venue_cluster_relayed_packets_total");
+    assert!(relayed > 100, "relayed packets counted: {relayed}");
     assert_eq!((sa.relays_out, sc.relays_out), (1, 1));
     assert_eq!(
         (sa.viewers, sb.viewers, sc.viewers),

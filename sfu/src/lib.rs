@@ -37,4 +37,5 @@ pub use api::*;
 pub use config::{ConfigError, SfuConfig};
 pub use handle::{BridgeHandle, SfuHandle};
 pub use offer::{MidLayout, Offer, OfferError};
+pub use shard::relay::relayed_packets;
 pub use shell::IceTcpStats;

@@ -111,5 +111,6 @@ async fn read(app: &AppState) -> Result<Readings, ApiError> {
             .cluster
             .as_ref()
             .map(|_| (s.relays_in as u64, s.relays_out as u64)),
+        relayed_packets: app.cluster.as_ref().map(|_| venue_sfu::relayed_packets()),
     })
 }

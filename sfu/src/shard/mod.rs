@@ -36,7 +36,7 @@ mod media;
 mod messages;
 mod peer;
 mod publisher;
-mod relay;
+pub mod relay;
 mod room;
 mod routing;
 mod stats;

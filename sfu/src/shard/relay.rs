@@ -10,6 +10,7 @@
 //! like a local publisher's. Keyframe requests for those sources go upstream as PLI/FIR on
 //! the matching m-line, throttled per (participant, layer) like a publisher's.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use str0m::Rtc;
@@ -24,6 +25,17 @@ use super::publisher::Publishers;
 use crate::api::{ParticipantId, RELAY_LAYERS, RoomId, SessionId, SfuError};
 use crate::forward::SourceKey;
 use crate::keyframe::is_keyframe_start;
+
+/// Media packets received over relays (edge side) by this process, all media planes
+/// together; read with [`relayed_packets`].
+static RELAYED_IN: AtomicU64 = AtomicU64::new(0);
+
+/// RTP media packets this process received over origin → edge relays since it started (all
+/// its media planes together: one per process outside tests). For the
+/// `venue_cluster_relayed_packets_total` metric.
+pub fn relayed_packets() -> u64 {
+    RELAYED_IN.load(Ordering::Relaxed)
+}
 
 /// Opens the edge side of a relay `(session, room)`: a full-ICE peer in `peers` whose offer
 /// has one audio and [`RELAY_LAYERS`] video m-lines per entry of `participants`, each
@@ -199,6 +211,7 @@ impl RelayIngress {
                 is_keyframe_start(codec.codec, &pkt.payload),
             ),
         };
+        RELAYED_IN.fetch_add(1, Ordering::Relaxed);
         Some(MediaPacket {
             room,
             source: SourceKey { participant, rid },
