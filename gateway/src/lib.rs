@@ -394,15 +394,18 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
 }
 
 /// The heartbeat's load reader: WebRTC viewers from the state actor (once it runs), CPU from
-/// the overflow sampler, relays (both sides) from the state actor. Egress bit/s is not
-/// measured yet.
+/// the overflow sampler, relays (both sides) from the state actor, egress bit/s from the
+/// media plane's UDP byte count between two heartbeats.
 fn load_reader(
     state: Arc<std::sync::OnceLock<StateHandle>>,
     overflow: overflow::Overflow,
 ) -> LoadFn {
+    // (when, bytes) of the previous reading: egress bit/s is the growth since.
+    let last_sent: Arc<std::sync::Mutex<EgressSample>> = Arc::default();
     Arc::new(move || {
         let state = state.get().cloned();
         let cpu_percent = overflow.cpu_percent();
+        let egress_bps = egress_bps(&last_sent);
         Box::pin(async move {
             let stats = match state {
                 Some(s) => s.stats().await.ok(),
@@ -413,7 +416,7 @@ fn load_reader(
             Load {
                 cpu_percent,
                 webrtc_viewers: count(stats.viewers),
-                egress_bps: None,
+                egress_bps,
                 relays: count(stats.relays_in + stats.relays_out),
                 rooms: stats
                     .room_loads
@@ -428,6 +431,31 @@ fn load_reader(
             }
         })
     })
+}
+
+/// The media plane's UDP egress in bit/s ([`venue_sfu::sent_bytes`], process-wide), over the
+/// last second or more: a reading sooner than 1 s after the last sample (placement reads the
+/// load on every `/join`) repeats the last rate. `None` until two samples exist.
+fn egress_bps(last: &std::sync::Mutex<EgressSample>) -> Option<u64> {
+    let (now, bytes) = (std::time::Instant::now(), venue_sfu::sent_bytes());
+    let mut last = last.lock().ok()?;
+    match last.at {
+        Some((at, before)) if now.duration_since(at) >= std::time::Duration::from_secs(1) => {
+            let secs = now.duration_since(at).as_secs_f64();
+            last.bps = Some((bytes.saturating_sub(before) as f64 * 8.0 / secs) as u64);
+            last.at = Some((now, bytes));
+        }
+        Some(_) => {}
+        None => last.at = Some((now, bytes)),
+    }
+    last.bps
+}
+
+/// The previous egress sample: (when, bytes sent then) and the rate computed then.
+#[derive(Debug, Default)]
+struct EgressSample {
+    at: Option<(std::time::Instant, u64)>,
+    bps: Option<u64>,
 }
 
 /// The admin token: from the config, else `data_dir/admin-token`, generated (and printed to

@@ -171,6 +171,10 @@ async fn three_nodes_relay_both_slots_to_a_viewer_and_switch_without_renegotiati
         .and_then(|v| v.parse().ok())
         .expect("venue_cluster_relayed_packets_total");
     assert!(relayed > 100, "relayed packets counted: {relayed}");
+    // The heartbeat's egress (UDP bytes of the media planes: process-wide, so all three nodes
+    // of this test together) is measured while media flows.
+    let egress = a.cluster.current().await.load.egress_bps;
+    assert!(egress.is_some_and(|b| b > 100_000), "egress {egress:?}");
     assert_eq!((sa.relays_out, sc.relays_out), (1, 1));
     assert_eq!(
         (sa.viewers, sb.viewers, sc.viewers),

@@ -39,3 +39,4 @@ pub use handle::{BridgeHandle, SfuHandle};
 pub use offer::{MidLayout, Offer, OfferError};
 pub use shard::relay::relayed_packets;
 pub use shell::IceTcpStats;
+pub use shell::udp::sent_bytes;

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 mod tcp;
-mod udp;
+pub mod udp;
 
 pub use tcp::{IceTcpCounters, IceTcpIo, IceTcpStats};
 

@@ -134,6 +134,16 @@ pub(super) struct Sender<'a> {
     pub(super) dropped_remote: u64,
 }
 
+/// UDP payload bytes handed to the kernel by every media socket of this process (media,
+/// RTCP, STUN, DTLS, SCTP); read with [`sent_bytes`].
+static SENT_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// UDP payload bytes this process's media sockets sent since start (all media planes
+/// together: one per process outside tests). Cluster heartbeats derive egress bit/s from it.
+pub fn sent_bytes() -> u64 {
+    SENT_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Largest GSO batch in bytes (the kernel limit is 64 KiB per `sendmsg`).
 const MAX_BATCH_BYTES: usize = 60 * 1024;
 
@@ -163,6 +173,10 @@ impl Sender<'_> {
             return;
         };
         let count = std::mem::take(&mut self.count);
+        SENT_BYTES.fetch_add(
+            self.batch.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let destination = for_socket(destination, self.v6_socket);
         let transmit = quinn_udp::Transmit {
             destination,
