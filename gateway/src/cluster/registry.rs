@@ -72,7 +72,7 @@ pub struct Load {
     pub cpu_percent: Option<f32>,
     /// WHEP viewer sessions connected.
     pub webrtc_viewers: u64,
-    /// Media sent, bit/s (`None`: not measured yet).
+    /// Media plane UDP egress, bit/s over the last ≥ 1 s (`None` before two samples).
     pub egress_bps: Option<u64>,
     /// Relay sessions, both sides (from other nodes and to them).
     pub relays: u64,
