@@ -41,11 +41,10 @@ use venue_sfu::{ChannelClass, RoomId, SessionId};
 use super::owner::Owner;
 use super::settings::RoomSettings;
 use super::shell::{
-    DC_CLOSE_GRACE, HUB_QUEUE, HubDeps, HubHandle, HubInput, Peer, changed_or_pending,
-    channel_class, deliver, next_conn,
+    DC_CLOSE_GRACE, HUB_QUEUE, HubDeps, HubHandle, HubInput, Peer, changed_or_pending, next_conn,
 };
 use super::{
-    Admit, Class, ConnId, HubStats, Input, IpHash, ModerationError, Output, Transport, UserInfo,
+    Class, ConnId, HubStats, Input, IpHash, ModerationError, Output, Transport, UserInfo,
     too_slow_notice,
 };
 use crate::cluster::Cluster;
@@ -575,25 +574,9 @@ impl Edge {
     }
 
     async fn send(&mut self, conn: ConnId, class: Class, frame: Bytes) {
-        match self.clients.get(&conn).map(|c| &c.peer) {
-            Some(Peer::Ws(client))
-                if deliver(&self.deps.queue, client, class, frame.clone()) == Admit::Close =>
-            {
-                self.too_slow(conn);
-            }
-            Some(Peer::Ws(_)) => {}
-            Some(Peer::Dc(session)) => {
-                let session = *session;
-                if let Err(e) = self
-                    .deps
-                    .sfu
-                    .send_channel(session, channel_class(class), frame)
-                    .await
-                {
-                    tracing::debug!(%session, error = %e, "data-channel send failed");
-                }
-            }
-            None => {}
+        let peer = self.clients.get(&conn).map(|c| &c.peer);
+        if super::shell::send_to(&self.deps, peer, class, frame).await {
+            self.too_slow(conn);
         }
     }
 

@@ -281,6 +281,32 @@ pub(super) enum Peer {
     Dc(SessionId),
 }
 
+/// Sends `frame` to one client (`peer`; `None`: gone): into its WebSocket queue, or on its
+/// data channel. Returns whether it is a WebSocket client too slow to keep (the caller closes
+/// it).
+pub(super) async fn send_to(
+    deps: &HubDeps,
+    peer: Option<&Peer>,
+    class: Class,
+    frame: Bytes,
+) -> bool {
+    match peer {
+        Some(Peer::Ws(client)) => deliver(&deps.queue, client, class, frame) == Admit::Close,
+        Some(Peer::Dc(session)) => {
+            let session = *session;
+            if let Err(e) = deps
+                .sfu
+                .send_channel(session, channel_class(class), frame)
+                .await
+            {
+                tracing::debug!(%session, error = %e, "data-channel send failed");
+            }
+            false
+        }
+        None => false,
+    }
+}
+
 /// Sends one tick frame to every client of a room on this node: into each WebSocket client's
 /// queue, and once to the room's data channels (`SfuHandle::broadcast_channel`) when any
 /// client is on one. Returns the WebSocket clients too slow to keep (the caller closes them).
@@ -632,27 +658,11 @@ impl Actor {
         }
         while let Some(output) = self.core.poll_output() {
             match output {
-                Output::Send { conn, class, frame } => match self.peers.get(&conn) {
-                    Some(Peer::Ws(client))
-                        if deliver(&self.deps.queue, client, class, frame.clone())
-                            == Admit::Close =>
-                    {
+                Output::Send { conn, class, frame } => {
+                    if send_to(&self.deps, self.peers.get(&conn), class, frame).await {
                         self.too_slow(conn);
                     }
-                    Some(Peer::Ws(_)) => {}
-                    Some(Peer::Dc(session)) => {
-                        let session = *session;
-                        if let Err(e) = self
-                            .deps
-                            .sfu
-                            .send_channel(session, channel_class(class), frame)
-                            .await
-                        {
-                            tracing::debug!(%session, error = %e, "data-channel send failed");
-                        }
-                    }
-                    None => {}
-                },
+                }
                 Output::Broadcast { class, frame } => {
                     let slow =
                         fan_out(&self.deps, self.room, self.peers.iter(), class, frame).await;
